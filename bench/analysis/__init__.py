@@ -1,0 +1,11 @@
+"""Analysis: pure pandas views of a run's spans. Never imports torch or diffusers (a test checks it)."""
+
+from bench.analysis.metrics import (
+    mode_table,
+    origin_prediction,
+    summarize,
+    task_frame,
+    worker_table,
+)
+
+__all__ = ["mode_table", "origin_prediction", "summarize", "task_frame", "worker_table"]

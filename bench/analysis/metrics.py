@@ -1,0 +1,144 @@
+"""The numbers of DESIGN.md's "Analysis definitions", computed from span rows.
+
+All times come in as ns relative to t0 and go out in seconds. A "mode run" is one (mode, repeat).
+- makespan = last task end (t0 = 0); lower bound = max(sum of task time / G, longest task).
+- per worker: busy = sum of its task spans, barrier wait = sum of its batch-barrier spans,
+  finish = its last task end, tail idle = makespan - finish, utilisation = busy / makespan.
+- origin prediction, from the same measured task durations: free-run = the largest per-worker sum under
+  round-robin assignment, batch-sync = sum over batches of the slowest task.
+Failed tasks count like any other task: they occupied the device.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from bench.schema import BARRIER_BATCH, Kind, Status
+
+NS = 1e9
+
+
+def task_frame(spans: pd.DataFrame) -> pd.DataFrame:
+    """Timed task spans with duration columns in seconds: start_s, end_s, dur_s."""
+    t = spans[spans["kind"] == Kind.TASK].copy()
+    t["start_s"] = t["start_ns"] / NS
+    t["end_s"] = t["end_ns"] / NS
+    t["dur_s"] = (t["end_ns"] - t["start_ns"]) / NS
+    return t
+
+
+def origin_prediction(durations: pd.Series, n_workers: int) -> tuple[float, float]:
+    """(free-run, batch-sync) makespan predicted the origin document's way from task durations.
+
+    `durations` is indexed by task id (0..T-1). free-run = max over workers g of sum(d[i], i = g mod G);
+    batch-sync = sum over batches b of max(d[i], i in bG..bG+G-1).
+    """
+    if len(durations) == 0:
+        return 0.0, 0.0
+    ids = durations.index.to_numpy(dtype=np.int64)
+    d = durations.to_numpy(dtype=float)
+    per_worker = np.bincount(ids % n_workers, weights=d, minlength=n_workers)
+    batches = pd.Series(d).groupby(ids // n_workers).max()
+    return float(per_worker.max()), float(batches.sum())
+
+
+def worker_table(spans: pd.DataFrame, n_workers: dict[str, int] | int) -> pd.DataFrame:
+    """One row per (mode, repeat, worker): tasks, failed, busy_s, barrier_s, finish_s, tail_idle_s, util."""
+    tasks = task_frame(spans)
+    bar = spans[(spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)]
+    rows = []
+    keys = ["mode", "repeat"]
+    for (mode, rep), tgroup in tasks.groupby(keys, sort=False):
+        makespan = tgroup["end_s"].max()
+        workers = sorted(spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]["worker"].unique())
+        bgroup = bar[(bar["mode"] == mode) & (bar["repeat"] == rep)]
+        for w in workers:
+            wt = tgroup[tgroup["worker"] == w]
+            wb = bgroup[bgroup["worker"] == w]
+            busy = float(wt["dur_s"].sum())
+            # A barrier span can outlast the makespan only after the last task; clip to the timed window.
+            wait = float((wb["end_ns"].clip(upper=int(makespan * NS)) - wb["start_ns"]).clip(lower=0).sum())
+            finish = float(wt["end_s"].max()) if len(wt) else 0.0
+            rows.append(
+                {
+                    "mode": mode,
+                    "repeat": int(rep),
+                    "worker": int(w),
+                    "device": (wt["device"].iloc[0] if len(wt) else ""),
+                    "tasks": len(wt),
+                    "failed": int((wt["status"] == Status.ERROR).sum()),
+                    "busy_s": busy,
+                    "barrier_s": wait / NS,
+                    "finish_s": finish,
+                    "tail_idle_s": float(makespan) - finish,
+                    "util": busy / makespan if makespan > 0 else math.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def mode_table(spans: pd.DataFrame, n_workers: int) -> pd.DataFrame:
+    """One row per (mode, repeat): makespan, lower bound, origin predictions, barrier wait, utilisation."""
+    tasks = task_frame(spans)
+    wt = worker_table(spans, n_workers)
+    rows = []
+    for (mode, rep), g in tasks.groupby(["mode", "repeat"], sort=False):
+        makespan = float(g["end_s"].max())
+        total = float(g["dur_s"].sum())
+        lower = max(total / n_workers, float(g["dur_s"].max()))
+        durations = g.set_index("task")["dur_s"].sort_index()
+        pred_free, pred_batch = origin_prediction(durations, n_workers)
+        w = wt[(wt["mode"] == mode) & (wt["repeat"] == rep)]
+        n_batches = math.ceil(len(g) / n_workers) if mode == "batch-sync" else 0
+        rows.append(
+            {
+                "mode": mode,
+                "repeat": int(rep),
+                "tasks": len(g),
+                "failed": int((g["status"] == Status.ERROR).sum()),
+                "makespan_s": makespan,
+                "lower_bound_s": lower,
+                "origin_free_run_s": pred_free,
+                "origin_batch_sync_s": pred_batch,
+                "mean_task_s": float(g["dur_s"].mean()),
+                "task_cv": float(g["dur_s"].std(ddof=0) / g["dur_s"].mean()) if total > 0 else 0.0,
+                "barrier_wait_s": float(w["barrier_s"].sum()),
+                "sync_points": max(0, n_batches - 1),
+                "util": total / (n_workers * makespan) if makespan > 0 else math.nan,
+                "finish_spread_s": float(w["finish_s"].max() - w["finish_s"].min()),
+                "slowest_worker": int(w.loc[w["finish_s"].idxmax(), "worker"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summarize(spans: pd.DataFrame, n_workers: int, modes: list[str]) -> pd.DataFrame:
+    """Median (and min/max) over repeats per mode, in `modes` order, with ratios to free-run."""
+    mt = mode_table(spans, n_workers)
+    if mt.empty:
+        return mt
+    agg = mt.groupby("mode", sort=False).agg(
+        repeats=("repeat", "nunique"),
+        tasks=("tasks", "median"),
+        failed=("failed", "sum"),
+        makespan_s=("makespan_s", "median"),
+        makespan_min_s=("makespan_s", "min"),
+        makespan_max_s=("makespan_s", "max"),
+        lower_bound_s=("lower_bound_s", "median"),
+        origin_free_run_s=("origin_free_run_s", "median"),
+        origin_batch_sync_s=("origin_batch_sync_s", "median"),
+        mean_task_s=("mean_task_s", "median"),
+        task_cv=("task_cv", "median"),
+        barrier_wait_s=("barrier_wait_s", "median"),
+        sync_points=("sync_points", "max"),
+        util=("util", "median"),
+        finish_spread_s=("finish_spread_s", "median"),
+    )
+    order = [m for m in modes if m in agg.index] + [m for m in agg.index if m not in modes]
+    agg = agg.loc[order]
+    base = agg["makespan_s"].get("free-run", math.nan)
+    agg["vs_free_run"] = agg["makespan_s"] / base
+    return agg.reset_index()

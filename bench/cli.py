@@ -1,0 +1,190 @@
+"""The `bench` command line: the only place that prints and exits.
+
+    bench run       run the workload under one or more modes, write a run folder, report it
+    bench report    charts, trace and terminal report of a run folder (never imports torch)
+    bench compare   two runs side by side
+    bench simulate  the same modes with simulated durations, at any scale
+    bench replay    fit a measured run and predict it at other scales
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench.config import RunConfig, parse_modes
+from bench.errors import BenchError
+from bench.progress import ProgressFeed
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="syncbench: where does the time go when a diffusion workload runs on many GPUs?",
+)
+out = Console()
+err = Console(stderr=True)
+
+WORKLOAD_HELP = (
+    "edit = Qwen-Image-Edit through diffusers (see --model). "
+    "synthetic:mean=S,skew=X,jitter=Y[,steps=K,dist=normal|lognormal] = each task sleeps "
+    "mean × speed(worker) × jitter(task): speed factors spread evenly over [1-X, 1+X] across workers "
+    "(worker 0 fastest), jitter a per-task factor with mean 1 and coefficient of variation Y, the same "
+    "for every mode."
+)
+
+
+def _fail(e: BenchError) -> None:
+    err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _fmt_s(x: float) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f} s"
+
+
+@app.command()
+def run(
+    mode: Annotated[str, typer.Option(help="free-run | batch-sync | dynamic | both (free-run, batch-sync) | all")] = "both",
+    images: Annotated[int, typer.Option(help="Number of tasks (edits); inputs are cycled.")] = 270,
+    gpus: Annotated[str | None, typer.Option(help="CUDA devices: all | N (the first N) | 0,2,5. Default: all.")] = None,
+    workers: Annotated[int | None, typer.Option(help="CPU workers (no CUDA). Default: one per core.")] = None,
+    backend: Annotated[str, typer.Option(help="processes (one per device, torch.distributed) | threads (one process).")] = "processes",
+    workload: Annotated[str, typer.Option(help=WORKLOAD_HELP)] = "edit",
+    model: Annotated[str, typer.Option(help="edit only: auto | random:tiny | random:full | hub id | local folder. auto = tiny without CUDA; with CUDA real weights if cached, else random:full.")] = "auto",
+    input_dir: Annotated[Path | None, typer.Option(help="edit only: folder of input images (use with --prompt).")] = None,
+    prompt: Annotated[str | None, typer.Option(help="edit only: the prompt for --input-dir.")] = None,
+    tasks: Annotated[Path | None, typer.Option(help="edit only: JSONL or CSV with image, prompt[, seed, size, steps].")] = None,
+    steps: Annotated[int | None, typer.Option(help="edit only: denoising steps (default: the model's; real 50).")] = None,
+    size: Annotated[int | None, typer.Option(help="edit only: output side in pixels (default: real 1024).")] = None,
+    true_cfg_scale: Annotated[float | None, typer.Option(help="edit only: true CFG scale (default 4.0).")] = None,
+    negative_prompt: Annotated[str | None, typer.Option(help="edit only: negative prompt (default ' ').")] = None,
+    save_images: Annotated[bool, typer.Option(help="edit only: write edited images into the run folder.")] = False,
+    trace_steps: Annotated[bool, typer.Option(help="edit only: per-step CUDA events and NVTX ranges.")] = True,
+    out_dir: Annotated[Path, typer.Option("--out", help="Parent folder of run folders (never overwritten).")] = Path("results"),
+    seed: Annotated[int, typer.Option(help="Seed of task 0; task i gets seed + i.")] = 0,
+    repeat: Annotated[int, typer.Option(help="Repeats; modes alternate within each repeat.")] = 1,
+    report: Annotated[bool, typer.Option(help="Write charts and trace when done.")] = True,
+) -> None:
+    """Run the workload on every device under each mode; write a run folder and report it."""
+    try:
+        edit: dict[str, Any] = {
+            "model": model, "input_dir": input_dir, "prompt": prompt, "tasks_file": tasks,
+            "steps": steps, "size": size, "true_cfg_scale": true_cfg_scale,
+            "negative_prompt": negative_prompt, "save_images": save_images, "trace_steps": trace_steps,
+        }
+        if not workload == "edit":
+            given = [k for k in ("input_dir", "prompt", "tasks_file", "steps", "size") if edit[k] is not None]
+            if given or model != "auto":
+                raise BenchError(f"--{(given or ['model'])[0].replace('_', '-')} applies to --workload edit only")
+            edit = {}
+        config = RunConfig(
+            modes=parse_modes(mode), images=images, backend=backend, workload=workload, gpus=gpus,
+            workers=workers, out=out_dir, seed=seed, repeat=repeat, edit=edit,
+        )
+        from runners.run import execute, prepare  # torch is imported only for a run
+
+        prep = prepare(config)
+    except BenchError as e:
+        _fail(e)
+    for note in prep.notes:
+        err.print(f"[yellow]note:[/] {note}", highlight=False)
+    G = len(prep.devices)
+    per_worker = math.ceil(images / G)
+    feed = ProgressFeed(G)
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(bar_width=30), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), console=err, transient=False,
+    )
+    bars = [progress.add_task(f"{d.name:<14}", total=per_worker, info="starting") for d in prep.devices]
+
+    def poll(run_dir: Path) -> None:
+        feed.update(run_dir)
+        for w, bar in enumerate(bars):
+            p = feed.workers.get(w)
+            if p is None:
+                continue
+            fail = f" [red]{p.failed} failed[/]" if p.failed else ""
+            last = f" last {p.last_task_s:.2f}s" if p.last_task_s is not None else ""
+            total = images if p.mode.startswith("dynamic") else len(range(w, images, G))
+            progress.update(bar, completed=p.done, total=total,
+                            info=f"{p.mode} r{p.repeat}: {p.done} tasks{fail}{last}")
+
+    started = time.monotonic()
+    run_dir: Path | None = None
+    try:
+        with progress:
+            run_dir = execute(prep, poll, argv=["bench", *sys.argv[1:]])
+    except BenchError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        err.print("[bold red]interrupted[/]: the run folder is kept and marked failed")
+        raise typer.Exit(130) from None
+    err.print(f"finished in {time.monotonic() - started:.1f} s → {run_dir}", highlight=False)
+    _report(run_dir, charts=report, summary_only=True)
+
+
+def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bool = False) -> None:
+    from bench.store import load_run
+
+    try:
+        data = load_run(run_dir)
+    except BenchError as e:
+        _fail(e)
+    from viz.terminal import render_report, render_summary, report_json
+
+    if data.spans.empty or not (data.spans["kind"] == "task").any():
+        _fail(BenchError(f"{run_dir} has no task records (status: {data.meta.get('status')})"))
+    if as_json:
+        out.print_json(json.dumps(report_json(data)))
+        return
+    paths: list[Path] = []
+    if charts:
+        from viz.save import write_report
+
+        paths = write_report(data)
+    out.print(render_summary(data) if summary_only else render_report(data))
+    for p in paths:
+        out.print(f"wrote {p}", highlight=False)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (holds meta.json).")],
+    charts: Annotated[bool, typer.Option(help="Also write gantt/utilization/overhead PNGs and trace.json.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON document instead.")] = False,
+) -> None:
+    """Terminal report of a run; writes gantt.png, utilization.png, overhead.png and trace.json into it."""
+    _report(run_dir, charts=charts and not as_json, as_json=as_json)
+
+
+@app.command()
+def compare(
+    run_a: Annotated[Path, typer.Argument(help="First run folder.")],
+    run_b: Annotated[Path, typer.Argument(help="Second run folder.")],
+) -> None:
+    """The same numbers side by side for two runs (e.g. processes against threads)."""
+    from bench.store import load_run
+    from viz.terminal import render_compare
+
+    try:
+        a, b = load_run(run_a), load_run(run_b)
+    except BenchError as e:
+        _fail(e)
+    out.print(render_compare(a, b))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,9 @@
+"""The one error type the CLI turns into a red line and a non-zero exit.
+
+Raise it at the boundaries (bad input, unusable folder, missing device) with a message a user can act on.
+It is deliberately not used for a task that fails during a run: that becomes a span with status "error".
+"""
+
+
+class BenchError(Exception):
+    """A user-facing error: its message is printed as one line, without a traceback."""

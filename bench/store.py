@@ -1,0 +1,132 @@
+"""Run folders: create one (never overwrite), write meta.json, append spans, load a run as DataFrames.
+
+Layout of a run folder:
+    meta.json            config, argv, versions, devices, host, git revision, schema version, status
+    spans/w<G>.jsonl     one JSON object per line per span, appended and flushed by worker G as it happens
+    samples/w<G>.jsonl   device samples (NVML), if any
+
+This is the only module that writes run data; charts are saved by `viz.save`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.schema import SAMPLE_COLUMNS, SCHEMA_VERSION, SPAN_COLUMNS
+
+META = "meta.json"
+
+
+def create_run_dir(out: Path, label: str) -> Path:
+    """Make a new, empty run folder under `out`; an existing folder is never reused."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BenchError(f"cannot create output folder {out}: {e.strerror}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise BenchError(f"output folder {out} is not writable")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    base = f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}"
+    for i in range(1000):
+        path = out / (base if i == 0 else f"{base}-{i}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise BenchError(f"cannot create run folder in {out}: {e.strerror}") from None
+        (path / "spans").mkdir()
+        (path / "samples").mkdir()
+        return path
+    raise BenchError(f"too many runs named {base} in {out}")
+
+
+def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+    """Write meta.json atomically (a reader never sees half a file)."""
+    tmp = run_dir / (META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(run_dir / META)
+
+
+def read_meta(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / META
+    if not path.is_file():
+        raise BenchError(f"{run_dir} is not a run folder (no {META})")
+    try:
+        meta: dict[str, Any] = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise BenchError(f"{path} is not valid JSON: {e}") from None
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BenchError(
+            f"{run_dir} has schema version {version!r}; this syncbench reads version {SCHEMA_VERSION}"
+        )
+    return meta
+
+
+class JsonlWriter:
+    """Appends one JSON object per line and flushes it, so a crash loses at most the line in flight."""
+
+    def __init__(self, path: Path) -> None:
+        self._f: IO[str] = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._f.write(json.dumps(row, separators=(",", ":")) + "\n")
+
+    def close(self) -> None:
+        self._f.close()
+
+
+@dataclass(frozen=True)
+class RunData:
+    path: Path
+    meta: dict[str, Any]
+    spans: pd.DataFrame  # SPAN_COLUMNS, one row per span
+    samples: pd.DataFrame  # SAMPLE_COLUMNS, one row per device sample
+
+    @property
+    def modes(self) -> list[str]:
+        """Modes in the order they were run (meta's order), those with spans only."""
+        present = set(self.spans["mode"].unique())
+        return [m for m in self.meta.get("modes", []) if m in present]
+
+
+def _read_jsonl(files: list[Path], columns: tuple[str, ...]) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        with open(f, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    # Only the last line of a crashed worker can be torn; anything else is corruption.
+                    if fh.readline():
+                        raise BenchError(f"{f}:{n} is not valid JSON") from None
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def load_run(run_dir: Path | str) -> RunData:
+    """Load every span and sample of a run folder into DataFrames (times in ns relative to t0)."""
+    run_dir = Path(run_dir)
+    meta = read_meta(run_dir)
+    spans = _read_jsonl(sorted((run_dir / "spans").glob("*.jsonl")), SPAN_COLUMNS)
+    samples = _read_jsonl(sorted((run_dir / "samples").glob("*.jsonl")), SAMPLE_COLUMNS)
+    for col in ("repeat", "worker", "start_ns", "end_ns"):
+        spans[col] = spans[col].astype("int64")
+    for col in ("task", "batch", "step"):
+        spans[col] = spans[col].astype("Int64")
+    if len(samples):
+        samples["t_ns"] = samples["t_ns"].astype("int64")
+    spans = spans.sort_values(["mode", "repeat", "worker", "start_ns", "end_ns"], kind="stable")
+    return RunData(run_dir, meta, spans.reset_index(drop=True), samples)

@@ -1,0 +1,200 @@
+"""What a task is and what a workload must do; the synthetic workload.
+
+A workload is a picklable description (it travels to worker processes) that can
+1. list the tasks of a run (`tasks`), the same list and seeds for every mode, and
+2. `load` itself on one device, returning an executor that runs one task at a time and reports its phases
+   and denoising steps through a `TaskRecorder` (absolute `time.perf_counter_ns` values; the runner makes
+   them relative to t0 and writes the spans).
+
+The real edit workload lives in `runners.pipelines` (it needs torch and diffusers); this module does not.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from bench.errors import BenchError
+
+Dist = Literal["normal", "lognormal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One unit of work: an edit of one image with one prompt and one seed."""
+
+    id: int
+    seed: int
+    prompt: str = ""
+    image: str | None = None  # a file path; None = a generated input
+    size: int | None = None  # output side in pixels; None = the workload's default
+    steps: int | None = None  # denoising steps; None = the workload's default
+
+
+class TaskRecorder(Protocol):
+    """Where an executor reports what happened inside a task (absolute perf_counter_ns)."""
+
+    def phase(self, name: str, start_ns: int, end_ns: int) -> None: ...
+
+    def step(self, index: int, start_ns: int, end_ns: int) -> None: ...
+
+
+class Executor(Protocol):
+    """A workload loaded on one device."""
+
+    def run(self, task: Task, rec: TaskRecorder) -> None:
+        """Run one task; raise on failure (the runner records the error and goes on)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Workload(Protocol):
+    kind: str
+
+    def describe(self) -> dict[str, Any]:
+        """What goes into meta.json: everything needed to know what was measured."""
+        ...
+
+    def tasks(self, n: int, seed: int) -> list[Task]: ...
+
+    def load(self, worker: int, n_workers: int, device: str) -> Executor: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# The synthetic workload: sleeps for a duration drawn from a known model.
+
+
+def speed_factors(n_workers: int, skew: float) -> list[float]:
+    """Per-worker duration multipliers spread evenly over [1 - skew, 1 + skew] (worker 0 fastest).
+
+    skew = 0.05 means "GPU speed ±5 %": the slowest worker takes 1.05/0.95 times as long as the fastest.
+    """
+    if n_workers == 1:
+        return [1.0]
+    return [1.0 - skew + 2.0 * skew * g / (n_workers - 1) for g in range(n_workers)]
+
+
+def jitter_factor(task_id: int, seed: int, jitter: float, dist: Dist = "normal") -> float:
+    """Per-task duration multiplier with mean 1 and coefficient of variation `jitter`.
+
+    normal: 1 + jitter * z, z ~ N(0, 1), clipped at 0; lognormal: exp(sigma * z - sigma^2 / 2) with
+    sigma^2 = ln(1 + jitter^2), which has exactly mean 1 and CV `jitter`. Deterministic in (seed, task_id),
+    so every mode and every repeat sees the same task durations.
+    """
+    if jitter == 0:
+        return 1.0
+    z = random.Random(seed * 1_000_003 + task_id).gauss(0.0, 1.0)
+    if dist == "lognormal":
+        sigma = math.sqrt(math.log1p(jitter * jitter))
+        return math.exp(sigma * z - sigma * sigma / 2)
+    return max(0.0, 1.0 + jitter * z)
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticWorkload:
+    """Task duration = mean × speed_factor(worker) × jitter_factor(task); the worker sleeps that long.
+
+    Phases: encode 20 %, denoise 70 % (split evenly over `steps` steps), decode 10 %, save 0.
+    """
+
+    mean: float = 0.05
+    skew: float = 0.0
+    jitter: float = 0.0
+    steps: int = 4
+    dist: Dist = "normal"
+    kind: str = field(default="synthetic", init=False)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "synthetic",
+            "mean_s": self.mean,
+            "skew": self.skew,
+            "jitter": self.jitter,
+            "steps": self.steps,
+            "dist": self.dist,
+        }
+
+    def tasks(self, n: int, seed: int) -> list[Task]:
+        return [Task(id=i, seed=seed + i, steps=self.steps) for i in range(n)]
+
+    def duration_s(self, task: Task, worker: int, n_workers: int) -> float:
+        factor = speed_factors(n_workers, self.skew)[worker]
+        return self.mean * factor * jitter_factor(task.id, task.seed, self.jitter, self.dist)
+
+    def load(self, worker: int, n_workers: int, device: str) -> Executor:
+        return _SyntheticExecutor(self, worker, n_workers)
+
+
+@dataclass(slots=True)
+class _SyntheticExecutor:
+    workload: SyntheticWorkload
+    worker: int
+    n_workers: int
+
+    def run(self, task: Task, rec: TaskRecorder) -> None:
+        d_ns = int(self.workload.duration_s(task, self.worker, self.n_workers) * 1e9)
+        steps = task.steps or self.workload.steps
+        t = time.perf_counter_ns()
+        # Phase boundaries are deadlines from the task's start, so sleep overshoot does not accumulate.
+        t = _sleep_until(rec, "encode", t, t + int(0.2 * d_ns))
+        start = t
+        for k in range(steps):
+            t_end = start + int(0.7 * d_ns * (k + 1) / steps)
+            rec.step(k, t, s_end := _sleep_to(t_end))
+            t = s_end
+        rec.phase("denoise", start, t)
+        t = _sleep_until(rec, "decode", t, t + int(0.1 * d_ns))
+        rec.phase("save", t, time.perf_counter_ns())
+
+    def close(self) -> None:
+        pass
+
+
+def _sleep_to(deadline_ns: int) -> int:
+    now = time.perf_counter_ns()
+    if deadline_ns > now:
+        time.sleep((deadline_ns - now) / 1e9)
+        now = time.perf_counter_ns()
+    return now
+
+
+def _sleep_until(rec: TaskRecorder, name: str, start_ns: int, deadline_ns: int) -> int:
+    end = _sleep_to(deadline_ns)
+    rec.phase(name, start_ns, end)
+    return end
+
+
+def parse_synthetic(spec: str) -> SyntheticWorkload:
+    """Parse `synthetic[:mean=0.05,skew=0.05,jitter=0.1,steps=4,dist=normal]`."""
+    _, _, params = spec.partition(":")
+    values: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in params.split(","))):
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise BenchError(f"workload parameter '{item}' is not key=value (in '{spec}')")
+        if key in ("mean", "skew", "jitter"):
+            try:
+                values[key] = float(raw)
+            except ValueError:
+                raise BenchError(f"workload parameter {key}={raw!r} is not a number") from None
+            if values[key] < 0 or not math.isfinite(values[key]):
+                raise BenchError(f"workload parameter {key} must be a finite number >= 0, got {raw}")
+        elif key == "steps":
+            if not raw.isdigit() or int(raw) < 1:
+                raise BenchError(f"workload parameter steps must be a positive integer, got {raw!r}")
+            values[key] = int(raw)
+        elif key == "dist":
+            if raw not in ("normal", "lognormal"):
+                raise BenchError(f"workload parameter dist must be normal or lognormal, got {raw!r}")
+            values[key] = raw
+        else:
+            raise BenchError(
+                f"unknown workload parameter '{key}' (known: mean, skew, jitter, steps, dist)"
+            )
+    if values.get("skew", 0.0) >= 1:
+        raise BenchError("workload parameter skew must be < 1 (speed factors 1 ± skew must stay > 0)")
+    return SyntheticWorkload(**values)

@@ -1,0 +1,1 @@
+"""Runners: execute a workload on several devices under a synchronisation mode (knows torch)."""

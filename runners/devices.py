@@ -1,0 +1,100 @@
+"""Which devices the workers run on: CUDA GPUs (--gpus) or CPU workers (--workers) standing in for them."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from bench.errors import BenchError
+
+
+@dataclass(frozen=True)
+class Device:
+    worker: int
+    device: str  # torch device string
+    name: str  # lane label
+    model: str  # e.g. "NVIDIA H100 80GB HBM3" or the CPU model
+    uuid: str | None
+    host: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def parse_gpus(spec: str, available: int) -> list[int]:
+    """`all`, a count `N` (the first N) or a list `0,2,5`."""
+    spec = spec.strip()
+    if spec == "all":
+        ids = list(range(available))
+    elif spec.isdigit():
+        n = int(spec)
+        if n < 1:
+            raise BenchError("--gpus must be at least 1")
+        if n > available:
+            raise BenchError(f"--gpus {n} asks for more GPUs than this machine has ({available})")
+        ids = list(range(n))
+    else:
+        try:
+            ids = [int(x) for x in spec.split(",") if x.strip()]
+        except ValueError:
+            raise BenchError(f"--gpus must be all, a count or a list like 0,2,5; got {spec!r}") from None
+        bad = [i for i in ids if not 0 <= i < available]
+        if bad:
+            raise BenchError(f"--gpus names GPU {bad[0]}, but this machine has GPUs 0..{available - 1}")
+        if len(set(ids)) != len(ids):
+            raise BenchError(f"--gpus names a GPU twice: {spec}")
+    if not ids:
+        raise BenchError("no GPU selected")
+    return ids
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU"
+
+
+def resolve(gpus: str | None, workers: int | None) -> tuple[list[Device], str | None]:
+    """The devices to run on, and a note for the user when a default was chosen for them."""
+    import torch
+
+    host = socket.gethostname()
+    n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if workers is not None and workers < 1:
+        raise BenchError("--workers must be at least 1")
+    if gpus is not None and workers is not None:
+        raise BenchError("give --gpus (CUDA devices) or --workers (CPU workers), not both")
+    if gpus is not None or (n_cuda and workers is None):
+        if not n_cuda:
+            raise BenchError("no CUDA device on this machine: use --workers N for CPU workers")
+        ids = parse_gpus(gpus or "all", n_cuda)
+        devices = []
+        for w, i in enumerate(ids):
+            props = torch.cuda.get_device_properties(i)
+            uuid = str(getattr(props, "uuid", "")) or None
+            short = props.name.replace("NVIDIA ", "").split(" ")[0]
+            devices.append(Device(w, f"cuda:{i}", f"cuda:{i} {short}", props.name, uuid, host))
+        note = None if gpus else f"using all {len(ids)} CUDA devices"
+        return devices, note
+    cores = os.cpu_count() or 1
+    n = workers if workers is not None else cores
+    model = _cpu_model()
+    devices = [Device(w, "cpu", f"cpu:{w}", model, None, host) for w in range(n)]
+    note = None
+    if workers is None:
+        note = f"no CUDA device: {n} CPU workers, one per core, standing in for GPUs"
+    elif n_cuda:
+        note = f"CPU workers on a machine with {n_cuda} CUDA devices (--workers given)"
+    return devices, note
+
+
+def torch_threads(n_workers: int) -> int:
+    """Each CPU worker's share of the cores, so workers on one host do not fight over them."""
+    return max(1, (os.cpu_count() or 1) // n_workers)

@@ -1,0 +1,70 @@
+"""Wrong input: one clear line on stderr, a non-zero exit, no traceback, no run folder that looks complete."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app
+
+SYN = "synthetic:mean=0.001"
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--images", "0"], "--images must be at least 1"),
+        (["--images", "-3"], "--images must be at least 1"),
+        (["--mode", "sideways"], "unknown mode 'sideways'"),
+        (["--backend", "mpi"], "unknown backend 'mpi'"),
+        (["--gpus", "2"], "no CUDA device on this machine"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--workload", "synthetic:mean=x"], "is not a number"),
+        (["--workload", "synthetic:speed=2"], "unknown workload parameter 'speed'"),
+        (["--workload", "magic"], "unknown workload 'magic'"),
+        (["--repeat", "0"], "--repeat must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(tmp_path: Path, args: list[str], message: str) -> None:
+    workload = [] if "--workload" in args else ["--workload", SYN]
+    workers = [] if ("--workers" in args or "--gpus" in args) else ["--workers", "2"]
+    code, stderr = invoke("run", *workload, *workers, "--out", str(tmp_path), *args)
+    assert code == 2
+    assert message in stderr
+    assert "Traceback" not in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert list(tmp_path.iterdir()) == []  # nothing that looks like a run
+
+
+def test_unwritable_out(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, stderr = invoke("run", "--workload", SYN, "--workers", "1", "--images", "2", "--out", str(blocker / "sub"))
+    assert code == 2 and "cannot create output folder" in stderr and "Traceback" not in stderr
+
+
+def test_report_rejects_what_is_not_a_run(tmp_path: Path) -> None:
+    code, stderr = invoke("report", str(tmp_path))
+    assert code == 2 and "is not a run folder" in stderr
+    (tmp_path / "meta.json").write_text(json.dumps({"schema_version": 99}))
+    code, stderr = invoke("report", str(tmp_path))
+    assert code == 2 and "schema version 99" in stderr
+
+
+def test_analysis_and_viz_never_import_torch() -> None:
+    code = (
+        "import sys, bench.analysis, bench.store, bench.cli, viz.gantt, viz.terminal, viz.trace, viz.save;"
+        "bad = [m for m in ('torch', 'diffusers', 'transformers', 'runners') if m in sys.modules];"
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,56 @@
+"""The mode plans themselves, driven by hand: assignment, barriers, the partial last batch, the queue."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.config import MODE_GROUPS, MODE_NAMES, parse_modes
+from bench.errors import BenchError
+from runners.modes import MODES, Barrier, Claim, Run
+
+
+def drive(mode: str, worker: int, G: int, T: int, queue: list[int] | None = None) -> list[object]:
+    """All actions of one worker; Claims are answered from `queue` (then past-the-end)."""
+    plan = MODES[mode](worker, G, T)
+    answers = iter(queue or [])
+    actions: list[object] = []
+    reply = None
+    while True:
+        try:
+            action = plan.send(reply)
+        except StopIteration:
+            return actions
+        actions.append(action)
+        reply = next(answers, T) if isinstance(action, Claim) else None
+
+
+def test_mode_names_agree() -> None:
+    assert list(MODES) == list(MODE_NAMES)
+    assert parse_modes("both") == ["free-run", "batch-sync"]
+    assert parse_modes("all") == MODE_GROUPS["all"] == ["free-run", "batch-sync", "dynamic"]
+    assert parse_modes("dynamic,free-run") == ["dynamic", "free-run"]
+    with pytest.raises(BenchError, match="unknown mode 'nope'"):
+        parse_modes("nope")
+
+
+def test_free_run_is_round_robin_in_order() -> None:
+    assert drive("free-run", 0, 3, 8) == [Run(0), Run(3), Run(6)]
+    assert drive("free-run", 2, 3, 8) == [Run(2), Run(5)]
+    assert drive("free-run", 4, 5, 3) == []  # more workers than tasks
+
+
+def test_batch_sync_barriers_and_partial_last_batch() -> None:
+    # T=7, G=3: batches {0,1,2} {3,4,5} {6}; a barrier after batches 0 and 1, none after the last.
+    assert drive("batch-sync", 0, 3, 7) == [Run(0, 0), Barrier(0), Run(3, 1), Barrier(1), Run(6, 2)]
+    # Worker 2 has no task in the last batch but still reaches every barrier.
+    assert drive("batch-sync", 2, 3, 7) == [Run(2, 0), Barrier(0), Run(5, 1), Barrier(1)]
+    # Every worker enters the same number of barriers, or a real barrier would deadlock.
+    counts = {sum(isinstance(a, Barrier) for a in drive("batch-sync", g, 4, 9)) for g in range(4)}
+    assert counts == {2}
+    assert drive("batch-sync", 0, 1, 2) == [Run(0, 0), Barrier(0), Run(1, 1)]
+
+
+def test_dynamic_takes_what_the_queue_gives() -> None:
+    assert drive("dynamic", 1, 2, 5, queue=[1, 2, 4]) == [Claim(), Run(1), Claim(), Run(2), Claim(),
+                                                          Run(4), Claim()]
+    assert drive("dynamic", 0, 2, 0) == [Claim()]
