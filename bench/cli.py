@@ -81,7 +81,7 @@ def run(
             "steps": steps, "size": size, "true_cfg_scale": true_cfg_scale,
             "negative_prompt": negative_prompt, "save_images": save_images, "trace_steps": trace_steps,
         }
-        if not workload == "edit":
+        if workload != "edit":
             given = [k for k in ("input_dir", "prompt", "tasks_file", "steps", "size") if edit[k] is not None]
             if given or model != "auto":
                 raise BenchError(f"--{(given or ['model'])[0].replace('_', '-')} applies to --workload edit only")
@@ -119,7 +119,6 @@ def run(
                             info=f"{p.mode} r{p.repeat}: {p.done} tasks{fail}{last}")
 
     started = time.monotonic()
-    run_dir: Path | None = None
     try:
         with progress:
             run_dir = execute(prep, poll, argv=["bench", *sys.argv[1:]])
@@ -180,6 +179,105 @@ def compare(
     except BenchError as e:
         _fail(e)
     out.print(render_compare(a, b))
+
+
+@app.command()
+def simulate(
+    gpus: Annotated[int, typer.Option(help="Simulated workers.")] = 6,
+    images: Annotated[int, typer.Option(help="Tasks.")] = 270,
+    mean: Annotated[float, typer.Option(help="Mean task time in seconds.")] = 2.0,
+    skew: Annotated[float, typer.Option(help="Worker speed spread: factors evenly over [1-skew, 1+skew].")] = 0.05,
+    jitter: Annotated[float, typer.Option(help="Per-task coefficient of variation.")] = 0.05,
+    dist: Annotated[str, typer.Option(help="normal | lognormal per-task factor.")] = "normal",
+    mode: Annotated[str, typer.Option(help="free-run | batch-sync | dynamic | both | all")] = "all",
+    seed: Annotated[int, typer.Option(help="Seed of the task durations; repeat r uses seed + r.")] = 0,
+    repeat: Annotated[int, typer.Option(help="Simulated repeats (fresh durations each).")] = 1,
+    out_dir: Annotated[Path, typer.Option("--out", help="Parent folder of run folders.")] = Path("results"),
+    report: Annotated[bool, typer.Option(help="Write charts and trace of the simulated run.")] = False,
+) -> None:
+    """Drive the runners' own mode logic with simulated durations; write a normal run folder."""
+    import numpy as np
+    import pandas as pd
+
+    from bench.schema import SCHEMA_VERSION
+    from bench.simulate import theory
+    from bench.store import create_run_dir, write_meta
+    from bench.whatif import simulate_run
+    from bench.workload import speed_factors
+    from viz.whatif import sim_table
+
+    try:
+        modes = parse_modes(mode)
+        if gpus < 1 or images < 1 or repeat < 1:
+            raise BenchError("--gpus, --images and --repeat must be at least 1")
+        if mean <= 0 or not 0 <= skew < 1 or jitter < 0:
+            raise BenchError("need --mean > 0, 0 <= --skew < 1, --jitter >= 0")
+        if dist not in ("normal", "lognormal"):
+            raise BenchError(f"--dist must be normal or lognormal, got {dist!r}")
+        run_dir = create_run_dir(out_dir, f"sim-{gpus}x{images}")
+    except BenchError as e:
+        _fail(e)
+    started = time.perf_counter()
+    meta: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "run_id": run_dir.name, "status": "running", "simulated": True,
+        "argv": ["bench", *sys.argv[1:]], "modes": modes, "repeat": repeat, "backend": "simulated",
+        "n_workers": gpus, "n_tasks": images, "seed": seed,
+        "workload": {"kind": "simulated", "mean_s": mean, "skew": skew, "jitter": jitter, "dist": dist},
+        "workers": [{"worker": g, "device": f"sim:{g}", "name": f"sim:{g}"} for g in range(gpus)],
+    }
+    write_meta(run_dir, meta)
+    makespans = simulate_run(run_dir, modes, repeat, images, gpus, mean, skew, jitter, dist, seed)  # type: ignore[arg-type]
+    wf = np.asarray(speed_factors(gpus, skew))
+    rows = []
+    for m in modes:
+        ms = np.array(makespans[m])
+        expected, how = theory(m, images, mean, wf, jitter)
+        rows.append({"mode": m, "median_s": float(np.median(ms)), "p5_s": float(np.percentile(ms, 5)),
+                     "p95_s": float(np.percentile(ms, 95)), "theory_s": expected, "theory": how})
+    meta["status"] = "complete"
+    meta["elapsed_s"] = time.perf_counter() - started
+    write_meta(run_dir, meta)
+    out.print(sim_table(pd.DataFrame(rows), f"simulated: {images} tasks on {gpus} workers, mean {mean} s, "
+                                            f"skew ±{skew:.0%}, jitter {jitter:.0%} ({repeat} repeats)"))
+    err.print(f"simulated in {meta['elapsed_s']:.1f} s → {run_dir}", highlight=False)
+    if report:
+        _report(run_dir, charts=True, summary_only=True)
+
+
+@app.command()
+def replay(
+    run_dir: Annotated[Path, typer.Argument(help="A measured run folder.")],
+    gpus: Annotated[int | None, typer.Option(help="Workers to predict for (default: the run's).")] = None,
+    images: Annotated[int | None, typer.Option(help="Tasks to predict for (default: the run's).")] = None,
+    mode: Annotated[str, typer.Option(help="Modes to predict.")] = "all",
+    repeat: Annotated[int, typer.Option(help="Resampled runs behind each prediction.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
+) -> None:
+    """Fit a measured run (speed per worker, task-time distribution) and predict every mode at another scale."""
+    import pandas as pd
+
+    from bench.analysis import mode_table
+    from bench.store import load_run
+    from bench.whatif import fit_run, predict
+    from viz.whatif import fit_table, sim_table
+
+    try:
+        data = load_run(run_dir)
+        modes = parse_modes(mode)
+        G = data.meta["n_workers"]
+        fit = fit_run(data.spans, G)
+        g, t = gpus or G, images or fit.n_tasks
+        if g < 1 or t < 1 or repeat < 1:
+            raise BenchError("--gpus, --images and --repeat must be at least 1")
+    except BenchError as e:
+        _fail(e)
+    devices = [w.get("name", str(w.get("worker"))) for w in data.meta.get("workers", [])]
+    out.print(fit_table(G, fit.mean_s, fit.cv, fit.gap_s, fit.speed.tolist(), devices))
+    rows = predict(fit, modes, g, t, repeat, seed)
+    if (g, t) == (G, fit.n_tasks):
+        measured = mode_table(data.spans, G).groupby("mode")["makespan_s"].median()
+        rows["measured_s"] = [measured.get(m, float("nan")) for m in rows["mode"]]
+    out.print(sim_table(pd.DataFrame(rows), f"predicted: {t} tasks on {g} workers ({repeat} resampled runs)"))
 
 
 def main() -> None:

@@ -130,3 +130,22 @@ def load_run(run_dir: Path | str) -> RunData:
         samples["t_ns"] = samples["t_ns"].astype("int64")
     spans = spans.sort_values(["mode", "repeat", "worker", "start_ns", "end_ns"], kind="stable")
     return RunData(run_dir, meta, spans.reset_index(drop=True), samples)
+
+
+def write_spans_columns(run_dir: Path, name: str, const: dict[str, Any], worker: Any, task: Any,
+                        batch: Any, start_ns: Any, end_ns: Any) -> None:
+    """Write many spans at once (the simulator's path): the same JSON lines a worker appends one by one.
+
+    `const` holds the fields shared by every row (run, mode, repeat, kind, name, status); the others are
+    sequences of equal length (`task`/`batch` may hold None). Formatting from a template is ~10x faster
+    than a DataFrame's to_json, which matters at a million tasks.
+    """
+    head = json.dumps({k: const[k] for k in ("run", "mode", "repeat")})[:-1]
+    tail = json.dumps({k: const[k] for k in ("kind", "name")})[1:-1]
+    status = json.dumps(const.get("status", "ok"))
+    fmt = head + ',"worker":%d,"device":"sim:%d",' + tail + ',"task":%s,"batch":%s,"start_ns":%d,"end_ns":%d,"status":' + status + ',"error":null,"step":null}\n'
+    with open(run_dir / "spans" / f"{name}.jsonl", "w", encoding="utf-8") as f:
+        f.writelines(
+            fmt % (w, w, "null" if t is None else t, "null" if b is None else b, a, e)
+            for w, t, b, a, e in zip(worker, task, batch, start_ns, end_ns, strict=True)
+        )

@@ -12,10 +12,11 @@ The real edit workload lives in `runners.pipelines` (it needs torch and diffuser
 from __future__ import annotations
 
 import math
-import random
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+import numpy as np
 
 from bench.errors import BenchError
 
@@ -32,6 +33,7 @@ class Task:
     image: str | None = None  # a file path; None = a generated input
     size: int | None = None  # output side in pixels; None = the workload's default
     steps: int | None = None  # denoising steps; None = the workload's default
+    cost: float = 1.0  # synthetic workload only: this task's jitter factor (duration multiplier)
 
 
 class TaskRecorder(Protocol):
@@ -53,7 +55,10 @@ class Executor(Protocol):
 
 
 class Workload(Protocol):
-    kind: str
+    @property
+    def kind(self) -> str:
+        """"synthetic" or "edit"."""
+        ...
 
     def describe(self) -> dict[str, Any]:
         """What goes into meta.json: everything needed to know what was measured."""
@@ -78,20 +83,20 @@ def speed_factors(n_workers: int, skew: float) -> list[float]:
     return [1.0 - skew + 2.0 * skew * g / (n_workers - 1) for g in range(n_workers)]
 
 
-def jitter_factor(task_id: int, seed: int, jitter: float, dist: Dist = "normal") -> float:
-    """Per-task duration multiplier with mean 1 and coefficient of variation `jitter`.
+def jitter_factors(n: int, seed: int, jitter: float, dist: Dist = "normal") -> np.ndarray:
+    """Per-task duration multipliers with mean 1 and coefficient of variation `jitter`, for tasks 0..n-1.
 
     normal: 1 + jitter * z, z ~ N(0, 1), clipped at 0; lognormal: exp(sigma * z - sigma^2 / 2) with
-    sigma^2 = ln(1 + jitter^2), which has exactly mean 1 and CV `jitter`. Deterministic in (seed, task_id),
-    so every mode and every repeat sees the same task durations.
+    sigma^2 = ln(1 + jitter^2), which has exactly mean 1 and CV `jitter`. Deterministic in `seed`, so every
+    mode and repeat sees the same durations; the simulator draws from this same function.
     """
     if jitter == 0:
-        return 1.0
-    z = random.Random(seed * 1_000_003 + task_id).gauss(0.0, 1.0)
+        return np.ones(n)
+    z = np.random.default_rng(seed).standard_normal(n)
     if dist == "lognormal":
         sigma = math.sqrt(math.log1p(jitter * jitter))
-        return math.exp(sigma * z - sigma * sigma / 2)
-    return max(0.0, 1.0 + jitter * z)
+        return np.exp(sigma * z - sigma * sigma / 2)
+    return np.clip(1.0 + jitter * z, 0.0, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +124,11 @@ class SyntheticWorkload:
         }
 
     def tasks(self, n: int, seed: int) -> list[Task]:
-        return [Task(id=i, seed=seed + i, steps=self.steps) for i in range(n)]
+        costs = jitter_factors(n, seed, self.jitter, self.dist)
+        return [Task(id=i, seed=seed + i, steps=self.steps, cost=float(costs[i])) for i in range(n)]
 
     def duration_s(self, task: Task, worker: int, n_workers: int) -> float:
-        factor = speed_factors(n_workers, self.skew)[worker]
-        return self.mean * factor * jitter_factor(task.id, task.seed, self.jitter, self.dist)
+        return self.mean * speed_factors(n_workers, self.skew)[worker] * task.cost
 
     def load(self, worker: int, n_workers: int, device: str) -> Executor:
         return _SyntheticExecutor(self, worker, n_workers)

@@ -1,0 +1,128 @@
+"""What-if: simulated runs as run folders, and replay of a measured run at other scales.
+
+- `write_simulated` records a `SimResult` as the same span rows a real run writes (task and batch-barrier
+  spans; no load, warm-up or phases, which a simulation does not model).
+- `fit_run` fits a measured run: per-worker speed factors, the per-task residual distribution (empirical,
+  resampled for prediction, so no shape is assumed), and the runner's measured gap between tasks.
+- `predict` drives the modes with the fit at any (G, T), R times, and returns quantiles.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.schema import BARRIER_BATCH, Kind, Status
+from bench.simulate import SimResult, durations_model, simulate, theory
+from bench.store import write_spans_columns
+from bench.workload import Dist
+
+
+def write_simulated(run_dir: Path, res: SimResult, repeat: int) -> None:
+    """Record a simulated mode run as the spans a real run writes: tasks and batch barriers."""
+    const = {"run": run_dir.name, "mode": res.mode, "repeat": repeat, "status": str(Status.OK)}
+    T = len(res.start)
+    batch = [None if b < 0 else b for b in res.batch.tolist()]
+    write_spans_columns(run_dir, f"{res.mode}-r{repeat}-tasks", {**const, "kind": str(Kind.TASK), "name": "task"},
+                        res.worker.tolist(), range(T), batch, np.round(res.start * 1e9).astype(np.int64).tolist(),
+                        np.round(res.end * 1e9).astype(np.int64).tolist())
+    b = res.barriers
+    if len(b["worker"]):
+        write_spans_columns(run_dir, f"{res.mode}-r{repeat}-barriers",
+                            {**const, "kind": str(Kind.BARRIER), "name": BARRIER_BATCH},
+                            b["worker"].tolist(), [None] * len(b["worker"]), b["batch"].tolist(),
+                            np.round(b["arrive"] * 1e9).astype(np.int64).tolist(),
+                            np.round(b["leave"] * 1e9).astype(np.int64).tolist())
+
+
+def _simulate_and_write(run_dir: Path, mode: str, repeat: int, n_tasks: int, n_workers: int, mean: float,
+                        skew: float, jitter: float, dist: Dist, seed: int) -> tuple[str, int, float]:
+    tf, wf = durations_model(n_tasks, n_workers, mean, skew, jitter, dist, seed + repeat)
+    res = simulate(mode, tf, wf)
+    write_simulated(run_dir, res, repeat)
+    return mode, repeat, res.makespan
+
+
+def simulate_run(run_dir: Path, modes: list[str], repeats: int, n_tasks: int, n_workers: int, mean: float,
+                 skew: float, jitter: float, dist: Dist, seed: int) -> dict[str, list[float]]:
+    """Simulate every (mode, repeat) into `run_dir`, one process per core; makespans per mode.
+
+    Repeat r draws its durations with seed + r. Processes because simulating and formatting a million
+    records are both pure-Python work that threads would serialise.
+    """
+    jobs = [(run_dir, m, r, n_tasks, n_workers, mean, skew, jitter, dist, seed) for m in modes
+            for r in range(repeats)]
+    out: dict[str, list[float]] = {m: [0.0] * repeats for m in modes}
+    if len(jobs) == 1 or (os.cpu_count() or 1) == 1:
+        results = [_simulate_and_write(*j) for j in jobs]
+    else:
+        ctx = mp.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1), mp_context=ctx) as pool:
+            results = list(pool.map(_simulate_and_write, *zip(*jobs, strict=True)))
+    for mode, repeat, makespan in results:
+        out[mode][repeat] = makespan
+    return out
+
+
+@dataclass(frozen=True)
+class Fit:
+    n_workers: int
+    n_tasks: int
+    mean_s: float  # mean task duration over all measured tasks
+    speed: np.ndarray  # (G,) per-worker duration factor, mean 1
+    residual: np.ndarray  # per-task factor after removing the worker's speed (mean 1)
+    gap_s: float  # median gap between consecutive tasks on a worker (runner + host work between tasks)
+    modes: list[str]
+
+    @property
+    def cv(self) -> float:
+        return float(self.residual.std() / self.residual.mean())
+
+
+def fit_run(spans: pd.DataFrame, n_workers: int) -> Fit:
+    t = spans[(spans["kind"] == Kind.TASK) & (spans["status"] == Status.OK)].copy()
+    if len(t) < 2:
+        raise BenchError("the run has fewer than 2 successful tasks: nothing to fit")
+    t["dur"] = (t["end_ns"] - t["start_ns"]) / 1e9
+    mean = float(t["dur"].mean())
+    per = t.groupby("worker")["dur"].mean() / mean
+    speed = np.array([per.get(g, 1.0) for g in range(n_workers)])
+    speed = speed / speed.mean()
+    resid = (t["dur"] / (mean * speed[t["worker"].to_numpy()])).to_numpy()
+    s = t.sort_values(["mode", "repeat", "worker", "start_ns"])
+    same = (s["worker"].to_numpy()[1:] == s["worker"].to_numpy()[:-1]) & (
+        s["mode"].to_numpy()[1:] == s["mode"].to_numpy()[:-1]) & (
+        s["repeat"].to_numpy()[1:] == s["repeat"].to_numpy()[:-1])
+    gaps = (s["start_ns"].to_numpy()[1:] - s["end_ns"].to_numpy()[:-1])[same] / 1e9
+    # Batch-sync gaps contain barrier waits; the runner's own gap is best seen in the other modes.
+    free = s["mode"].to_numpy()[1:][same] != "batch-sync"
+    gap = float(np.median(gaps[free])) if free.any() else (float(np.median(gaps)) if len(gaps) else 0.0)
+    modes = list(dict.fromkeys(t["mode"]))
+    return Fit(n_workers, int(t.groupby(["mode", "repeat"]).size().max()), mean, speed, resid,
+               max(gap, 0.0), modes)
+
+
+def predict(fit: Fit, modes: list[str], n_workers: int, n_tasks: int, repeats: int,
+            seed: int) -> pd.DataFrame:
+    """Makespan per mode at (n_workers, n_tasks): median and 5–95 % over `repeats` resampled runs."""
+    speed = fit.speed[np.arange(n_workers) % fit.n_workers]
+    rows = []
+    for mode in modes:
+        spans = []
+        for r in range(repeats):
+            rng = np.random.default_rng(seed + r)
+            # Each task costs a resampled measured duration plus the measured gap that follows it.
+            tf = fit.mean_s * rng.choice(fit.residual, size=n_tasks, replace=True) + fit.gap_s / speed.mean()
+            spans.append(simulate(mode, tf, speed).makespan)
+        m = np.array(spans)
+        expected, how = theory(mode, n_tasks, fit.mean_s + fit.gap_s, speed, fit.cv)
+        rows.append({"mode": mode, "median_s": float(np.median(m)), "p5_s": float(np.percentile(m, 5)),
+                     "p95_s": float(np.percentile(m, 95)), "theory_s": expected, "theory": how})
+    return pd.DataFrame(rows)
