@@ -2,30 +2,32 @@
 
     python benchmarks/runner_overhead.py [--images 2000] [--workers 2] [--out /tmp/overhead]
 
-Runs `bench run --mode all --workload synthetic:mean=0` with each backend, then prints, per mode and
-backend, the median and p99 of (start of task k+1 - end of task k) on the same worker. For batch-sync the
+Runs the equivalent of `bench run --mode all --workload synthetic:mean=0` with each backend, then prints, per mode and
+backend, the median and p99 of (start of task k+1 - end of task k) on the same worker, and the median
+length of a zero-duration task's span (the 8 phase and step records it writes happen inside it). For batch-sync the
 gap includes the barrier (that is its cost); the records (9 spans a task) are written inside the gap.
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
+from bench.config import RunConfig
 from bench.store import load_run
+from runners.run import execute, prepare
 
 
-def gaps_ms(run_dir: Path) -> dict[str, np.ndarray]:
+def gaps_ms(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per mode: (gaps between consecutive tasks on a worker, task span lengths), in ms."""
     spans = load_run(run_dir).spans
     t = spans[spans["kind"] == "task"].sort_values(["mode", "worker", "start_ns"])
     out = {}
     for mode, g in t.groupby("mode", sort=False):
         per = [w["start_ns"].to_numpy()[1:] - w["end_ns"].to_numpy()[:-1] for _, w in g.groupby("worker")]
-        out[str(mode)] = np.concatenate(per) / 1e6
+        out[str(mode)] = (np.concatenate(per) / 1e6, (g["end_ns"] - g["start_ns"]).to_numpy() / 1e6)
     return out
 
 
@@ -35,15 +37,15 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("/tmp/syncbench-overhead"))
     a = p.parse_args()
-    print("| backend | mode | gaps | median ms | p99 ms |\n| --- | --- | --- | --- | --- |")
+    print("| backend | mode | gaps | gap median ms | gap p99 ms | task span median ms |\n"
+          "| --- | --- | --- | --- | --- | --- |")
     for backend in ("processes", "threads"):
-        out = a.out / backend
-        subprocess.run([sys.executable, "-m", "bench.cli", "run", "--mode", "all", "--images", str(a.images),
-                        "--workers", str(a.workers), "--workload", "synthetic:mean=0", "--backend", backend,
-                        "--out", str(out), "--no-report"], check=True, capture_output=True)
-        run_dir = max(out.iterdir())
-        for mode, g in gaps_ms(run_dir).items():
-            print(f"| {backend} | {mode} | {len(g)} | {np.median(g):.3f} | {np.percentile(g, 99):.3f} |")
+        config = RunConfig(modes=["free-run", "batch-sync", "dynamic"], images=a.images, backend=backend,
+                           workload="synthetic:mean=0", workers=a.workers, out=a.out / backend)
+        run_dir = execute(prepare(config), poll=lambda _: None)
+        for mode, (g, d) in gaps_ms(run_dir).items():
+            print(f"| {backend} | {mode} | {len(g)} | {np.median(g):.3f} | {np.percentile(g, 99):.3f} "
+                  f"| {np.median(d):.3f} |")
 
 
 if __name__ == "__main__":

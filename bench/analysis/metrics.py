@@ -53,21 +53,24 @@ def worker_table(spans: pd.DataFrame, n_workers: dict[str, int] | int) -> pd.Dat
     keys = ["mode", "repeat"]
     for (mode, rep), tgroup in tasks.groupby(keys, sort=False):
         makespan = tgroup["end_s"].max()
-        workers = sorted(spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]["worker"].unique())
+        makespan_ns = int(tgroup["end_ns"].max())
+        run_spans = spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]
+        devices = run_spans.drop_duplicates("worker").set_index("worker")["device"]
+        workers = sorted(run_spans["worker"].unique())
         bgroup = bar[(bar["mode"] == mode) & (bar["repeat"] == rep)]
         for w in workers:
             wt = tgroup[tgroup["worker"] == w]
             wb = bgroup[bgroup["worker"] == w]
             busy = float(wt["dur_s"].sum())
             # A barrier span can outlast the makespan only after the last task; clip to the timed window.
-            wait = float((wb["end_ns"].clip(upper=int(makespan * NS)) - wb["start_ns"]).clip(lower=0).sum())
+            wait = float((wb["end_ns"].clip(upper=makespan_ns) - wb["start_ns"]).clip(lower=0).sum())
             finish = float(wt["end_s"].max()) if len(wt) else 0.0
             rows.append(
                 {
                     "mode": mode,
                     "repeat": int(rep),
                     "worker": int(w),
-                    "device": (wt["device"].iloc[0] if len(wt) else ""),
+                    "device": str(devices.get(w, "")),
                     "tasks": len(wt),
                     "failed": int((wt["status"] == Status.ERROR).sum()),
                     "busy_s": busy,
@@ -92,7 +95,9 @@ def mode_table(spans: pd.DataFrame, n_workers: int) -> pd.DataFrame:
         durations = g.set_index("task")["dur_s"].sort_index()
         pred_free, pred_batch = origin_prediction(durations, n_workers)
         w = wt[(wt["mode"] == mode) & (wt["repeat"] == rep)]
-        n_batches = math.ceil(len(g) / n_workers) if mode == "batch-sync" else 0
+        # Sync points are the batch barriers actually recorded (a partial run has fewer than ceil(T/G) - 1).
+        recorded = spans[(spans["mode"] == mode) & (spans["repeat"] == rep) & (spans["kind"] == Kind.BARRIER)
+                         & (spans["name"] == BARRIER_BATCH)]
         rows.append(
             {
                 "mode": mode,
@@ -106,7 +111,7 @@ def mode_table(spans: pd.DataFrame, n_workers: int) -> pd.DataFrame:
                 "mean_task_s": float(g["dur_s"].mean()),
                 "task_cv": float(g["dur_s"].std(ddof=0) / g["dur_s"].mean()) if total > 0 else 0.0,
                 "barrier_wait_s": float(w["barrier_s"].sum()),
-                "sync_points": max(0, n_batches - 1),
+                "sync_points": int(recorded["batch"].nunique()),
                 "util": total / (n_workers * makespan) if makespan > 0 else math.nan,
                 "finish_spread_s": float(w["finish_s"].max() - w["finish_s"].min()),
                 "slowest_worker": int(w.loc[w["finish_s"].idxmax(), "worker"]),

@@ -1,0 +1,340 @@
+"""Analysis on hand-built runs whose every number is worked out by hand here (metrics and timeline).
+
+`make_run` (also used by the chart, terminal and trace tests) schedules tasks exactly as the modes define
+them, so no runner and no clock are involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.analysis.metrics import mode_table, origin_prediction, summarize, worker_table
+from bench.analysis.timeline import (
+    barrier_waits,
+    busy_over_time,
+    drift_summary,
+    makespans,
+    merge_intervals,
+    progress_drift,
+    representative_repeats,
+    sync_points,
+)
+from bench.schema import SAMPLE_COLUMNS, SPAN_COLUMNS
+from bench.store import RunData
+
+MODES = ("free-run", "batch-sync", "dynamic")
+
+
+def make_run(
+    durations: Sequence[float],
+    n_workers: int,
+    *,
+    modes: Sequence[str] = MODES,
+    speed: Sequence[float] | None = None,
+    phases: bool = True,
+    steps: int = 0,
+    failed: Iterable[int] = (),
+    repeats: int = 1,
+    repeat_scale: Sequence[float] | None = None,
+    status: str = "complete",
+    samples: bool = False,
+    run_id: str = "hand",
+) -> RunData:
+    """A run built by hand, scheduled exactly as the modes define it (no runner, no clock).
+
+    Task i on worker g takes durations[i] x speed[g] x repeat_scale[r] seconds. free-run: worker g runs
+    i = g, g+G, ... back to back from t0. batch-sync: batch b starts when every worker has left barrier b-1;
+    each worker waits at barrier b from its task's end (or the batch start, if it has none) until the batch's
+    slowest task ends; no barrier after the last batch. dynamic: the earliest-free worker (lowest index on a
+    tie) takes the next task. Each (mode, repeat) also gets load/warm-up spans (negative), a start barrier
+    ending at 0 and an end barrier, which must not count anywhere. Phases: encode 20 %, denoise 70 %
+    (split into `steps` steps), decode 10 %, save 0.
+    """
+    G = n_workers
+    speed = list(speed) if speed is not None else [1.0] * G
+    scale = list(repeat_scale) if repeat_scale is not None else [1.0] * repeats
+    bad = set(failed)
+    rows: list[dict[str, Any]] = []
+    samp: list[dict[str, Any]] = []
+
+    def ns(x: float) -> int:
+        return round(x * 1e9)
+
+    def add(mode: str, rep: int, w: int, kind: str, name: str, s: float, e: float, task: int | None = None,
+            batch: int | None = None, status: str = "ok", step: int | None = None) -> None:
+        rows.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w, "device": f"cuda:{w}",
+                     "kind": kind, "name": name, "task": task, "batch": batch, "start_ns": ns(s), "end_ns": ns(e),
+                     "status": status, "error": "boom" if status == "error" else None, "step": step})
+
+    def task(mode: str, rep: int, w: int, i: int, s: float, d: float, batch: int | None = None) -> float:
+        st = "error" if i in bad else "ok"
+        add(mode, rep, w, "task", "task", s, s + d, i, batch, st)
+        if phases:
+            enc, den, dec = s + 0.2 * d, s + 0.9 * d, s + d
+            add(mode, rep, w, "phase", "encode", s, enc, i, batch)
+            add(mode, rep, w, "phase", "denoise", enc, den, i, batch)
+            for k in range(steps):
+                add(mode, rep, w, "step", "step", enc + 0.7 * d * k / steps, enc + 0.7 * d * (k + 1) / steps,
+                    i, batch, step=k)
+            add(mode, rep, w, "phase", "decode", den, dec, i, batch)
+            add(mode, rep, w, "phase", "save", dec, dec, i, batch)
+        return s + d
+
+    T = len(durations)
+    for rep in range(repeats):
+        for mode in modes:
+            dur = [[durations[i] * speed[g] * scale[rep] for g in range(G)] for i in range(T)]
+            for w in range(G):
+                add(mode, rep, w, "load", "load", -3.0, -2.0)
+                add(mode, rep, w, "warmup", "warmup", -2.0, -1.0, 0)
+                add(mode, rep, w, "barrier", "start", -1.0, 0.0)
+            finish = [0.0] * G
+            if mode == "free-run":
+                for i in range(T):
+                    g = i % G
+                    finish[g] = task(mode, rep, g, i, finish[g], dur[i][g])
+            elif mode == "batch-sync":
+                n_b = -(-T // G)
+                start = 0.0
+                for b in range(n_b):
+                    ends = [start] * G
+                    for i in range(b * G, min(T, (b + 1) * G)):
+                        ends[i % G] = task(mode, rep, i % G, i, start, dur[i][i % G], batch=b)
+                    release = max(ends)
+                    if b < n_b - 1:
+                        for g in range(G):
+                            add(mode, rep, g, "barrier", "batch", ends[g], release, batch=b)
+                    for g in range(G):
+                        if ends[g] > start:
+                            finish[g] = ends[g]
+                    start = release
+            else:
+                free = [0.0] * G
+                for i in range(T):
+                    g = min(range(G), key=lambda k: (free[k], k))
+                    free[g] = task(mode, rep, g, i, free[g], dur[i][g])
+                finish = free
+            end = max(finish)
+            for w in range(G):
+                add(mode, rep, w, "barrier", "end", finish[w], end + 0.001)
+                if samples:
+                    for k in range(int(end * 4) + 1):
+                        samp.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w, "device": f"cuda:{w}",
+                                     "t_ns": ns(k * 0.25), "util_pct": 90.0 if k * 0.25 < finish[w] else 0.0,
+                                     "mem_used_mib": 1000.0, "power_w": 300.0})
+    spans = pd.DataFrame(rows, columns=list(SPAN_COLUMNS))
+    for col in ("task", "batch", "step"):
+        spans[col] = spans[col].astype("Int64")
+    spans = spans.sort_values(["mode", "repeat", "worker", "start_ns", "end_ns"], kind="stable")
+    meta = {
+        "run_id": run_id, "status": status, "modes": list(modes), "repeat": repeats, "backend": "processes",
+        "n_workers": G, "n_tasks": T,
+        "workload": {"kind": "synthetic", "mean_s": 2.0, "skew": 0.05, "jitter": 0.0, "steps": steps},
+        "workers": [{"worker": g, "device": "cuda", "name": f"cuda:{g}", "model": "NVIDIA H100 80GB HBM3"}
+                    for g in range(G)],
+    }
+    return RunData(Path(f"/nonexistent/{run_id}"), meta, spans.reset_index(drop=True),
+                   pd.DataFrame(samp, columns=list(SAMPLE_COLUMNS)))
+
+
+# Case A: G = 2, durations 1, 2, 3, 1, 2 s (worked out by hand below).
+#   free-run:   w0 runs 0, 2, 4 -> ends 1, 4, 6; w1 runs 1, 3 -> ends 2, 3.             makespan 6
+#   batch-sync: b0 [0,1] from 0: ends 1, 2, release 2 (w0 waits 1); b1 [2,3] from 2: ends 5, 3, release 5
+#               (w1 waits 2); b2 [4] from 5: w0 ends 7, no barrier after it.              makespan 7
+#   dynamic:    w0 0 (0-1), w1 1 (0-2), w0 2 (1-4), w1 3 (2-3), w1 4 (3-5).               makespan 5
+A = [1.0, 2.0, 3.0, 1.0, 2.0]
+
+
+@pytest.fixture(scope="module")
+def case_a() -> RunData:
+    return make_run(A, 2, steps=2)
+
+
+def _row(frame: pd.DataFrame, **key: Any) -> pd.Series:
+    sel = frame
+    for k, v in key.items():
+        sel = sel[sel[k] == v]
+    assert len(sel) == 1, key
+    return sel.iloc[0]
+
+
+def test_mode_table_by_hand(case_a: RunData) -> None:
+    mt = mode_table(case_a.spans, 2)
+    expect = {  # makespan, barrier wait, util = 9 s of work / (2 x makespan), finish spread, slowest
+        "free-run": (6.0, 0.0, 9 / 12, 6.0 - 3.0, 0, 0),
+        "batch-sync": (7.0, 3.0, 9 / 14, 7.0 - 3.0, 0, 2),
+        "dynamic": (5.0, 0.0, 9 / 10, 5.0 - 4.0, 1, 0),
+    }
+    for mode, (mk, wait, util, spread, slowest, syncs) in expect.items():
+        r = _row(mt, mode=mode)
+        assert r["makespan_s"] == pytest.approx(mk)
+        assert r["lower_bound_s"] == pytest.approx(4.5)  # max(9 / 2, 3)
+        assert r["barrier_wait_s"] == pytest.approx(wait)
+        assert r["util"] == pytest.approx(util)
+        assert r["finish_spread_s"] == pytest.approx(spread)
+        assert r["slowest_worker"] == slowest
+        assert r["sync_points"] == syncs
+        assert r["tasks"] == 5 and r["failed"] == 0
+        # The origin's way from the same durations: free-run max(1+3+2, 2+1), batch-sync 2 + 3 + 2.
+        assert r["origin_free_run_s"] == pytest.approx(6.0)
+        assert r["origin_batch_sync_s"] == pytest.approx(7.0)
+        assert r["mean_task_s"] == pytest.approx(1.8)
+
+
+def test_worker_table_by_hand(case_a: RunData) -> None:
+    wt = worker_table(case_a.spans, 2)
+    expect = {  # (mode, worker): busy, barrier wait, finish, tail idle
+        ("free-run", 0): (6.0, 0.0, 6.0, 0.0),
+        ("free-run", 1): (3.0, 0.0, 3.0, 3.0),
+        ("batch-sync", 0): (6.0, 1.0, 7.0, 0.0),
+        ("batch-sync", 1): (3.0, 2.0, 3.0, 4.0),
+        ("dynamic", 0): (4.0, 0.0, 4.0, 1.0),
+        ("dynamic", 1): (5.0, 0.0, 5.0, 0.0),
+    }
+    makespan = {"free-run": 6.0, "batch-sync": 7.0, "dynamic": 5.0}
+    for (mode, w), (busy, wait, finish, tail) in expect.items():
+        r = _row(wt, mode=mode, worker=w)
+        assert r["busy_s"] == pytest.approx(busy)
+        assert r["barrier_s"] == pytest.approx(wait)
+        assert r["finish_s"] == pytest.approx(finish)
+        assert r["tail_idle_s"] == pytest.approx(tail)
+        assert r["util"] == pytest.approx(busy / makespan[mode])
+        assert r["device"] == f"cuda:{w}"
+
+
+def test_failed_tasks_count_as_busy() -> None:
+    run = make_run(A, 2, modes=["free-run"], failed=[2])
+    r = _row(mode_table(run.spans, 2), mode="free-run")
+    assert r["failed"] == 1 and r["makespan_s"] == pytest.approx(6.0)
+    assert _row(worker_table(run.spans, 2), worker=0)["failed"] == 1
+
+
+def test_origin_example_holds_without_jitter() -> None:
+    """The origin's 270 images, 6 GPUs, 2.0 s, +-5 % speed: 94.5 s either way, lower bound 90 s."""
+    speed = [0.95, 0.97, 0.99, 1.01, 1.03, 1.05]
+    run = make_run([2.0] * 270, 6, modes=["free-run", "batch-sync"], speed=speed, phases=False)
+    mt = mode_table(run.spans, 6)
+    for mode in ("free-run", "batch-sync"):
+        r = _row(mt, mode=mode)
+        assert r["makespan_s"] == pytest.approx(94.5)
+        assert r["lower_bound_s"] == pytest.approx(90.0)
+        assert r["origin_free_run_s"] == pytest.approx(94.5)
+        assert r["origin_batch_sync_s"] == pytest.approx(94.5)
+    # Same makespan, but batch-sync's faster GPUs wait at 44 barriers: worker g waits 44 x 2 x (1.05 - s_g).
+    bs = _row(mt, mode="batch-sync")
+    assert bs["sync_points"] == 44
+    assert bs["barrier_wait_s"] == pytest.approx(sum(44 * 2.0 * (1.05 - s) for s in speed))
+
+
+def test_jitter_makes_batch_sync_pay_every_batch() -> None:
+    # G = 2, batches (3, 1), (1, 3): batch-sync pays 3 + 3 = 6, free-run max(3 + 1, 1 + 3) = 4.
+    run = make_run([3.0, 1.0, 1.0, 3.0], 2, modes=["free-run", "batch-sync"], phases=False)
+    mt = mode_table(run.spans, 2)
+    assert _row(mt, mode="free-run")["makespan_s"] == pytest.approx(4.0)
+    assert _row(mt, mode="batch-sync")["makespan_s"] == pytest.approx(6.0)
+    assert origin_prediction(pd.Series([3.0, 1.0, 1.0, 3.0]), 2) == pytest.approx((4.0, 6.0))
+
+
+def test_origin_prediction_partial_last_batch_and_empty() -> None:
+    d = pd.Series([1.0, 5.0, 2.0, 2.0, 4.0], index=[0, 1, 2, 3, 4])
+    # G = 2: workers (0, 2, 4) = 7, (1, 3) = 7; batches max(1, 5) + max(2, 2) + 4 = 11.
+    assert origin_prediction(d, 2) == pytest.approx((7.0, 11.0))
+    assert origin_prediction(pd.Series([], dtype=float), 3) == (0.0, 0.0)
+
+
+def test_summarize_median_over_repeats_and_ratio() -> None:
+    run = make_run(A, 2, repeats=3, repeat_scale=[1.0, 2.0, 1.5])
+    s = summarize(run.spans, 2, ["free-run", "batch-sync", "dynamic"])
+    assert list(s["mode"]) == ["free-run", "batch-sync", "dynamic"]
+    fr, bs = _row(s, mode="free-run"), _row(s, mode="batch-sync")
+    assert fr["repeats"] == 3
+    assert fr["makespan_s"] == pytest.approx(9.0)  # 6 x {1, 2, 1.5}: median 9
+    assert (fr["makespan_min_s"], fr["makespan_max_s"]) == pytest.approx((6.0, 12.0))
+    assert bs["vs_free_run"] == pytest.approx(7 / 6)
+    assert representative_repeats(run.spans) == {"batch-sync": 2, "dynamic": 2, "free-run": 2}
+
+
+def test_representative_repeat_even_count_takes_lower_middle() -> None:
+    run = make_run(A, 2, modes=["dynamic"], repeats=4, repeat_scale=[4.0, 1.0, 3.0, 2.0])
+    assert representative_repeats(run.spans) == {"dynamic": 3}  # sorted scales 1, 2, 3, 4 -> 2 is repeat 3
+
+
+def test_makespans_and_lower_bound(case_a: RunData) -> None:
+    m = makespans(case_a.spans).set_index("mode")
+    assert m.loc["batch-sync", "makespan_s"] == pytest.approx(7.0)
+    assert list(m["lower_bound_s"]) == pytest.approx([4.5, 4.5, 4.5])
+
+
+def test_merge_intervals() -> None:
+    s, e = merge_intervals(np.array([5.0, 0.0, 1.0, 3.0, 8.0]), np.array([6.0, 2.0, 1.5, 4.0, 9.0]), gap=1.0)
+    assert list(s) == [0.0, 8.0] and list(e) == [6.0, 9.0]
+    s, e = merge_intervals(np.array([0.0, 2.0]), np.array([1.0, 3.0]))
+    assert list(s) == [0.0, 2.0] and list(e) == [1.0, 3.0]
+
+
+def test_busy_over_time_by_hand(case_a: RunData) -> None:
+    b = busy_over_time(case_a.spans, bins=7)  # t_max = 7 (batch-sync): 1 s bins
+    assert sorted(b["t0_s"].unique()) == pytest.approx([0, 1, 2, 3, 4, 5, 6])
+
+    def series(mode: str, w: int, col: str) -> list[float]:
+        return list(b[(b["mode"] == mode) & (b["worker"] == w)].sort_values("bin")[col])
+
+    assert series("free-run", 1, "busy") == pytest.approx([1, 1, 1, 0, 0, 0, 0])
+    assert series("free-run", 0, "busy") == pytest.approx([1, 1, 1, 1, 1, 1, 0])
+    assert series("batch-sync", 0, "busy") == pytest.approx([1, 0, 1, 1, 1, 1, 1])
+    assert series("batch-sync", 0, "barrier") == pytest.approx([0, 1, 0, 0, 0, 0, 0])
+    assert series("batch-sync", 1, "barrier") == pytest.approx([0, 0, 0, 1, 1, 0, 0])
+    assert series("dynamic", 0, "busy") == pytest.approx([1, 1, 1, 1, 0, 0, 0])
+    # Uneven edges: free-run w1 is busy 0-3 -> [0, 0.5] full, [0.5, 2] full, [2, 7] 1/5.
+    b2 = busy_over_time(case_a.spans, bins=np.array([0.0, 0.5, 2.0, 7.0]))
+    w1 = b2[(b2["mode"] == "free-run") & (b2["worker"] == 1)].sort_values("bin")
+    assert list(w1["busy"]) == pytest.approx([1.0, 1.0, 0.2])
+    # The mean busy fraction over [0, makespan] is the utilisation.
+    fr = busy_over_time(case_a.spans[case_a.spans["mode"] == "free-run"], bins=60)
+    assert fr["busy"].mean() == pytest.approx(9 / 12)
+
+
+def test_progress_drift_by_hand(case_a: RunData) -> None:
+    p = progress_drift(case_a.spans)
+    fr = p[p["mode"] == "free-run"]
+    # Completions: w0 at 1, w1 at 2, w1 at 3, w0 at 4, w0 at 6.
+    assert list(fr["t_s"]) == pytest.approx([1, 2, 3, 4, 6])
+    assert list(fr["worker"]) == [0, 1, 1, 0, 0]
+    assert list(fr["done"]) == [1, 1, 2, 2, 3]
+    assert list(fr["mean_done"]) == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.5])
+    assert list(fr["lag"]) == pytest.approx([0.5, 0.0, 0.5, 0.0, 0.5])
+    assert list(fr["behind"]) == pytest.approx([0.0, 0.5, 0.0, 0.5, 0.0])
+    d = drift_summary(case_a.spans)
+    assert _row(d, mode="free-run")["max_behind"] == pytest.approx(0.5)
+
+
+def test_drift_summary_counts_a_worker_left_behind() -> None:
+    # G = 2, free-run, w1 twice as slow: w0 ends tasks at 1, 2, 3, 4; w1 at 2, 4, 6, 8.
+    run = make_run([1.0] * 8, 2, modes=["free-run"], speed=[1.0, 2.0], phases=False)
+    d = _row(drift_summary(run.spans), mode="free-run")
+    # Just before w1's 2nd task ends (t = 4): done = 1; the mean counts w0's 3 (t = 1, 2, 3) and w1's 1 (t = 2)
+    # -> 2, behind 1.0; before t = 6: mean (4 + 2) / 2 = 3, w1 has 2 -> 1.0 again; before 8: (4 + 3) / 2 - 3.
+    assert d["max_behind"] == pytest.approx(1.0) and d["worker"] == 1
+
+
+def test_barrier_waits_and_sync_points(case_a: RunData) -> None:
+    w = barrier_waits(case_a.spans)
+    assert set(w["mode"]) == {"batch-sync"}  # start/end barriers are not waits
+    assert list(zip(w["batch"], w["worker"], w["wait_s"], strict=True)) == pytest.approx(
+        [(0, 0, 1.0), (0, 1, 0.0), (1, 0, 0.0), (1, 1, 2.0)]
+    )
+    sp = sync_points(case_a.spans)
+    assert list(sp["t_s"]) == pytest.approx([2.0, 5.0])
+    assert sync_points(case_a.spans[case_a.spans["mode"] == "free-run"]).empty
+
+
+def test_empty_inputs_do_not_raise() -> None:
+    empty = pd.DataFrame(columns=list(SPAN_COLUMNS))
+    assert busy_over_time(empty).empty and progress_drift(empty).empty and barrier_waits(empty).empty
+    assert makespans(empty).empty and drift_summary(empty).empty

@@ -1,0 +1,115 @@
+"""Terminal report: golden text at width 100, no line wider than the console, the JSON numbers by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from rich.cells import cell_len
+from rich.console import Console, RenderableType
+
+from bench.store import RunData
+from tests.test_analysis import A, make_run
+from viz.terminal import render_compare, render_report, render_summary, report_json
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"  # UPDATE_GOLDEN=1 pytest tests/test_terminal.py rewrites them
+DURATIONS = [2.0, 2.4, 1.6, 2.2, 2.0, 1.8, 2.6, 2.0, 1.9, 2.1, 2.3, 1.7, 2.0, 2.2]  # 14 tasks: last batch partial
+
+
+def render(renderable: RenderableType, width: int = 100) -> str:
+    console = Console(width=width, record=True, color_system=None, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(renderable)
+    return console.export_text()
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE or not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8"), f"differs from {path} (UPDATE_GOLDEN=1 to accept)"
+
+
+def assert_fits(text: str, width: int) -> None:
+    for line in text.splitlines():
+        assert cell_len(line) <= width, line
+
+
+@pytest.fixture(scope="module")
+def run3() -> RunData:
+    return make_run(DURATIONS, 3, speed=[0.95, 1.0, 1.05], steps=4, failed=[4], run_id="golden-3x14")
+
+
+def test_report_golden_100(run3: RunData) -> None:
+    text = render(render_report(run3))
+    assert_fits(text, 100)
+    check_golden("report_100.txt", text)
+    for must in ("free-run · makespan", "batch-sync · makespan", "dynamic · makespan", "◀ slowest",
+                 "sync points", "▲ makespan", "finished first", "status complete"):
+        assert must in text
+
+
+def test_summary_and_compare_golden(run3: RunData) -> None:
+    summary = render(render_summary(run3))
+    assert_fits(summary, 100)
+    check_golden("summary_100.txt", summary)
+    other = make_run(DURATIONS, 3, speed=[1.0, 1.0, 1.3], steps=4, run_id="golden-threads")
+    compare = render(render_compare(run3, other))
+    assert_fits(compare, 100)
+    check_golden("compare_100.txt", compare)
+
+
+@pytest.mark.parametrize("width", [80, 100, 140])
+def test_report_fits_the_console(run3: RunData, width: int) -> None:
+    assert_fits(render(render_report(run3, width=min(width, 100)), width), width)
+    assert_fits(render(render_summary(run3), width), width)
+
+
+def test_report_fits_many_workers() -> None:
+    run = make_run([1.0 + 0.1 * (i % 7) for i in range(96)], 16, steps=0)
+    text = render(render_report(run))
+    assert_fits(text, 100)
+    assert text.count("◀ slowest") == 3  # one per mode
+
+
+def test_incomplete_run_is_flagged() -> None:
+    run = make_run(A, 2, status="running")
+    for text in (render(render_report(run)), render(render_summary(run))):
+        assert "WARNING: this run is running, not complete" in text
+    assert report_json(run)["complete"] is False
+
+
+def test_report_json_by_hand() -> None:
+    run = make_run(A, 2, failed=[2])  # the case worked out in test_analysis
+    data = report_json(run)
+    json.dumps(data, allow_nan=False)
+    assert data["first"] == "dynamic" and data["complete"] is True
+    assert data["devices"] == ["cuda:0", "cuda:1"]
+    modes = {m["mode"]: m for m in data["modes"]}
+    assert list(modes) == ["free-run", "batch-sync", "dynamic"]
+    fr, bs, dyn = modes["free-run"], modes["batch-sync"], modes["dynamic"]
+    assert (fr["makespan_s"], bs["makespan_s"], dyn["makespan_s"]) == pytest.approx((6.0, 7.0, 5.0))
+    assert bs["vs_free_run"] == pytest.approx(7 / 6) and dyn["vs_free_run"] == pytest.approx(5 / 6)
+    assert fr["origin_prediction_s"] == pytest.approx(6.0) and bs["origin_prediction_s"] == pytest.approx(7.0)
+    assert dyn["origin_prediction_s"] is None
+    assert bs["sync_points"] == 2 and bs["barrier_wait_s"] == pytest.approx(3.0)
+    assert fr["util"] == pytest.approx(0.75) and fr["finish_spread_s"] == pytest.approx(3.0)
+    assert fr["failed"] == 1
+    assert data["sync_overhead_s"] == pytest.approx(1.0)
+    assert data["origin_sync_overhead_s"] == pytest.approx(1.0)  # 7 - 6 from batch-sync's durations
+    w = {x["worker"]: x for x in bs["workers"]}
+    assert w[0]["slowest"] and not w[1]["slowest"]
+    assert (w[1]["barrier_s"], w[1]["tail_idle_s"], w[1]["finish_s"]) == pytest.approx((2.0, 4.0, 3.0))
+    assert fr["max_behind_tasks"] == pytest.approx(0.5)
+
+
+def test_compare_shows_both_runs_and_ratio() -> None:
+    a = make_run(A, 2, run_id="run-a")
+    b = make_run([2 * d for d in A], 2, run_id="run-b")
+    text = render(render_compare(a, b))
+    assert "A: run-a" in text and "B: run-b" in text
+    line = next(ln for ln in text.splitlines() if ln.startswith("batch-sync"))
+    assert "7.00 s" in line and "14.0 s" in line and "2.00×" in line

@@ -1,0 +1,245 @@
+"""Charts: assert on what is drawn (lanes, labels, line positions, annotations), never on pixels."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+
+from bench.schema import SPAN_COLUMNS
+from bench.store import RunData
+from tests.test_analysis import A, make_run
+from viz import fmt_s, lane_labels, verdict
+from viz.gantt import gantt_figure, plot_gantt
+from viz.overhead import overhead_figure, plot_barrier_waits, plot_drift, plot_makespans
+from viz.utilization import plot_utilization, utilization_figure
+
+
+def by_gid(ax: Axes, gid: str) -> list:
+    return [a for a in ax.get_children() if a.get_gid() == gid]
+
+
+def one(ax: Axes, gid: str):
+    found = by_gid(ax, gid)
+    assert len(found) == 1, (gid, found)
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def run_a() -> RunData:
+    return make_run(A, 2, steps=2, failed=[2])
+
+
+@pytest.fixture(scope="module")
+def gantt_a(run_a: RunData) -> Figure:
+    return gantt_figure(run_a)
+
+
+def test_gantt_panels_lanes_and_title(gantt_a: Figure) -> None:
+    axes = gantt_a.axes
+    assert len(axes) == 3  # one panel per mode, run order
+    for ax in axes:
+        assert [t.get_text() for t in ax.get_yticklabels()] == ["cuda:0", "cuda:1"]
+    titles = [ax.get_title(loc="left") for ax in axes]
+    assert titles[0].startswith("free-run: 6.00 s, +1.00 s (+20.0 %) vs fastest")
+    assert titles[1].startswith("batch-sync: 7.00 s, +2.00 s (+40.0 %) vs fastest")
+    assert titles[2].startswith("dynamic: 5.00 s, finished first")
+    assert "waited at 2 sync points: 3.00 s in all (21.4 % of GPU time)" in titles[1]  # 3 / (2 x 7)
+    sup = gantt_a.get_suptitle()
+    assert sup.startswith("dynamic finished first (5.00 s); free-run +1.00 s (+20.0 %), batch-sync +2.00 s (+40.0 %)")
+    # Shared time axis, with room right of the longest makespan for the finish labels.
+    lims = {ax.get_xlim() for ax in axes}
+    assert len(lims) == 1 and lims.pop()[1] > 7.0
+
+
+def test_gantt_lines_and_finish_labels(gantt_a: Figure) -> None:
+    fr, bs, dyn = gantt_a.axes
+    for ax, makespan in ((fr, 6.0), (bs, 7.0), (dyn, 5.0)):
+        assert one(ax, "makespan").get_xdata()[0] == pytest.approx(makespan)
+        assert one(ax, "lower-bound").get_xdata()[0] == pytest.approx(4.5)
+        assert one(ax, "makespan-label").get_text().strip() == f"makespan {fmt_s(makespan)}"
+        assert one(ax, "lower-bound-label").get_text().strip() == "lower bound 4.50 s"
+    assert one(fr, "finish-slowest").get_text() == "6.00 s ◀ slowest"
+    assert [t.get_text() for t in by_gid(fr, "finish")] == ["3.00 s"]
+    assert one(dyn, "finish-slowest").get_text() == "5.00 s ◀ slowest"
+    assert one(dyn, "finish-slowest").get_position() == pytest.approx((5.0 + 7.0 * 0.006, 1))  # lane of w1
+    # Sync points after batch 0 (t = 2) and batch 1 (t = 5), only in batch-sync.
+    sync = one(bs, "sync-points")
+    assert isinstance(sync, LineCollection)
+    assert sorted(seg[0][0] for seg in sync.get_segments()) == pytest.approx([2.0, 5.0])
+    assert not by_gid(fr, "sync-points") and not by_gid(dyn, "sync-points")
+    # Idle tails: free-run w1 3 -> 6; batch-sync w1 3 -> 7; dynamic w0 4 -> 5.
+    tails = {ax: sorted((s[0][0], s[1][0]) for s in one(ax, "tail-idle").get_segments()) for ax in (fr, bs, dyn)}
+    assert tails[fr] == [(3.0, 6.0)] and tails[bs] == [(3.0, 7.0)] and tails[dyn] == [(4.0, 5.0)]
+
+
+def test_gantt_bars_phases_barriers_failures(gantt_a: Figure) -> None:
+    fr, bs, _ = gantt_a.axes
+    tasks = one(fr, "tasks")
+    assert isinstance(tasks, PolyCollection) and len(tasks.get_paths()) == 5
+    for phase in ("encode", "denoise", "decode", "save"):
+        assert len(one(fr, f"phase:{phase}").get_paths()) == 5
+    barrier = one(bs, "barrier")
+    assert len(barrier.get_paths()) == 4  # 2 batches x 2 workers (one of each wait is 0 s long)
+    extents = sorted((p.vertices[:, 0].min(), p.vertices[:, 0].max()) for p in barrier.get_paths())
+    assert extents == pytest.approx([(1.0, 2.0), (2.0, 2.0), (3.0, 5.0), (5.0, 5.0)])
+    failed = one(fr, "failed")  # task 2 on w0, 1 -> 4 in free-run
+    assert failed.get_hatch() == "xxx"
+    (path,) = failed.get_paths()
+    assert (path.vertices[:, 0].min(), path.vertices[:, 0].max()) == pytest.approx((1.0, 4.0))
+    assert not by_gid(fr, "barrier")
+
+
+def test_gantt_aggregated_draws_an_image_and_no_phases(run_a: RunData) -> None:
+    fig = Figure()
+    ax = plot_gantt(fig.subplots(), run_a.spans, "batch-sync", detail=False)
+    assert any(isinstance(a, AxesImage) and a.get_gid() == "lanes-aggregated" for a in ax.get_children())
+    assert not [a for a in ax.get_children() if str(a.get_gid()).startswith("phase:")]
+    assert one(ax, "makespan").get_xdata()[0] == pytest.approx(7.0)
+    assert by_gid(ax, "failed")  # failures stay visible when aggregated
+
+
+def test_gantt_repeat_choice_is_in_the_title() -> None:
+    run = make_run(A, 2, modes=["free-run"], repeats=3, repeat_scale=[2.0, 1.0, 1.5])
+    fig = gantt_figure(run)
+    (ax,) = fig.axes
+    assert "repeat 2, median of 3" in ax.get_title(loc="left")
+    assert one(ax, "makespan").get_xdata()[0] == pytest.approx(9.0)
+    assert "median-makespan repeat" in fig.get_suptitle()
+
+
+def big_run(n_tasks: int = 100_000, n_workers: int = 64) -> RunData:
+    """free-run, batch-sync and dynamic at scale, built with numpy (tasks and batch barriers only)."""
+    rng = np.random.default_rng(0)
+    d = rng.normal(1.0, 0.1, n_tasks).clip(0.5)
+    ids = np.arange(n_tasks)
+    w = ids % n_workers
+    frames = []
+    order = np.lexsort((ids, w))  # free-run: per worker, in task order, back to back
+    end = np.empty(n_tasks)
+    end[order] = pd.Series(d[order]).groupby(w[order]).cumsum().to_numpy()
+    frames.append(pd.DataFrame({"mode": "free-run", "worker": w, "task": ids, "s": end - d, "e": end}))
+    b = ids // n_workers
+    slowest = pd.Series(d).groupby(b).max().to_numpy()
+    bstart = np.concatenate([[0.0], np.cumsum(slowest)[:-1]])
+    frames.append(pd.DataFrame({"mode": "batch-sync", "worker": w, "task": ids, "batch": b, "s": bstart[b],
+                                "e": bstart[b] + d}))
+    last = b < b.max()
+    frames.append(pd.DataFrame({"mode": "batch-sync", "kind": "barrier", "name": "batch", "worker": w[last],
+                                "batch": b[last], "s": bstart[b][last] + d[last], "e": bstart[b[last] + 1]}))
+    frames.append(pd.DataFrame({"mode": "dynamic", "worker": w, "task": ids, "s": bstart[b] * 0.9,
+                                "e": bstart[b] * 0.9 + d * 0.9}))
+    f = pd.concat(frames, ignore_index=True)
+    f["kind"] = f["kind"].fillna("task") if "kind" in f else "task"
+    f["name"] = f["name"].fillna("task")
+    spans = pd.DataFrame({
+        "run": "big", "mode": f["mode"], "repeat": 0, "worker": f["worker"].astype("int64"),
+        "device": "cuda:" + f["worker"].astype(str), "kind": f["kind"], "name": f["name"],
+        "task": f["task"].astype("Int64"), "batch": f["batch"].astype("Int64"),
+        "start_ns": (f["s"] * 1e9).astype("int64"), "end_ns": (f["e"] * 1e9).astype("int64"),
+        "status": np.where(f["task"].fillna(-1).to_numpy() % 997 == 5, "error", "ok"), "error": None,
+        "step": pd.array([pd.NA] * len(f), dtype="Int64"),
+    })[list(SPAN_COLUMNS)]
+    meta = {"modes": ["free-run", "batch-sync", "dynamic"], "n_workers": n_workers, "n_tasks": n_tasks,
+            "status": "complete", "run_id": "big"}
+    return RunData(Path("/nonexistent/big"), meta, spans, pd.DataFrame())
+
+
+def test_gantt_100k_tasks_64_workers_draws_fast() -> None:
+    """Issue 4 asks < 10 s; the bound here is 20 s so a slow shared CI box does not flake."""
+    run = big_run()
+    started = time.perf_counter()
+    fig = gantt_figure(run)
+    fig.savefig(io.BytesIO(), format="png", dpi=120)
+    elapsed = time.perf_counter() - started
+    assert elapsed < 20.0, f"{elapsed:.1f} s"
+    for ax in fig.axes:
+        assert len(ax.get_yticks()) == 16  # 64 lanes, every 4th labelled
+        assert any(isinstance(a, AxesImage) for a in ax.get_children())  # aggregated
+        assert len(by_gid(ax, "finish-slowest")) == 1 and not by_gid(ax, "finish")
+    assert "1562 sync points (too many to draw)" in fig.axes[1].get_title(loc="left")
+
+
+def test_utilization_strips(run_a: RunData) -> None:
+    fig = utilization_figure(run_a)
+    assert len(fig.axes) == 3
+    fr = fig.axes[0]
+    ticks = dict(zip([t.get_text() for t in fr.get_yticklabels()], fr.get_yticks(), strict=True))
+    assert set(ticks) == {"cuda:0", "cuda:1"} and ticks["cuda:0"] > ticks["cuda:1"]  # worker 0 on top
+    assert [t.get_text() for t in by_gid(fr, "util-label")] == ["100.0 %", "50.0 %"]  # 6/6, 3/6
+    assert len(by_gid(fr, "busy")) == 2 and not by_gid(fr, "nvml")
+    assert len(by_gid(fig.axes[1], "barrier")) == 2
+    assert "GPUs busy 75.0 % of the makespan, idle 25.0 %" in fr.get_title(loc="left")
+
+
+def test_utilization_busy_matches_spans_and_overlays_nvml() -> None:
+    run = make_run(A, 2, modes=["free-run"], samples=True)
+    fig = Figure()
+    ax = plot_utilization(fig.subplots(), run.spans, "free-run", samples=run.samples, bins=6)
+    assert len(by_gid(ax, "nvml")) == 2
+    w1 = by_gid(ax, "busy")[1]  # worker 1's strip sits at y = 0: busy 1 s bins 0..2, then idle
+    ys = w1.get_paths()[0].vertices[:, 1]
+    assert ys.max() == pytest.approx(0.82) and ys.min() == pytest.approx(0.0)
+    assert ax.get_gid() == "has-nvml"
+
+
+def test_overhead_makespans_predictions_and_bounds(run_a: RunData) -> None:
+    from bench.analysis.metrics import summarize
+
+    fig = Figure()
+    ax = plot_makespans(fig.subplots(), summarize(run_a.spans, 2, run_a.modes))
+    heights = [p.get_height() for p in ax.patches if p.get_gid() == "measured"]
+    origin = [p.get_height() for p in ax.patches if p.get_gid() == "origin"]
+    assert heights == pytest.approx([6.0, 7.0, 5.0])
+    assert origin == pytest.approx([6.0, 7.0])  # the origin made no prediction for dynamic
+    bounds = by_gid(ax, "lower-bound")
+    assert len(bounds) == 3 and all(seg[0][1] == pytest.approx(4.5) for b in bounds for seg in b.get_segments())
+    labels = [t.get_text() for t in ax.texts]
+    assert "5.00 s\n(first)" in labels and "no\norigin\nprediction" in labels
+
+
+def test_overhead_barrier_waits_and_drift(run_a: RunData) -> None:
+    from bench.analysis.timeline import barrier_waits, progress_drift
+
+    fig = Figure()
+    ax1, ax2 = fig.subplots(1, 2)
+    plot_barrier_waits(ax1, barrier_waits(run_a.spans), lane_labels(run_a.spans))
+    bars = [p for c in ax1.containers for p in c]
+    totals: dict[float, float] = {}
+    for p in bars:
+        totals[p.get_x()] = totals.get(p.get_x(), 0.0) + p.get_height()
+    assert sorted(totals.values()) == pytest.approx([1.0, 2.0])
+    assert "3.00 s in all over 2 sync points" in ax1.get_title(loc="left")
+    p = progress_drift(run_a.spans)
+    plot_drift(ax2, p[p["mode"] == "free-run"], "free-run")
+    lc = one(ax2, "drift")
+    assert len(lc.get_segments()) == 2
+    assert "0.5 tasks behind the mean" in ax2.get_title(loc="left")
+    full = overhead_figure(run_a)
+    assert full.get_suptitle() == verdict({"free-run": 6.0, "batch-sync": 7.0, "dynamic": 5.0})
+
+
+def test_overhead_without_batch_sync_says_so() -> None:
+    run = make_run(A, 2, modes=["free-run", "dynamic"])
+    fig = overhead_figure(run)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("no batch barriers" in t for t in texts)
+
+
+def test_write_report_writes_the_four_files(tmp_path: Path, run_a: RunData) -> None:
+    from viz.save import write_report
+
+    run = RunData(tmp_path, run_a.meta, run_a.spans, run_a.samples)
+    paths = write_report(run)
+    assert [p.name for p in paths] == ["gantt.png", "utilization.png", "overhead.png", "trace.json"]
+    for p in paths[:3]:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(q.name for q in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temp files left

@@ -1,0 +1,306 @@
+"""Gantt timeline of a run: a lane per worker, a bar per task, one panel per mode on a shared time axis.
+
+`plot_gantt` draws one (mode, repeat) into an Axes; `gantt_figure` builds the whole figure for a run.
+Drawn: task bars with their phases shaded (encode/denoise/decode/save), failed tasks hatched red, batch-sync
+barrier waits grey, sync points as thin vertical lines, idle time after a worker's last task dotted, each
+worker's finish time at its lane's end (the slowest marked), makespan and lower bound as vertical lines.
+
+Large runs are aggregated rather than dropped: above DETAIL_MAX_TASKS tasks (or DETAIL_MAX_PER_LANE per
+lane) each lane becomes an image of busy/barrier share per pixel-sized time bin, phases are not drawn,
+and sync-point lines and per-lane finish labels are skipped above their own limits (the title says so).
+It does not save or show anything (see `viz.save`).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from matplotlib import colors as mcolors
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from bench.analysis.timeline import cumulative_time, makespans, merge_intervals, representative_repeats
+from bench.schema import BARRIER_BATCH, PHASES, Kind, Status
+from bench.store import RunData
+from viz import (
+    BARRIER_COLOR,
+    FAIL_COLOR,
+    LOWER_BOUND_COLOR,
+    MAKESPAN_COLOR,
+    PHASE_COLORS,
+    TASK_COLOR,
+    fmt_pct,
+    fmt_s,
+    lane_labels,
+    verdict,
+)
+
+NS = 1e9
+BAR_H = 0.8
+DETAIL_MAX_TASKS = 3000
+DETAIL_MAX_PER_LANE = 300
+MAX_SYNC_LINES = 250
+MAX_FINISH_LABELS = 24
+AGG_BINS = 1600
+RIGHT_MARGIN = 0.16  # share of the time axis kept free right of the makespan for finish labels
+
+
+def _rects(y: np.ndarray, x0: np.ndarray, x1: np.ndarray, h: float) -> np.ndarray:
+    n = len(y)
+    v = np.empty((n, 4, 2))
+    v[:, 0, 0] = v[:, 1, 0] = x0
+    v[:, 2, 0] = v[:, 3, 0] = x1
+    v[:, 0, 1] = v[:, 3, 1] = y - h / 2
+    v[:, 1, 1] = v[:, 2, 1] = y + h / 2
+    return v
+
+
+def _bars(ax: Axes, y: np.ndarray, x0: np.ndarray, x1: np.ndarray, gid: str, h: float = BAR_H,
+          **kw: object) -> PolyCollection:
+    pc = PolyCollection(list(_rects(np.asarray(y, float), np.asarray(x0, float), np.asarray(x1, float), h)),
+                        closed=True, **kw)  # type: ignore[arg-type]
+    pc.set_gid(gid)
+    ax.add_collection(pc, autolim=False)
+    return pc
+
+
+def _lane_image(ax: Axes, tasks: pd.DataFrame, bars: pd.DataFrame, lane: Mapping[int, int], n: int,
+                t_end: float) -> None:
+    """Each lane as a row of pixels: colour = busy share x task colour + barrier share x grey."""
+    edges = np.linspace(0.0, t_end, AGG_BINS + 1)
+    width = np.diff(edges)
+    rows_per_lane = 10
+    img = np.ones((n * rows_per_lane, AGG_BINS, 3))
+    task_rgb = np.array(mcolors.to_rgb(TASK_COLOR))
+    bar_rgb = np.array(mcolors.to_rgb(BARRIER_COLOR))
+    for frame, rgb in ((tasks, task_rgb), (bars, bar_rgb)):
+        for w, g in frame.groupby("worker"):
+            share = np.diff(cumulative_time(g["start_ns"].to_numpy() / NS, g["end_ns"].to_numpy() / NS, edges))
+            share = np.clip(share / width, 0.0, 1.0)[:, None]
+            i = lane[int(w)]
+            block = img[i * rows_per_lane + 1 : (i + 1) * rows_per_lane - 1]
+            block -= share[None, :, :] * (1.0 - rgb)[None, None, :]
+    np.clip(img, 0.0, 1.0, out=img)
+    im = ax.imshow(img, extent=(0.0, t_end, n - 0.5, -0.5), aspect="auto", interpolation="nearest",
+                   origin="upper", zorder=1)
+    im.set_gid("lanes-aggregated")
+
+
+def plot_gantt(
+    ax: Axes,
+    spans: pd.DataFrame,
+    mode: str,
+    repeat: int | None = None,
+    *,
+    labels: Mapping[int, str] | None = None,
+    t_max: float | None = None,
+    detail: bool | None = None,
+) -> Axes:
+    """Draw the Gantt lanes of one (mode, repeat) into `ax` and return it.
+
+    repeat: None picks the median-makespan repeat. labels: lane label per worker (default: its device).
+    t_max: right end of the time axis before the label margin (default: this makespan); pass the largest
+    makespan of all modes to share one scale. detail: force (True) or forbid (False) per-task drawing.
+    Artists carry gids ("tasks", "phase:<name>", "failed", "barrier", "sync-points", "tail-idle",
+    "makespan", "lower-bound", "finish", "finish-slowest", "lanes-aggregated") so tests can find them.
+    """
+    if repeat is None:
+        repeat = representative_repeats(spans).get(mode, 0)
+    sel = spans[(spans["mode"] == mode) & (spans["repeat"] == repeat)]
+    tasks = sel[sel["kind"] == Kind.TASK]
+    workers = sorted(int(w) for w in sel["worker"].unique())
+    n = max(len(workers), 1)
+    lane = {w: i for i, w in enumerate(workers)}
+    names = dict(labels) if labels is not None else lane_labels(sel)
+    makespan = float(tasks["end_ns"].max() / NS) if len(tasks) else 0.0
+    t_max = max(t_max or 0.0, makespan, 1e-9)
+    bars = sel[(sel["kind"] == Kind.BARRIER) & (sel["name"] == BARRIER_BATCH)]
+    if detail is None:
+        per_lane = int(tasks.groupby("worker").size().max()) if len(tasks) else 0
+        detail = len(tasks) <= DETAIL_MAX_TASKS and per_lane <= DETAIL_MAX_PER_LANE
+    y_of = tasks["worker"].map(lane).to_numpy(dtype=float)
+    t0, t1 = tasks["start_ns"].to_numpy() / NS, tasks["end_ns"].to_numpy() / NS
+    font = 8 if n <= 12 else (7 if n <= 24 else 6)
+
+    if detail:
+        _bars(ax, y_of, t0, t1, "tasks", facecolor=TASK_COLOR, edgecolor="none", zorder=2)
+        phases = sel[sel["kind"] == Kind.PHASE]
+        for name in [p for p in PHASES if p in set(phases["name"])] + sorted(set(phases["name"]) - set(PHASES)):
+            ph = phases[phases["name"] == name]
+            _bars(ax, ph["worker"].map(lane).to_numpy(dtype=float), ph["start_ns"].to_numpy() / NS,
+                  ph["end_ns"].to_numpy() / NS, f"phase:{name}", facecolor=PHASE_COLORS.get(name, "#bbbbbb"),
+                  edgecolor="none", zorder=3)
+        _bars(ax, y_of, t0, t1, "task-edges", facecolor="none", edgecolor="white", linewidth=0.6, zorder=4)
+        if len(bars):
+            _bars(ax, bars["worker"].map(lane).to_numpy(dtype=float), bars["start_ns"].to_numpy() / NS,
+                  bars["end_ns"].to_numpy() / NS, "barrier", facecolor=BARRIER_COLOR, edgecolor="none", zorder=2)
+    else:
+        _lane_image(ax, tasks, bars, lane, n, t_max)
+
+    failed = tasks[tasks["status"] == Status.ERROR]
+    if len(failed):
+        fy = failed["worker"].map(lane).to_numpy(dtype=float)
+        f0, f1 = failed["start_ns"].to_numpy() / NS, failed["end_ns"].to_numpy() / NS
+        if not detail:  # merge per lane, and keep each mark at least ~2 px wide so it stays visible
+            min_w = t_max / 700
+            parts = [merge_intervals(f0[fy == y], np.maximum(f1[fy == y], f0[fy == y] + min_w), min_w)
+                     for y in np.unique(fy)]
+            fy = np.concatenate([np.full(len(p[0]), y) for y, p in zip(np.unique(fy), parts, strict=True)])
+            f0 = np.concatenate([p[0] for p in parts])
+            f1 = np.concatenate([p[1] for p in parts])
+        _bars(ax, fy, f0, f1, "failed", facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR,
+              hatch="xxx", linewidth=0.8, zorder=5)
+
+    # Sync points: when the last worker reached each batch barrier.
+    if len(bars):
+        sync = bars.groupby("batch")["start_ns"].max().to_numpy() / NS
+        if len(sync) <= MAX_SYNC_LINES:
+            lc = LineCollection([[(x, -0.5), (x, n - 0.5)] for x in sync], colors="#444444", linewidths=0.6,
+                                alpha=0.55, zorder=6)
+            lc.set_gid("sync-points")
+            ax.add_collection(lc, autolim=False)
+
+    # Finish per worker, idle tail to the makespan, the slowest marked.
+    finish = tasks.groupby("worker")["end_ns"].max() / NS
+    finish = finish.reindex(workers).fillna(0.0)
+    slowest = int(finish.idxmax()) if len(tasks) else None
+    tails = [[(float(f), lane[w]), (makespan, lane[w])] for w, f in finish.items() if makespan - f > 0]
+    if tails:
+        lc = LineCollection(tails, colors="#777777", linewidths=1.0, linestyles=(0, (1, 2)), zorder=2)
+        lc.set_gid("tail-idle")
+        ax.add_collection(lc, autolim=False)
+    pad = t_max * 0.006
+    for w, f in finish.items():
+        is_slow = w == slowest
+        if not is_slow and n > MAX_FINISH_LABELS:
+            continue
+        txt = ax.text(float(f) + pad, lane[int(w)], f"{fmt_s(float(f))} ◀ slowest" if is_slow else fmt_s(float(f)),
+                      va="center", ha="left", fontsize=font, color=FAIL_COLOR if is_slow else "#333333",
+                      fontweight="bold" if is_slow else "normal", zorder=10, clip_on=False,
+                      bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.6})
+        txt.set_gid("finish-slowest" if is_slow else "finish")
+
+    # Makespan and lower bound, labelled in a strip above the first lane.
+    ms = makespans(sel)
+    lower = float(ms["lower_bound_s"].iloc[0]) if len(ms) else 0.0
+    strip = max(0.8, 0.07 * n)
+    for x, gid, color, style in ((makespan, "makespan", MAKESPAN_COLOR, "-"),
+                                 (lower, "lower-bound", LOWER_BOUND_COLOR, "--")):
+        ln = ax.axvline(x, color=color, linestyle=style, linewidth=1.3, zorder=8)
+        ln.set_gid(gid)
+    # The makespan's label goes left of its line; the bound's goes right of its line when there is room
+    # before the makespan, else left of it, one row higher.
+    far = makespan - lower >= t_max * 0.2
+    for x, gid, color, label, ha, y in (
+        (makespan, "makespan", MAKESPAN_COLOR, f"makespan {fmt_s(makespan)} ", "right", -0.5 - strip * 0.3),
+        (lower, "lower-bound", LOWER_BOUND_COLOR,
+         f" lower bound {fmt_s(lower)}" if far else f"lower bound {fmt_s(lower)} ",
+         "left" if far else "right", -0.5 - strip * (0.3 if far else 0.72)),
+    ):
+        t = ax.text(x, y, label, ha=ha, va="center", fontsize=font, color=color, zorder=9)
+        t.set_gid(f"{gid}-label")
+
+    ax.set_ylim(n - 0.5, -0.5 - strip)  # worker 0 on top, the strip above it
+    ax.set_xlim(0.0, t_max * (1 + RIGHT_MARGIN))
+    every = 1 if n <= 32 else -(-n // 16)
+    ticks = list(range(0, n, every))
+    ax.set_yticks(ticks, [names.get(workers[i], f"w{workers[i]}") for i in ticks], fontsize=font + 1)
+    ax.tick_params(axis="y", length=0)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(f"{mode} (repeat {repeat})", loc="left", fontsize=10)
+    ax.grid(axis="x", color="#e6e6e6", linewidth=0.6, zorder=0)
+    ax.set_axisbelow(True)
+    return ax
+
+
+def legend_handles(spans: pd.DataFrame, detail: bool = True) -> list[Artist]:
+    """Proxy artists explaining the Gantt's colours and lines (only what these spans can show)."""
+    handles: list[Artist] = []
+    phases = set(spans.loc[spans["kind"] == Kind.PHASE, "name"])
+    if detail and phases:
+        handles += [Patch(facecolor=PHASE_COLORS.get(p, "#bbbbbb"), label=p) for p in PHASES if p in phases]
+    else:
+        handles.append(Patch(facecolor=TASK_COLOR, label="task (busy)"))
+    if ((spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)).any():
+        handles.append(Patch(facecolor=BARRIER_COLOR, label="waiting at barrier"))
+        handles.append(Line2D([], [], color="#444444", linewidth=0.8, label="sync point"))
+    if (spans.loc[spans["kind"] == Kind.TASK, "status"] == Status.ERROR).any():
+        handles.append(Patch(facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR, hatch="xxx",
+                             label="failed task"))
+    handles.append(Line2D([], [], color="#777777", linestyle=(0, (1, 2)), label="idle after last task"))
+    handles.append(Line2D([], [], color=MAKESPAN_COLOR, label="makespan"))
+    handles.append(Line2D([], [], color=LOWER_BOUND_COLOR, linestyle="--", label="lower bound"))
+    return handles
+
+
+def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None = None) -> Figure:
+    """One Gantt panel per mode (run order) on a shared time axis; the title says who finished first.
+
+    repeat: None shows each mode's median-makespan repeat; an int shows that repeat of every mode.
+    """
+    spans = run.spans
+    modes = run.modes or sorted(spans["mode"].unique())
+    ms = makespans(spans)
+    reps = representative_repeats(spans) if repeat is None else dict.fromkeys(modes, repeat)
+    median = ms.groupby("mode")["makespan_s"].median().to_dict()
+    n_rep = ms.groupby("mode")["repeat"].nunique().to_dict()
+    shown = {m: ms[(ms["mode"] == m) & (ms["repeat"] == reps.get(m, 0))] for m in modes}
+    t_max = max([float(s["makespan_s"].iloc[0]) for s in shown.values() if len(s)] + [1e-9])
+    labels = lane_labels(spans, run.meta)
+    n_lanes = int(spans.groupby(["mode", "repeat"])["worker"].nunique().max()) if len(spans) else 1
+    panel_h = min(max(1.5, 0.32 * n_lanes + 0.9), 6.5)
+    fig = Figure(figsize=(13.0, panel_h * len(modes) + 1.6), layout="constrained")
+    axes = fig.subplots(len(modes), 1, sharex=True, squeeze=False)[:, 0]
+    best = min((median[m] for m in modes if m in median), default=float("nan"))
+    bar = spans[(spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)]
+    any_detail = False
+    for ax, mode in zip(axes, modes, strict=True):
+        rep = reps.get(mode, 0)
+        sel = spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]
+        n_tasks = int((sel["kind"] == Kind.TASK).sum())
+        lane_detail = detail
+        if lane_detail is None:
+            per_lane = int(sel[sel["kind"] == Kind.TASK].groupby("worker").size().max()) if n_tasks else 0
+            lane_detail = n_tasks <= DETAIL_MAX_TASKS and per_lane <= DETAIL_MAX_PER_LANE
+        any_detail |= lane_detail
+        plot_gantt(ax, spans, mode, rep, labels=labels, t_max=t_max, detail=lane_detail)
+        row = shown[mode]
+        mk = float(row["makespan_s"].iloc[0]) if len(row) else float("nan")
+        lb = float(row["lower_bound_s"].iloc[0]) if len(row) else float("nan")
+        rank = ("finished first" if mode in median and median[mode] == best
+                else f"{fmt_s(mk - best, signed=True)} ({fmt_pct((mk - best) / best, signed=True)}) vs fastest")
+        head = f"{mode}: {fmt_s(mk)}, {rank}"
+        parts = [f"lower bound {fmt_s(lb)} ({fmt_pct(mk / lb - 1, signed=True)} above it)"]
+        wb = bar[(bar["mode"] == mode) & (bar["repeat"] == rep)]
+        if len(wb):
+            wait = float((wb["end_ns"] - wb["start_ns"]).sum() / NS)
+            share = wait / (mk * len(sel["worker"].unique())) if mk > 0 else float("nan")
+            n_sync = int(wb["batch"].nunique())
+            lines = "" if n_sync <= MAX_SYNC_LINES else " (too many to draw)"
+            parts.append(f"waited at {n_sync} sync points{lines}: {fmt_s(wait)} in all ({fmt_pct(share)} of GPU time)")
+        failed = int((sel.loc[sel["kind"] == Kind.TASK, "status"] == Status.ERROR).sum())
+        parts.append(f"{n_tasks} tasks" + (f", {failed} FAILED" if failed else ""))
+        if not lane_detail:
+            parts.append("aggregated")
+        rep_note = f"repeat {rep}" + (f", median of {n_rep[mode]}" if n_rep.get(mode, 1) > 1 else "")
+        parts.append(rep_note)
+        body = "\n".join(textwrap.wrap("  ·  ".join(parts), 150, break_on_hyphens=False))
+        ax.set_title(f"{head}\n{body}", loc="left", fontsize=10,
+                     fontweight="bold" if mode in median and median[mode] == best else "normal")
+    axes[-1].set_xlabel("seconds since the start barrier (t0)")
+    shown_note = ("each mode's median-makespan repeat" if repeat is None and max(n_rep.values(), default=1) > 1
+                  else f"repeat {repeat if repeat is not None else 0}")
+    fig.suptitle(f"{verdict({m: median[m] for m in modes if m in median})}\n"
+                 f"Gantt: one lane per GPU/worker, {shown_note}; grey = waiting at a barrier",
+                 fontsize=12)
+    handles = legend_handles(spans, any_detail)
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
+    return fig

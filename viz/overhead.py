@@ -1,0 +1,211 @@
+"""Where the time went: makespan per mode against bounds and predictions, barrier waits, progress drift.
+
+- `plot_makespans`: per mode the measured makespan (median over repeats, min-max whisker) beside the
+  origin document's prediction made from the same measured task durations (free-run: the largest
+  per-worker sum under round-robin; batch-sync: the sum over batches of the slowest task) and the lower bound;
+- `plot_barrier_waits`: batch-sync's wait per batch, stacked by worker;
+- `plot_drift`: tasks completed per worker minus the mean of all workers, over time (the origin's worry that
+  a GPU "falls 3-5 tasks behind").
+Builds matplotlib objects only; `viz.save` writes the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from bench.analysis.metrics import summarize
+from bench.analysis.timeline import barrier_waits, progress_drift, representative_repeats
+from bench.store import RunData
+from viz import LOWER_BOUND_COLOR, fmt_s, lane_labels, mode_color, verdict
+
+MAX_DRIFT_POINTS = 2000  # above this many completions, drift lines are sampled on a time grid
+MAX_DRIFT_LINES = 16  # above this many workers, drift is drawn as a min-max band plus the worst worker
+MAX_BAR_BATCHES = 150  # above this, barrier waits are drawn as a stacked area instead of bars
+
+
+def _worker_colors(n: int) -> list[tuple[float, float, float, float]]:
+    cmap = colormaps["tab10" if n <= 10 else "viridis"]
+    return [cmap(i if n <= 10 else i / max(n - 1, 1)) for i in range(n)]
+
+
+def origin_for(mode: str, row: Mapping[str, float]) -> float | None:
+    """The origin document's prediction for this mode, or None where it made none (dynamic)."""
+    if mode == "free-run":
+        return float(row["origin_free_run_s"])
+    if mode == "batch-sync":
+        return float(row["origin_batch_sync_s"])
+    return None
+
+
+def plot_makespans(ax: Axes, summary: pd.DataFrame) -> Axes:
+    """Bars per mode (`metrics.summarize` rows): measured, origin's prediction (hatched), lower bound (dashed).
+
+    Artists carry gids "measured", "origin", "lower-bound"; each bar is labelled with its value."""
+    x = np.arange(len(summary))
+    w = 0.38
+    best = float(summary["makespan_s"].min()) if len(summary) else float("nan")
+    for i, row in enumerate(summary.to_dict("records")):
+        mode = str(row["mode"])
+        mk = float(row["makespan_s"])
+        err = [[mk - float(row["makespan_min_s"])], [float(row["makespan_max_s"]) - mk]]
+        bar = ax.bar(x[i] - w / 2, mk, w, color=mode_color(mode), yerr=err if row["repeats"] > 1 else None,
+                     capsize=3, gid="measured")
+        first = "\n(first)" if mk == best else ""
+        ax.bar_label(bar, [f"{fmt_s(mk)}{first}"], fontsize=8, padding=2,
+                     fontweight="bold" if first else "normal")
+        pred = origin_for(mode, row)
+        if pred is not None:
+            pb = ax.bar(x[i] + w / 2, pred, w, facecolor="white", edgecolor=mode_color(mode), hatch="///",
+                        gid="origin")
+            ax.bar_label(pb, [fmt_s(pred)], fontsize=8, padding=2, color="#555555")
+        else:
+            ax.text(x[i] + w / 2, float(row["lower_bound_s"]) * 0.5, "no\norigin\nprediction", ha="center",
+                    va="center", fontsize=7, color="#777777")
+        lb = float(row["lower_bound_s"])
+        ax.hlines(lb, x[i] - w, x[i] + w, colors=LOWER_BOUND_COLOR, linestyles="--", linewidth=1.4,
+                  gid="lower-bound")
+    ax.set_xticks(x, [f"{m}\nlower bound\n{fmt_s(float(lb))}"
+                      for m, lb in zip(summary["mode"], summary["lower_bound_s"], strict=True)], fontsize=9)
+    top = float(summary[["makespan_max_s", "origin_free_run_s", "origin_batch_sync_s"]].max().max()) \
+        if len(summary) else 1.0
+    ax.set_ylim(0, top * 1.15)
+    ax.set_ylabel("seconds")
+    ax.set_title("Makespan: measured (solid) vs origin's prediction from the\nsame task durations (hatched); "
+                 "dashed green = lower bound", loc="left", fontsize=10)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return ax
+
+
+def plot_barrier_waits(ax: Axes, waits: pd.DataFrame, labels: Mapping[int, str] | None = None) -> Axes:
+    """Stacked bars (one per batch, a segment per worker) of one (mode, repeat)'s `timeline.barrier_waits`."""
+    if waits.empty:
+        ax.text(0.5, 0.5, "no batch barriers in this run\n(batch-sync not run)", ha="center", va="center",
+                transform=ax.transAxes, fontsize=10, color="#777777")
+        ax.set_axis_off()
+        return ax
+    table = waits.pivot_table(index="batch", columns="worker", values="wait_s", aggfunc="sum", fill_value=0.0)
+    workers = [int(c) for c in table.columns]
+    colors = _worker_colors(len(workers))
+    names = labels or {}
+    batches = table.index.to_numpy()
+    if len(batches) <= MAX_BAR_BATCHES:
+        bottom = np.zeros(len(batches))
+        for c, w in zip(colors, workers, strict=True):
+            v = table[w].to_numpy()
+            ax.bar(batches, v, 0.85, bottom=bottom, color=c, label=names.get(w, f"w{w}"), gid="wait")
+            bottom += v
+    else:
+        ax.stackplot(batches, table.to_numpy().T, colors=colors,
+                     labels=[names.get(w, f"w{w}") for w in workers])
+    total = float(table.to_numpy().sum())
+    ax.set_ylim(0, float(table.to_numpy().sum(axis=1).max()) * 1.25 or 1.0)
+    mode, rep = waits["mode"].iloc[0], int(waits["repeat"].iloc[0])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("batch (sync point after it)")
+    ax.set_ylabel("seconds waiting (sum over workers)")
+    ax.set_title(f"{mode} barrier wait per batch, stacked by worker: {fmt_s(total)} in all "
+                 f"over {len(batches)} sync points (repeat {rep})", loc="left", fontsize=10)
+    if len(workers) <= 16:
+        ax.legend(fontsize=7, ncol=min(len(workers), 8), loc="upper left", frameon=False)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return ax
+
+
+def plot_drift(ax: Axes, progress: pd.DataFrame, mode: str, labels: Mapping[int, str] | None = None) -> Axes:
+    """Per worker, tasks completed minus the mean of all workers, over time (one (mode, repeat) of
+    `timeline.progress_drift`). Lines are steps (LineCollection, gid "drift")."""
+    names = labels or {}
+    if progress.empty:
+        ax.set_title(f"{mode}: no completed tasks", loc="left", fontsize=10)
+        return ax
+    workers = sorted(int(w) for w in progress["worker"].unique())
+    colors = _worker_colors(len(workers))
+    # Every worker's lag changes whenever anyone completes a task: evaluate all workers at every event.
+    p = progress.sort_values("t_s", kind="stable")
+    t = p["t_s"].to_numpy()
+    n = len(workers)
+    col = {w: i for i, w in enumerate(workers)}
+    counts = np.zeros((len(p), n))
+    counts[np.arange(len(p)), p["worker"].map(col).to_numpy()] = 1
+    done = np.cumsum(counts, axis=0)
+    lag = done - done.mean(axis=1, keepdims=True)
+    tt = np.concatenate([[0.0], t])
+    lag = np.vstack([np.zeros(n), lag])
+    if len(tt) > MAX_DRIFT_POINTS:  # sample the step functions on a grid: a point per pixel column is enough
+        grid = np.linspace(0.0, float(tt[-1]), MAX_DRIFT_POINTS)
+        xs, ys = grid, lag[np.searchsorted(tt, grid, side="right") - 1]
+    else:
+        xs, ys = np.repeat(tt, 2)[1:], np.repeat(lag, 2, axis=0)[:-1]
+    worst = int(np.argmin(lag.min(axis=0)))
+    if n <= MAX_DRIFT_LINES:
+        lc = LineCollection([np.column_stack([xs, ys[:, i]]) for i in range(n)], colors=colors,
+                            linewidths=1.0)
+        lc.set_gid("drift")
+        ax.add_collection(lc)
+    else:  # many workers: the band from the most-behind to the most-ahead worker, and the worst one
+        band = ax.fill_between(xs, ys.min(axis=1), ys.max(axis=1), color="#9ecae1", alpha=0.6, linewidth=0,
+                               label=f"range over {n} workers")
+        band.set_gid("drift-band")
+        ax.plot(xs, ys[:, worst], color="#d62728", linewidth=0.8, gid="drift-worst",
+                label=f"{names.get(workers[worst], workers[worst])} (falls furthest behind)")
+        ax.legend(fontsize=7, loc="lower left", frameon=False)
+    ax.axhline(0, color="#999999", linewidth=0.8)
+    ax.set_xlim(0, float(t.max()) * 1.02 if len(t) else 1.0)
+    lo, hi = float(lag.min()), float(lag.max())
+    span = max(hi - lo, 1.0)
+    ax.set_ylim(lo - 0.1 * span, hi + 0.1 * span)
+    ax.set_title(f"{mode}: at worst {-lo:.1f} tasks behind the mean ({names.get(workers[worst], workers[worst])})",
+                 loc="left", fontsize=10)
+    ax.set_xlabel("seconds since t0")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    return ax
+
+
+def overhead_figure(run: RunData) -> Figure:
+    """Top: makespans vs prediction and bound, batch-sync's barrier wait per batch. Bottom: drift per mode."""
+    spans = run.spans
+    modes = run.modes or sorted(spans["mode"].unique())
+    n_workers = int(run.meta.get("n_workers") or spans["worker"].nunique())
+    summary = summarize(spans, n_workers, modes)
+    reps = representative_repeats(spans)
+    labels = lane_labels(spans, run.meta)
+    fig = Figure(figsize=(14.0, 8.5), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1.0])  # type: ignore[misc]
+    ax_mk, ax_bw = top.subplots(1, 2, width_ratios=[1.2, 1.8])
+    plot_makespans(ax_mk, summary)
+    waits = barrier_waits(spans)
+    bs = "batch-sync" if "batch-sync" in set(waits["mode"]) else (waits["mode"].iloc[0] if len(waits) else None)
+    sel = waits[(waits["mode"] == bs) & (waits["repeat"] == reps.get(str(bs), 0))] if bs else waits
+    plot_barrier_waits(ax_bw, sel, labels)
+    drift_axes = bottom.subplots(1, max(len(modes), 1), sharey=True, squeeze=False)[0]
+    progress = progress_drift(spans)
+    for ax, mode in zip(drift_axes, modes, strict=False):
+        p = progress[(progress["mode"] == mode) & (progress["repeat"] == reps.get(mode, 0))]
+        plot_drift(ax, p, mode, labels)
+    lo = min(ax.dataLim.y0 for ax in drift_axes if ax.has_data()) if any(a.has_data() for a in drift_axes) else -1
+    hi = max(ax.dataLim.y1 for ax in drift_axes if ax.has_data()) if any(a.has_data() for a in drift_axes) else 1
+    pad = 0.1 * max(hi - lo, 1.0)
+    drift_axes[0].set_ylim(lo - pad, hi + pad)  # shared: one scale for all modes
+    drift_axes[0].set_ylabel("tasks done − mean of all workers")
+    workers = sorted(int(w) for w in spans["worker"].unique())
+    if 0 < len(workers) <= MAX_DRIFT_LINES:
+        handles = [Line2D([], [], color=c, label=labels.get(w, f"w{w}"))
+                   for c, w in zip(_worker_colors(len(workers)), workers, strict=True)]
+        bottom.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
+    bottom.suptitle("Progress drift: how far each worker is ahead of (+) or behind (−) the average, in tasks "
+                    "(in dynamic mode a slower worker simply takes fewer tasks)", fontsize=10)
+    med = dict(zip(summary["mode"], summary["makespan_s"], strict=True)) if len(summary) else {}
+    fig.suptitle(verdict(med), fontsize=13, fontweight="bold")
+    return fig

@@ -1,0 +1,407 @@
+"""The terminal report (rich): a Unicode Gantt per mode, finish times, and the comparison table.
+
+- `render_report(run, width)`: header (workload, backend, devices, tasks, repeats, status), per mode a
+  workers x time chart on one time scale shared by all modes (█ busy, ░ waiting at a barrier, x failed
+  task, · idle before the mode's makespan), each worker's finish time with the slowest marked, then the
+  comparison table with the origin document's prediction beside the measured makespan;
+- `render_summary(run)`: the short end-of-run summary; `render_compare(a, b)`: two runs side by side;
+- `report_json(run)`: the same numbers as one JSON-serialisable dict.
+Returns renderables and dicts; it never prints (the CLI does).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+from bench.analysis.metrics import mode_table, summarize, worker_table
+from bench.analysis.timeline import busy_over_time, drift_summary, representative_repeats
+from bench.schema import Kind, Status
+from bench.store import RunData
+from viz import describe_devices, describe_workload, fmt_pct, fmt_s, lane_labels, verdict
+
+NS = 1e9
+BUSY, WAIT, FAIL, IDLE, AFTER = "█", "░", "x", "·", " "
+SLOWEST = "◀ slowest"
+
+
+def _num(x: Any) -> float | None:
+    """A float for JSON: NaN and missing become None."""
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) or math.isinf(v) else v
+
+
+def _n_workers(run: RunData) -> int:
+    return int(run.meta.get("n_workers") or run.spans["worker"].nunique() or 1)
+
+
+def _modes(run: RunData) -> list[str]:
+    return run.modes or sorted(run.spans["mode"].unique())
+
+
+def _origin(mode: str, row: dict[str, Any]) -> float | None:
+    if mode == "free-run":
+        return _num(row.get("origin_free_run_s"))
+    if mode == "batch-sync":
+        return _num(row.get("origin_batch_sync_s"))
+    return None
+
+
+def report_json(run: RunData) -> dict[str, Any]:
+    """Every number of the terminal report as plain JSON types (None where a number does not exist)."""
+    spans, meta = run.spans, run.meta
+    modes = _modes(run)
+    G = _n_workers(run)
+    summary = summarize(spans, G, modes)
+    wt = worker_table(spans, G)
+    reps = representative_repeats(spans)
+    drift = drift_summary(spans)
+    out_modes: list[dict[str, Any]] = []
+    for row in summary.to_dict("records"):
+        mode = str(row["mode"])
+        rep = reps.get(mode, 0)
+        w = wt[(wt["mode"] == mode) & (wt["repeat"] == rep)].sort_values("worker")
+        slowest = int(w.loc[w["finish_s"].idxmax(), "worker"]) if len(w) else None
+        d = drift[drift["mode"] == mode]["max_behind"]
+        out_modes.append(
+            {
+                "mode": mode,
+                "repeats": int(row["repeats"]),
+                "shown_repeat": rep,
+                "tasks": int(row["tasks"]),
+                "failed": int(row["failed"]),
+                "makespan_s": _num(row["makespan_s"]),
+                "makespan_min_s": _num(row["makespan_min_s"]),
+                "makespan_max_s": _num(row["makespan_max_s"]),
+                "vs_free_run": _num(row["vs_free_run"]),
+                "lower_bound_s": _num(row["lower_bound_s"]),
+                "origin_prediction_s": _origin(mode, row),
+                "origin_free_run_s": _num(row["origin_free_run_s"]),
+                "origin_batch_sync_s": _num(row["origin_batch_sync_s"]),
+                "sync_points": int(row["sync_points"]),
+                "barrier_wait_s": _num(row["barrier_wait_s"]),
+                "util": _num(row["util"]),
+                "finish_spread_s": _num(row["finish_spread_s"]),
+                "max_behind_tasks": _num(d.median()) if len(d) else None,
+                "mean_task_s": _num(row["mean_task_s"]),
+                "task_cv": _num(row["task_cv"]),
+                "workers": [
+                    {
+                        "worker": int(r["worker"]),
+                        "device": str(r["device"]),
+                        "tasks": int(r["tasks"]),
+                        "failed": int(r["failed"]),
+                        "busy_s": _num(r["busy_s"]),
+                        "barrier_s": _num(r["barrier_s"]),
+                        "finish_s": _num(r["finish_s"]),
+                        "tail_idle_s": _num(r["tail_idle_s"]),
+                        "util": _num(r["util"]),
+                        "slowest": int(r["worker"]) == slowest,
+                    }
+                    for r in w.to_dict("records")
+                ],
+            }
+        )
+    by_mode = {m["mode"]: m for m in out_modes}
+    ms = {m: v["makespan_s"] for m, v in by_mode.items() if v["makespan_s"] is not None}
+    first = min(ms, key=lambda m: ms[m]) if ms else None
+    overhead = origin_overhead = None
+    if "batch-sync" in by_mode and "free-run" in by_mode:
+        bs, fr = by_mode["batch-sync"], by_mode["free-run"]
+        if bs["makespan_s"] is not None and fr["makespan_s"] is not None:
+            overhead = bs["makespan_s"] - fr["makespan_s"]
+        if bs["origin_batch_sync_s"] is not None and bs["origin_free_run_s"] is not None:
+            origin_overhead = bs["origin_batch_sync_s"] - bs["origin_free_run_s"]
+    return {
+        "run_id": meta.get("run_id"),
+        "status": meta.get("status"),
+        "complete": meta.get("status") == "complete",
+        "backend": meta.get("backend"),
+        "workload": meta.get("workload"),
+        "devices": [lane_labels(spans, meta)[w] for w in sorted(lane_labels(spans, meta))],
+        "n_workers": G,
+        "n_tasks": meta.get("n_tasks"),
+        "repeats": meta.get("repeat"),
+        "first": first,
+        "verdict": verdict(ms),
+        "sync_overhead_s": overhead,
+        "origin_sync_overhead_s": origin_overhead,
+        "modes": out_modes,
+    }
+
+
+def _header(run: RunData) -> Text:
+    m = run.meta
+    G = _n_workers(run)
+    repeats = m.get("repeat", 1)
+    text = Text()
+    text.append(f"syncbench run {m.get('run_id', run.path.name)}\n", style="bold")
+    text.append(f"workload {describe_workload(m)} · backend {m.get('backend', '?')}\n")
+    text.append(f"{describe_devices(m) if m.get('workers') else f'{G} workers'} · {m.get('n_tasks', '?')} tasks · "
+                f"{repeats} repeat{'s' if repeats != 1 else ''} · status ")
+    text.append(str(m.get("status", "?")), style="bold" if m.get("status") == "complete" else "bold red")
+    if m.get("status") != "complete":
+        text.append(f"\n⚠ WARNING: this run is {m.get('status', 'of unknown status')}, not complete: "
+                    "the numbers below cover only the tasks it recorded.", style="bold red")
+    return text
+
+
+def _ticks(t_max: float, cells: int) -> list[float]:
+    """Nice tick values (1, 2, 5 x 10^k) from 0, at least ~8 cells apart."""
+    if t_max <= 0:
+        return [0.0]
+    target = max(2, min(8, cells // 9))
+    raw = t_max / target
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    return [float(x) for x in np.arange(0.0, t_max + step * 1e-9, step)]
+
+
+def _tick_label(x: float) -> str:
+    return f"{x:g} s"
+
+
+def _lane_cells(busy: pd.DataFrame, failed: pd.DataFrame, cells: int, edges: np.ndarray,
+                makespan: float) -> str:
+    b = busy.sort_values("bin")
+    share_busy = b["busy"].to_numpy()
+    share_wait = b["barrier"].to_numpy()
+    chars = []
+    for i in range(cells):
+        if edges[i] >= makespan:
+            chars.append(AFTER)
+        elif share_busy[i] >= 0.5 or (share_busy[i] > 0 and share_busy[i] >= share_wait[i]):
+            chars.append(BUSY)
+        elif share_wait[i] > 0:
+            chars.append(WAIT)
+        else:
+            chars.append(IDLE)
+    for s, e in zip(failed["start_ns"] / NS, failed["end_ns"] / NS, strict=True):
+        lo = int(np.searchsorted(edges, s, side="right")) - 1
+        hi = max(lo, int(np.searchsorted(edges, e, side="left")) - 1)
+        for i in range(max(lo, 0), min(hi, cells - 1) + 1):
+            chars[i] = FAIL
+    return "".join(chars)
+
+
+def _gantt(run: RunData, mode: str, rep: int, width: int, t_max: float, label_w: int,
+           right_w: int) -> list[Text]:
+    spans = run.spans
+    sel = spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]
+    tasks = sel[sel["kind"] == Kind.TASK]
+    cells = max(10, width - label_w - 2 - right_w)
+    edges = np.linspace(0.0, t_max, cells + 1)
+    busy = busy_over_time(sel, edges)
+    labels = lane_labels(spans, run.meta)
+    makespan = float(tasks["end_ns"].max() / NS) if len(tasks) else 0.0
+    finish = (tasks.groupby("worker")["end_ns"].max() / NS).to_dict()
+    workers = sorted(int(w) for w in sel["worker"].unique())
+    slowest = max(finish, key=lambda w: finish[w]) if finish else None
+    wait = sel[(sel["kind"] == Kind.BARRIER) & (sel["name"] == "batch")]
+    waited = ((wait["end_ns"] - wait["start_ns"]) / NS).groupby(wait["worker"]).sum().to_dict()
+    lines = []
+    for w in workers:
+        lane = _lane_cells(busy[busy["worker"] == w], tasks[(tasks["worker"] == w)
+                                                             & (tasks["status"] == Status.ERROR)],
+                           cells, edges, makespan)
+        line = Text(f"{labels.get(w, f'w{w}')[:label_w]:<{label_w}} ")
+        line.append(lane, style="blue")
+        f = finish.get(w)
+        right = f" {fmt_s(f) if f is not None else 'no tasks':>8}"
+        if waited:
+            right += f" waited {fmt_s(waited.get(w, 0.0)):>7}"
+        line.append(right)
+        if w == slowest:
+            line.append(f" {SLOWEST}", style="bold red")
+        lines.append(line)
+    ticks = _ticks(t_max, cells)
+    ruler = [" "] * (cells + 1)
+    for i, _ in enumerate(ruler):
+        ruler[i] = "─"
+    labels_row = [" "] * (cells + 12)
+    for x in ticks:
+        col = min(round(x / t_max * cells) if t_max > 0 else 0, cells)
+        ruler[col] = "┴" if col else "└"
+        lab = _tick_label(x)
+        if all(c == " " for c in labels_row[max(col - 1, 0): col + len(lab) + 1]):
+            labels_row[col: col + len(lab)] = list(lab)
+    mcol = min(round(makespan / t_max * cells) if t_max > 0 else 0, cells)
+    ruler[mcol] = "▲"
+    lines.append(Text(" " * (label_w + 1) + "".join(ruler) + f" ▲ makespan {fmt_s(makespan)}"))
+    lines.append(Text(" " * (label_w + 1) + "".join(labels_row).rstrip()))
+    return lines
+
+
+def _comparison_table(run: RunData, data: dict[str, Any]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True, show_edge=False)
+    for name, justify in (("mode", "left"), ("total\ntime", "right"), ("vs\nfree-run", "right"),
+                          ("origin\npred.", "right"), ("lower\nbound", "right"), ("sync\npoints", "right"),
+                          ("barrier\nwait", "right"), ("util.", "right"), ("finish\nspread", "right")):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for m in data["modes"]:
+        total = fmt_s(m["makespan_s"])
+        if m["repeats"] > 1:
+            total += f" ±{fmt_s((m['makespan_max_s'] - m['makespan_min_s']) / 2)}"
+        ratio = m["vs_free_run"]
+        vs = "—" if ratio is None else ("1.00×" if m["mode"] == "free-run" else f"{ratio:.2f}×")
+        style = "bold" if m["mode"] == data["first"] else ""
+        name = m["mode"] + (" ✓" if m["mode"] == data["first"] else "")
+        table.add_row(name, total, vs, fmt_s(m["origin_prediction_s"]), fmt_s(m["lower_bound_s"]),
+                      str(m["sync_points"]), fmt_s(m["barrier_wait_s"]), fmt_pct(m["util"]),
+                      fmt_s(m["finish_spread_s"]), style=style)
+    return table
+
+
+def _footer(data: dict[str, Any]) -> Text:
+    text = Text()
+    text.append(data["verdict"], style="bold")
+    failed = [f"{m['mode']} {m['failed']}" for m in data["modes"] if m["failed"]]
+    if failed:
+        text.append(f"\n⚠ failed tasks (all repeats): {', '.join(failed)}; they count as busy time",
+                    style="bold red")
+    if data["sync_overhead_s"] is not None:
+        text.append(f"\nsync overhead (batch-sync − free-run): {fmt_s(data['sync_overhead_s'], signed=True)} "
+                    "measured; the origin document claimed none")
+        if data["origin_sync_overhead_s"] is not None:
+            text.append(f" (its model on these durations: {fmt_s(data['origin_sync_overhead_s'], signed=True)})")
+    text.append("\n✓ = finished first; total time = makespan (median over repeats, ± half the range); "
+                "origin pred. = the origin document's prediction from the same task durations; "
+                "barrier wait summed over workers; util. = busy / (workers × makespan)", style="dim")
+    return text
+
+
+class _FitWidth:
+    """A renderable built for the width it is given: min(`width`, the console's width) at render time."""
+
+    def __init__(self, build: Callable[[int], RenderableType], width: int) -> None:
+        self.build = build
+        self.width = width
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.build(max(40, min(self.width, options.max_width)))
+
+
+def render_report(run: RunData, width: int = 100) -> RenderableType:
+    """Header, a Unicode Gantt per mode on one time scale, and the comparison table, in at most `width`
+    columns (fewer if the console is narrower)."""
+    return _FitWidth(lambda w: _report(run, w), width)
+
+
+def _report(run: RunData, width: int) -> Group:
+    parts: list[RenderableType] = [_header(run)]
+    if run.spans.empty or not (run.spans["kind"] == Kind.TASK).any():
+        parts.append(Text("no task records in this run", style="bold red"))
+        return Group(*parts)
+    data = report_json(run)
+    reps = representative_repeats(run.spans)
+    modes = [m["mode"] for m in data["modes"]]
+    shown = mode_table(run.spans, _n_workers(run))
+    t_max = max(float(shown[(shown["mode"] == m) & (shown["repeat"] == reps.get(m, 0))]["makespan_s"].max())
+                for m in modes)
+    labels = lane_labels(run.spans, run.meta)
+    label_w = min(max(len(v) for v in labels.values()), 14)
+    has_wait = any(m["barrier_wait_s"] for m in data["modes"])
+    right_w = 9 + (15 if has_wait else 0) + len(SLOWEST) + 1
+    for m in data["modes"]:
+        mode, rep = m["mode"], m["shown_repeat"]
+        head = Text()
+        head.append(f"\n{mode}", style="bold")
+        rep_note = f"repeat {rep}" + (f", median of {m['repeats']}" if m["repeats"] > 1 else "")
+        head.append(f" · makespan {fmt_s(m['makespan_s'])} (lower bound {fmt_s(m['lower_bound_s'])})")
+        if m["sync_points"]:
+            head.append(f" · {m['sync_points']} sync points")
+        failed_here = sum(w["failed"] for w in m["workers"])
+        if failed_here:
+            head.append(f" · {failed_here} failed", style="bold red")
+        head.append(f" · {rep_note}")
+        parts.append(head)
+        parts.extend(_gantt(run, mode, rep, width, t_max, label_w, right_w))
+    parts.append(Text(f"{BUSY} busy   {WAIT} waiting at a barrier   {FAIL} failed task   {IDLE} idle   "
+                      "(one time scale for all modes)", style="dim"))
+    parts.append(Text(""))
+    parts.append(_comparison_table(run, data))
+    parts.append(_footer(data))
+    return Group(*parts)
+
+
+def render_summary(run: RunData, width: int = 100) -> RenderableType:
+    """Short end-of-run summary: per mode makespan, lower bound, finishes (slowest marked), wait, util."""
+    return _FitWidth(lambda w: _summary(run, w), width)
+
+
+def _summary(run: RunData, width: int) -> Group:
+    parts: list[RenderableType] = [_header(run)]
+    if run.spans.empty or not (run.spans["kind"] == Kind.TASK).any():
+        parts.append(Text("no task records in this run", style="bold red"))
+        return Group(*parts)
+    data = report_json(run)
+    for m in data["modes"]:
+        t = Text()
+        t.append(f"{m['mode']:<11}", style="bold" if m["mode"] == data["first"] else "")
+        t.append(f" {fmt_s(m['makespan_s']):>8}  lower bound {fmt_s(m['lower_bound_s'])}  "
+                 f"barrier wait {fmt_s(m['barrier_wait_s'])}  util. {fmt_pct(m['util'])}")
+        if m["failed"]:
+            t.append(f"  {m['failed']} failed", style="bold red")
+        # Finish times, wrapped by hand so that no entry is split across lines.
+        line_len = width
+        for w in m["workers"]:
+            item = f"{w['device']} {fmt_s(w['finish_s'])}" + (f" {SLOWEST}" if w["slowest"] else "")
+            if line_len + 3 + len(item) > width:
+                t.append("\n  finish: " if line_len == width else "\n          ")
+                line_len = 10
+            elif line_len > 10:
+                t.append(" · ")
+                line_len += 3
+            t.append(item, style="bold red" if w["slowest"] else "")
+            line_len += len(item)
+        parts.append(t)
+    ratios = [f"{m['mode']}/free-run = {m['vs_free_run']:.2f}×" for m in data["modes"]
+              if m["mode"] != "free-run" and m["vs_free_run"] is not None]
+    foot = Text(data["verdict"], style="bold")
+    if ratios:
+        foot.append("\n" + "   ".join(ratios), style="")
+    parts.append(foot)
+    return Group(*parts)
+
+
+def render_compare(a: RunData, b: RunData) -> RenderableType:
+    """The comparison numbers of two runs side by side, per mode, with the ratio B/A."""
+    da, db = report_json(a), report_json(b)
+    head = Text()
+    for tag, run, d in (("A", a, da), ("B", b, db)):
+        m = run.meta
+        head.append(f"{tag}: {d['run_id']} · {m.get('backend', '?')} · {describe_devices(m)} · "
+                    f"{m.get('n_tasks', '?')} tasks · status {m.get('status', '?')}\n",
+                    style="" if d["complete"] else "bold red")
+    head.append(f"A: {da['verdict']}\nB: {db['verdict']}")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    for name, justify in (("mode", "left"), ("", "left"), ("A", "right"), ("B", "right"), ("B / A", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    ma = {m["mode"]: m for m in da["modes"]}
+    mb = {m["mode"]: m for m in db["modes"]}
+    modes = list(ma) + [m for m in mb if m not in ma]
+    metrics = (("total time", "makespan_s", fmt_s), ("vs free-run", "vs_free_run", lambda x: f"{x:.2f}×"),
+               ("origin predicted", "origin_prediction_s", fmt_s), ("lower bound", "lower_bound_s", fmt_s),
+               ("sync points", "sync_points", lambda x: f"{x:d}"), ("barrier wait", "barrier_wait_s", fmt_s),
+               ("utilisation", "util", fmt_pct), ("finish spread", "finish_spread_s", fmt_s))
+    for mode in modes:
+        for i, (label, key, fmt) in enumerate(metrics):
+            va = ma.get(mode, {}).get(key)
+            vb = mb.get(mode, {}).get(key)
+            ratio = f"{vb / va:.2f}×" if va and vb is not None and key != "sync_points" else ""
+            table.add_row(mode if i == 0 else "", label, "—" if va is None else fmt(va),
+                          "—" if vb is None else fmt(vb), ratio, end_section=i == len(metrics) - 1)
+    return Group(head, table)

@@ -1,0 +1,190 @@
+"""Chrome trace-event JSON (opens in Perfetto / chrome://tracing) built from a run's spans and samples.
+
+A process per (mode, repeat) in run order, a thread per worker (named by its device); "X" complete events
+for load, warm-up, barrier and task slices, with phase slices nested in their task and step slices nested
+in the denoise phase (or the task, without one); "C" counter events for NVML samples; "M" metadata events
+naming and ordering processes and threads. Timestamps are µs (floats); every (mode, repeat) keeps its own
+t0 at the same timestamp (`otherData.t0_us`), so the modes line up for comparison.
+
+Measured spans can overlap by a few ns (clocks read in different places), which trace viewers draw wrongly,
+so slices are clamped: a child into its parent, siblings so each starts no earlier than the previous ends.
+On every track slices then strictly nest or are disjoint. Builds a dict only; `viz.save` writes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.schema import Kind, Status
+from bench.store import RunData
+from viz import lane_labels
+
+KEYS = ["mode", "repeat", "worker"]
+
+
+def _processes(run: RunData) -> list[tuple[str, int]]:
+    """(mode, repeat) pairs in run order: meta's schedule where present, else repeat-major in meta's modes."""
+    present = set(map(tuple, run.spans[["mode", "repeat"]].drop_duplicates().itertuples(index=False)))
+    order: list[tuple[str, int]] = []
+    for item in run.meta.get("schedule") or []:
+        try:
+            rep, mode = int(item[0]), str(item[1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        if (mode, rep) in present and (mode, rep) not in order:
+            order.append((mode, rep))
+    modes = run.modes
+    rest = sorted(present - set(order), key=lambda mr: (mr[1], modes.index(mr[0]) if mr[0] in modes else 99, mr[0]))
+    return order + [(str(m), int(r)) for m, r in rest]
+
+
+def _sequential(frame: pd.DataFrame, group: list[str]) -> pd.DataFrame:
+    """Within each group, sorted by start, make slices disjoint: start >= every earlier end, end >= start."""
+    if frame.empty:
+        return frame
+    f = frame.sort_values([*group, "s", "e"], kind="stable").reset_index(drop=True)
+    run_end = f.groupby(group, sort=False)["e"].cummax().to_numpy()
+    gid = f.groupby(group, sort=False).ngroup().to_numpy()
+    prev = np.empty(len(f), dtype=np.int64)
+    prev[0] = np.iinfo(np.int64).min
+    prev[1:] = np.where(gid[1:] == gid[:-1], run_end[:-1], np.iinfo(np.int64).min)
+    f["s"] = np.maximum(f["s"].to_numpy(dtype=np.int64), prev)
+    f["e"] = np.maximum(f["e"].to_numpy(dtype=np.int64), f["s"].to_numpy())
+    return f
+
+
+def _clamp(child: pd.DataFrame, parent: pd.DataFrame, on: list[str]) -> pd.DataFrame:
+    """Clamp each child into its parent (matched on `on`); children with no parent are returned unmatched."""
+    p = parent[[*on, "s", "e"]].rename(columns={"s": "ps", "e": "pe"}).drop_duplicates(on)
+    m = child.merge(p, on=on, how="left")
+    has = m["ps"].notna()
+    m.loc[has, "s"] = np.clip(m.loc[has, "s"], m.loc[has, "ps"], m.loc[has, "pe"])
+    m.loc[has, "e"] = np.clip(m.loc[has, "e"], m.loc[has, "s"], m.loc[has, "pe"])
+    m["s"] = m["s"].astype(np.int64)
+    m["e"] = m["e"].astype(np.int64)
+    return m.drop(columns=["ps", "pe"]).assign(_parented=has.to_numpy())
+
+
+def nested_slices(spans: pd.DataFrame) -> pd.DataFrame:
+    """The spans as trace slices, clamped so each track's slices nest or are disjoint.
+
+    Columns: the span columns plus s, e (clamped ns) and depth (0 top level, 1 phase, 2 step)."""
+    f = spans.copy()
+    f["s"] = f["start_ns"].astype(np.int64)
+    f["e"] = np.maximum(f["end_ns"].astype(np.int64), f["s"])
+    task_key = [*KEYS, "task"]
+    top = f[f["kind"].isin([Kind.TASK, Kind.BARRIER, Kind.WARMUP, Kind.LOAD])]
+    top = _sequential(top, KEYS)
+    tasks = top[top["kind"] == Kind.TASK]
+
+    phases = _clamp(f[f["kind"] == Kind.PHASE], tasks, task_key)
+    orphan_ph = phases[~phases["_parented"]]
+    phases = _sequential(phases[phases["_parented"]], task_key)
+
+    steps = f[f["kind"] == Kind.STEP]
+    denoise = phases[phases["name"] == "denoise"]
+    in_denoise = steps.merge(denoise[task_key].drop_duplicates(), on=task_key, how="inner")
+    in_task = steps.merge(denoise[task_key].drop_duplicates(), on=task_key, how="left", indicator=True)
+    in_task = in_task[in_task["_merge"] == "left_only"].drop(columns="_merge")
+    st1 = _clamp(in_denoise, denoise, task_key)
+    st2 = _clamp(in_task, tasks, task_key)
+    steps_all = pd.concat([st1[st1["_parented"]], st2[st2["_parented"]]], ignore_index=True)
+    orphan_st = pd.concat([st1[~st1["_parented"]], st2[~st2["_parented"]]], ignore_index=True)
+    steps_all = _sequential(steps_all, task_key)
+    parts = [top.assign(depth=0), phases.assign(depth=1), steps_all.assign(depth=2)]
+    # Phases and steps with no task record (a crash mid-task) become top-level slices of their own.
+    orphans = pd.concat([orphan_ph, orphan_st], ignore_index=True)
+    if len(orphans):
+        both = _sequential(pd.concat([top, orphans], ignore_index=True), KEYS)
+        parts = [both.assign(depth=0), phases.assign(depth=1), steps_all.assign(depth=2)]
+    out = pd.concat([p for p in parts if len(p)], ignore_index=True)
+    return out.drop(columns=[c for c in ("_parented",) if c in out.columns])
+
+
+def _name(row: dict[str, Any]) -> str:
+    kind, name = row["kind"], row["name"]
+    if kind == Kind.TASK:
+        return f"task {row['task']}" + (" FAILED" if row["status"] == Status.ERROR else "")
+    if kind == Kind.BARRIER:
+        return f"barrier {row['batch']}" if name == "batch" else f"{name} barrier"
+    if kind == Kind.STEP:
+        return f"step {row['step']}"
+    return str(name)
+
+
+def _clean(v: Any) -> Any:
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def chrome_trace(run: RunData) -> dict[str, Any]:
+    """The run as a Chrome trace-event JSON object ({"traceEvents": [...], ...})."""
+    spans, samples = run.spans, run.samples
+    procs = _processes(run)
+    pid_of = {mr: i + 1 for i, mr in enumerate(procs)}
+    labels = lane_labels(spans, run.meta)
+    lows = [int(spans["start_ns"].min()) if len(spans) else 0]
+    if len(samples):
+        lows.append(int(samples["t_ns"].min()))
+    offset = max(0, -min(lows))  # shift so no timestamp is negative; t0 of every mode lands at offset
+    events: list[dict[str, Any]] = []
+    for (mode, rep), pid in pid_of.items():
+        events.append({"ph": "M", "pid": pid, "tid": 0, "name": "process_name",
+                       "args": {"name": f"{mode} (repeat {rep})"}})
+        events.append({"ph": "M", "pid": pid, "tid": 0, "name": "process_sort_index", "args": {"sort_index": pid}})
+        workers = sorted(int(w) for w in spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]["worker"].unique())
+        for w in workers:
+            events.append({"ph": "M", "pid": pid, "tid": w, "name": "thread_name",
+                           "args": {"name": f"{labels.get(w, f'w{w}')} (worker {w})"}})
+            events.append({"ph": "M", "pid": pid, "tid": w, "name": "thread_sort_index", "args": {"sort_index": w}})
+
+    slices = nested_slices(spans)
+    slices = slices.assign(_pid=[pid_of[(m, int(r))] for m, r in zip(slices["mode"], slices["repeat"], strict=True)])
+    slices = slices.sort_values(["_pid", "worker", "s", "depth"], kind="stable")
+    cols = ["kind", "name", "task", "batch", "step", "status", "error", "device", "s", "e", "_pid", "worker",
+            "start_ns", "end_ns"]
+    data = {c: slices[c].astype(object).where(slices[c].notna(), None).tolist() for c in cols}
+    for kind, name, task, batch, step, status, error, device, s, e, pid, worker, s0, e0 in zip(
+        *(data[c] for c in cols), strict=True
+    ):
+        args: dict[str, Any] = {"device": device, "start_ns": int(s0), "end_ns": int(e0), "status": status}
+        for key, v in (("task", task), ("batch", batch), ("step", step), ("error", error)):
+            if v is not None:
+                args[key] = _clean(v)
+        row = {"kind": kind, "name": name, "task": task, "batch": batch, "step": step, "status": status}
+        ev: dict[str, Any] = {"ph": "X", "pid": int(pid), "tid": int(worker), "name": _name(row), "cat": str(kind),
+                              "ts": (int(s) + offset) / 1000.0, "dur": (int(e) - int(s)) / 1000.0, "args": args}
+        if status == Status.ERROR:
+            ev["cname"] = "terrible"
+        elif kind == Kind.BARRIER:
+            ev["cname"] = "grey"
+        events.append(ev)
+
+    if len(samples):
+        for row in samples.to_dict("records"):
+            sample_pid = pid_of.get((row["mode"], int(row["repeat"])))
+            if sample_pid is None:
+                continue
+            label = labels.get(int(row["worker"]), str(row["device"]))
+            for key, unit in (("util_pct", "util %"), ("mem_used_mib", "memory MiB"), ("power_w", "power W")):
+                v = _clean(row.get(key))
+                if v is not None:
+                    events.append({"ph": "C", "pid": sample_pid, "tid": int(row["worker"]), "name": f"{label} {unit}",
+                                   "ts": (int(row["t_ns"]) + offset) / 1000.0, "args": {unit: float(v)}})
+    return {
+        "traceEvents": events,
+        "displayTimeUnit": "ms",
+        "otherData": {
+            "run_id": run.meta.get("run_id"),
+            "t0_us": offset / 1000.0,
+            "note": "one process per (mode, repeat); every mode's t0 (start barrier left) is at t0_us",
+        },
+    }

@@ -1,0 +1,155 @@
+"""Utilisation over time: per mode, a strip per worker showing its busy fraction in each time bin.
+
+The busy fraction comes from the task spans (`bench.analysis.timeline.busy_over_time`); the share spent
+waiting at batch-sync barriers is stacked on it in grey; NVML GPU utilisation, where the run recorded
+samples, is overlaid as a line on the same 0-100 % scale. Each strip's right end gives the worker's
+utilisation over the makespan. Builds matplotlib objects only; `viz.save` writes the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from bench.analysis.timeline import busy_over_time, makespans, representative_repeats
+from bench.schema import Kind
+from bench.store import RunData
+from viz import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR, fmt_pct, lane_labels, verdict
+
+NS = 1e9
+STRIP = 0.82  # height of a worker's 0-100 % strip, in lane units
+NVML_COLOR = FAIL_COLOR
+
+
+def default_bins(spans: pd.DataFrame, t_max: float) -> int:
+    """About one bin per median task duration (finer bins only show the Gantt again), 20 to 200 bins."""
+    t = spans[spans["kind"] == Kind.TASK]
+    if t.empty or t_max <= 0:
+        return 20
+    median = float(((t["end_ns"] - t["start_ns"]) / NS).median())
+    return int(np.clip(round(t_max / median) if median > 0 else 200, 20, 200))
+
+
+def plot_utilization(
+    ax: Axes,
+    spans: pd.DataFrame,
+    mode: str,
+    repeat: int | None = None,
+    *,
+    samples: pd.DataFrame | None = None,
+    labels: Mapping[int, str] | None = None,
+    t_max: float | None = None,
+    bins: int | None = None,
+) -> Axes:
+    """Draw one (mode, repeat): a strip per worker (worker 0 on top) with busy and barrier shares per bin,
+    NVML utilisation overlaid when `samples` has any for it. Artists carry gids "busy", "barrier", "nvml",
+    "util-label" for tests."""
+    if repeat is None:
+        repeat = representative_repeats(spans).get(mode, 0)
+    sel = spans[(spans["mode"] == mode) & (spans["repeat"] == repeat)]
+    tasks = sel[sel["kind"] == Kind.TASK]
+    makespan = float(tasks["end_ns"].max() / NS) if len(tasks) else 0.0
+    t_max = max(t_max or 0.0, makespan, 1e-9)
+    nbins = bins or default_bins(sel, t_max)
+    # Shared bins, cut at this mode's makespan so no bin reaches past the end of the mode's work.
+    edges = np.linspace(0.0, t_max, nbins + 1)
+    if makespan > 0:
+        edges = np.append(edges[edges < makespan], makespan)
+    busy = busy_over_time(sel, edges)
+    workers = sorted(int(w) for w in sel["worker"].unique())
+    n = max(len(workers), 1)
+    names = dict(labels) if labels is not None else lane_labels(sel)
+    base = {w: float(n - 1 - i) for i, w in enumerate(workers)}
+    font = 8 if n <= 12 else (7 if n <= 24 else 6)
+    have_nvml = False
+    for w in workers:
+        b = busy[busy["worker"] == w].sort_values("bin")
+        y0 = base[w]
+        # Steps: each bin's share drawn flat across the bin.
+        x = np.repeat(edges, 2)[1:-1]
+        yb = np.repeat(b["busy"].to_numpy(), 2) * STRIP
+        yw = np.repeat(b["barrier"].to_numpy(), 2) * STRIP
+        ax.fill_between(x, y0, y0 + yb, color=TASK_COLOR, linewidth=0, gid="busy")
+        if yw.any():
+            ax.fill_between(x, y0 + yb, y0 + yb + yw, color=BARRIER_COLOR, linewidth=0, gid="barrier")
+        ax.hlines(y0, 0, makespan, colors="#cccccc", linewidths=0.5)
+        ax.hlines(y0 + STRIP, 0, makespan, colors="#cccccc", linewidths=0.5, linestyles=":")
+        if samples is not None and len(samples):
+            s = samples[(samples["mode"] == mode) & (samples["repeat"] == repeat) & (samples["worker"] == w)]
+            s = s[s["util_pct"].notna()].sort_values("t_ns")
+            if len(s):
+                have_nvml = True
+                ax.plot(s["t_ns"].to_numpy() / NS, y0 + s["util_pct"].to_numpy(dtype=float) / 100 * STRIP,
+                        color=NVML_COLOR, linewidth=0.9, gid="nvml")
+        wt = tasks[tasks["worker"] == w]
+        util = float(((wt["end_ns"] - wt["start_ns"]).sum() / NS) / makespan) if makespan > 0 else float("nan")
+        t = ax.text(t_max * 1.01, y0 + STRIP / 2, fmt_pct(util), va="center", ha="left", fontsize=font,
+                    color="#333333")
+        t.set_gid("util-label")
+    if have_nvml:
+        ax.set_gid("has-nvml")
+    lc = LineCollection([[(makespan, -0.1), (makespan, n - 0.1)]], colors="#111111", linewidths=1.2)
+    lc.set_gid("makespan")
+    ax.add_collection(lc, autolim=False)
+    ax.set_xlim(0.0, t_max * 1.08)
+    ax.set_ylim(-0.15, n - 0.1)
+    every = 1 if n <= 32 else -(-n // 16)
+    idx = list(range(0, n, every))
+    ax.set_yticks([base[workers[i]] + STRIP / 2 for i in idx], [names.get(workers[i], f"w{workers[i]}")
+                                                                 for i in idx], fontsize=font + 1)
+    ax.tick_params(axis="y", length=0)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    total = float((tasks["end_ns"] - tasks["start_ns"]).sum() / NS) if len(tasks) else 0.0
+    mean_util = total / (n * makespan) if makespan > 0 else float("nan")
+    ax.set_title(f"{mode}: GPUs busy {fmt_pct(mean_util)} of the makespan, idle {fmt_pct(1 - mean_util)}"
+                 f"  ·  repeat {repeat}", loc="left", fontsize=10)
+    return ax
+
+
+def legend_handles(have_barriers: bool, have_nvml: bool) -> list[Artist]:
+    handles: list[Artist] = [Patch(facecolor=TASK_COLOR, label="busy (share of each time bin in tasks)")]
+    if have_barriers:
+        handles.append(Patch(facecolor=BARRIER_COLOR, label="waiting at barrier"))
+    if have_nvml:
+        handles.append(Line2D([], [], color=NVML_COLOR, label="NVML GPU utilisation"))
+    handles.append(Line2D([], [], color="#111111", label="makespan"))
+    return handles
+
+
+def utilization_figure(run: RunData, repeat: int | None = None) -> Figure:
+    """A panel per mode (run order), shared time axis and bins; strips per worker; % = worker utilisation."""
+    spans = run.spans
+    modes = run.modes or sorted(spans["mode"].unique())
+    ms = makespans(spans)
+    reps = representative_repeats(spans) if repeat is None else dict.fromkeys(modes, repeat)
+    shown = [ms[(ms["mode"] == m) & (ms["repeat"] == reps.get(m, 0))]["makespan_s"] for m in modes]
+    t_max = max([float(s.iloc[0]) for s in shown if len(s)] + [1e-9])
+    bins = default_bins(spans, t_max)
+    labels = lane_labels(spans, run.meta)
+    n_lanes = int(spans.groupby(["mode", "repeat"])["worker"].nunique().max()) if len(spans) else 1
+    panel_h = min(max(1.6, 0.34 * n_lanes + 0.8), 6.5)
+    fig = Figure(figsize=(13.0, panel_h * len(modes) + 1.4), layout="constrained")
+    axes = fig.subplots(len(modes), 1, sharex=True, squeeze=False)[:, 0]
+    samples = run.samples if len(run.samples) else None
+    for ax, mode in zip(axes, modes, strict=True):
+        plot_utilization(ax, spans, mode, reps.get(mode, 0), samples=samples, labels=labels, t_max=t_max,
+                         bins=bins)
+    axes[-1].set_xlabel(f"seconds since the start barrier (t0); bins of {t_max / bins:.3g} s")
+    median = ms.groupby("mode")["makespan_s"].median().to_dict()
+    fig.suptitle(f"{verdict({m: median[m] for m in modes if m in median})}\n"
+                 "Utilisation over time: each strip is one GPU/worker from 0 to 100 % busy; "
+                 "the number at its end is its utilisation over the makespan", fontsize=12)
+    have_bar = bool(((spans["kind"] == Kind.BARRIER) & (spans["name"] == "batch")).any())
+    have_nvml = samples is not None and bool(samples["util_pct"].notna().any())
+    handles = legend_handles(have_bar, have_nvml)
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
+    return fig
