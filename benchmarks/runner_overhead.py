@@ -3,7 +3,7 @@
     python benchmarks/runner_overhead.py [--images 2000] [--workers 2] [--out /tmp/overhead]
 
 Runs the equivalent of `bench run --mode all --workload synthetic:mean=0` with each backend, then prints, per mode and
-backend, the median and p99 of (start of task k+1 - end of task k) on the same worker, and the median
+backend, the median over `--repeats` runs of the median and p99 of (start of task k+1 - end of task k) on the same worker, and the median
 length of a zero-duration task's span (the 8 phase and step records it writes happen inside it). For batch-sync the
 gap includes the barrier (that is its cost); the records (9 spans a task) are written inside the gap.
 """
@@ -36,16 +36,22 @@ def main() -> None:
     p.add_argument("--images", type=int, default=2000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("/tmp/syncbench-overhead"))
+    p.add_argument("--repeats", type=int, default=3, help="whole runs per backend; medians over them")
     a = p.parse_args()
-    print("| backend | mode | gaps | gap median ms | gap p99 ms | task span median ms |\n"
+    print("| backend | mode | gaps × runs | gap median ms | gap p99 ms | task span median ms |\n"
           "| --- | --- | --- | --- | --- | --- |")
     for backend in ("processes", "threads"):
-        config = RunConfig(modes=["free-run", "batch-sync", "dynamic"], images=a.images, backend=backend,
-                           workload="synthetic:mean=0", workers=a.workers, out=a.out / backend)
-        run_dir = execute(prepare(config), poll=lambda _: None)
-        for mode, (g, d) in gaps_ms(run_dir).items():
-            print(f"| {backend} | {mode} | {len(g)} | {np.median(g):.3f} | {np.percentile(g, 99):.3f} "
-                  f"| {np.median(d):.3f} |")
+        stats: dict[str, list[tuple[float, float, float]]] = {}
+        for _ in range(a.repeats):
+            config = RunConfig(modes=["free-run", "batch-sync", "dynamic"], images=a.images, backend=backend,
+                               workload="synthetic:mean=0", workers=a.workers, out=a.out / backend)
+            run_dir = execute(prepare(config), poll=lambda _: None)
+            for mode, (g, d) in gaps_ms(run_dir).items():
+                stats.setdefault(mode, []).append((np.median(g), np.percentile(g, 99), np.median(d)))
+        for mode, rows in stats.items():
+            med, p99, span = np.median(np.array(rows), axis=0)
+            print(f"| {backend} | {mode} | {a.images - a.workers} × {a.repeats} | {med:.3f} | {p99:.3f} "
+                  f"| {span:.3f} |")
 
 
 if __name__ == "__main__":
