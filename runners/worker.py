@@ -127,16 +127,18 @@ class _Recorder:
 
 
 class _TaskRecorder:
-    """The TaskRecorder handed to the executor: phases and steps of one task."""
+    """The TaskRecorder handed to the executor: holds a task's phases and steps until the task has ended,
+    so writing them never lands inside the task's own span."""
 
-    def __init__(self, rec: _Recorder, task: Task, batch: int | None) -> None:
-        self.rec, self.task, self.batch = rec, task.id, batch
+    def __init__(self) -> None:
+        self.phases: list[tuple[str, int, int]] = []
+        self.steps: list[tuple[int, int, int]] = []
 
     def phase(self, name: str, start_ns: int, end_ns: int) -> None:
-        self.rec.span(Kind.PHASE, name, start_ns, end_ns, task=self.task, batch=self.batch)
+        self.phases.append((name, start_ns, end_ns))
 
     def step(self, index: int, start_ns: int, end_ns: int) -> None:
-        self.rec.span(Kind.STEP, "step", start_ns, end_ns, task=self.task, batch=self.batch, step=index)
+        self.steps.append((index, start_ns, end_ns))
 
 
 class _NullRecorder:
@@ -148,13 +150,19 @@ class _NullRecorder:
 
 
 def _run_task(rec: _Recorder, executor: Executor, task: Task, batch: int | None) -> None:
+    inner = _TaskRecorder()
     start = now()
     try:
-        executor.run(task, _TaskRecorder(rec, task, batch))
+        executor.run(task, inner)
         error = None
     except Exception as e:  # a failed task is a record, and the run goes on
         error = error_text(e)
-    rec.span(Kind.TASK, "task", start, now(), task=task.id, batch=batch, error=error)
+    end = now()
+    rec.span(Kind.TASK, "task", start, end, task=task.id, batch=batch, error=error)
+    for name, a, b in inner.phases:
+        rec.span(Kind.PHASE, name, a, b, task=task.id, batch=batch)
+    for k, a, b in inner.steps:
+        rec.span(Kind.STEP, "step", a, b, task=task.id, batch=batch, step=k)
 
 
 def worker_main(spec: WorkerSpec, sync: Sync,

@@ -1,0 +1,196 @@
+"""Inputs of the edit workload: what to edit with which prompt, read and checked before a run starts.
+
+Three sources: a folder of images with one prompt (`from_dir`), a JSONL or CSV tasks file (`from_tasks_file`),
+or deterministic generated inputs (`generated`, images drawn by `generated_image` from the task's seed).
+Every problem a user can fix (missing folder, unreadable or non-image file, bad line) is a `BenchError` with
+one line naming the file. `open_image` is what the executor uses at run time: an image that vanished or broke
+since the check raises there, and the runner records that task as failed.
+
+This module does not import torch or diffusers (it runs in the CLI before any worker starts).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, UnidentifiedImageError
+
+from bench.errors import BenchError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+
+# Realistic edit instructions for generated inputs (cycled).
+EDIT_PROMPTS = (
+    "Change the sky to a warm orange sunset and add a few birds.",
+    "Turn the scene into a watercolor painting with soft pastel colors.",
+    "Replace the large circle with a red apple, keep the background unchanged.",
+    "Add a small wooden sign in the lower left corner that says 'OPEN'.",
+    "Make it look like a snowy winter day.",
+    "Convert the image to black and white but keep the blue shapes in color.",
+    "Remove the rectangle and fill the area so it matches the background.",
+    "Give the image a dramatic studio lighting with deep shadows.",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInput:
+    """One input: an image file (None = generated from the task's seed) and a prompt; optional overrides."""
+
+    image: str | None
+    prompt: str
+    seed: int | None = None
+    size: int | None = None
+    steps: int | None = None
+
+
+def open_image(path: str) -> Image.Image:
+    """Open an input image as RGB; a missing or unreadable file raises BenchError naming it."""
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise BenchError(f"input image {path} does not exist (any more)") from None
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise BenchError(f"input image {path} cannot be read: {e}") from None
+
+
+def check_image(path: Path) -> None:
+    """Raise BenchError unless `path` is an image PIL can identify and verify."""
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except FileNotFoundError:
+        raise BenchError(f"input image {path} does not exist") from None
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
+        raise BenchError(f"{path} is not a readable image ({type(e).__name__}: {e})") from None
+
+
+def from_dir(folder: str | Path, prompt: str) -> tuple[TaskInput, ...]:
+    """Every image in `folder` (sorted by name) with `prompt`. Hidden files are skipped; any other file
+    that is not a readable image is an error, as is an empty or missing folder."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise BenchError(f"input folder {d} does not exist or is not a folder")
+    if not prompt or not prompt.strip():
+        raise BenchError("--prompt is required with --input-dir (the edit instruction for every image)")
+    files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise BenchError(f"input folder {d} has no images")
+    for p in files:
+        if p.suffix.lower() not in IMAGE_SUFFIXES:
+            raise BenchError(f"{p} is not an image (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
+        check_image(p)
+    return tuple(TaskInput(image=str(p.resolve()), prompt=prompt) for p in files)
+
+
+def _opt_int(value: Any, name: str, where: str) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise BenchError(f"{where}: {name} must be an integer, got {value!r}")
+    try:
+        n = int(value) if not isinstance(value, float) or value.is_integer() else None
+    except (TypeError, ValueError):
+        n = None
+    if n is None:
+        raise BenchError(f"{where}: {name} must be an integer, got {value!r}")
+    if name != "seed" and n < 1:
+        raise BenchError(f"{where}: {name} must be >= 1, got {n}")
+    return n
+
+
+def _row_input(row: dict[str, Any], base: Path, where: str) -> TaskInput:
+    unknown = set(row) - {"image", "prompt", "seed", "size", "steps"}
+    if unknown:
+        raise BenchError(f"{where}: unknown column(s) {', '.join(sorted(map(str, unknown)))} "
+                         "(known: image, prompt, seed, size, steps)")
+    image, prompt = row.get("image"), row.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise BenchError(f"{where}: 'prompt' is missing or empty")
+    path: str | None = None
+    if image is not None and not (isinstance(image, str) and not image.strip()):
+        if not isinstance(image, str):
+            raise BenchError(f"{where}: 'image' must be a path, got {image!r}")
+        p = Path(image).expanduser()
+        p = p if p.is_absolute() else base / p
+        try:
+            check_image(p)
+        except BenchError as e:
+            raise BenchError(f"{where}: {e}") from None
+        path = str(p.resolve())
+    return TaskInput(image=path, prompt=prompt, seed=_opt_int(row.get("seed"), "seed", where),
+                     size=_opt_int(row.get("size"), "size", where),
+                     steps=_opt_int(row.get("steps"), "steps", where))
+
+
+def from_tasks_file(path: str | Path) -> tuple[TaskInput, ...]:
+    """Read a JSONL (one object per line) or CSV (header row) file with columns image, prompt and optional
+    seed, size, steps. Relative image paths resolve against the file's folder; an empty image means a
+    generated one. Any problem raises BenchError with the file and line number."""
+    f = Path(path)
+    if not f.is_file():
+        raise BenchError(f"tasks file {f} does not exist")
+    try:
+        text = f.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise BenchError(f"tasks file {f} cannot be read: {e}") from None
+    base = f.resolve().parent
+    out: list[TaskInput] = []
+    if f.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        if not reader.fieldnames or "prompt" not in reader.fieldnames:
+            raise BenchError(f"{f}:1: CSV header must have columns image, prompt[, seed, size, steps]")
+        for row in reader:
+            where = f"{f}:{reader.line_num}"
+            if None in row:
+                raise BenchError(f"{where}: more values than header columns")
+            out.append(_row_input({k: v for k, v in row.items() if k is not None}, base, where))
+    else:
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{f}:{n}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise BenchError(f"{where}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise BenchError(f"{where}: expected a JSON object with image and prompt")
+            out.append(_row_input(row, base, where))
+    if not out:
+        raise BenchError(f"tasks file {f} has no tasks")
+    return tuple(out)
+
+
+def generated(n_prompts: int = len(EDIT_PROMPTS)) -> tuple[TaskInput, ...]:
+    """Generated inputs: no image file (the executor draws one from the task's seed), built-in prompts."""
+    if n_prompts < 1:
+        raise BenchError("n_prompts must be >= 1")
+    return tuple(TaskInput(image=None, prompt=EDIT_PROMPTS[i % len(EDIT_PROMPTS)]) for i in range(n_prompts))
+
+
+def generated_image(seed: int, side: int) -> Image.Image:
+    """A deterministic side×side RGB test image: a two-colour gradient with a few shapes, all from `seed`."""
+    rng = np.random.default_rng(seed)
+    c0, c1 = rng.integers(0, 256, size=(2, 3))
+    angle = rng.uniform(0, 2 * np.pi)
+    ramp = np.linspace(0.0, 1.0, side, dtype=np.float32)
+    t = np.clip((np.cos(angle) * ramp[None, :] + np.sin(angle) * ramp[:, None] + 1) / 2, 0, 1)[..., None]
+    c0f, c1f = c0.astype(np.float32), c1.astype(np.float32)
+    img = Image.fromarray((c0f + (c1f - c0f) * t).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(3, 7))):
+        x0, y0 = (rng.uniform(0, 0.8, size=2) * side).tolist()
+        w, h = (rng.uniform(0.1, 0.4, size=2) * side).tolist()
+        color = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        box = (x0, y0, x0 + w, y0 + h)
+        if rng.random() < 0.5:
+            draw.ellipse(box, fill=color)
+        else:
+            draw.rectangle(box, fill=color)
+    return img

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The GPU reference runs behind BENCHMARKS.md section 3, one stage per device call (each must end in 10 min).
+# Run from the repo root on a 4-GPU machine that has torch but not diffusers: the diffusers wheel travels in
+# .whl/ (see BENCHMARKS.md). Run folders go to results/reference/; a tarball of them and the log to $OUT.
+#   stage a: processes, free-run + batch-sync, 270 images, 4 GPUs
+#   stage b: processes, dynamic, 270 images, 4 GPUs; then 1 GPU, 30 images; then tracing on/off (smoke)
+#   stage c: threads, all modes, 120 images, 4 GPUs
+set -uo pipefail
+stage=$1
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT" results/reference
+if ! python3 -c "import diffusers" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 COLUMNS=100
+nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader
+common=(--model random:full --size 512 --steps 4 --out results/reference)
+case $stage in
+  a) timeout 560 python3 -m bench.cli run --mode free-run,batch-sync --images 270 --gpus 4 "${common[@]}" ;;
+  b) timeout 300 python3 -m bench.cli run --mode dynamic --images 270 --gpus 4 "${common[@]}"
+     timeout 150 python3 -m bench.cli run --mode free-run --images 30 --gpus 1 "${common[@]}"
+     timeout 120 python3 -m runners.pipelines.smoke --model random:full --size 512 --steps 4 --n 8 --device cuda:0 ;;
+  c) timeout 560 python3 -m bench.cli run --mode all --images 120 --gpus 4 --backend threads "${common[@]}" ;;
+esac
+rc=$?
+tar czf "$OUT/runs-$stage.tgz" results/reference
+exit $rc

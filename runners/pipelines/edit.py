@@ -1,0 +1,491 @@
+"""The edit workload: diffusers' QwenImageEditPipeline behind the `bench.workload.Workload` protocol.
+
+`EditWorkload` is a frozen, picklable description (model, inputs, steps, size, CFG, ...). `load` builds the
+pipeline on one device and returns an executor whose `run` does one edit and reports its phases
+(encode: call start -> first transformer forward; denoise: -> end of the last step; decode: -> pipeline
+returns the image on the host; save: -> PIL conversion and, with save_dir, the PNG written) and every
+denoising step. On CUDA, times inside the call are CUDA events (no synchronize per step), resolved after the
+call against one anchor event taken on an idle stream at the call's start; NVTX ranges mark task, phases and
+steps. On CPU they are perf_counter_ns taken in the hooks.
+
+Not here: the runner (spans, t0, modes) and model construction (`tiny`, `full`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+from bench.inputs import TaskInput, from_dir, from_tasks_file, generated, generated_image, open_image
+from bench.workload import Task, TaskRecorder
+
+REAL_HUB_ID = "Qwen/Qwen-Image-Edit"
+TINY, FULL = "random:tiny", "random:full"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDefaults:
+    steps: int
+    size: int
+    condition_side: int | None  # None = the pipeline's own ~1024² condition image
+
+
+REAL_DEFAULTS = ModelDefaults(steps=50, size=1024, condition_side=None)
+# Chosen for speed: one tiny edit takes ~0.15-0.17 s (median) on one CPU thread, all phases included.
+TINY_DEFAULTS = ModelDefaults(steps=4, size=128, condition_side=128)
+
+
+def defaults_for(model: str) -> ModelDefaults:
+    return TINY_DEFAULTS if model == TINY else REAL_DEFAULTS
+
+
+def _cached_snapshot(repo_id: str, cache_dir: str | Path | None = None) -> Path | None:
+    """The local HF-cache snapshot folder of `repo_id` if its model_index.json and every weight file its
+    components' safetensors indexes name are cached; None otherwise. Never touches the network."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None
+    try:
+        index = try_to_load_from_cache(repo_id, "model_index.json", cache_dir=cache_dir)
+    except Exception:
+        return None
+    if not isinstance(index, str):
+        return None
+    snap = Path(index).parent
+    for comp in ("transformer", "text_encoder", "vae"):
+        d = snap / comp
+        if not d.is_dir():
+            return None
+        idx = next(iter(d.glob("*.safetensors.index.json")), None)
+        if idx is not None:
+            files = set(json.loads(idx.read_text()).get("weight_map", {}).values())
+            if not files or not all((d / f).is_file() for f in files):
+                return None
+        elif not any(d.glob("*.safetensors")):
+            return None
+    return snap
+
+
+def resolve_model(model: str, cuda_available: bool) -> tuple[str, str | None]:
+    """Turn "auto" into a concrete model; returns (model, a one-line note for the user or None).
+
+    auto: random:tiny without CUDA; with CUDA, the real weights if Qwen/Qwen-Image-Edit is fully in the local
+    HF cache (as its snapshot folder, so loading stays offline), else random:full.
+    """
+    if model != "auto":
+        if model in (TINY, FULL) or not model.startswith("random:"):
+            return model, None
+        raise BenchError(f"unknown model {model!r} (known: auto, {TINY}, {FULL}, a hub id or a local folder)")
+    if not cuda_available:
+        return TINY, "model auto -> random:tiny (no CUDA device): toy widths, for trying the toolkit on CPU"
+    snap = _cached_snapshot(REAL_HUB_ID)
+    if snap is not None:
+        return str(snap), f"model auto -> {REAL_HUB_ID} real weights from the local cache ({snap})"
+    return FULL, (f"model auto -> random:full ({REAL_HUB_ID} is not in the local HF cache): real architecture, "
+                  "random bf16 weights")
+
+
+@dataclass(frozen=True)
+class EditWorkload:
+    """Qwen-Image-Edit edits of `inputs` (cycled), one task per edit. None = the model's default."""
+
+    model: str = TINY
+    inputs: tuple[TaskInput, ...] = field(default_factory=generated)
+    steps: int | None = None
+    size: int | None = None
+    true_cfg_scale: float = 4.0
+    negative_prompt: str = " "
+    save_dir: str | None = None  # edited images are written here as task-00012.png
+    save_images: bool = False  # with no save_dir yet: `with_run_dir` points save_dir at <run>/images
+    trace_steps: bool = True  # False: no per-step CUDA events / step records / NVTX (tracing overhead)
+    condition_side: int | None = None  # condition image ~side² pixels; None = the model's default
+    kind: str = field(default="edit", init=False)
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise BenchError("the edit workload needs at least one input")
+        for name in ("steps", "size", "condition_side"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise BenchError(f"{name} must be >= 1, got {v}")
+
+    @property
+    def defaults(self) -> ModelDefaults:
+        return defaults_for(self.model)
+
+    def describe(self) -> dict[str, Any]:
+        d = self.defaults
+        out: dict[str, Any] = {
+            "kind": "edit",
+            "pipeline": "diffusers QwenImageEditPipeline",
+            "model": self.model,
+            "steps": self.steps or d.steps,
+            "size": self.size or d.size,
+            "true_cfg_scale": self.true_cfg_scale,
+            "negative_prompt": self.negative_prompt,
+            "transformer_passes_per_step": 2 if self.true_cfg_scale > 1 else 1,
+            "condition_image": (f"~{self._cond_side()}² px" if self._cond_side() else "~1024² px (pipeline default)"),
+            "n_inputs": len(self.inputs),
+            "generated_inputs": sum(i.image is None for i in self.inputs),
+            "inputs": [{"image": i.image, "prompt": i.prompt, "seed": i.seed, "size": i.size, "steps": i.steps}
+                       for i in self.inputs[:50]],
+            "save_dir": self.save_dir,
+            "trace_steps": self.trace_steps,
+            "timing": "phases encode (call start -> first transformer forward), denoise (-> last step end), "
+                      "decode (-> image on host), save (-> PIL conversion [+ PNG]); CUDA events per step "
+                      "resolved after each task, no per-step synchronize",
+            "deviations": self.deviations(),
+        }
+        if self.model == TINY:
+            from runners.pipelines import tiny
+
+            out["tiny"] = {"version": tiny.TINY_NAME, "text": tiny.TINY_TEXT, "vision": tiny.TINY_VISION,
+                           "transformer": {k: list(v) if isinstance(v, tuple) else v
+                                           for k, v in tiny.TINY_TRANSFORMER.items()},
+                           "vae": tiny.TINY_VAE, "dtype": "float32"}
+        elif self.model == FULL:
+            out["full"] = {"weights": "random, created on the device", "dtype": "bfloat16",
+                           "configs": "qwen-image-edit-configs (Qwen/Qwen-Image-Edit as published)"}
+        else:
+            out["weights"] = "real (from_pretrained, safetensors, bfloat16)"
+        return out
+
+    def deviations(self) -> list[str]:
+        """What this workload changes from the real Qwen-Image-Edit edit, in plain words."""
+        dev: list[str] = []
+        if self.model == TINY:
+            from runners.pipelines import tiny
+
+            t, v, x, a = tiny.TINY_TEXT, tiny.TINY_VISION, tiny.TINY_TRANSFORMER, tiny.TINY_VAE
+            dev += [
+                "random weights (float32, seeded), not the trained model: images are noise",
+                f"condition image shrunk from ~1024² to ~{self._cond_side()}² px (the pipeline's own resize "
+                "is overridden per call)",
+                f"text encoder: hidden {t['hidden_size']} (real 3584), {t['num_hidden_layers']} layers (real 28), "
+                f"vocab {t['vocab_size']} (real 152064); vision tower hidden {v['hidden_size']} (real 1280), "
+                f"depth {v['depth']} (real 32)",
+                f"transformer: {x['num_layers']} blocks (real 60), {x['num_attention_heads']} heads × "
+                f"{x['attention_head_dim']} (real 24 × 128)",
+                f"VAE: base width {a['base_dim']} (real 96), width multipliers {a['dim_mult']} (real [1, 2, 4, 4]), "
+                f"{a['num_res_blocks']} res block per stage (real 2); same 3 down-samplings and 16 latent channels",
+                "tokenizer: a small byte-level BPE trained offline (same special tokens and template split as "
+                "Qwen2's, a different vocabulary)",
+                "float32 on CPU instead of bfloat16 on GPU",
+            ]
+        elif self.model == FULL:
+            dev += ["random bf16 weights (real architecture and sizes, so compute and memory are real; images "
+                    "are noise)",
+                    "tokenizer: a small byte-level BPE trained offline (same special tokens and template split; "
+                    "prompts tokenize into more, shorter tokens than with Qwen2's vocabulary)"]
+        d = self.defaults
+        if (self.steps or d.steps) != 50:
+            dev.append(f"{self.steps or d.steps} denoising steps (pipeline default 50)")
+        if (self.size or d.size) != 1024:
+            dev.append(f"output {self.size or d.size}² px (default 1024²)")
+        if self.model != TINY and self.condition_side:
+            dev.append(f"condition image shrunk from ~1024² to ~{self.condition_side}² px")
+        if self.true_cfg_scale != 4.0 or self.negative_prompt != " ":
+            dev.append(f"true CFG {self.true_cfg_scale} with negative prompt {self.negative_prompt!r} "
+                       "(default 4.0 with ' ')")
+        return dev
+
+    def with_run_dir(self, run_dir: str | Path) -> EditWorkload:
+        """This workload with save_dir = <run_dir>/images if images are to be saved and no folder was given.
+        For the runner, once the run folder exists (the workload is created before it)."""
+        if self.save_images and self.save_dir is None:
+            return replace(self, save_dir=str(Path(run_dir) / "images"))
+        return self
+
+    def _cond_side(self) -> int | None:
+        return self.condition_side or self.defaults.condition_side
+
+    def tasks(self, n: int, seed: int) -> list[Task]:
+        """Task i edits inputs[i % len(inputs)] with seed `seed + i` (or the input's own seed, if it has one)."""
+        d = self.defaults
+        out = []
+        for i in range(n):
+            inp = self.inputs[i % len(self.inputs)]
+            out.append(Task(id=i, seed=inp.seed if inp.seed is not None else seed + i, prompt=inp.prompt,
+                            image=inp.image, size=inp.size or self.size or d.size,
+                            steps=inp.steps or self.steps or d.steps))
+        return out
+
+    def load(self, worker: int, n_workers: int, device: str) -> EditExecutor:
+        model = self.model
+        if model == "auto":
+            model = resolve_model(model, device.startswith("cuda"))[0]
+        return EditExecutor(self, build_pipeline(model, device), device)
+
+
+_BUILD_LOCK = threading.Lock()
+
+
+def build_pipeline(model: str, device: str) -> Any:
+    """The pipeline for a concrete model name on `device`. One build at a time per process: diffusers'
+    lazy imports are not thread-safe (the threads backend loads one pipeline per thread)."""
+    with _BUILD_LOCK:
+        return _build_pipeline(model, device)
+
+
+def _build_pipeline(model: str, device: str) -> Any:
+    import torch
+
+    from runners.pipelines import tiny
+
+    if model == TINY:
+        return tiny.load_tiny(device)
+    if model == FULL:
+        if not device.startswith("cuda"):
+            raise BenchError("random:full needs a CUDA device (about 60 GB of GPU memory)")
+        from runners.pipelines.full import build_full_pipeline
+
+        return build_full_pipeline(device)
+    return tiny.load_pipeline(model, device, torch.bfloat16)
+
+
+def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | None = None,
+                       prompt: str | None = None, tasks_file: str | Path | None = None,
+                       steps: int | None = None, size: int | None = None,
+                       true_cfg_scale: float | None = None, negative_prompt: str | None = None,
+                       save_images: bool = False, trace_steps: bool = True,
+                       save_dir: str | Path | None = None) -> tuple[EditWorkload, list[str]]:
+    """The CLI's options -> (workload, notes). Inputs are read and checked here (BenchError on problems).
+
+    `save_images` needs a folder: pass `save_dir`, or let the runner call `workload.with_run_dir(run_dir)`
+    once the run folder exists (images then go to <run_dir>/images).
+    """
+    notes: list[str] = []
+    resolved, note = resolve_model(model, cuda)
+    if note:
+        notes.append(note)
+    if input_dir is not None and tasks_file is not None:
+        raise BenchError("give --input-dir or --tasks, not both")
+    if input_dir is not None:
+        inputs = from_dir(input_dir, prompt or "")
+    elif tasks_file is not None:
+        if prompt is not None:
+            raise BenchError("--prompt applies to --input-dir; a tasks file carries its own prompts")
+        inputs = from_tasks_file(tasks_file)
+    else:
+        if prompt is not None:
+            raise BenchError("--prompt needs --input-dir (without inputs, generated images and prompts are used)")
+        inputs = generated()
+    if resolved not in (TINY, FULL):
+        _check_model_name(resolved)
+    if resolved == FULL and not cuda:
+        raise BenchError("random:full needs a CUDA device (about 60 GB of GPU memory); use random:tiny on CPU")
+    wl = EditWorkload(
+        model=resolved, inputs=inputs, steps=steps, size=size,
+        true_cfg_scale=4.0 if true_cfg_scale is None else true_cfg_scale,
+        negative_prompt=" " if negative_prompt is None else negative_prompt,
+        save_dir=str(save_dir) if save_dir is not None else None, save_images=save_images,
+        trace_steps=trace_steps,
+    )
+    return wl, notes
+
+
+def _check_model_name(model: str) -> None:
+    """A local folder must hold a diffusers pipeline; anything else must look like a hub id (owner/name)."""
+    folder = Path(model).expanduser()
+    if folder.exists() or model.startswith((".", "/", "~")):
+        if not (folder / "model_index.json").is_file():
+            raise BenchError(f"model folder {folder} has no model_index.json (expected a diffusers pipeline folder)")
+    elif model.count("/") != 1 or not all(model.split("/")):
+        raise BenchError(f"model {model!r} is neither a folder nor a hub id like {REAL_HUB_ID} "
+                         f"(or auto, {TINY}, {FULL})")
+
+
+# --------------------------------------------------------------------------------------------------
+# The executor.
+
+
+class _Nvtx:
+    """NVTX push/pop that keeps count, so a failed task leaves no range open."""
+
+    def __init__(self, on: bool) -> None:
+        self.on, self.depth = on, 0
+        if on:
+            import torch
+
+            self._push, self._pop = torch.cuda.nvtx.range_push, torch.cuda.nvtx.range_pop
+
+    def push(self, name: str) -> None:
+        if self.on:
+            self._push(name)
+            self.depth += 1
+
+    def pop(self) -> None:
+        if self.on and self.depth:
+            self._pop()
+            self.depth -= 1
+
+    def close(self) -> None:
+        while self.depth:
+            self.pop()
+
+
+@dataclass
+class _Call:
+    """Marks taken inside one pipeline call: perf_counter_ns (CPU) or CUDA events."""
+
+    n_steps: int
+    first_forward: Any = None
+    step_ends: list[Any] = field(default_factory=list)
+    step_index: list[int] = field(default_factory=list)
+
+
+class EditExecutor:
+    """A loaded pipeline on one device; `run` does one edit and reports phases and steps."""
+
+    def __init__(self, workload: EditWorkload, pipe: Any, device: str) -> None:
+        import torch
+
+        self.wl, self.pipe, self.device = workload, pipe, device
+        self.cuda = device.startswith("cuda")
+        self.torch = torch
+        self.dev = torch.device(device)
+        self.cond_side = workload._cond_side()
+        self._call: _Call | None = None
+        self._nvtx = _Nvtx(self.cuda and workload.trace_steps)
+        self._hook = pipe.transformer.register_forward_pre_hook(self._on_forward)
+        if workload.save_dir:
+            Path(workload.save_dir).mkdir(parents=True, exist_ok=True)
+
+    def _mark(self) -> Any:
+        if self.cuda:
+            ev = self.torch.cuda.Event(enable_timing=True)
+            ev.record(self.torch.cuda.current_stream(self.dev))
+            return ev
+        return time.perf_counter_ns()
+
+    def _on_forward(self, module: Any, args: Any) -> None:
+        c = self._call
+        if c is None or c.first_forward is not None:
+            return
+        c.first_forward = self._mark()
+        self._nvtx.pop()  # encode
+        self._nvtx.push("denoise")
+        self._nvtx.push("step 0")
+
+    def _on_step_end(self, pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        c = self._call
+        if c is None:
+            return {}
+        last = i == c.n_steps - 1
+        if self.wl.trace_steps or last or not self.cuda:
+            c.step_ends.append(self._mark())
+            c.step_index.append(i)
+        self._nvtx.pop()  # step i
+        if last:
+            self._nvtx.pop()  # denoise
+            self._nvtx.push("decode")
+        else:
+            self._nvtx.push(f"step {i + 1}")
+        return {}
+
+    def run(self, task: Task, rec: TaskRecorder) -> None:
+        torch = self.torch
+        d = self.wl.defaults
+        size = task.size or self.wl.size or d.size
+        steps = task.steps or self.wl.steps or d.steps
+        t_start = time.perf_counter_ns()
+        nv = self._nvtx
+        nv.push(f"task {task.id}")
+        nv.push("encode")
+        try:
+            anchor_ev, anchor_ns = None, t_start
+            if self.cuda:
+                # The stream is idle between tasks (the previous image came back to the host), so the anchor
+                # event completes at once: at ~anchor_ns. Every later event is anchor_ns + elapsed time.
+                anchor_ev = self._mark()
+                anchor_ev.synchronize()
+                anchor_ns = time.perf_counter_ns()
+            image = (open_image(task.image) if task.image is not None
+                     else generated_image(task.seed, self.cond_side or 1024))
+            self._call = _Call(n_steps=steps)
+            with _quiet(), tiny_condition(self.cond_side), self._on_device():
+                out = self.pipe(
+                    image=image, prompt=task.prompt, negative_prompt=self.wl.negative_prompt,
+                    true_cfg_scale=self.wl.true_cfg_scale, height=size, width=size,
+                    num_inference_steps=steps, generator=torch.Generator(self.device).manual_seed(task.seed),
+                    output_type="np", callback_on_step_end=self._on_step_end,
+                    callback_on_step_end_tensor_inputs=[],
+                )
+            t_return = time.perf_counter_ns()
+            call, self._call = self._call, None
+            nv.pop()  # decode
+            nv.push("save")
+            with _quiet():
+                pil = self.pipe.image_processor.numpy_to_pil(out.images)[0]
+            if self.wl.save_dir:
+                pil.save(Path(self.wl.save_dir) / f"task-{task.id:05d}.png")
+            t_end = time.perf_counter_ns()
+            nv.pop()  # save
+        finally:
+            self._call = None
+            nv.close()
+        if call is None or call.first_forward is None or not call.step_ends:
+            raise RuntimeError("the pipeline ran no denoising step")
+        if call.step_index[-1] != steps - 1:
+            raise RuntimeError(f"the pipeline ran {call.step_index[-1] + 1} steps, expected {steps}")
+        resolve = self._resolver(anchor_ev, anchor_ns, t_return)
+        t_ff = resolve(call.first_forward, t_start)
+        ends = []
+        prev = t_ff
+        for m in call.step_ends:
+            prev = resolve(m, prev)
+            ends.append(prev)
+        rec.phase("encode", t_start, t_ff)
+        if self.wl.trace_steps:
+            prev = t_ff
+            for k, e in zip(call.step_index, ends, strict=True):
+                rec.step(k, prev, e)
+                prev = e
+        rec.phase("denoise", t_ff, ends[-1])
+        rec.phase("decode", ends[-1], t_return)
+        rec.phase("save", t_return, t_end)
+
+    def _on_device(self) -> Any:
+        return self.torch.cuda.device(self.dev) if self.cuda else contextlib.nullcontext()
+
+    def _resolver(self, anchor_ev: Any, anchor_ns: int, t_return: int) -> Any:
+        """mark -> host perf_counter_ns, clamped to [lower bound, t_return] so phases stay ordered."""
+        def resolve(mark: Any, lower: int) -> int:
+            if self.cuda:
+                mark.synchronize()  # already complete: the image reached the host after it
+                ns = anchor_ns + round(anchor_ev.elapsed_time(mark) * 1e6)
+            else:
+                ns = int(mark)
+            return min(max(ns, lower), t_return)
+        return resolve
+
+    def close(self) -> None:
+        self._hook.remove()
+        self.pipe = None
+        if self.cuda:
+            self.torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def tiny_condition(side: int | None) -> Iterator[None]:
+    from runners.pipelines.tiny import condition_area
+
+    with condition_area(side * side if side else None):
+        yield
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Random weights give NaN/inf pixels; numpy's cast warning about them is noise, not an error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="invalid value encountered in cast", category=RuntimeWarning)
+        yield
