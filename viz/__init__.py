@@ -70,11 +70,37 @@ def lane_labels(spans: pd.DataFrame, meta: Mapping[str, Any] | None = None) -> d
     return labels
 
 
-def verdict(makespan_by_mode: Mapping[str, float]) -> str:
-    """'dynamic finished first (90.7 s); free-run +4.0 s (+4.4 %), batch-sync +22.3 s (+24.6 %)'."""
-    items = [(m, v) for m, v in makespan_by_mode.items() if v is not None and not math.isnan(v)]
+def incomplete_modes(spans: pd.DataFrame, meta: Mapping[str, Any]) -> dict[str, str]:
+    """Modes with a repeat that recorded fewer tasks than the run has, e.g. {"dynamic": "12 of 60 tasks"}.
+
+    Their makespan is that of a partial run: it must never be ranked against complete modes.
+    """
+    n_tasks = meta.get("n_tasks")
+    if not isinstance(n_tasks, int):
+        return {}
+    t = spans[spans["kind"] == "task"]
+    counts = t.groupby(["mode", "repeat"]).size()
+    out: dict[str, str] = {}
+    for (mode, _), n in counts.items():  # type: ignore[misc]
+        if n < n_tasks and mode not in out:
+            out[str(mode)] = f"{n} of {n_tasks} tasks"
+    return out
+
+
+def verdict(makespan_by_mode: Mapping[str, float], incomplete: Mapping[str, str] | None = None) -> str:
+    """'dynamic finished first (90.7 s); free-run +4.0 s (+4.4 %), batch-sync +22.3 s (+24.6 %)'.
+
+    Modes in `incomplete` are left out of the ranking and named as incomplete.
+    """
+    incomplete = incomplete or {}
+    items = [(m, v) for m, v in makespan_by_mode.items()
+             if v is not None and not math.isnan(v) and m not in incomplete]
+    partial = "; ".join(f"{m} INCOMPLETE ({why}), not ranked" for m, why in incomplete.items()
+                        if m in makespan_by_mode)
     if not items:
-        return "no timed tasks"
+        return partial or "no timed tasks"
+    if partial:
+        return verdict(dict(items)) + "; " + partial
     best_mode, best = min(items, key=lambda kv: kv[1])
     if len(items) == 1:
         return f"{best_mode}: {fmt_s(best)}"

@@ -38,6 +38,7 @@ from viz import (
     TASK_COLOR,
     fmt_pct,
     fmt_s,
+    incomplete_modes,
     lane_labels,
     verdict,
 )
@@ -259,7 +260,8 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
     panel_h = min(max(1.5, 0.32 * n_lanes + 0.9), 6.5)
     fig = Figure(figsize=(13.0, panel_h * len(modes) + 1.6), layout="constrained")
     axes = fig.subplots(len(modes), 1, sharex=True, squeeze=False)[:, 0]
-    best = min((median[m] for m in modes if m in median), default=float("nan"))
+    partial = incomplete_modes(spans, run.meta)
+    best = min((median[m] for m in modes if m in median and m not in partial), default=float("nan"))
     bar = spans[(spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)]
     any_detail = False
     for ax, mode in zip(axes, modes, strict=True):
@@ -275,8 +277,12 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
         row = shown[mode]
         mk = float(row["makespan_s"].iloc[0]) if len(row) else float("nan")
         lb = float(row["lower_bound_s"].iloc[0]) if len(row) else float("nan")
-        rank = ("finished first" if mode in median and median[mode] == best
-                else f"{fmt_s(mk - best, signed=True)} ({fmt_pct((mk - best) / best, signed=True)}) vs fastest")
+        if mode in partial:
+            rank = f"INCOMPLETE ({partial[mode]}): not comparable"
+        elif mode in median and median[mode] == best:
+            rank = "finished first"
+        else:
+            rank = f"{fmt_s(mk - best, signed=True)} ({fmt_pct((mk - best) / best, signed=True)}) vs fastest"
         head = f"{mode}: {fmt_s(mk)}, {rank}"
         parts = [f"lower bound {fmt_s(lb)} ({fmt_pct(mk / lb - 1, signed=True)} above it)"]
         wb = bar[(bar["mode"] == mode) & (bar["repeat"] == rep)]
@@ -294,11 +300,12 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
         parts.append(rep_note)
         body = "\n".join(textwrap.wrap("  ·  ".join(parts), 150, break_on_hyphens=False))
         ax.set_title(f"{head}\n{body}", loc="left", fontsize=10,
-                     fontweight="bold" if mode in median and median[mode] == best else "normal")
+                     fontweight="bold" if mode in median and median[mode] == best and mode not in partial
+                     else "normal")
     axes[-1].set_xlabel("seconds since the start barrier (t0)")
     shown_note = ("each mode's median-makespan repeat" if repeat is None and max(n_rep.values(), default=1) > 1
                   else f"repeat {repeat if repeat is not None else 0}")
-    fig.suptitle(f"{verdict({m: median[m] for m in modes if m in median})}\n"
+    fig.suptitle(f"{verdict({m: median[m] for m in modes if m in median}, partial)}\n"
                  f"Gantt: one lane per GPU/worker, {shown_note}; grey = waiting at a barrier",
                  fontsize=12)
     handles = legend_handles(spans, any_detail)

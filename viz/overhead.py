@@ -25,7 +25,7 @@ from matplotlib.ticker import MaxNLocator
 from bench.analysis.metrics import summarize
 from bench.analysis.timeline import barrier_waits, progress_drift, representative_repeats
 from bench.store import RunData
-from viz import LOWER_BOUND_COLOR, fmt_s, lane_labels, mode_color, verdict
+from viz import LOWER_BOUND_COLOR, fmt_s, incomplete_modes, lane_labels, mode_color, verdict
 
 MAX_DRIFT_POINTS = 2000  # above this many completions, drift lines are sampled on a time grid
 MAX_DRIFT_LINES = 16  # above this many workers, drift is drawn as a min-max band plus the worst worker
@@ -46,20 +46,25 @@ def origin_for(mode: str, row: Mapping[str, float]) -> float | None:
     return None
 
 
-def plot_makespans(ax: Axes, summary: pd.DataFrame) -> Axes:
+def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] | None = None) -> Axes:
     """Bars per mode (`metrics.summarize` rows): measured, origin's prediction (hatched), lower bound (dashed).
 
-    Artists carry gids "measured", "origin", "lower-bound"; each bar is labelled with its value."""
+    Artists carry gids "measured", "origin", "lower-bound"; each bar is labelled with its value. Modes in
+    `incomplete` (a partial run) are labelled so and never marked first."""
+    incomplete = incomplete or {}
     x = np.arange(len(summary))
     w = 0.38
-    best = float(summary["makespan_s"].min()) if len(summary) else float("nan")
+    done = summary[~summary["mode"].isin(list(incomplete))]
+    best = float(done["makespan_s"].min()) if len(done) else float("nan")
     for i, row in enumerate(summary.to_dict("records")):
         mode = str(row["mode"])
         mk = float(row["makespan_s"])
         err = [[mk - float(row["makespan_min_s"])], [float(row["makespan_max_s"]) - mk]]
         bar = ax.bar(x[i] - w / 2, mk, w, color=mode_color(mode), yerr=err if row["repeats"] > 1 else None,
                      capsize=3, gid="measured")
-        first = "\n(first)" if mk == best else ""
+        first = "\n(first)" if mk == best and mode not in incomplete else ""
+        if mode in incomplete:
+            first = f"\nINCOMPLETE\n({incomplete[mode]})"
         ax.bar_label(bar, [f"{fmt_s(mk)}{first}"], fontsize=8, padding=2,
                      fontweight="bold" if first else "normal")
         pred = origin_for(mode, row)
@@ -184,7 +189,8 @@ def overhead_figure(run: RunData) -> Figure:
     fig = Figure(figsize=(14.0, 8.5), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1.0])  # type: ignore[misc]
     ax_mk, ax_bw = top.subplots(1, 2, width_ratios=[1.2, 1.8])
-    plot_makespans(ax_mk, summary)
+    partial = incomplete_modes(spans, run.meta)
+    plot_makespans(ax_mk, summary, partial)
     waits = barrier_waits(spans)
     bs = "batch-sync" if "batch-sync" in set(waits["mode"]) else (waits["mode"].iloc[0] if len(waits) else None)
     sel = waits[(waits["mode"] == bs) & (waits["repeat"] == reps.get(str(bs), 0))] if bs else waits
@@ -207,5 +213,5 @@ def overhead_figure(run: RunData) -> Figure:
     bottom.suptitle("Progress drift: how far each worker is ahead of (+) or behind (−) the average, in tasks "
                     "(in dynamic mode a slower worker simply takes fewer tasks)", fontsize=10)
     med = dict(zip(summary["mode"], summary["makespan_s"], strict=True)) if len(summary) else {}
-    fig.suptitle(verdict(med), fontsize=13, fontweight="bold")
+    fig.suptitle(verdict(med, partial), fontsize=13, fontweight="bold")
     return fig

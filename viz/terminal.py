@@ -26,7 +26,7 @@ from bench.analysis.metrics import mode_table, summarize, worker_table
 from bench.analysis.timeline import busy_over_time, drift_summary, representative_repeats
 from bench.schema import Kind, Status
 from bench.store import RunData
-from viz import describe_devices, describe_workload, fmt_pct, fmt_s, lane_labels, verdict
+from viz import describe_devices, describe_workload, fmt_pct, fmt_s, incomplete_modes, lane_labels, verdict
 
 NS = 1e9
 BUSY, WAIT, FAIL, IDLE, AFTER = "█", "░", "x", "·", " "
@@ -116,7 +116,8 @@ def report_json(run: RunData) -> dict[str, Any]:
             }
         )
     by_mode = {m["mode"]: m for m in out_modes}
-    ms = {m: v["makespan_s"] for m, v in by_mode.items() if v["makespan_s"] is not None}
+    partial = incomplete_modes(spans, meta)
+    ms = {m: v["makespan_s"] for m, v in by_mode.items() if v["makespan_s"] is not None and m not in partial}
     first = min(ms, key=lambda m: ms[m]) if ms else None
     overhead = origin_overhead = None
     if "batch-sync" in by_mode and "free-run" in by_mode:
@@ -136,7 +137,9 @@ def report_json(run: RunData) -> dict[str, Any]:
         "n_tasks": meta.get("n_tasks"),
         "repeats": meta.get("repeat"),
         "first": first,
-        "verdict": verdict(ms),
+        "verdict": verdict({m: v["makespan_s"] for m, v in by_mode.items()
+                            if v["makespan_s"] is not None}, partial),
+        "incomplete": partial,
         "sync_overhead_s": overhead,
         "origin_sync_overhead_s": origin_overhead,
         "modes": out_modes,
@@ -259,6 +262,8 @@ def _comparison_table(run: RunData, data: dict[str, Any]) -> Table:
         vs = "—" if ratio is None else ("1.00×" if m["mode"] == "free-run" else f"{ratio:.2f}×")
         style = "bold" if m["mode"] == data["first"] else ""
         name = m["mode"] + (" ✓" if m["mode"] == data["first"] else "")
+        if m["mode"] in data["incomplete"]:
+            name, vs, style = m["mode"] + " ⚠", "partial", "red"
         table.add_row(name, total, vs, fmt_s(m["origin_prediction_s"]), fmt_s(m["lower_bound_s"]),
                       str(m["sync_points"]), fmt_s(m["barrier_wait_s"]), fmt_pct(m["util"]),
                       fmt_s(m["finish_spread_s"]), style=style)
@@ -277,6 +282,9 @@ def _footer(data: dict[str, Any]) -> Text:
                     "measured; the origin document claimed none")
         if data["origin_sync_overhead_s"] is not None:
             text.append(f" (its model on these durations: {fmt_s(data['origin_sync_overhead_s'], signed=True)})")
+    if data["incomplete"]:
+        text.append("\n⚠ = incomplete: the run stopped before this mode ran every task; its time is not "
+                    "comparable", style="bold red")
     text.append("\n✓ = finished first; total time = makespan (median over repeats, ± half the range); "
                 "origin pred. = the origin document's prediction from the same task durations; "
                 "barrier wait summed over workers; util. = busy / (workers × makespan)", style="dim")

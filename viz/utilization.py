@@ -22,7 +22,7 @@ from matplotlib.patches import Patch
 from bench.analysis.timeline import busy_over_time, makespans, representative_repeats
 from bench.schema import Kind
 from bench.store import RunData
-from viz import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR, fmt_pct, lane_labels, verdict
+from viz import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR, fmt_pct, incomplete_modes, lane_labels, verdict
 
 NS = 1e9
 STRIP = 0.82  # height of a worker's 0-100 % strip, in lane units
@@ -145,7 +145,7 @@ def utilization_figure(run: RunData, repeat: int | None = None) -> Figure:
                          bins=bins)
     axes[-1].set_xlabel(f"seconds since the start barrier (t0); bins of {t_max / bins:.3g} s")
     median = ms.groupby("mode")["makespan_s"].median().to_dict()
-    fig.suptitle(f"{verdict({m: median[m] for m in modes if m in median})}\n"
+    fig.suptitle(f"{verdict({m: median[m] for m in modes if m in median}, incomplete_modes(spans, run.meta))}\n"
                  "Utilisation over time: each strip is one GPU/worker from 0 to 100 % busy; "
                  "the number at its end is its utilisation over the makespan", fontsize=12)
     have_bar = bool(((spans["kind"] == Kind.BARRIER) & (spans["name"] == "batch")).any())
