@@ -258,22 +258,23 @@ def replay(
 
     from bench.analysis import mode_table
     from bench.store import load_run
-    from bench.whatif import fit_run, predict
+    from bench.whatif import fits_by_mode, predict
     from viz.whatif import fit_table, sim_table
 
     try:
         data = load_run(run_dir)
         modes = parse_modes(mode)
         G = data.meta["n_workers"]
-        fit = fit_run(data.spans, G)
+        fits = fits_by_mode(data.spans, G)
+        fit = fits["all"]
         g, t = gpus or G, images or fit.n_tasks
         if g < 1 or t < 1 or repeat < 1:
             raise BenchError("--gpus, --images and --repeat must be at least 1")
     except BenchError as e:
         _fail(e)
     devices = [w.get("name", str(w.get("worker"))) for w in data.meta.get("workers", [])]
-    out.print(fit_table(G, fit.mean_s, fit.cv, fit.gap_s, fit.speed.tolist(), devices))
-    rows = predict(fit, modes, g, t, repeat, seed)
+    out.print(fit_table(fits, devices))
+    rows = predict(fits, modes, g, t, repeat, seed)
     if (g, t) == (G, fit.n_tasks):
         measured = mode_table(data.spans, G).groupby("mode")["makespan_s"].median()
         rows["measured_s"] = [measured.get(m, float("nan")) for m in rows["mode"]]

@@ -86,8 +86,25 @@ class Fit:
         return float(self.residual.std() / self.residual.mean())
 
 
-def fit_run(spans: pd.DataFrame, n_workers: int) -> Fit:
+def _median_gap_s(tasks: pd.DataFrame, barriers: pd.DataFrame) -> float:
+    """Median time between consecutive tasks on a worker that is not spent waiting at a barrier: the
+    runner's and the host's own work between two tasks (a barrier wait is the simulator's to model)."""
+    gaps: list[float] = []
+    for key, w in tasks.sort_values("start_ns").groupby(["mode", "repeat", "worker"]):
+        starts, ends = w["start_ns"].to_numpy(), w["end_ns"].to_numpy()
+        b = barriers[(barriers["mode"] == key[0]) & (barriers["repeat"] == key[1]) & (barriers["worker"] == key[2])]
+        b_start, b_len = b["start_ns"].to_numpy(), (b["end_ns"] - b["start_ns"]).to_numpy()
+        for prev_end, nxt in zip(ends[:-1], starts[1:], strict=True):
+            inside = (b_start >= prev_end) & (b_start < nxt)
+            gaps.append((nxt - prev_end - b_len[inside].sum()) / 1e9)
+    return max(float(np.median(gaps)), 0.0) if gaps else 0.0
+
+
+def fit_run(spans: pd.DataFrame, n_workers: int, mode: str | None = None) -> Fit:
+    """Fit all successful tasks of the run, or only those of `mode`."""
     t = spans[(spans["kind"] == Kind.TASK) & (spans["status"] == Status.OK)].copy()
+    if mode is not None:
+        t = t[t["mode"] == mode]
     if len(t) < 2:
         raise BenchError("the run has fewer than 2 successful tasks: nothing to fit")
     t["dur"] = (t["end_ns"] - t["start_ns"]) / 1e9
@@ -96,25 +113,35 @@ def fit_run(spans: pd.DataFrame, n_workers: int) -> Fit:
     speed = np.array([per.get(g, 1.0) for g in range(n_workers)])
     speed = speed / speed.mean()
     resid = (t["dur"] / (mean * speed[t["worker"].to_numpy()])).to_numpy()
-    s = t.sort_values(["mode", "repeat", "worker", "start_ns"])
-    same = (s["worker"].to_numpy()[1:] == s["worker"].to_numpy()[:-1]) & (
-        s["mode"].to_numpy()[1:] == s["mode"].to_numpy()[:-1]) & (
-        s["repeat"].to_numpy()[1:] == s["repeat"].to_numpy()[:-1])
-    gaps = (s["start_ns"].to_numpy()[1:] - s["end_ns"].to_numpy()[:-1])[same] / 1e9
-    # Batch-sync gaps contain barrier waits; the runner's own gap is best seen in the other modes.
-    free = s["mode"].to_numpy()[1:][same] != "batch-sync"
-    gap = float(np.median(gaps[free])) if free.any() else (float(np.median(gaps)) if len(gaps) else 0.0)
+    gap = _median_gap_s(t, spans[(spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)])
     modes = list(dict.fromkeys(t["mode"]))
     return Fit(n_workers, int(t.groupby(["mode", "repeat"]).size().max()), mean, speed, resid,
-               max(gap, 0.0), modes)
+               gap, modes)
 
 
-def predict(fit: Fit, modes: list[str], n_workers: int, n_tasks: int, repeats: int,
+def fits_by_mode(spans: pd.DataFrame, n_workers: int) -> dict[str, Fit]:
+    """One fit per mode the run measured, plus "all" (every mode pooled).
+
+    Task durations depend on the mode: under batch-sync every worker starts its encode at the same moment
+    and they contend for the host's CPUs, so a mode is best predicted from its own tasks where it ran."""
+    fits = {"all": fit_run(spans, n_workers)}
+    for mode in fits["all"].modes:
+        try:
+            fits[mode] = fit_run(spans, n_workers, mode)
+        except BenchError:
+            pass
+    return fits
+
+
+def predict(fits: dict[str, Fit], modes: list[str], n_workers: int, n_tasks: int, repeats: int,
             seed: int) -> pd.DataFrame:
-    """Makespan per mode at (n_workers, n_tasks): median and 5–95 % over `repeats` resampled runs."""
-    speed = fit.speed[np.arange(n_workers) % fit.n_workers]
+    """Makespan per mode at (n_workers, n_tasks): median and 5–95 % over `repeats` resampled runs.
+
+    Each mode uses its own fit where the run measured it, else the pooled fit "all" (column `fit`)."""
     rows = []
     for mode in modes:
+        fit = fits.get(mode, fits["all"])
+        speed = fit.speed[np.arange(n_workers) % fit.n_workers]
         spans = []
         for r in range(repeats):
             rng = np.random.default_rng(seed + r)
@@ -124,5 +151,6 @@ def predict(fit: Fit, modes: list[str], n_workers: int, n_tasks: int, repeats: i
         m = np.array(spans)
         expected, how = theory(mode, n_tasks, fit.mean_s + fit.gap_s, speed, fit.cv)
         rows.append({"mode": mode, "median_s": float(np.median(m)), "p5_s": float(np.percentile(m, 5)),
-                     "p95_s": float(np.percentile(m, 95)), "theory_s": expected, "theory": how})
+                     "p95_s": float(np.percentile(m, 95)), "theory_s": expected, "theory": how,
+                     "fit": f"{mode} tasks" if mode in fits else "all tasks"})
     return pd.DataFrame(rows)

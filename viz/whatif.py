@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pandas as pd
 from rich.markup import escape
 from rich.table import Table
@@ -17,6 +20,8 @@ def sim_table(rows: pd.DataFrame, title: str) -> Table:
         t.add_column("measured", justify="right")
         t.add_column("error", justify="right")
     t.add_column("theory", justify="right")
+    if "fit" in rows:
+        t.add_column("fitted on")
     t.add_column("vs free-run", justify="right")
     base = rows.set_index("mode")["median_s"].get("free-run")
     for r in rows.itertuples():
@@ -26,21 +31,28 @@ def sim_table(rows: pd.DataFrame, title: str) -> Table:
             ok = meas == meas  # not NaN
             cells += [f"{meas:.2f} s" if ok else "—",
                       f"{(r.median_s - meas) / meas:+.1%}" if ok else "—"]
-        cells += [f"{r.theory_s:.2f} s", f"{r.median_s / base:.3f}×" if base else "—"]
+        cells += [f"{r.theory_s:.2f} s"]
+        if "fit" in rows:
+            cells.append(str(r.fit))
+        cells.append(f"{r.median_s / base:.3f}×" if base else "—")
         t.add_row(*cells)
     t.caption = escape("theory: " + "; ".join(f"{r.mode}: {r.theory}" for r in rows.itertuples()))
     t.caption_justify = "left"
     return t
 
 
-def fit_table(n_workers: int, mean_s: float, cv: float, gap_s: float, speed: list[float],
-              devices: list[str]) -> Table:
+def fit_table(fits: Mapping[str, Any], devices: list[str]) -> Table:
+    """One column per fit ("all" = every mode pooled, then one per measured mode)."""
     t = Table(title="fit of the measured run", title_justify="left")
     t.add_column("quantity")
-    t.add_column("value", justify="right")
-    t.add_row("mean task time", f"{mean_s:.3f} s")
-    t.add_row("per-task jitter (CV, speed removed)", f"{cv:.1%}")
-    t.add_row("gap between tasks (median)", f"{gap_s * 1e3:.1f} ms")
-    for g in range(n_workers):
-        t.add_row(f"speed factor {devices[g] if g < len(devices) else g}", f"{speed[g]:.3f}")
+    for name in fits:
+        t.add_column(f"{name} tasks" if name != "all" else "all tasks", justify="right")
+    t.add_row("tasks", *(str(len(f.residual)) for f in fits.values()))
+    t.add_row("mean task time", *(f"{f.mean_s:.3f} s" for f in fits.values()))
+    t.add_row("per-task jitter (CV, speed removed)", *(f"{f.cv:.1%}" for f in fits.values()))
+    t.add_row("gap between tasks (median)", *(f"{f.gap_s * 1e3:.1f} ms" for f in fits.values()))
+    n = next(iter(fits.values())).n_workers
+    for g in range(n):
+        t.add_row(f"speed factor {devices[g] if g < len(devices) else g}",
+                  *(f"{f.speed[g]:.3f}" for f in fits.values()))
     return t

@@ -1,0 +1,42 @@
+"""Replay: fitting a measured run and predicting it back, on hand-built runs with known answers."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.analysis import mode_table
+from bench.cli import app
+from bench.store import write_meta
+from bench.whatif import fit_run, fits_by_mode, predict
+from tests.test_analysis import make_run
+
+
+def test_fit_recovers_speed_and_no_jitter() -> None:
+    run = make_run([2.0] * 12, 2, speed=[0.9, 1.1])
+    fit = fit_run(run.spans, 2)
+    assert fit.speed.tolist() == pytest.approx([0.9, 1.1])
+    assert fit.mean_s == pytest.approx(2.0, rel=0.02)
+    assert fit.cv == pytest.approx(0.0, abs=1e-9)
+    assert fit.gap_s == pytest.approx(0.0, abs=1e-6)  # back to back in free-run and dynamic; barriers subtracted
+
+
+def test_replay_at_own_scale_is_exact_without_jitter() -> None:
+    run = make_run([2.0] * 12, 2, speed=[0.9, 1.1])
+    measured = mode_table(run.spans, 2).set_index("mode")["makespan_s"]
+    pred = predict(fits_by_mode(run.spans, 2), ["free-run", "batch-sync", "dynamic"], 2, 12, 5, 0)
+    got = pred.set_index("mode")["median_s"]
+    for mode in ("free-run", "batch-sync", "dynamic"):
+        assert got[mode] == pytest.approx(measured[mode], rel=1e-6), mode
+    assert set(pred["fit"]) == {"free-run tasks", "batch-sync tasks", "dynamic tasks"}
+
+
+def test_replay_cli_predicts_another_scale(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run = make_run([1.0, 1.2, 0.8, 1.0] * 5, 2)
+    (tmp_path / "spans").mkdir()
+    (tmp_path / "samples").mkdir()
+    run.spans.to_json(tmp_path / "spans" / "w.jsonl", orient="records", lines=True)
+    write_meta(tmp_path, {**run.meta, "schema_version": 1})
+    result = CliRunner().invoke(app, ["replay", str(tmp_path), "--gpus", "8", "--images", "400", "--repeat", "5"])
+    assert result.exit_code == 0, result.output
+    assert "400 tasks on 8 workers" in result.output and "batch-sync" in result.output
