@@ -1,0 +1,42 @@
+"""The figures of BENCHMARKS.md section 3, computed from the committed reference runs (no GPU needed).
+
+    python benchmarks/gpu_figures.py results/reference
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bench.analysis import mode_table
+from bench.store import load_run
+
+
+def main() -> None:
+    root = Path(sys.argv[1] if len(sys.argv) > 1 else "results/reference")
+    print("| run | backend | GPUs | mode | tasks | makespan s | lower bound s | throughput img/s "
+          "| task median s | task CV | step median s | encode median s | barrier wait s |")
+    print("| --- " * 13 + "|")
+    for d in sorted(root.iterdir()):
+        if not (d / "meta.json").is_file():
+            continue
+        run = load_run(d)
+        s, G = run.spans, run.meta["n_workers"]
+        mt = mode_table(s, G).set_index("mode")
+        for mode in run.modes:
+            m = s[s["mode"] == mode]
+            t = m[m["kind"] == "task"]
+            dur = (t["end_ns"] - t["start_ns"]) / 1e9
+            step = m[m["kind"] == "step"]
+            enc = m[(m["kind"] == "phase") & (m["name"] == "encode")]
+            r = mt.loc[mode]
+            print(f"| {d.name[:15]} | {run.meta['backend']} | {G} | {mode} | {len(t)} | {r.makespan_s:.1f} "
+                  f"| {r.lower_bound_s:.1f} | {len(t) / r.makespan_s:.4f} | {np.median(dur):.3f} "
+                  f"| {dur.std() / dur.mean():.1%} | {np.median((step['end_ns'] - step['start_ns']) / 1e9):.3f} "
+                  f"| {np.median((enc['end_ns'] - enc['start_ns']) / 1e9):.3f} | {r.barrier_wait_s:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
