@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -90,5 +91,14 @@ def run(specs: list[WorkerSpec], poll: Callable[[], None]) -> None:
         for s, p in zip(specs, procs, strict=True) if p.exitcode != 0
     ]
     if failed:
-        log = os.path.join(specs[0].run_dir, "worker-N.log")
-        raise BenchError(f"{failed[0]}; see {log}")
+        raise BenchError(f"{failed[0]}{_first_error(specs)}")
+
+
+def _first_error(specs: list[WorkerSpec]) -> str:
+    """': <last line of the first worker log>; see <log>' for the worker that wrote a traceback, if any."""
+    for s in specs:
+        log = os.path.join(s.run_dir, f"worker-{s.worker}.log")
+        if os.path.isfile(log):
+            lines = [x for x in Path(log).read_text(encoding="utf-8").splitlines() if x.strip()]
+            return f": {lines[-1].strip() if lines else 'no message'}; see {log}"
+    return ""

@@ -1,0 +1,80 @@
+"""Failures: a task that fails is a record and the run goes on; a worker that cannot load fails the run
+with one line, and the run folder says so (nothing recorded is lost)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.config import RunConfig
+from bench.errors import BenchError
+from bench.store import load_run
+from bench.workload import Executor, SyntheticWorkload, Task, TaskRecorder
+from runners.devices import resolve
+from runners.run import Prepared, execute
+
+
+@dataclass(frozen=True)
+class Flaky:
+    """Synthetic tasks, except task `bad` raises and, with `broken_load`, loading raises."""
+
+    bad: int = 3
+    broken_load: bool = False
+    kind: str = field(default="flaky", init=False)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "flaky"}
+
+    def tasks(self, n: int, seed: int) -> list[Task]:
+        return SyntheticWorkload(mean=0.001).tasks(n, seed)
+
+    def load(self, worker: int, n_workers: int, device: str) -> Executor:
+        if self.broken_load:
+            raise RuntimeError("no such weights")
+        return _FlakyExecutor(self.bad, SyntheticWorkload(mean=0.001).load(worker, n_workers, device))
+
+
+@dataclass
+class _FlakyExecutor:
+    bad: int
+    inner: Executor
+
+    def run(self, task: Task, rec: TaskRecorder) -> None:
+        if task.id == self.bad:
+            raise ValueError(f"cannot decode image {task.id}\nsecond line")
+        self.inner.run(task, rec)
+
+    def close(self) -> None:
+        pass
+
+
+def prepared(tmp: Path, workload: Flaky, backend: str) -> Prepared:
+    config = RunConfig(modes=["free-run", "batch-sync"], images=8, backend=backend, workers=2, out=tmp)
+    return Prepared(config, workload, resolve(None, 2)[0], [])
+
+
+@pytest.mark.parametrize("backend", ["processes", "threads"])
+def test_failed_task_is_a_record_and_the_run_goes_on(tmp_path: Path, backend: str) -> None:
+    run = load_run(execute(prepared(tmp_path, Flaky(bad=3), backend), poll=lambda _: None))
+    t = run.spans[run.spans["kind"] == "task"]
+    assert len(t) == 16  # 8 tasks x 2 modes, the failed ones included
+    bad = t[t["task"] == 3]
+    assert (bad["status"] == "error").all() and len(bad) == 2
+    assert bad["error"].iloc[0] == "ValueError: cannot decode image 3 second line"  # one line
+    assert (t[t["task"] != 3]["status"] == "ok").all()
+    assert run.meta["status"] == "complete"
+
+
+@pytest.mark.parametrize("backend", ["processes", "threads"])
+def test_worker_that_cannot_load_fails_the_run_clearly(tmp_path: Path, backend: str) -> None:
+    with pytest.raises(BenchError, match=r"worker \d .*RuntimeError: no such weights"):
+        execute(prepared(tmp_path, Flaky(broken_load=True), backend), poll=lambda _: None)
+    run_dir = next(tmp_path.iterdir())
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "failed" and "no such weights" in meta["error"]
+    loads = [json.loads(x) for f in (run_dir / "spans").glob("*.jsonl") for x in f.read_text().splitlines()]
+    assert any(r["kind"] == "load" and r["status"] == "error" for r in loads)
