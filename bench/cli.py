@@ -129,6 +129,13 @@ def run(
         raise typer.Exit(130) from None
     err.print(f"finished in {time.monotonic() - started:.1f} s → {run_dir}", highlight=False)
     _report(run_dir, charts=report, summary_only=True)
+    from bench.store import task_outcomes
+
+    n, failed, first = task_outcomes(run_dir)
+    if failed:
+        # Exit 1: the run is complete and every failure is recorded, but not every edit succeeded.
+        err.print(f"[bold red]warning:[/] {failed} of {n} tasks failed; the first: {first}", highlight=False)
+        raise typer.Exit(1)
 
 
 def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bool = False) -> None:
@@ -265,11 +272,11 @@ def replay(
         data = load_run(run_dir)
         modes = parse_modes(mode)
         G = data.meta["n_workers"]
+        if (gpus is not None and gpus < 1) or (images is not None and images < 1) or repeat < 1:
+            raise BenchError("--gpus, --images and --repeat must be at least 1")
         fits = fits_by_mode(data.spans, G)
         fit = fits["all"]
         g, t = gpus or G, images or fit.n_tasks
-        if g < 1 or t < 1 or repeat < 1:
-            raise BenchError("--gpus, --images and --repeat must be at least 1")
     except BenchError as e:
         _fail(e)
     devices = [w.get("name", str(w.get("worker"))) for w in data.meta.get("workers", [])]

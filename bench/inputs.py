@@ -99,9 +99,18 @@ def _opt_int(value: Any, name: str, where: str) -> int | None:
         n = None
     if n is None:
         raise BenchError(f"{where}: {name} must be an integer, got {value!r}")
-    if name != "seed" and n < 1:
+    if name == "size":
+        check_size(n, where)
+    elif name != "seed" and n < 1:
         raise BenchError(f"{where}: {name} must be >= 1, got {n}")
     return n
+
+
+def check_size(size: int, where: str = "--size") -> None:
+    """An output side the edit pipeline can make: the VAE downsamples 8× and the transformer packs 2×2
+    latent patches, so sides are multiples of 16 (diffusers would silently round 7 down to 0)."""
+    if size < 16 or size % 16:
+        raise BenchError(f"{where}: output size must be a multiple of 16 and at least 16, got {size}")
 
 
 def _row_input(row: dict[str, Any], base: Path, where: str) -> TaskInput:

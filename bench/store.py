@@ -26,14 +26,19 @@ from bench.schema import SAMPLE_COLUMNS, SCHEMA_VERSION, SPAN_COLUMNS
 META = "meta.json"
 
 
-def create_run_dir(out: Path, label: str) -> Path:
-    """Make a new, empty run folder under `out`; an existing folder is never reused."""
+def check_out_dir(out: Path) -> None:
+    """Fail early if run folders cannot be made under `out` (creates `out` itself if missing)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise BenchError(f"cannot create output folder {out}: {e.strerror}") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise BenchError(f"output folder {out} is not writable")
+
+
+def create_run_dir(out: Path, label: str) -> Path:
+    """Make a new, empty run folder under `out`; an existing folder is never reused."""
+    check_out_dir(out)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = f"{stamp}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}"
     for i in range(1000):
@@ -110,7 +115,8 @@ def _read_jsonl(files: list[Path], columns: tuple[str, ...]) -> pd.DataFrame:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError:
-                    # Only the last line of a crashed worker can be torn; anything else is corruption.
+                    # Only the last line of a crashed worker can be torn (it is skipped); anything else
+                    # is corruption.
                     if fh.readline():
                         raise BenchError(f"{f}:{n} is not valid JSON") from None
     return pd.DataFrame(rows, columns=list(columns))
@@ -122,14 +128,38 @@ def load_run(run_dir: Path | str) -> RunData:
     meta = read_meta(run_dir)
     spans = _read_jsonl(sorted((run_dir / "spans").glob("*.jsonl")), SPAN_COLUMNS)
     samples = _read_jsonl(sorted((run_dir / "samples").glob("*.jsonl")), SAMPLE_COLUMNS)
-    for col in ("repeat", "worker", "start_ns", "end_ns"):
-        spans[col] = spans[col].astype("int64")
-    for col in ("task", "batch", "step"):
-        spans[col] = spans[col].astype("Int64")
-    if len(samples):
-        samples["t_ns"] = samples["t_ns"].astype("int64")
+    try:
+        for col in ("repeat", "worker", "start_ns", "end_ns"):
+            spans[col] = spans[col].astype("int64")
+        for col in ("task", "batch", "step"):
+            spans[col] = spans[col].astype("Int64")
+        if len(samples):
+            samples["t_ns"] = samples["t_ns"].astype("int64")
+    except (ValueError, TypeError) as e:
+        bad = [c for c in ("mode", "worker", "kind", "start_ns", "end_ns") if spans[c].isna().any()]
+        what = f"missing {', '.join(bad)} in some spans" if bad else " ".join(str(e).split())
+        raise BenchError(f"{run_dir}: span records are malformed ({what})") from None
+    for col in ("mode", "kind"):
+        if spans[col].isna().any():
+            raise BenchError(f"{run_dir}: span records are malformed (missing {col} in some spans)")
     spans = spans.sort_values(["mode", "repeat", "worker", "start_ns", "end_ns"], kind="stable")
     return RunData(run_dir, meta, spans.reset_index(drop=True), samples)
+
+
+def task_outcomes(run_dir: Path) -> tuple[int, int, str | None]:
+    """(timed tasks recorded, how many failed, the first error) — read straight from the span files."""
+    n = failed = 0
+    first: str | None = None
+    for f in sorted((run_dir / "spans").glob("*.jsonl")):
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if '"kind":"task"' not in line:
+                continue
+            n += 1
+            row = json.loads(line)
+            if row.get("status") == "error":
+                failed += 1
+                first = first or row.get("error")
+    return n, failed, first
 
 
 def write_spans_columns(run_dir: Path, name: str, const: dict[str, Any], worker: Any, task: Any,

@@ -22,7 +22,7 @@ from bench import __version__
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.schema import SCHEMA_VERSION
-from bench.store import create_run_dir, write_meta
+from bench.store import check_out_dir, create_run_dir, task_outcomes, write_meta
 from bench.workload import Workload, parse_synthetic
 from runners.backends import BACKENDS
 from runners.devices import Device, resolve, torch_threads
@@ -51,6 +51,7 @@ def make_workload(config: RunConfig, cuda: bool) -> tuple[Workload, list[str]]:
 
 def prepare(config: RunConfig) -> Prepared:
     """Check everything that can be checked before a run folder exists."""
+    check_out_dir(config.out)
     devices, note = resolve(config.gpus, config.workers)
     cuda = devices[0].device.startswith("cuda")
     workload, notes = make_workload(config, cuda)
@@ -127,6 +128,9 @@ def execute(prep: Prepared, poll: Callable[[Path], None], argv: list[str] | None
     ]
     try:
         BACKENDS[config.backend](specs, lambda: poll(run_dir))
+        n, failed, first = task_outcomes(run_dir)
+        if n and failed == n:
+            raise BenchError(f"every task failed ({n} of {n}); the first: {first}")
         meta["status"] = "complete"
     except BaseException as e:
         meta["status"] = "failed"

@@ -68,3 +68,37 @@ def test_analysis_and_viz_never_import_torch() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--size", "7"], "output size must be a multiple of 16"),
+        (["--size", "100"], "output size must be a multiple of 16"),
+        (["--steps", "0"], "--steps must be at least 1"),
+    ],
+)
+def test_bad_edit_options_are_rejected_before_the_run(tmp_path: Path, args: list[str], message: str) -> None:
+    code, stderr = invoke("run", "--workers", "1", "--images", "1", "--out", str(tmp_path), *args)
+    assert code == 2 and message in stderr and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_malformed_spans_are_one_line(tmp_path: Path) -> None:
+    from bench.schema import SCHEMA_VERSION
+
+    (tmp_path / "spans").mkdir()
+    (tmp_path / "meta.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "modes": ["free-run"]}))
+    (tmp_path / "spans" / "w0.jsonl").write_text(json.dumps(
+        {"run": "r", "mode": "free-run", "repeat": 0, "worker": 0, "device": "cpu", "kind": "task",
+         "name": "task", "task": 0, "batch": None, "begin_ns": 0, "end_ns": 5, "status": "ok"}) + "\n")
+    code, stderr = invoke("report", str(tmp_path))
+    assert code == 2 and "span records are malformed" in stderr and "Traceback" not in stderr
+
+
+def test_replay_rejects_zero_gpus(tmp_path: Path) -> None:
+    assert CliRunner().invoke(app, ["simulate", "--gpus", "2", "--images", "10", "--out", str(tmp_path)]).exit_code == 0
+    run = str(next(tmp_path.iterdir()))
+    for bad in (["--gpus", "0"], ["--images", "0"]):
+        code, stderr = invoke("replay", run, *bad)
+        assert code == 2 and "must be at least 1" in stderr

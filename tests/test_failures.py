@@ -20,7 +20,8 @@ from runners.run import Prepared, execute
 
 @dataclass(frozen=True)
 class Flaky:
-    """Synthetic tasks, except task `bad` raises and, with `broken_load`, loading raises."""
+    """Synthetic tasks, except task `bad` raises (every task if bad < 0) and, with `broken_load`, loading
+    raises."""
 
     bad: int = 3
     broken_load: bool = False
@@ -44,7 +45,7 @@ class _FlakyExecutor:
     inner: Executor
 
     def run(self, task: Task, rec: TaskRecorder) -> None:
-        if task.id == self.bad:
+        if task.id == self.bad or self.bad < 0:
             raise ValueError(f"cannot decode image {task.id}\nsecond line")
         self.inner.run(task, rec)
 
@@ -78,3 +79,10 @@ def test_worker_that_cannot_load_fails_the_run_clearly(tmp_path: Path, backend: 
     assert meta["status"] == "failed" and "no such weights" in meta["error"]
     loads = [json.loads(x) for f in (run_dir / "spans").glob("*.jsonl") for x in f.read_text().splitlines()]
     assert any(r["kind"] == "load" and r["status"] == "error" for r in loads)
+
+
+def test_a_run_where_every_task_fails_is_a_failed_run(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match=r"every task failed \(16 of 16\); the first: ValueError: cannot decode"):
+        execute(prepared(tmp_path, Flaky(bad=-1), "threads"), poll=lambda _: None)
+    run = load_run(next(tmp_path.iterdir()))
+    assert run.meta["status"] == "failed" and (run.spans[run.spans["kind"] == "task"]["status"] == "error").all()

@@ -84,7 +84,7 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] |
         if len(summary) else 1.0
     ax.set_ylim(0, top * 1.15)
     ax.set_ylabel("seconds")
-    ax.set_title("Makespan: measured (solid) vs origin's prediction from the\nsame task durations (hatched); "
+    ax.set_title("Makespan: measured (solid) vs the origin's formulas on free-run's\ntask durations (hatched); "
                  "dashed green = lower bound", loc="left", fontsize=10)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)

@@ -91,6 +91,7 @@ def report_json(run: RunData) -> dict[str, Any]:
                 "origin_prediction_s": _origin(mode, row),
                 "origin_free_run_s": _num(row["origin_free_run_s"]),
                 "origin_batch_sync_s": _num(row["origin_batch_sync_s"]),
+                "origin_basis": row.get("origin_basis"),
                 "sync_points": int(row["sync_points"]),
                 "barrier_wait_s": _num(row["barrier_wait_s"]),
                 "util": _num(row["util"]),
@@ -119,13 +120,14 @@ def report_json(run: RunData) -> dict[str, Any]:
     partial = incomplete_modes(spans, meta)
     ms = {m: v["makespan_s"] for m, v in by_mode.items() if v["makespan_s"] is not None and m not in partial}
     first = min(ms, key=lambda m: ms[m]) if ms else None
-    overhead = origin_overhead = None
+    overhead = origin_overhead = origin_basis = None
     if "batch-sync" in by_mode and "free-run" in by_mode:
         bs, fr = by_mode["batch-sync"], by_mode["free-run"]
         if bs["makespan_s"] is not None and fr["makespan_s"] is not None:
             overhead = bs["makespan_s"] - fr["makespan_s"]
         if bs["origin_batch_sync_s"] is not None and bs["origin_free_run_s"] is not None:
             origin_overhead = bs["origin_batch_sync_s"] - bs["origin_free_run_s"]
+            origin_basis = bs.get("origin_basis")
     return {
         "run_id": meta.get("run_id"),
         "status": meta.get("status"),
@@ -142,6 +144,7 @@ def report_json(run: RunData) -> dict[str, Any]:
         "incomplete": partial,
         "sync_overhead_s": overhead,
         "origin_sync_overhead_s": origin_overhead,
+        "origin_basis": origin_basis,
         "modes": out_modes,
     }
 
@@ -281,12 +284,14 @@ def _footer(data: dict[str, Any]) -> Text:
         text.append(f"\nsync overhead (batch-sync − free-run): {fmt_s(data['sync_overhead_s'], signed=True)} "
                     "measured; the origin document claimed none")
         if data["origin_sync_overhead_s"] is not None:
-            text.append(f" (its model on these durations: {fmt_s(data['origin_sync_overhead_s'], signed=True)})")
+            text.append(f" (its formulas on {data['origin_basis']}'s task durations: "
+                        f"{fmt_s(data['origin_sync_overhead_s'], signed=True)})")
     if data["incomplete"]:
         text.append("\n⚠ = incomplete: the run stopped before this mode ran every task; its time is not "
                     "comparable", style="bold red")
     text.append("\n✓ = finished first; total time = makespan (median over repeats, ± half the range); "
-                "origin pred. = the origin document's prediction from the same task durations; "
+                "origin pred. = the origin document's formula for that mode, both modes from free-run's task "
+                "durations (a mode's own where there is no free-run); "
                 "barrier wait summed over workers; util. = busy / (workers × makespan)", style="dim")
     return text
 

@@ -24,7 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.inputs import TaskInput, from_dir, from_tasks_file, generated, generated_image, open_image
+from bench.inputs import (
+    TaskInput,
+    check_size,
+    from_dir,
+    from_tasks_file,
+    generated,
+    generated_image,
+    open_image,
+)
 from bench.workload import Task, TaskRecorder
 
 REAL_HUB_ID = "Qwen/Qwen-Image-Edit"
@@ -264,6 +272,12 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
     once the run folder exists (images then go to <run_dir>/images).
     """
     notes: list[str] = []
+    if size is not None:
+        check_size(size)
+    if steps is not None and steps < 1:
+        raise BenchError(f"--steps must be at least 1, got {steps}")
+    if true_cfg_scale is not None and true_cfg_scale < 0:
+        raise BenchError(f"--true-cfg-scale must be >= 0, got {true_cfg_scale}")
     resolved, note = resolve_model(model, cuda)
     if note:
         notes.append(note)
