@@ -309,26 +309,55 @@ def test_progress_drift_by_hand(case_a: RunData) -> None:
     assert list(fr["done"]) == [1, 1, 2, 2, 3]
     assert list(fr["mean_done"]) == pytest.approx([0.5, 1.0, 1.5, 2.0, 2.5])
     assert list(fr["lag"]) == pytest.approx([0.5, 0.0, 0.5, 0.0, 0.5])
-    assert list(fr["behind"]) == pytest.approx([0.0, 0.5, 0.0, 0.5, 0.0])
-    d = drift_summary(case_a.spans)
-    assert _row(d, mode="free-run")["max_behind"] == pytest.approx(0.5)
+    # The average worker's k-th end: k = 1: (1 + 2) / 2; k = 2: (4 + 3) / 2; k = 3: w0's 6 and, w1 having no
+    # 3rd task, its last end plus its mean task time, 3 + 1.5: (6 + 4.5) / 2 = 5.25.
+    assert list(fr["avg_kth_s"]) == pytest.approx([1.5, 1.5, 3.5, 3.5, 5.25])
+    assert list(fr["behind_s"]) == pytest.approx([-0.5, 0.5, -0.5, 0.5, 0.75])
+    assert list(fr["behind_tasks"]) == pytest.approx([x / 1.8 for x in (-0.5, 0.5, -0.5, 0.5, 0.75)])  # 9 s / 5
+    d = _row(drift_summary(case_a.spans), mode="free-run")
+    assert (d["max_behind"], d["max_behind_s"], d["worker"], d["t_s"]) == pytest.approx((0.75 / 1.8, 0.75, 0, 6.0))
 
 
 def test_drift_summary_counts_a_worker_left_behind() -> None:
     # G = 2, free-run, w1 twice as slow: w0 ends tasks at 1, 2, 3, 4; w1 at 2, 4, 6, 8.
     run = make_run([1.0] * 8, 2, modes=["free-run"], speed=[1.0, 2.0], phases=False)
     d = _row(drift_summary(run.spans), mode="free-run")
-    # Just before w1's 2nd task ends (t = 4): done = 1; the mean counts w0's 3 (t = 1, 2, 3) and w1's 1 (t = 2)
-    # -> 2, behind 1.0; before t = 6: mean (4 + 2) / 2 = 3, w1 has 2 -> 1.0 again; before 8: (4 + 3) / 2 - 3.
-    assert d["max_behind"] == pytest.approx(1.0) and d["worker"] == 1
+    # The average worker ends its k-th at (k + 2k) / 2: w1 is k/2 s late, worst at k = 4: 2 s = 4/3 mean tasks.
+    p = progress_drift(run.spans)
+    assert list(p.loc[p["worker"] == 1, "behind_s"]) == pytest.approx([0.5, 1.0, 1.5, 2.0])
+    assert d["max_behind_s"] == pytest.approx(2.0) and d["max_behind"] == pytest.approx(4 / 3)
+    assert d["worker"] == 1 and d["t_s"] == pytest.approx(8.0)
+
+
+def test_drift_in_dynamic_mode_does_not_collapse_when_workers_run_out_of_tasks() -> None:
+    # dynamic, w1 three times as slow: w0 takes 15 tasks, w1 5. Past w1's 5th task the reference goes on at
+    # w1's pace (3 s a task), so w0 stays ahead and gains 1 s a task, instead of dropping to 0 when it is
+    # the only one with a k-th task.
+    run = make_run([1.0] * 20, 2, modes=["dynamic"], speed=[1.0, 3.0], phases=False)
+    p = progress_drift(run.spans)
+    w0 = p[p["worker"] == 0].sort_values("done")
+    assert len(w0) == 15 and np.diff(w0["behind_s"].to_numpy()) == pytest.approx([-1.0] * 14)
+
+
+def test_drift_of_equal_workers_is_zero_and_a_steady_drift_a_line() -> None:
+    # Equal workers finishing one after another are not drifting (the completed-count lag swings +-0.5).
+    run = make_run([1.0] * 40, 4, modes=["free-run"], speed=[1.0, 1.0, 1.0, 1.0], phases=False)
+    p = progress_drift(run.spans)
+    assert p["behind_s"].abs().max() == pytest.approx(0.0, abs=1e-9)
+    assert _row(drift_summary(run.spans), mode="free-run")["max_behind"] == 0.0
+    # One worker 10 % slower: it falls behind linearly, by 0.1 x 3/4 s more per task.
+    run = make_run([1.0] * 40, 4, modes=["free-run"], speed=[1.0, 1.0, 1.0, 1.1], phases=False)
+    p = progress_drift(run.spans)
+    w3 = p[p["worker"] == 3].sort_values("done")
+    assert np.diff(w3["behind_s"].to_numpy()) == pytest.approx([0.075] * 9)
 
 
 def test_barrier_waits_and_sync_points(case_a: RunData) -> None:
     w = barrier_waits(case_a.spans)
     assert set(w["mode"]) == {"batch-sync"}  # start/end barriers are not waits
-    assert list(zip(w["batch"], w["worker"], w["wait_s"], strict=True)) == pytest.approx(
-        [(0, 0, 1.0), (0, 1, 0.0), (1, 0, 0.0), (1, 1, 2.0)]
-    )
+    # Flat lists: pytest.approx does not compare nested tuples (pytest >= 9.1 raises on them).
+    assert list(zip(w["batch"], w["worker"], strict=True)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert list(w["wait_s"]) == pytest.approx([1.0, 0.0, 0.0, 2.0])
     sp = sync_points(case_a.spans)
     assert list(sp["t_s"]) == pytest.approx([2.0, 5.0])
     assert sync_points(case_a.spans[case_a.spans["mode"] == "free-run"]).empty

@@ -14,10 +14,11 @@ from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
+from bench.analysis.timeline import progress_drift
 from bench.schema import SPAN_COLUMNS
 from bench.store import RunData
 from tests.test_analysis import A, make_run
-from viz import fmt_s, lane_labels, verdict
+from viz import fmt_s, lane_labels, run_verdict, verdict
 from viz.gantt import gantt_figure, plot_gantt
 from viz.overhead import overhead_figure, plot_barrier_waits, plot_drift, plot_makespans
 from viz.utilization import plot_utilization, utilization_figure
@@ -90,7 +91,7 @@ def test_gantt_bars_phases_barriers_failures(gantt_a: Figure) -> None:
     barrier = one(bs, "barrier")
     assert len(barrier.get_paths()) == 4  # 2 batches x 2 workers (one of each wait is 0 s long)
     extents = sorted((p.vertices[:, 0].min(), p.vertices[:, 0].max()) for p in barrier.get_paths())
-    assert extents == pytest.approx([(1.0, 2.0), (2.0, 2.0), (3.0, 5.0), (5.0, 5.0)])
+    assert [x for pair in extents for x in pair] == pytest.approx([1.0, 2.0, 2.0, 2.0, 3.0, 5.0, 5.0, 5.0])
     failed = one(fr, "failed")  # task 2 on w0, 1 -> 4 in free-run
     assert failed.get_hatch() == "xxx"
     (path,) = failed.get_paths()
@@ -207,7 +208,7 @@ def test_overhead_makespans_predictions_and_bounds(run_a: RunData) -> None:
 
 
 def test_overhead_barrier_waits_and_drift(run_a: RunData) -> None:
-    from bench.analysis.timeline import barrier_waits, progress_drift
+    from bench.analysis.timeline import barrier_waits
 
     fig = Figure()
     ax1, ax2 = fig.subplots(1, 2)
@@ -219,12 +220,29 @@ def test_overhead_barrier_waits_and_drift(run_a: RunData) -> None:
     assert sorted(totals.values()) == pytest.approx([1.0, 2.0])
     assert "3.00 s in all over 2 sync points" in ax1.get_title(loc="left")
     p = progress_drift(run_a.spans)
-    plot_drift(ax2, p[p["mode"] == "free-run"], "free-run")
+    plot_drift(ax2, p[p["mode"] == "free-run"], "free-run", lane_labels(run_a.spans))
     lc = one(ax2, "drift")
     assert len(lc.get_segments()) == 2
-    assert "0.5 tasks behind the mean" in ax2.get_title(loc="left")
+    # w0 ends its 3rd task 0.75 s after the average worker (see test_analysis): 0.75 / 1.8 s a task.
+    assert ax2.get_title(loc="left") == "free-run: at worst 0.42 tasks behind the mean\n(0.750 s late, cuda:0)"
     full = overhead_figure(run_a)
-    assert full.get_suptitle() == verdict({"free-run": 6.0, "batch-sync": 7.0, "dynamic": 5.0})
+    assert full.get_suptitle() == verdict({"free-run": 6.0, "batch-sync": 7.0, "dynamic": 5.0}, repeats=1)
+
+
+def test_drift_is_smooth_for_equal_workers_and_a_line_for_a_slow_one() -> None:
+    """The completed-count lag of equal workers swings by +-0.5 at every task end; the drift drawn does not."""
+    run = make_run([1.0] * 40, 4, modes=["free-run"], speed=[1.0, 1.0, 1.0, 1.1], phases=False)
+    fig = Figure()
+    ax = fig.subplots()
+    p = progress_drift(run.spans)
+    plot_drift(ax, p, "free-run", lane_labels(run.spans))
+    segs = one(ax, "drift").get_segments()
+    for w in (0, 1, 2):  # ahead by 0.025 s more per task, steadily: no spikes, no sign changes
+        y = segs[w][:, 1]
+        assert (np.diff(y) >= -1e-12).all() and y.max() < 0.3
+    slow = segs[3][:, 1]  # 0.075 s more behind per task, a straight line: 0.75 s / 1.025 s a task at the end
+    assert np.diff(slow)[1:] == pytest.approx([np.diff(slow)[1]] * 9)
+    assert "at worst 0.73 tasks behind the mean\n(0.750 s late, cuda:3)" in ax.get_title(loc="left")
 
 
 def test_overhead_without_batch_sync_says_so() -> None:
@@ -243,3 +261,121 @@ def test_write_report_writes_the_four_files(tmp_path: Path, run_a: RunData) -> N
     for p in paths[:3]:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(q.name for q in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temp files left
+
+
+def on_cpu(run: RunData) -> RunData:
+    """The same run as if its workers had been CPU processes."""
+    spans = run.spans.assign(device="cpu")
+    meta = {**run.meta, "workers": [{"worker": w["worker"], "device": "cpu", "name": "cpu"}
+                                    for w in run.meta["workers"]]}
+    return RunData(run.path, meta, spans, run.samples)
+
+
+def test_aggregated_lanes_show_the_barrier_share() -> None:
+    """Issue: aggregated lanes were solid blue whatever the wait; now each pixel column stacks the shares."""
+    from matplotlib import colors as mcolors
+
+    from viz import BARRIER_COLOR, TASK_COLOR
+    from viz.gantt import AGG_ROWS
+
+    run = big_run(n_tasks=12_800, n_workers=16)
+    fig = Figure()
+    ax = plot_gantt(fig.subplots(), run.spans, "batch-sync", detail=False)
+    (im,) = [a for a in ax.get_children() if isinstance(a, AxesImage)]
+    img = np.asarray(im.get_array())
+    sel = run.spans[(run.spans["mode"] == "batch-sync")]
+    bars = sel[sel["kind"] == "barrier"]
+    tasks = sel[sel["kind"] == "task"]
+    makespan = tasks["end_ns"].max() / 1e9
+    # Each pixel is white - busy x (white - task colour) - wait x (white - grey): solve for the two shares.
+    basis = np.column_stack([1 - np.array(mcolors.to_rgb(TASK_COLOR)), 1 - np.array(mcolors.to_rgb(BARRIER_COLOR))])
+    for lane in (0, 7, 15):
+        inner = img[lane * AGG_ROWS + 1 : (lane + 1) * AGG_ROWS - 1].reshape(-1, 3)
+        (cover_b, cover_g), *_ = np.linalg.lstsq(basis, (1 - inner).T, rcond=None)
+        # Stacked, not blended: a pixel is all task, all barrier or white, but for the rows where one part
+        # ends (at most two of the ten in a column).
+        pure = ((np.abs(cover_b - 1) < 0.05) & (np.abs(cover_g) < 0.05)) | (
+            (np.abs(cover_b) < 0.05) & ((np.abs(cover_g - 1) < 0.05) | (np.abs(cover_g) < 0.05)))
+        assert pure.mean() >= 0.78
+        blue, grey = cover_b.mean(), cover_g.mean()
+        b = bars[bars["worker"] == lane]
+        t = tasks[tasks["worker"] == lane]
+        wait = (b["end_ns"] - b["start_ns"]).sum() / 1e9 / makespan
+        busy = (t["end_ns"] - t["start_ns"]).sum() / 1e9 / makespan
+        assert wait > 0.05  # the case: waits are a real share of the lane
+        assert grey == pytest.approx(wait, abs=0.03) and blue == pytest.approx(busy, abs=0.03)
+
+
+def test_short_waits_get_a_tick_above_their_lane() -> None:
+    """Waits far narrower than a pixel (docs scale: 50 ms on a 237 s axis) stay findable, and the title says so."""
+    run = make_run([1.0] * 400, 4, modes=["free-run", "batch-sync"], speed=[1.0, 1.02, 1.0, 1.0], phases=False)
+    fig = gantt_figure(run)
+    fr, bs = fig.axes[:2]
+    ticks = one(bs, "barrier-ticks")
+    assert len(ticks.get_paths()) == 3 * 99  # the three faster workers wait 20 ms at each of 99 sync points
+    heights = {round(float(np.ptp(p.vertices[:, 1])), 6) for p in ticks.get_paths()}
+    assert len(heights) == 1 and 0 < heights.pop() < 0.4  # equal waits, all in the gap above their lane
+    title = " ".join(bs.get_title(loc="left").split())
+    assert "waits under 0.169 s are too short to see at this scale: a tick above the lane marks each" in title
+    assert not by_gid(fr, "barrier-ticks")
+    assert "short wait (tick, height ∝ length)" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_makespan_gap_is_annotated(run_a: RunData) -> None:
+    from bench.analysis.metrics import summarize
+
+    fig = Figure()
+    ax = plot_makespans(fig.subplots(), summarize(run_a.spans, 2, run_a.modes))
+    assert one(ax, "fastest-level").get_ydata()[0] == pytest.approx(5.0)
+    gaps = by_gid(ax, "gap")
+    assert sorted((g.xy[1], g.xyann[1]) for g in gaps) == pytest.approx([(6.0, 5.0), (7.0, 5.0)])
+    labels = sorted(t.get_text() for t in by_gid(ax, "gap-label"))
+    assert labels == ["+1.00 s\n(+20.0 %)\nvs fastest", "+2.00 s\n(+40.0 %)\nvs fastest"]
+
+
+def test_ties_are_all_marked_slowest_or_none() -> None:
+    fig = gantt_figure(make_run([1.0, 1.0, 0.5], 3, modes=["free-run"]))
+    (ax,) = fig.axes
+    assert sorted(t.get_position()[1] for t in by_gid(ax, "finish-slowest")) == [0, 1]
+    fig = gantt_figure(make_run([1.0, 1.0], 2, modes=["free-run"]))
+    assert not by_gid(fig.axes[0], "finish-slowest") and len(by_gid(fig.axes[0], "finish")) == 2
+
+
+def test_cpu_runs_say_worker_not_gpu(run_a: RunData) -> None:
+    run = on_cpu(run_a)
+    g = gantt_figure(run)
+    assert "one lane per worker" in g.get_suptitle() and "GPU" not in g.get_suptitle()
+    assert "of worker time" in g.axes[1].get_title(loc="left")
+    u = utilization_figure(run)
+    assert "each strip is one worker" in u.get_suptitle()
+    assert u.axes[0].get_title(loc="left").startswith("free-run: workers busy 75.0 % of the makespan, idle 25.0 %")
+    assert "waiting at barriers 21.4 %, idle" in u.axes[1].get_title(loc="left")
+    assert "one lane per GPU" in gantt_figure(run_a).get_suptitle()
+
+
+def test_every_chart_title_carries_the_same_verdict_with_the_noise_warning() -> None:
+    from tests.test_terminal import DURATIONS
+    from viz.terminal import report_json
+
+    run = make_run(DURATIONS, 3, speed=[0.95, 1.0, 1.05], steps=4)  # free-run within 3 % of dynamic
+    line = report_json(run)["verdict"]
+    assert "free-run +0.295 s (+2.8 %, within the noise of a single run: use --repeat 3)" in line
+    assert "batch-sync +0.855 s (+8.1 %)," not in line and line.endswith("batch-sync +0.855 s (+8.1 %)")
+    assert gantt_figure(run).get_suptitle().splitlines()[0] == line
+    assert utilization_figure(run).get_suptitle().splitlines()[0] == line
+    assert overhead_figure(run).get_suptitle() == line
+    assert "within the noise of one run" in gantt_figure(run).axes[0].get_title(loc="left")
+
+
+def test_verdict_with_repeats_uses_the_ranges() -> None:
+    ms = {"free-run": 10.0, "batch-sync": 10.2, "dynamic": 9.0}
+    spread = {"free-run": (9.8, 10.4), "batch-sync": (10.1, 10.3), "dynamic": (8.9, 9.9)}
+    assert verdict(ms, spread=spread, repeats=3) == (
+        "dynamic finished first (9.00 s); free-run +1.00 s (+11.1 %, ranges over 3 repeats overlap), "
+        "batch-sync +1.20 s (+13.3 %)")
+    # One run each: a gap under 3 % is flagged, a larger one is not; without repeats nothing is said.
+    assert verdict(ms, repeats=1).endswith("free-run +1.00 s (+11.1 %), batch-sync +1.20 s (+13.3 %)")
+    assert "noise" in verdict({"a": 10.0, "b": 10.2}, repeats=1) and "noise" not in verdict({"a": 10.0, "b": 10.2})
+    run = make_run(A, 2, modes=["free-run", "dynamic"], repeats=3, repeat_scale=[1.0, 1.3, 0.9])
+    assert run_verdict(run.spans, run.meta) == (  # medians 6 and 5; ranges 5.4-7.8 and 4.5-6.5
+        "dynamic finished first (5.00 s); free-run +1.00 s (+20.0 %, ranges over 3 repeats overlap)")

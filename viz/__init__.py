@@ -20,7 +20,7 @@ PHASE_COLORS: dict[str, str] = {
     "save": "#9b72cf",  # purple
 }
 TASK_COLOR = "#8fb3d9"  # a task without phase records, or merged tasks when aggregated
-BARRIER_COLOR = "#b8b8b8"  # waiting at a batch-sync barrier
+BARRIER_COLOR = "#8f8f8f"  # waiting at a batch-sync barrier (dark enough to stand out next to TASK_COLOR)
 FAIL_COLOR = "#d62728"
 MAKESPAN_COLOR = "#111111"
 LOWER_BOUND_COLOR = "#2a9d3a"
@@ -87,10 +87,34 @@ def incomplete_modes(spans: pd.DataFrame, meta: Mapping[str, Any]) -> dict[str, 
     return out
 
 
-def verdict(makespan_by_mode: Mapping[str, float], incomplete: Mapping[str, str] | None = None) -> str:
+NOISE = 0.03  # one run of each mode: makespans closer than this (relative) may be noise
+TIE_S = 1e-3  # finish times closer than this are a tie
+
+
+def noise_note(mode: str, best_mode: str, makespan_by_mode: Mapping[str, float],
+                spread: Mapping[str, tuple[float, float]] | None, repeats: Mapping[str, int] | int | None) -> str:
+    """'' or why the gap between `mode` and the fastest may not be real: one run each and < NOISE apart, or
+    overlapping ranges over repeats."""
+    if repeats is None:
+        return ""
+    reps = repeats if isinstance(repeats, int) else min(repeats.get(mode, 1), repeats.get(best_mode, 1))
+    best, v = makespan_by_mode[best_mode], makespan_by_mode[mode]
+    if reps <= 1:
+        return "within the noise of a single run: use --repeat 3" if best > 0 and (v - best) / best < NOISE else ""
+    if spread and mode in spread and best_mode in spread and spread[mode][0] <= spread[best_mode][1]:
+        return f"ranges over {reps} repeats overlap"
+    return ""
+
+
+def verdict(makespan_by_mode: Mapping[str, float], incomplete: Mapping[str, str] | None = None, *,
+            spread: Mapping[str, tuple[float, float]] | None = None,
+            repeats: Mapping[str, int] | int | None = None) -> str:
     """'dynamic finished first (90.7 s); free-run +4.0 s (+4.4 %), batch-sync +22.3 s (+24.6 %)'.
 
-    Modes in `incomplete` are left out of the ranking and named as incomplete.
+    Modes in `incomplete` are left out of the ranking and named as incomplete. Given `repeats` (per mode or
+    for all), a gap may be flagged as possibly noise: with one run per mode when it is under NOISE ("+0.6 %,
+    within the noise of a single run: use --repeat 3"), with several when the (min, max) ranges in `spread`
+    overlap the fastest mode's. `run_verdict` builds all of this from a run's spans.
     """
     incomplete = incomplete or {}
     items = [(m, v) for m, v in makespan_by_mode.items()
@@ -100,43 +124,114 @@ def verdict(makespan_by_mode: Mapping[str, float], incomplete: Mapping[str, str]
     if not items:
         return partial or "no timed tasks"
     if partial:
-        return verdict(dict(items)) + "; " + partial
+        return verdict(dict(items), spread=spread, repeats=repeats) + "; " + partial
     best_mode, best = min(items, key=lambda kv: kv[1])
     if len(items) == 1:
         return f"{best_mode}: {fmt_s(best)}"
-    rest = [
-        f"{m} {fmt_s(v - best, signed=True)} ({fmt_pct((v - best) / best, signed=True) if best > 0 else '—'})"
-        for m, v in items
-        if m != best_mode
-    ]
+    rest = []
+    for m, v in items:
+        if m == best_mode:
+            continue
+        pct = fmt_pct((v - best) / best, signed=True) if best > 0 else "—"
+        note = noise_note(m, best_mode, dict(items), spread, repeats)
+        rest.append(f"{m} {fmt_s(v - best, signed=True)} ({pct}{', ' + note if note else ''})")
     return f"{best_mode} finished first ({fmt_s(best)}); " + ", ".join(rest)
 
 
+def run_verdict(spans: pd.DataFrame, meta: Mapping[str, Any], modes: list[str] | None = None) -> str:
+    """The verdict line of a run, the same in every chart title and the terminal: median makespan per mode
+    over repeats, incomplete modes unranked, gaps that may be noise flagged (see `verdict`)."""
+    from bench.analysis.timeline import makespans  # viz's shared helpers stay importable without analysis
+
+    ms = makespans(spans)
+    if ms.empty:
+        return verdict({}, incomplete_modes(spans, meta))
+    g = ms.groupby("mode")["makespan_s"]
+    order = [m for m in (modes or list(g.groups)) if m in g.groups]
+    median, lo, hi = g.median(), g.min(), g.max()
+    n = ms.groupby("mode")["repeat"].nunique()
+    return verdict({m: float(median[m]) for m in order}, incomplete_modes(spans, meta),
+                   spread={m: (float(lo[m]), float(hi[m])) for m in order},
+                   repeats={m: int(n[m]) for m in order})
+
+
+def slowest_workers(finish: Mapping[int, float], tie_s: float = TIE_S) -> set[int]:
+    """The workers that finished last: every worker within `tie_s` of the latest finish, or none when all
+    of several workers tie (then none is slower than another)."""
+    if not finish:
+        return set()
+    last = max(finish.values())
+    tied = {w for w, f in finish.items() if f >= last - tie_s}
+    return set() if len(finish) > 1 and len(tied) == len(finish) else tied
+
+
+def device_noun(spans: pd.DataFrame, meta: Mapping[str, Any] | None = None) -> str:
+    """'GPU' when every worker ran on a CUDA device, else 'worker' (CPU workers, simulated devices)."""
+    devices = [str(w.get("device", "")) for w in (meta or {}).get("workers", []) or [] if isinstance(w, Mapping)]
+    if not devices and "device" in spans:
+        devices = [str(d) for d in spans["device"].dropna().unique()]
+    return "GPU" if devices and all(d.startswith("cuda") for d in devices) else "worker"
+
+
 def describe_workload(meta: Mapping[str, Any]) -> str:
-    """One short phrase for the workload: 'synthetic (mean 0.02 s, skew 0.1, jitter 0.2)' or the model."""
+    """One short phrase for the workload, the fields that matter first: 'edit (random:full, 512² px,
+    4 steps, true CFG 4.0)', 'synthetic (mean 0.02 s, skew 0.1, jitter 0.2)', 'simulated (mean 2 s, …)'."""
     w = meta.get("workload") or {}
     if not isinstance(w, Mapping) or not w:
         return str(w or "?")
     kind = str(w.get("kind", "?"))
-    if kind == "synthetic":
-        parts = [f"mean {w.get('mean_s')} s", f"skew {w.get('skew')}", f"jitter {w.get('jitter')}"]
-        return f"synthetic ({', '.join(parts)})"
-    preferred = ("model", "size", "height", "width", "steps")
-    keys = [k for k in preferred if k in w] + [k for k in w if k not in preferred and k != "kind"]
-    extra = ", ".join(f"{k} {w[k]}" for k in keys if isinstance(w[k], str | int | float))
+    if kind in ("synthetic", "simulated"):
+        parts = [f"mean {w.get('mean_s')} s", f"skew {w.get('skew')}",
+                 f"jitter {w.get('jitter')}"]
+        if kind == "simulated" and w.get("dist") not in (None, "normal"):
+            parts.append(str(w["dist"]))
+        return f"{kind} ({', '.join(parts)})"
+    parts = []
+    if w.get("model"):
+        parts.append(str(w["model"]))
+    if w.get("height") and w.get("width"):
+        parts.append(f"{w['width']}×{w['height']} px")
+    elif w.get("size"):
+        parts.append(f"{w['size']}² px")
+    if w.get("steps"):
+        parts.append(f"{w['steps']} steps")
+    cfg = w.get("true_cfg_scale")
+    if isinstance(cfg, int | float):
+        parts.append(f"true CFG {cfg}" if cfg > 1 else "no CFG")
+    cond = w.get("condition_image")
+    if isinstance(cond, str) and cond and "default" not in cond:
+        parts.append(f"condition {cond}")
+    if not parts:  # an unknown workload: its short scalar fields
+        parts = [f"{k} {v}" for k, v in w.items()
+                 if k != "kind" and isinstance(v, str | int | float) and len(str(v)) <= 24]
+    extra = ", ".join(parts)
     if len(extra) > 60:
         extra = extra[:59] + "…"
     return f"{kind} ({extra})" if extra else kind
 
 
-def describe_devices(meta: Mapping[str, Any]) -> str:
-    """'4 × NVIDIA H100 80GB HBM3' or '3 × cpu' (mixed devices are listed)."""
-    workers = [w for w in meta.get("workers", []) or [] if isinstance(w, Mapping)]
-    if not workers:
-        return f"{meta.get('n_workers', '?')} workers"
-    names = [str(w.get("model") if w.get("device") not in (None, "cpu") and w.get("model") else w.get("device"))
-             for w in workers]
+def _device_kind(w: Mapping[str, Any]) -> str:
+    """A worker's device for counting: the card's model on CUDA, else its device type ('cpu', 'simulated')."""
+    device = str(w.get("device") or "?")
+    if device.startswith("cuda") and w.get("model"):
+        return str(w["model"])
+    kind = device.split(":")[0]
+    return {"sim": "simulated"}.get(kind, kind)
+
+
+def device_kinds(meta: Mapping[str, Any]) -> dict[str, int]:
+    """How many workers of each device kind: {'NVIDIA H100 80GB HBM3': 4} or {'simulated': 64}."""
     counts: dict[str, int] = {}
-    for n in names:
-        counts[n] = counts.get(n, 0) + 1
+    for w in meta.get("workers", []) or []:
+        if isinstance(w, Mapping):
+            k = _device_kind(w)
+            counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
+def describe_devices(meta: Mapping[str, Any]) -> str:
+    """'4 × NVIDIA H100 80GB HBM3', '3 × cpu' or '64 × simulated' (mixed devices are listed)."""
+    counts = device_kinds(meta)
+    if not counts:
+        return f"{meta.get('n_workers', '?')} workers"
     return ", ".join(f"{c} × {n}" for n, c in counts.items())

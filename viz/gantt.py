@@ -2,12 +2,15 @@
 
 `plot_gantt` draws one (mode, repeat) into an Axes; `gantt_figure` builds the whole figure for a run.
 Drawn: task bars with their phases shaded (encode/denoise/decode/save), failed tasks hatched red, batch-sync
-barrier waits grey, sync points as thin vertical lines, idle time after a worker's last task dotted, each
-worker's finish time at its lane's end (the slowest marked), makespan and lower bound as vertical lines.
+barrier waits grey (waits too short to see at the axis' scale also get a tick above their lane, its height
+proportional to the wait, and the title says so), sync points as thin vertical lines, idle time after a
+worker's last task dotted, each worker's finish time at its lane's end (the slowest marked: all of them on a
+tie), makespan and lower bound as vertical lines.
 
 Large runs are aggregated rather than dropped: above DETAIL_MAX_TASKS tasks (or DETAIL_MAX_PER_LANE per
-lane) each lane becomes an image of busy/barrier share per pixel-sized time bin, phases are not drawn,
-and sync-point lines and per-lane finish labels are skipped above their own limits (the title says so).
+lane) each lane becomes an image of pixel-sized time bins, each filled like a stacked bar with its busy
+share (blue), then its barrier share (grey), the rest white; phases are not drawn, and sync-point lines
+and per-lane finish labels are skipped above their own limits (the title says so).
 It does not save or show anything (see `viz.save`).
 """
 
@@ -36,11 +39,14 @@ from viz import (
     MAKESPAN_COLOR,
     PHASE_COLORS,
     TASK_COLOR,
+    device_noun,
     fmt_pct,
     fmt_s,
     incomplete_modes,
     lane_labels,
-    verdict,
+    noise_note,
+    run_verdict,
+    slowest_workers,
 )
 
 NS = 1e9
@@ -50,7 +56,28 @@ DETAIL_MAX_PER_LANE = 300
 MAX_SYNC_LINES = 250
 MAX_FINISH_LABELS = 24
 AGG_BINS = 1600
+AGG_ROWS = 12  # image rows per lane when aggregated (10 for the stacked shares, a white row either side)
+AGG_SMOOTH = 5  # bins of the running mean over each lane's shares when aggregated (about 3 px)
+MIN_MARK_DIV = 700  # waits under 1/700 of the axis (~2 px) get a tick twice as wide: see `min_mark`
+BARRIER_MARK_COLOR = "#555555"  # ticks above a lane marking waits too short to see at their true width
+BAR_H_TICKS = 0.6  # lane height in detail when wait ticks need the room above each lane
+TICK_FILL = 0.85  # share of the gap above a lane that a tick for the panel's longest wait would fill
 RIGHT_MARGIN = 0.16  # share of the time axis kept free right of the makespan for finish labels
+
+
+def min_mark(t_max: float) -> float:
+    """Waits shorter than this (seconds, about 2 px of the time axis) are too short to see at their width."""
+    return t_max * (1 + RIGHT_MARGIN) / MIN_MARK_DIV
+
+
+def short_waits(waits: np.ndarray, t_max: float) -> np.ndarray:
+    """Which waits get a tick: shorter than `min_mark`, yet longer than a twentieth of it (not ~0 s)."""
+    min_w = min_mark(t_max)
+    return (waits < min_w) & (waits > min_w * 0.05)
+
+
+def _has_gid(ax: Axes, gid: str) -> bool:
+    return any(a.get_gid() == gid for a in ax.get_children())
 
 
 def _rects(y: np.ndarray, x0: np.ndarray, x1: np.ndarray, h: float) -> np.ndarray:
@@ -74,22 +101,36 @@ def _bars(ax: Axes, y: np.ndarray, x0: np.ndarray, x1: np.ndarray, gid: str, h: 
 
 def _lane_image(ax: Axes, tasks: pd.DataFrame, bars: pd.DataFrame, lane: Mapping[int, int], n: int,
                 t_end: float) -> None:
-    """Each lane as a row of pixels: colour = busy share x task colour + barrier share x grey."""
+    """Each lane as an image of pixel-wide time bins, each bin filled from the lane's top like a stacked bar:
+    the busy share in the task colour, then the barrier share in grey, the rest (idle) white. So a lane
+    that spent a third of its time at barriers is a third grey, however finely the waits are interleaved."""
     edges = np.linspace(0.0, t_end, AGG_BINS + 1)
     width = np.diff(edges)
-    rows_per_lane = 10
+    rows_per_lane = AGG_ROWS
+    inner = rows_per_lane - 2  # a white row above and below each lane
+    shares = {}
+    for key, frame in (("busy", tasks), ("barrier", bars)):
+        for w, g in frame.groupby("worker"):
+            cum = cumulative_time(g["start_ns"].to_numpy() / NS, g["end_ns"].to_numpy() / NS, edges)
+            share = np.clip(np.diff(cum) / width, 0.0, 1.0)
+            if AGG_SMOOTH > 1:  # a few pixels' running mean: the shares, not one batch's luck per pixel
+                share = np.convolve(share, np.ones(AGG_SMOOTH) / AGG_SMOOTH, mode="same")
+            shares[key, int(w)] = share
     img = np.ones((n * rows_per_lane, AGG_BINS, 3))
     task_rgb = np.array(mcolors.to_rgb(TASK_COLOR))
     bar_rgb = np.array(mcolors.to_rgb(BARRIER_COLOR))
-    for frame, rgb in ((tasks, task_rgb), (bars, bar_rgb)):
-        for w, g in frame.groupby("worker"):
-            share = np.diff(cumulative_time(g["start_ns"].to_numpy() / NS, g["end_ns"].to_numpy() / NS, edges))
-            share = np.clip(share / width, 0.0, 1.0)[:, None]
-            i = lane[int(w)]
-            block = img[i * rows_per_lane + 1 : (i + 1) * rows_per_lane - 1]
-            block -= share[None, :, :] * (1.0 - rgb)[None, None, :]
+    rows = np.arange(inner, dtype=float)[:, None]  # row r covers [r, r + 1) of the lane's inner height
+    zero = np.zeros(AGG_BINS)
+    for w, i in lane.items():
+        busy = shares.get(("busy", w), zero) * inner
+        wait = np.minimum(shares.get(("barrier", w), zero) * inner, inner - busy)
+        # How much of each row the busy part and the barrier part above it cover (partial rows blend).
+        cov_busy = np.clip(busy[None, :] - rows, 0.0, 1.0)
+        cov_wait = np.clip((busy + wait)[None, :] - rows, 0.0, 1.0) - cov_busy
+        block = img[i * rows_per_lane + 1 : (i + 1) * rows_per_lane - 1]
+        block -= cov_busy[:, :, None] * (1.0 - task_rgb) + cov_wait[:, :, None] * (1.0 - bar_rgb)
     np.clip(img, 0.0, 1.0, out=img)
-    im = ax.imshow(img, extent=(0.0, t_end, n - 0.5, -0.5), aspect="auto", interpolation="nearest",
+    im = ax.imshow(img, extent=(0.0, t_end, n - 0.5, -0.5), aspect="auto", interpolation="antialiased",
                    origin="upper", zorder=1)
     im.set_gid("lanes-aggregated")
 
@@ -110,7 +151,8 @@ def plot_gantt(
     t_max: right end of the time axis before the label margin (default: this makespan); pass the largest
     makespan of all modes to share one scale. detail: force (True) or forbid (False) per-task drawing.
     Artists carry gids ("tasks", "phase:<name>", "failed", "barrier", "sync-points", "tail-idle",
-    "makespan", "lower-bound", "finish", "finish-slowest", "lanes-aggregated") so tests can find them.
+    "makespan", "lower-bound", "finish", "finish-slowest", "lanes-aggregated", "barrier-ticks") so tests can
+    find them.
     """
     if repeat is None:
         repeat = representative_repeats(spans).get(mode, 0)
@@ -130,18 +172,38 @@ def plot_gantt(
     t0, t1 = tasks["start_ns"].to_numpy() / NS, tasks["end_ns"].to_numpy() / NS
     font = 8 if n <= 12 else (7 if n <= 24 else 6)
 
+    h = BAR_H
     if detail:
-        _bars(ax, y_of, t0, t1, "tasks", facecolor=TASK_COLOR, edgecolor="none", zorder=2)
+        # Waits too narrow to see at their true width stay findable: a tick above the lane (lanes are drawn
+        # thinner to make room), its height proportional to the wait, the panel's longest the tallest.
+        by, b0, b1 = (bars["worker"].map(lane).to_numpy(dtype=float), bars["start_ns"].to_numpy() / NS,
+                      bars["end_ns"].to_numpy() / NS)
+        wait = b1 - b0
+        short = short_waits(wait, t_max)
+        min_w = min_mark(t_max)
+        h = BAR_H_TICKS if short.any() else BAR_H
+        _bars(ax, y_of, t0, t1, "tasks", h, facecolor=TASK_COLOR, edgecolor="none", zorder=2)
         phases = sel[sel["kind"] == Kind.PHASE]
         for name in [p for p in PHASES if p in set(phases["name"])] + sorted(set(phases["name"]) - set(PHASES)):
             ph = phases[phases["name"] == name]
             _bars(ax, ph["worker"].map(lane).to_numpy(dtype=float), ph["start_ns"].to_numpy() / NS,
-                  ph["end_ns"].to_numpy() / NS, f"phase:{name}", facecolor=PHASE_COLORS.get(name, "#bbbbbb"),
+                  ph["end_ns"].to_numpy() / NS, f"phase:{name}", h, facecolor=PHASE_COLORS.get(name, "#bbbbbb"),
                   edgecolor="none", zorder=3)
-        _bars(ax, y_of, t0, t1, "task-edges", facecolor="none", edgecolor="white", linewidth=0.6, zorder=4)
+        _bars(ax, y_of, t0, t1, "task-edges", h, facecolor="none", edgecolor="white", linewidth=0.6, zorder=4)
         if len(bars):
-            _bars(ax, bars["worker"].map(lane).to_numpy(dtype=float), bars["start_ns"].to_numpy() / NS,
-                  bars["end_ns"].to_numpy() / NS, "barrier", facecolor=BARRIER_COLOR, edgecolor="none", zorder=2)
+            _bars(ax, by, b0, b1, "barrier", h, facecolor=BARRIER_COLOR, edgecolor="none", zorder=2)
+        if short.any():
+            mid = (b0[short] + b1[short]) / 2
+            tall = (1 - h) * TICK_FILL * wait[short] / float(wait.max())
+            top = by[short] - h / 2
+            verts = np.empty((int(short.sum()), 4, 2))
+            verts[:, 0, 0] = verts[:, 1, 0] = mid - min_w
+            verts[:, 2, 0] = verts[:, 3, 0] = mid + min_w
+            verts[:, 0, 1] = verts[:, 3, 1] = top
+            verts[:, 1, 1] = verts[:, 2, 1] = top - tall
+            pc = PolyCollection(list(verts), closed=True, facecolor=BARRIER_MARK_COLOR, edgecolor="none", zorder=5)
+            pc.set_gid("barrier-ticks")
+            ax.add_collection(pc, autolim=False)
     else:
         _lane_image(ax, tasks, bars, lane, n, t_max)
 
@@ -156,7 +218,7 @@ def plot_gantt(
             fy = np.concatenate([np.full(len(p[0]), y) for y, p in zip(np.unique(fy), parts, strict=True)])
             f0 = np.concatenate([p[0] for p in parts])
             f1 = np.concatenate([p[1] for p in parts])
-        _bars(ax, fy, f0, f1, "failed", facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR,
+        _bars(ax, fy, f0, f1, "failed", h, facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR,
               hatch="xxx", linewidth=0.8, zorder=5)
 
     # Sync points: when the last worker reached each batch barrier.
@@ -171,7 +233,7 @@ def plot_gantt(
     # Finish per worker, idle tail to the makespan, the slowest marked.
     finish = tasks.groupby("worker")["end_ns"].max() / NS
     finish = finish.reindex(workers).fillna(0.0)
-    slowest = int(finish.idxmax()) if len(tasks) else None
+    slowest = slowest_workers(finish.to_dict()) if len(tasks) else set()
     tails = [[(float(f), lane[w]), (makespan, lane[w])] for w, f in finish.items() if makespan - f > 0]
     if tails:
         lc = LineCollection(tails, colors="#777777", linewidths=1.0, linestyles=(0, (1, 2)), zorder=2)
@@ -179,7 +241,7 @@ def plot_gantt(
         ax.add_collection(lc, autolim=False)
     pad = t_max * 0.006
     for w, f in finish.items():
-        is_slow = w == slowest
+        is_slow = int(w) in slowest
         if not is_slow and n > MAX_FINISH_LABELS:
             continue
         txt = ax.text(float(f) + pad, lane[int(w)], f"{fmt_s(float(f))} ◀ slowest" if is_slow else fmt_s(float(f)),
@@ -262,6 +324,9 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
     axes = fig.subplots(len(modes), 1, sharex=True, squeeze=False)[:, 0]
     partial = incomplete_modes(spans, run.meta)
     best = min((median[m] for m in modes if m in median and m not in partial), default=float("nan"))
+    best_mode = next((m for m in modes if m in median and m not in partial and median[m] == best), "")
+    spread = {m: (float(g.min()), float(g.max())) for m, g in ms.groupby("mode")["makespan_s"]}
+    noun = device_noun(spans, run.meta)
     bar = spans[(spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)]
     any_detail = False
     for ax, mode in zip(axes, modes, strict=True):
@@ -282,7 +347,9 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
         elif mode in median and median[mode] == best:
             rank = "finished first"
         else:
-            rank = f"{fmt_s(mk - best, signed=True)} ({fmt_pct((mk - best) / best, signed=True)}) vs fastest"
+            note = noise_note(mode, best_mode, median, spread, n_rep)
+            note = ", within the noise of one run" if "single run" in note else (", ranges overlap" if note else "")
+            rank = f"{fmt_s(mk - best, signed=True)} ({fmt_pct((mk - best) / best, signed=True)}) vs fastest{note}"
         head = f"{mode}: {fmt_s(mk)}, {rank}"
         parts = [f"lower bound {fmt_s(lb)} ({fmt_pct(mk / lb - 1, signed=True)} above it)"]
         wb = bar[(bar["mode"] == mode) & (bar["repeat"] == rep)]
@@ -291,7 +358,15 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
             share = wait / (mk * len(sel["worker"].unique())) if mk > 0 else float("nan")
             n_sync = int(wb["batch"].nunique())
             lines = "" if n_sync <= MAX_SYNC_LINES else " (too many to draw)"
-            parts.append(f"waited at {n_sync} sync points{lines}: {fmt_s(wait)} in all ({fmt_pct(share)} of GPU time)")
+            parts.append(f"waited at {n_sync} sync points{lines}: {fmt_s(wait)} in all ({fmt_pct(share)} of "
+                         f"{noun} time)")
+            waits = ((wb["end_ns"] - wb["start_ns"]) / NS).to_numpy()
+            if lane_detail and short_waits(waits, t_max).any():
+                parts.append(f"waits under {fmt_s(min_mark(t_max))} are too short to see at this scale: a tick "
+                             f"above the lane marks each, its height ∝ the wait (full height = "
+                             f"{fmt_s(float(waits.max()))})")
+            elif not lane_detail and share < 0.03:
+                parts.append("waits too thin to see at this scale")
         failed = int((sel.loc[sel["kind"] == Kind.TASK, "status"] == Status.ERROR).sum())
         parts.append(f"{n_tasks} tasks" + (f", {failed} FAILED" if failed else ""))
         if not lane_detail:
@@ -305,9 +380,13 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
     axes[-1].set_xlabel("seconds since the start barrier (t0)")
     shown_note = ("each mode's median-makespan repeat" if repeat is None and max(n_rep.values(), default=1) > 1
                   else f"repeat {repeat if repeat is not None else 0}")
-    fig.suptitle(f"{verdict({m: median[m] for m in modes if m in median}, partial)}\n"
-                 f"Gantt: one lane per GPU/worker, {shown_note}; grey = waiting at a barrier",
+    fig.suptitle(f"{run_verdict(spans, run.meta, modes)}\n"
+                 f"Gantt: one lane per {noun}, {shown_note}; grey = waiting at a barrier"
+                 + ("" if any_detail else " (each lane stacks its busy and waiting share per pixel)"),
                  fontsize=12)
     handles = legend_handles(spans, any_detail)
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
+    if any(_has_gid(ax, "barrier-ticks") for ax in axes):
+        handles.insert(-3, Patch(facecolor=BARRIER_MARK_COLOR, label="short wait (tick, height ∝ length)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles) if len(handles) <= 9 else
+               -(-len(handles) // 2), fontsize=9, frameon=False)
     return fig

@@ -4,8 +4,9 @@
   origin document's prediction made from the same measured task durations (free-run: the largest
   per-worker sum under round-robin; batch-sync: the sum over batches of the slowest task) and the lower bound;
 - `plot_barrier_waits`: batch-sync's wait per batch, stacked by worker;
-- `plot_drift`: tasks completed per worker minus the mean of all workers, over time (the origin's worry that
-  a GPU "falls 3-5 tasks behind").
+- `plot_drift`: per worker, how far behind the average worker it completed its k-th task, in mean task
+  durations, over time (the origin's worry that a GPU "falls 3-5 tasks behind"); equal workers stay at 0
+  and a steady drift is a line (see `timeline.progress_drift`).
 Builds matplotlib objects only; `viz.save` writes the file.
 """
 
@@ -23,11 +24,19 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from bench.analysis.metrics import summarize
-from bench.analysis.timeline import barrier_waits, progress_drift, representative_repeats
+from bench.analysis.timeline import barrier_waits, progress_drift, representative_repeats, worst_drift
 from bench.store import RunData
-from viz import LOWER_BOUND_COLOR, fmt_s, incomplete_modes, lane_labels, mode_color, verdict
+from viz import (
+    LOWER_BOUND_COLOR,
+    fmt_pct,
+    fmt_s,
+    incomplete_modes,
+    lane_labels,
+    mode_color,
+    noise_note,
+    run_verdict,
+)
 
-MAX_DRIFT_POINTS = 2000  # above this many completions, drift lines are sampled on a time grid
 MAX_DRIFT_LINES = 16  # above this many workers, drift is drawn as a min-max band plus the worst worker
 MAX_BAR_BATCHES = 150  # above this, barrier waits are drawn as a stacked area instead of bars
 
@@ -49,14 +58,23 @@ def origin_for(mode: str, row: Mapping[str, float]) -> float | None:
 def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] | None = None) -> Axes:
     """Bars per mode (`metrics.summarize` rows): measured, origin's prediction (hatched), lower bound (dashed).
 
-    Artists carry gids "measured", "origin", "lower-bound"; each bar is labelled with its value. Modes in
-    `incomplete` (a partial run) are labelled so and never marked first."""
+    The bars start at 0 (honest lengths); so that a few per cent still show at a glance, a dotted line marks
+    the fastest measured makespan and every slower bar carries a bracket from that line to its top with the
+    difference written in it ("+14.8 s (+6.7 %)", and "within noise" where `viz.verdict` would say so).
+    Artists carry gids "measured", "origin", "lower-bound", "fastest-level", "gap", "gap-label"; each bar is
+    labelled with its value. Modes in `incomplete` (a partial run) are labelled so and never marked first."""
     incomplete = incomplete or {}
     x = np.arange(len(summary))
     w = 0.38
     done = summary[~summary["mode"].isin(list(incomplete))]
     best = float(done["makespan_s"].min()) if len(done) else float("nan")
-    for i, row in enumerate(summary.to_dict("records")):
+    best_mode = str(done.loc[done["makespan_s"].idxmin(), "mode"]) if len(done) else ""
+    rows = summary.to_dict("records")
+    medians = {str(r["mode"]): float(r["makespan_s"]) for r in rows}
+    spread = {str(r["mode"]): (float(r["makespan_min_s"]), float(r["makespan_max_s"])) for r in rows}
+    repeats = {str(r["mode"]): int(r["repeats"]) for r in rows}
+    white = {"facecolor": "white", "edgecolor": "none", "pad": 0.5}
+    for i, row in enumerate(rows):
         mode = str(row["mode"])
         mk = float(row["makespan_s"])
         err = [[mk - float(row["makespan_min_s"])], [float(row["makespan_max_s"]) - mk]]
@@ -67,17 +85,33 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] |
             first = f"\nINCOMPLETE\n({incomplete[mode]})"
         ax.bar_label(bar, [f"{fmt_s(mk)}{first}"], fontsize=8, padding=2,
                      fontweight="bold" if first else "normal")
+        if mode not in incomplete and mk > best > 0:
+            xb = x[i] - w + 0.04
+            gap = ax.annotate("", xy=(xb, mk), xytext=(xb, best), annotation_clip=False,
+                              arrowprops={"arrowstyle": "|-|, widthA=0.25, widthB=0.25", "color": "#111111",
+                                          "linewidth": 1.3, "shrinkA": 0, "shrinkB": 0})
+            gap.set_gid("gap")
+            note = noise_note(mode, best_mode, medians, spread, repeats)
+            label = f"{fmt_s(mk - best, signed=True)}\n({fmt_pct((mk - best) / best, signed=True)})\nvs fastest"
+            if note:
+                label += "\n(within noise)" if "single run" in note else "\n(ranges overlap)"
+            t = ax.text(x[i] - w / 2, best * 0.97, label, ha="center", va="top", fontsize=8, fontweight="bold",
+                        color="white", zorder=5)
+            t.set_gid("gap-label")
         pred = origin_for(mode, row)
         if pred is not None:
             pb = ax.bar(x[i] + w / 2, pred, w, facecolor="white", edgecolor=mode_color(mode), hatch="///",
                         gid="origin")
-            ax.bar_label(pb, [fmt_s(pred)], fontsize=8, padding=2, color="#555555")
+            for t in ax.bar_label(pb, [fmt_s(pred)], fontsize=8, padding=2, color="#555555", zorder=6):
+                t.set_bbox(white)
         else:
             ax.text(x[i] + w / 2, float(row["lower_bound_s"]) * 0.5, "no\norigin\nprediction", ha="center",
                     va="center", fontsize=7, color="#777777")
         lb = float(row["lower_bound_s"])
         ax.hlines(lb, x[i] - w, x[i] + w, colors=LOWER_BOUND_COLOR, linestyles="--", linewidth=1.4,
                   gid="lower-bound")
+    if len(done) > 1 and best > 0:
+        ax.axhline(best, color="#111111", linestyle=":", linewidth=0.9, zorder=0.5, gid="fastest-level")
     ax.set_xticks(x, [f"{m}\nlower bound\n{fmt_s(float(lb))}"
                       for m, lb in zip(summary["mode"], summary["lower_bound_s"], strict=True)], fontsize=9)
     top = float(summary[["makespan_max_s", "origin_free_run_s", "origin_batch_sync_s"]].max().max()) \
@@ -85,7 +119,8 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] |
     ax.set_ylim(0, top * 1.15)
     ax.set_ylabel("seconds")
     ax.set_title("Makespan: measured (solid) vs the origin's formulas on free-run's\ntask durations (hatched); "
-                 "dashed green = lower bound", loc="left", fontsize=10)
+                 "dashed green = lower bound" + ("; dotted = fastest" if len(done) > 1 else ""), loc="left",
+                 fontsize=10)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return ax
@@ -128,50 +163,51 @@ def plot_barrier_waits(ax: Axes, waits: pd.DataFrame, labels: Mapping[int, str] 
 
 
 def plot_drift(ax: Axes, progress: pd.DataFrame, mode: str, labels: Mapping[int, str] | None = None) -> Axes:
-    """Per worker, tasks completed minus the mean of all workers, over time (one (mode, repeat) of
-    `timeline.progress_drift`). Lines are steps (LineCollection, gid "drift")."""
+    """Per worker, how far ahead (+) or behind (−) the average worker it completed each task, in mean task
+    durations, at the time it completed it (one (mode, repeat) of `timeline.progress_drift`: −behind_tasks
+    against t_s). Equal workers stay at 0 and a steady drift is a straight line. LineCollection gid "drift"
+    (above MAX_DRIFT_LINES workers a band "drift-band" plus the worst worker "drift-worst"). The title gives
+    the worst point, `timeline.worst_drift`, as the terminal report does."""
     names = labels or {}
     if progress.empty:
         ax.set_title(f"{mode}: no completed tasks", loc="left", fontsize=10)
         return ax
-    workers = sorted(int(w) for w in progress["worker"].unique())
-    colors = _worker_colors(len(workers))
-    # Every worker's lag changes whenever anyone completes a task: evaluate all workers at every event.
-    p = progress.sort_values("t_s", kind="stable")
-    t = p["t_s"].to_numpy()
+    p = progress.sort_values(["worker", "done"], kind="stable")
+    workers = sorted(int(w) for w in p["worker"].unique())
     n = len(workers)
-    col = {w: i for i, w in enumerate(workers)}
-    counts = np.zeros((len(p), n))
-    counts[np.arange(len(p)), p["worker"].map(col).to_numpy()] = 1
-    done = np.cumsum(counts, axis=0)
-    lag = done - done.mean(axis=1, keepdims=True)
-    tt = np.concatenate([[0.0], t])
-    lag = np.vstack([np.zeros(n), lag])
-    if len(tt) > MAX_DRIFT_POINTS:  # sample the step functions on a grid: a point per pixel column is enough
-        grid = np.linspace(0.0, float(tt[-1]), MAX_DRIFT_POINTS)
-        xs, ys = grid, lag[np.searchsorted(tt, grid, side="right") - 1]
-    else:
-        xs, ys = np.repeat(tt, 2)[1:], np.repeat(lag, 2, axis=0)[:-1]
-    worst = int(np.argmin(lag.min(axis=0)))
+    colors = _worker_colors(n)
+    worst = worst_drift(progress)
+    behind, behind_s, who = float(worst["max_behind"]), float(worst["max_behind_s"]), int(worst["worker"])
+    lines = {w: g for w, g in p.groupby("worker")}
     if n <= MAX_DRIFT_LINES:
-        lc = LineCollection([np.column_stack([xs, ys[:, i]]) for i in range(n)], colors=colors,
-                            linewidths=1.0)
+        segs = [np.column_stack([np.concatenate([[0.0], g["t_s"].to_numpy()]),
+                                 np.concatenate([[0.0], -g["behind_tasks"].to_numpy()])])
+                for g in (lines[w] for w in workers)]
+        lc = LineCollection(segs, colors=colors, linewidths=1.1)
         lc.set_gid("drift")
         ax.add_collection(lc)
-    else:  # many workers: the band from the most-behind to the most-ahead worker, and the worst one
-        band = ax.fill_between(xs, ys.min(axis=1), ys.max(axis=1), color="#9ecae1", alpha=0.6, linewidth=0,
-                               label=f"range over {n} workers")
+    else:  # many workers: per k the range from the most-behind to the most-ahead worker, and the worst one
+        by_k = p.groupby("done").agg(t=("avg_kth_s", "first"), lo=("behind_tasks", "max"),
+                                     hi=("behind_tasks", "min"))
+        band = ax.fill_between(by_k["t"].to_numpy(), -by_k["lo"].to_numpy(), -by_k["hi"].to_numpy(),
+                               color="#9ecae1", alpha=0.6, linewidth=0, label=f"range over {n} workers")
         band.set_gid("drift-band")
-        ax.plot(xs, ys[:, worst], color="#d62728", linewidth=0.8, gid="drift-worst",
-                label=f"{names.get(workers[worst], workers[worst])} (falls furthest behind)")
+        g = lines[who]
+        ax.plot(g["t_s"].to_numpy(), -g["behind_tasks"].to_numpy(), color="#d62728", linewidth=0.8,
+                gid="drift-worst", label=f"{names.get(who, f'w{who}')} (falls furthest behind)")
         ax.legend(fontsize=7, loc="lower left", frameon=False)
     ax.axhline(0, color="#999999", linewidth=0.8)
-    ax.set_xlim(0, float(t.max()) * 1.02 if len(t) else 1.0)
-    lo, hi = float(lag.min()), float(lag.max())
-    span = max(hi - lo, 1.0)
+    t_end = float(p["t_s"].max())
+    ax.set_xlim(0, t_end * 1.02 if t_end > 0 else 1.0)
+    y = -p["behind_tasks"].to_numpy()
+    lo, hi = min(float(y.min()), 0.0), max(float(y.max()), 0.0)
+    span = max(hi - lo, 0.5)
     ax.set_ylim(lo - 0.1 * span, hi + 0.1 * span)
-    ax.set_title(f"{mode}: at worst {-lo:.1f} tasks behind the mean ({names.get(workers[worst], workers[worst])})",
-                 loc="left", fontsize=10)
+    if n == 1:
+        ax.set_title(f"{mode}: one worker, nothing to drift from", loc="left", fontsize=10)
+    else:
+        ax.set_title(f"{mode}: at worst {behind:.{1 if behind >= 1 else 2}f} tasks behind the mean\n"
+                     f"({fmt_s(behind_s)} late, {names.get(who, f'w{who}')})", loc="left", fontsize=10)
     ax.set_xlabel("seconds since t0")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -202,16 +238,17 @@ def overhead_figure(run: RunData) -> Figure:
         plot_drift(ax, p, mode, labels)
     lo = min(ax.dataLim.y0 for ax in drift_axes if ax.has_data()) if any(a.has_data() for a in drift_axes) else -1
     hi = max(ax.dataLim.y1 for ax in drift_axes if ax.has_data()) if any(a.has_data() for a in drift_axes) else 1
-    pad = 0.1 * max(hi - lo, 1.0)
+    pad = 0.1 * max(hi - lo, 0.5)
     drift_axes[0].set_ylim(lo - pad, hi + pad)  # shared: one scale for all modes
-    drift_axes[0].set_ylabel("tasks done − mean of all workers")
+    drift_axes[0].set_ylabel("tasks ahead (+) / behind (−)")
     workers = sorted(int(w) for w in spans["worker"].unique())
     if 0 < len(workers) <= MAX_DRIFT_LINES:
         handles = [Line2D([], [], color=c, label=labels.get(w, f"w{w}"))
                    for c, w in zip(_worker_colors(len(workers)), workers, strict=True)]
         bottom.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
-    bottom.suptitle("Progress drift: how far each worker is ahead of (+) or behind (−) the average, in tasks "
-                    "(in dynamic mode a slower worker simply takes fewer tasks)", fontsize=10)
-    med = dict(zip(summary["mode"], summary["makespan_s"], strict=True)) if len(summary) else {}
-    fig.suptitle(verdict(med, partial), fontsize=13, fontweight="bold")
+    bottom.suptitle("Progress drift: when each worker completed its k-th task, against when the average worker "
+                    "completed its k-th, in mean task durations\n(+ ahead, − behind; a steady drift is a line; a "
+                    "worker out of tasks counts as going on at its own pace; in dynamic mode a slower worker simply "
+                    "takes fewer tasks)", fontsize=10)
+    fig.suptitle(run_verdict(spans, run.meta, modes), fontsize=13, fontweight="bold")
     return fig

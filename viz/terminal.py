@@ -1,10 +1,12 @@
 """The terminal report (rich): a Unicode Gantt per mode, finish times, and the comparison table.
 
 - `render_report(run, width)`: header (workload, backend, devices, tasks, repeats, status), per mode a
-  workers x time chart on one time scale shared by all modes (█ busy, ░ waiting at a barrier, x failed
-  task, · idle before the mode's makespan), each worker's finish time with the slowest marked, then the
-  comparison table with the origin document's prediction beside the measured makespan;
-- `render_summary(run)`: the short end-of-run summary; `render_compare(a, b)`: two runs side by side;
+  workers x time chart on one time scale shared by all modes (█ busy, ▓ busy with >= 20 % waiting, ░ waiting
+  at a barrier, x failed task, · idle before the mode's makespan), each worker's finish time with the
+  slowest marked (all of them on a tie within 1 ms, none when every worker ties), then the comparison table
+  with the origin document's prediction beside the measured makespan;
+- `render_summary(run)`: the short end-of-run summary; `render_compare(a, b)`: two runs side by side, with
+  one warning line when they did not measure the same work;
 - `report_json(run)`: the same numbers as one JSON-serialisable dict.
 Returns renderables and dicts; it never prints (the CLI does).
 """
@@ -26,11 +28,23 @@ from bench.analysis.metrics import mode_table, summarize, worker_table
 from bench.analysis.timeline import busy_over_time, drift_summary, representative_repeats
 from bench.schema import Kind, Status
 from bench.store import RunData
-from viz import describe_devices, describe_workload, fmt_pct, fmt_s, incomplete_modes, lane_labels, verdict
+from viz import (
+    describe_devices,
+    describe_workload,
+    device_kinds,
+    fmt_pct,
+    fmt_s,
+    incomplete_modes,
+    lane_labels,
+    run_verdict,
+    slowest_workers,
+)
 
 NS = 1e9
-BUSY, WAIT, FAIL, IDLE, AFTER = "█", "░", "x", "·", " "
+BUSY, BUSY_WAIT, WAIT, FAIL, IDLE, AFTER = "█", "▓", "░", "x", "·", " "
+SOME_WAIT = 0.2  # a mostly busy cell with at least this share of barrier wait is drawn BUSY_WAIT
 SLOWEST = "◀ slowest"
+MAX_FINISH_LISTED = 8  # the summary lists every worker's finish up to this many workers, else first/median/last
 
 
 def _num(x: Any) -> float | None:
@@ -74,7 +88,7 @@ def report_json(run: RunData) -> dict[str, Any]:
         mode = str(row["mode"])
         rep = reps.get(mode, 0)
         w = wt[(wt["mode"] == mode) & (wt["repeat"] == rep)].sort_values("worker")
-        slowest = int(w.loc[w["finish_s"].idxmax(), "worker"]) if len(w) else None
+        slowest = slowest_workers(dict(zip(w["worker"].astype(int), w["finish_s"].astype(float), strict=True)))
         d = drift[drift["mode"] == mode]["max_behind"]
         out_modes.append(
             {
@@ -110,7 +124,7 @@ def report_json(run: RunData) -> dict[str, Any]:
                         "finish_s": _num(r["finish_s"]),
                         "tail_idle_s": _num(r["tail_idle_s"]),
                         "util": _num(r["util"]),
-                        "slowest": int(r["worker"]) == slowest,
+                        "slowest": int(r["worker"]) in slowest,
                     }
                     for r in w.to_dict("records")
                 ],
@@ -139,8 +153,7 @@ def report_json(run: RunData) -> dict[str, Any]:
         "n_tasks": meta.get("n_tasks"),
         "repeats": meta.get("repeat"),
         "first": first,
-        "verdict": verdict({m: v["makespan_s"] for m, v in by_mode.items()
-                            if v["makespan_s"] is not None}, partial),
+        "verdict": run_verdict(spans, meta, modes),
         "incomplete": partial,
         "sync_overhead_s": overhead,
         "origin_sync_overhead_s": origin_overhead,
@@ -190,7 +203,7 @@ def _lane_cells(busy: pd.DataFrame, failed: pd.DataFrame, cells: int, edges: np.
         if edges[i] >= makespan:
             chars.append(AFTER)
         elif share_busy[i] >= 0.5 or (share_busy[i] > 0 and share_busy[i] >= share_wait[i]):
-            chars.append(BUSY)
+            chars.append(BUSY_WAIT if share_wait[i] >= SOME_WAIT else BUSY)
         elif share_wait[i] > 0:
             chars.append(WAIT)
         else:
@@ -215,7 +228,7 @@ def _gantt(run: RunData, mode: str, rep: int, width: int, t_max: float, label_w:
     makespan = float(tasks["end_ns"].max() / NS) if len(tasks) else 0.0
     finish = (tasks.groupby("worker")["end_ns"].max() / NS).to_dict()
     workers = sorted(int(w) for w in sel["worker"].unique())
-    slowest = max(finish, key=lambda w: finish[w]) if finish else None
+    slowest = slowest_workers(finish)
     wait = sel[(sel["kind"] == Kind.BARRIER) & (sel["name"] == "batch")]
     waited = ((wait["end_ns"] - wait["start_ns"]) / NS).groupby(wait["worker"]).sum().to_dict()
     lines = []
@@ -230,7 +243,7 @@ def _gantt(run: RunData, mode: str, rep: int, width: int, t_max: float, label_w:
         if waited:
             right += f" waited {fmt_s(waited.get(w, 0.0)):>7}"
         line.append(right)
-        if w == slowest:
+        if w in slowest:
             line.append(f" {SLOWEST}", style="bold red")
         lines.append(line)
     ticks = _ticks(t_max, cells)
@@ -342,8 +355,9 @@ def _report(run: RunData, width: int) -> Group:
         head.append(f" · {rep_note}")
         parts.append(head)
         parts.extend(_gantt(run, mode, rep, width, t_max, label_w, right_w))
-    parts.append(Text(f"{BUSY} busy   {WAIT} waiting at a barrier   {FAIL} failed task   {IDLE} idle   "
-                      "(one time scale for all modes)", style="dim"))
+    some = f"{BUSY_WAIT} busy, ≥ {SOME_WAIT * 100:.0f} % waiting  " if has_wait else ""
+    parts.append(Text(f"{BUSY} busy  {some}{WAIT} waiting at a barrier  {FAIL} failed  {IDLE} idle  "
+                      "(time scale shared)", style="dim"))
     parts.append(Text(""))
     parts.append(_comparison_table(run, data))
     parts.append(_footer(data))
@@ -368,32 +382,75 @@ def _summary(run: RunData, width: int) -> Group:
                  f"barrier wait {fmt_s(m['barrier_wait_s'])}  util. {fmt_pct(m['util'])}")
         if m["failed"]:
             t.append(f"  {m['failed']} failed", style="bold red")
-        # Finish times, wrapped by hand so that no entry is split across lines.
-        line_len = width
-        for w in m["workers"]:
-            item = f"{w['device']} {fmt_s(w['finish_s'])}" + (f" {SLOWEST}" if w["slowest"] else "")
-            if line_len + 3 + len(item) > width:
-                t.append("\n  finish: " if line_len == width else "\n          ")
-                line_len = 10
-            elif line_len > 10:
-                t.append(" · ")
-                line_len += 3
-            t.append(item, style="bold red" if w["slowest"] else "")
-            line_len += len(item)
+        if len(m["workers"]) > MAX_FINISH_LISTED:
+            t.append(_finish_range(m["workers"]))
+        else:  # finish times, wrapped by hand so that no entry is split across lines
+            line_len = width
+            for w in m["workers"]:
+                item = f"{w['device']} {fmt_s(w['finish_s'])}" + (f" {SLOWEST}" if w["slowest"] else "")
+                if line_len + 3 + len(item) > width:
+                    t.append("\n  finish: " if line_len == width else "\n          ")
+                    line_len = 10
+                elif line_len > 10:
+                    t.append(" · ")
+                    line_len += 3
+                t.append(item, style="bold red" if w["slowest"] else "")
+                line_len += len(item)
         parts.append(t)
-    ratios = [f"{m['mode']}/free-run = {m['vs_free_run']:.2f}×" for m in data["modes"]
-              if m["mode"] != "free-run" and m["vs_free_run"] is not None]
-    foot = Text(data["verdict"], style="bold")
-    if ratios:
-        foot.append("\n" + "   ".join(ratios), style="")
-    parts.append(foot)
+    parts.append(Text(data["verdict"], style="bold"))
     return Group(*parts)
 
 
+def _finish_range(workers: list[dict[str, Any]]) -> Text:
+    """'finish: first sim:40 4620.0 s · median 4621.4 s · last sim:26 4624.7 s ◀ slowest' for many workers."""
+    done = sorted((w for w in workers if w["finish_s"] is not None), key=lambda w: w["finish_s"])
+    t = Text("\n  finish: ")
+    if not done:
+        return t.append("no tasks")
+    first, last = done[0], done[-1]
+    median = float(np.median([w["finish_s"] for w in done]))
+    slow = [w["device"] for w in done if w["slowest"]]
+    t.append(f"first {first['device']} {fmt_s(first['finish_s'])} · median {fmt_s(median)} · last ")
+    t.append(f"{', '.join(slow[:3]) + ('…' if len(slow) > 3 else '') if slow else last['device']} "
+             f"{fmt_s(last['finish_s'])}" + (f" {SLOWEST}" if slow else ""), style="bold red" if slow else "")
+    return t
+
+
+WORKLOAD_KEYS = (("model", "model"), ("size", "size"), ("height", "height"), ("width", "width"),
+                 ("steps", "steps"), ("true_cfg_scale", "true CFG"), ("mean_s", "mean task"), ("skew", "skew"),
+                 ("jitter", "jitter"), ("dist", "distribution"))
+
+
+def comparability(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What makes two runs (their meta) measure different work: workload kind and its shape (model, size,
+    steps, CFG; mean, skew, jitter for synthetic ones), number of tasks or workers, device models. The
+    backend and the number of repeats may differ: that is what a comparison is for."""
+    out: list[str] = []
+    wa, wb = a.get("workload") or {}, b.get("workload") or {}
+    wa, wb = (wa if isinstance(wa, dict) else {"kind": wa}), (wb if isinstance(wb, dict) else {"kind": wb})
+    if wa.get("kind") != wb.get("kind"):
+        out.append(f"workload {wa.get('kind', '?')} vs {wb.get('kind', '?')}")
+    else:
+        out += [f"{label} {wa.get(k, '—')} vs {wb.get(k, '—')}" for k, label in WORKLOAD_KEYS
+                if wa.get(k) != wb.get(k)]
+    if a.get("n_tasks") != b.get("n_tasks"):
+        out.append(f"{a.get('n_tasks', '?')} vs {b.get('n_tasks', '?')} tasks")
+    if a.get("n_workers") != b.get("n_workers"):
+        out.append(f"{a.get('n_workers', '?')} vs {b.get('n_workers', '?')} workers")
+    elif device_kinds(a) != device_kinds(b):
+        out.append(f"devices {describe_devices(a)} vs {describe_devices(b)}")
+    return out
+
+
 def render_compare(a: RunData, b: RunData) -> RenderableType:
-    """The comparison numbers of two runs side by side, per mode, with the ratio B/A."""
+    """The comparison numbers of two runs side by side, per mode, with the ratio B/A; one warning line first
+    when the runs did not measure the same work (see `comparability`)."""
     da, db = report_json(a), report_json(b)
     head = Text()
+    differ = comparability(a.meta, b.meta)
+    if differ:
+        head.append(f"⚠ NOT COMPARABLE: {'; '.join(differ)}: the ratios below compare different work\n",
+                    style="bold red")
     for tag, run, d in (("A", a, da), ("B", b, db)):
         m = run.meta
         head.append(f"{tag}: {d['run_id']} · {m.get('backend', '?')} · {describe_devices(m)} · "

@@ -9,6 +9,7 @@ utilisation over the makespan. Builds matplotlib objects only; `viz.save` writes
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,9 +21,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bench.analysis.timeline import busy_over_time, makespans, representative_repeats
-from bench.schema import Kind
+from bench.schema import BARRIER_BATCH, Kind
 from bench.store import RunData
-from viz import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR, fmt_pct, incomplete_modes, lane_labels, verdict
+from viz import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR, device_noun, fmt_pct, lane_labels, run_verdict
 
 NS = 1e9
 STRIP = 0.82  # height of a worker's 0-100 % strip, in lane units
@@ -48,6 +49,7 @@ def plot_utilization(
     labels: Mapping[int, str] | None = None,
     t_max: float | None = None,
     bins: int | None = None,
+    meta: Mapping[str, Any] | None = None,
 ) -> Axes:
     """Draw one (mode, repeat): a strip per worker (worker 0 on top) with busy and barrier shares per bin,
     NVML utilisation overlaid when `samples` has any for it. Artists carry gids "busy", "barrier", "nvml",
@@ -110,8 +112,14 @@ def plot_utilization(
         ax.spines[side].set_visible(False)
     total = float((tasks["end_ns"] - tasks["start_ns"]).sum() / NS) if len(tasks) else 0.0
     mean_util = total / (n * makespan) if makespan > 0 else float("nan")
-    ax.set_title(f"{mode}: GPUs busy {fmt_pct(mean_util)} of the makespan, idle {fmt_pct(1 - mean_util)}"
-                 f"  ·  repeat {repeat}", loc="left", fontsize=10)
+    bars = sel[(sel["kind"] == Kind.BARRIER) & (sel["name"] == BARRIER_BATCH)]
+    waited = float((bars["end_ns"] - bars["start_ns"]).sum() / NS) if len(bars) else 0.0
+    wait_share = waited / (n * makespan) if makespan > 0 else float("nan")
+    noun = device_noun(sel, meta)
+    rest = (f"waiting at barriers {fmt_pct(wait_share)}, idle {fmt_pct(1 - mean_util - wait_share)}" if waited > 0
+            else f"idle {fmt_pct(1 - mean_util)}")
+    ax.set_title(f"{mode}: {noun}s busy {fmt_pct(mean_util)} of the makespan, {rest}  ·  repeat {repeat}",
+                 loc="left", fontsize=10)
     return ax
 
 
@@ -142,11 +150,10 @@ def utilization_figure(run: RunData, repeat: int | None = None) -> Figure:
     samples = run.samples if len(run.samples) else None
     for ax, mode in zip(axes, modes, strict=True):
         plot_utilization(ax, spans, mode, reps.get(mode, 0), samples=samples, labels=labels, t_max=t_max,
-                         bins=bins)
+                         bins=bins, meta=run.meta)
     axes[-1].set_xlabel(f"seconds since the start barrier (t0); bins of {t_max / bins:.3g} s")
-    median = ms.groupby("mode")["makespan_s"].median().to_dict()
-    fig.suptitle(f"{verdict({m: median[m] for m in modes if m in median}, incomplete_modes(spans, run.meta))}\n"
-                 "Utilisation over time: each strip is one GPU/worker from 0 to 100 % busy; "
+    fig.suptitle(f"{run_verdict(spans, run.meta, modes)}\n"
+                 f"Utilisation over time: each strip is one {device_noun(spans, run.meta)} from 0 to 100 % busy; "
                  "the number at its end is its utilisation over the makespan", fontsize=12)
     have_bar = bool(((spans["kind"] == Kind.BARRIER) & (spans["name"] == "batch")).any())
     have_nvml = samples is not None and bool(samples["util_pct"].notna().any())

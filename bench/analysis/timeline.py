@@ -5,8 +5,12 @@ in seconds. It draws nothing and writes nothing; `bench.analysis.metrics` holds 
 
 - busy fraction of a time bin = the share of the bin a worker spent inside task spans (batch-barrier share
   alongside it);
-- progress: after each task end, how many tasks that worker has completed, and its lag behind the mean
-  completed count of all workers at that moment (negative = behind);
+- progress: after each task end, how many tasks that worker has completed (k), its lag behind the mean
+  completed count of all workers at that moment (negative = behind; it jumps by one at every completion, so
+  it is raw data, not a drift measure), and how far behind it is in time: the end of its k-th task minus
+  when the average worker completed its k-th (a worker out of tasks counted as going on at its own pace),
+  in seconds and in mean task durations (a steady drift grows steadily; one worker finishing a task a
+  moment before another does not count);
 - barrier wait: per batch-sync batch and worker, the time spent in the "batch" barrier;
 - sync point of batch b: the moment the last worker arrived at batch b's barrier (everyone is released then).
 """
@@ -125,11 +129,25 @@ def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: flo
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
+def _average_kth(tasks: pd.DataFrame, k_max: int) -> np.ndarray:
+    """For k = 1..k_max, the mean over workers of the end of each one's k-th task (in end order); past a
+    worker's last task, its last end plus its mean task duration per further task."""
+    ends = np.empty((tasks["worker"].nunique(), k_max))
+    for i, (_, w) in enumerate(tasks.groupby("worker")):
+        e = np.sort(w["end_ns"].to_numpy() / NS)
+        pace = float(((w["end_ns"] - w["start_ns"]) / NS).mean())
+        ends[i, : len(e)] = e[:k_max]
+        ends[i, len(e):] = e[-1] + pace * np.arange(1, k_max - len(e) + 1)
+    return ends.mean(axis=0)
+
+
 def progress_drift(spans: pd.DataFrame) -> pd.DataFrame:
-    """One row per completed task: mode, repeat, worker, device, task, t_s (its end), done (tasks that
+    """One row per completed task: mode, repeat, worker, device, task, t_s (its end), done = k (tasks that
     worker has completed by then), mean_done (mean over the mode's workers at that moment, ties included),
-    lag = done - mean_done (negative: behind), behind = how far the worker was behind the mean just
-    before this task ended (the worst moment of the stretch that this task closes)."""
+    lag = done - mean_done (negative: behind), avg_kth_s (when the average worker completed its k-th task:
+    the mean over the workers of their k-th task's end, where a worker with fewer than k tasks counts as if
+    it had gone on from its last one at its own mean task duration), behind_s = t_s - avg_kth_s (positive:
+    this worker is late), behind_tasks = behind_s / the mean task duration of the (mode, repeat)."""
     tasks = spans[spans["kind"] == Kind.TASK]
     frames = []
     workers = spans.groupby(KEYS)["worker"].nunique()
@@ -139,7 +157,9 @@ def progress_drift(spans: pd.DataFrame) -> pd.DataFrame:
         t = g["end_ns"].to_numpy()
         done = g.groupby("worker").cumcount().to_numpy() + 1
         after = np.searchsorted(t, t, side="right")  # completions at or before t, all workers
-        before = np.searchsorted(t, t, side="left")  # completions strictly before t
+        avg_kth = _average_kth(g, int(done.max()))[done - 1]
+        mean_task = float(((g["end_ns"] - g["start_ns"]) / NS).mean())
+        behind_s = t / NS - avg_kth
         frames.append(
             pd.DataFrame(
                 {
@@ -152,30 +172,34 @@ def progress_drift(spans: pd.DataFrame) -> pd.DataFrame:
                     "done": done,
                     "mean_done": after / n,
                     "lag": done - after / n,
-                    "behind": before / n - (done - 1),
+                    "avg_kth_s": avg_kth,
+                    "behind_s": behind_s,
+                    "behind_tasks": behind_s / mean_task if mean_task > 0 else np.zeros(len(t)),
                 }
             )
         )
-    cols = ["mode", "repeat", "worker", "device", "task", "t_s", "done", "mean_done", "lag", "behind"]
+    cols = ["mode", "repeat", "worker", "device", "task", "t_s", "done", "mean_done", "lag", "avg_kth_s",
+            "behind_s", "behind_tasks"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
+def worst_drift(progress: pd.DataFrame) -> dict[str, float | int]:
+    """The worst point of one (mode, repeat) of `progress_drift`: max_behind (mean task durations, >= 0),
+    max_behind_s, worker and t_s of the latest completion relative to the mean (the first one on a tie)."""
+    i = progress["behind_s"].idxmax()
+    late = float(progress.loc[i, "behind_s"]) > 0
+    return {"max_behind": float(progress.loc[i, "behind_tasks"]) if late else 0.0,
+            "max_behind_s": float(progress.loc[i, "behind_s"]) if late else 0.0,
+            "worker": int(progress.loc[i, "worker"]), "t_s": float(progress.loc[i, "t_s"])}
+
+
 def drift_summary(spans: pd.DataFrame) -> pd.DataFrame:
-    """Per (mode, repeat): max_behind (the most tasks any worker was behind the mean at any moment) and
-    the worker it was. A worker that stops early also counts: at the end it is behind by mean - its total."""
+    """Per (mode, repeat): max_behind (in mean task durations) and max_behind_s: the latest any worker
+    completed its k-th task after the average worker completed its k-th, over every k (see
+    `progress_drift`), the worker and t_s (that completion): `worst_drift` of each."""
     p = progress_drift(spans)
-    rows = []
-    for (mode, rep), g in _groups(p, KEYS):
-        final = g.groupby("worker")["done"].max()
-        all_workers = spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]["worker"].unique()
-        final = final.reindex(all_workers, fill_value=0)
-        end_behind = final.sum() / len(final) - final
-        i = g["behind"].idxmax()
-        best, who = float(g.loc[i, "behind"]), int(g.loc[i, "worker"])
-        if float(end_behind.max()) > best:
-            best, who = float(end_behind.max()), int(end_behind.idxmax())
-        rows.append({"mode": mode, "repeat": int(rep), "max_behind": max(best, 0.0), "worker": who})
-    return pd.DataFrame(rows, columns=["mode", "repeat", "max_behind", "worker"])
+    rows = [{"mode": mode, "repeat": int(rep), **worst_drift(g)} for (mode, rep), g in _groups(p, KEYS)]
+    return pd.DataFrame(rows, columns=["mode", "repeat", "max_behind", "max_behind_s", "worker", "t_s"])
 
 
 def barrier_waits(spans: pd.DataFrame) -> pd.DataFrame:
