@@ -464,14 +464,21 @@ def render_compare(a: RunData, b: RunData) -> RenderableType:
     mb = {m["mode"]: m for m in db["modes"]}
     modes = list(ma) + [m for m in mb if m not in ma]
     metrics = (("total time", "makespan_s", fmt_s), ("vs free-run", "vs_free_run", lambda x: f"{x:.2f}×"),
+               ("mean task", "mean_task_s", fmt_s), ("task CV", "task_cv", fmt_pct),
                ("origin predicted", "origin_prediction_s", fmt_s), ("lower bound", "lower_bound_s", fmt_s),
                ("sync points", "sync_points", lambda x: f"{x:d}"), ("barrier wait", "barrier_wait_s", fmt_s),
                ("utilisation", "util", fmt_pct), ("finish spread", "finish_spread_s", fmt_s))
+    partial = {**{m: "A" for m in da["incomplete"]}, **{m: "B" for m in db["incomplete"]}}
     for mode in modes:
         for i, (label, key, fmt) in enumerate(metrics):
             va = ma.get(mode, {}).get(key)
             vb = mb.get(mode, {}).get(key)
+            if mode in da["incomplete"] and key == "vs_free_run":
+                va = None
+            if mode in db["incomplete"] and key == "vs_free_run":
+                vb = None
             ratio = f"{vb / va:.2f}×" if va and vb is not None and key != "sync_points" else ""
-            table.add_row(mode if i == 0 else "", label, "—" if va is None else fmt(va),
+            name = mode + (f" ⚠ {'/'.join(sorted(set(partial[mode])))} partial" if mode in partial else "")
+            table.add_row(name if i == 0 else "", label, "—" if va is None else fmt(va),
                           "—" if vb is None else fmt(vb), ratio, end_section=i == len(metrics) - 1)
     return Group(head, table)
