@@ -35,10 +35,11 @@ err = Console(stderr=True)
 
 WORKLOAD_HELP = (
     "edit = Qwen-Image-Edit through diffusers (see --model). "
-    "synthetic:mean=S,skew=X,jitter=Y[,steps=K,dist=normal|lognormal] = each task sleeps "
-    "mean × speed(worker) × jitter(task): speed factors spread evenly over [1-X, 1+X] across workers "
-    "(worker 0 fastest), jitter a per-task factor with mean 1 and coefficient of variation Y, the same "
-    "for every mode."
+    "synthetic:KEY=VALUE,... (keys mean, skew, jitter, steps, dist=normal|lognormal; e.g. "
+    "synthetic:mean=0.05,jitter=0.1) = each task sleeps "
+    "mean × speed(worker) × jitter(task): speed factors spread evenly over [1-skew, 1+skew] across workers "
+    "(worker 0 fastest); jitter a per-task factor with mean 1 and coefficient of variation `jitter`, the "
+    "same for every mode."
 )
 
 
