@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.config import MODE_GROUPS
 from runners.modes import batch_sync, dynamic, free_run
 from runners.modes.actions import Action, Barrier, Claim, Plan, Run
 
@@ -20,4 +19,4 @@ MODES: dict[str, PlanFn] = {
 }
 
 
-__all__ = ["MODES", "MODE_GROUPS", "Action", "Barrier", "Claim", "Plan", "PlanFn", "Run"]
+__all__ = ["MODES", "Action", "Barrier", "Claim", "Plan", "PlanFn", "Run"]
