@@ -398,6 +398,10 @@ def _summary(run: RunData, width: int) -> Group:
                 line_len += len(item)
         parts.append(t)
     parts.append(Text(data["verdict"], style="bold"))
+    ratios = [f"{m['mode']}/free-run = {m['vs_free_run']:.3f}×" for m in data["modes"]
+              if m["mode"] != "free-run" and m["vs_free_run"] is not None and m["mode"] not in data["incomplete"]]
+    if ratios:
+        parts.append(Text("ratios: " + " · ".join(ratios)))
     return Group(*parts)
 
 
