@@ -4,7 +4,8 @@
 # .whl/ (see BENCHMARKS.md). Run folders go to results/reference/; a tarball of them and the log to $OUT.
 #   stage a: processes, free-run + batch-sync, 270 images, 4 GPUs
 #   stage b: processes, dynamic, 270 images, 4 GPUs; then 1 GPU, 30 images; then tracing on/off (smoke)
-#   stage c: threads, all modes, 120 images, 4 GPUs
+#   stages c, d, e: threads, 120 images, 4 GPUs, one mode each (a threads edit took ~9.5 s on 4 x H100, so
+#   one mode is ~5 min; the 2026-11-27 session ran only a 60-image all-modes version, killed in dynamic)
 set -uo pipefail
 stage=$1
 OUT=${OUT:-/tmp/out}
