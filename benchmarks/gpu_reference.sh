@@ -21,8 +21,10 @@ case $stage in
   a) timeout 560 python3 -m bench.cli run --mode free-run,batch-sync --images 270 --gpus 4 "${common[@]}" ;;
   b) timeout 300 python3 -m bench.cli run --mode dynamic --images 270 --gpus 4 "${common[@]}"
      timeout 150 python3 -m bench.cli run --mode free-run --images 30 --gpus 1 "${common[@]}"
-     timeout 120 python3 -m runners.pipelines.smoke --model random:full --size 512 --steps 4 --n 8 --device cuda:0 ;;
-  c) timeout 560 python3 -m bench.cli run --mode all --images 120 --gpus 4 --backend threads "${common[@]}" ;;
+     timeout 120 python3 -m runners.pipelines.smoke --model random:full --size 512 --steps 4 --n 4 --device cuda:0 ;;
+  c) timeout 560 python3 -m bench.cli run --mode free-run --images 120 --gpus 4 --backend threads "${common[@]}" ;;
+  d) timeout 560 python3 -m bench.cli run --mode batch-sync --images 120 --gpus 4 --backend threads "${common[@]}" ;;
+  e) timeout 560 python3 -m bench.cli run --mode dynamic --images 120 --gpus 4 --backend threads "${common[@]}" ;;
 esac
 rc=$?
 tar czf "$OUT/runs-$stage.tgz" results/reference
