@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -67,6 +68,10 @@ class Workload(Protocol):
     def tasks(self, n: int, seed: int) -> list[Task]: ...
 
     def load(self, worker: int, n_workers: int, device: str) -> Executor: ...
+
+    def with_run_dir(self, run_dir: str | Path) -> Workload:
+        """This workload once the run folder exists (the edit workload saves images into it)."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,6 +137,9 @@ class SyntheticWorkload:
 
     def load(self, worker: int, n_workers: int, device: str) -> Executor:
         return _SyntheticExecutor(self, worker, n_workers)
+
+    def with_run_dir(self, run_dir: str | Path) -> SyntheticWorkload:
+        return self  # writes nothing
 
 
 @dataclass(slots=True)

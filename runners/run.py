@@ -115,9 +115,7 @@ def execute(prep: Prepared, poll: Callable[[Path], None], argv: list[str] | None
         "simulated": False,
     }
     write_meta(run_dir, meta)
-    workload = prep.workload
-    if hasattr(workload, "with_run_dir"):  # the edit workload saves images into the run folder
-        workload = workload.with_run_dir(run_dir)
+    workload = prep.workload.with_run_dir(run_dir)
     specs = [
         WorkerSpec(
             run_id=run_dir.name, run_dir=str(run_dir), worker=d.worker, n_workers=G, device=d.device,

@@ -126,7 +126,7 @@ class _Recorder:
         self.samples.close()
 
 
-class _TaskRecorder:
+class TaskBuffer:
     """The TaskRecorder handed to the executor: holds a task's phases and steps until the task has ended,
     so writing them never lands inside the task's own span."""
 
@@ -150,7 +150,7 @@ class _NullRecorder:
 
 
 def _run_task(rec: _Recorder, executor: Executor, task: Task, batch: int | None) -> None:
-    inner = _TaskRecorder()
+    inner = TaskBuffer()
     start = now()
     try:
         executor.run(task, inner)

@@ -188,7 +188,7 @@ def test_mode_table_by_hand(case_a: RunData) -> None:
 
 
 def test_worker_table_by_hand(case_a: RunData) -> None:
-    wt = worker_table(case_a.spans, 2)
+    wt = worker_table(case_a.spans)
     expect = {  # (mode, worker): busy, barrier wait, finish, tail idle
         ("free-run", 0): (6.0, 0.0, 6.0, 0.0),
         ("free-run", 1): (3.0, 0.0, 3.0, 3.0),
@@ -212,7 +212,7 @@ def test_failed_tasks_count_as_busy() -> None:
     run = make_run(A, 2, modes=["free-run"], failed=[2])
     r = _row(mode_table(run.spans, 2), mode="free-run")
     assert r["failed"] == 1 and r["makespan_s"] == pytest.approx(6.0)
-    assert _row(worker_table(run.spans, 2), worker=0)["failed"] == 1
+    assert _row(worker_table(run.spans), worker=0)["failed"] == 1
 
 
 def test_origin_example_holds_without_jitter() -> None:

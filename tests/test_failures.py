@@ -33,6 +33,9 @@ class Flaky:
     def tasks(self, n: int, seed: int) -> list[Task]:
         return SyntheticWorkload(mean=0.001).tasks(n, seed)
 
+    def with_run_dir(self, run_dir: str | Path) -> Flaky:
+        return self
+
     def load(self, worker: int, n_workers: int, device: str) -> Executor:
         if self.broken_load:
             raise RuntimeError("no such weights")

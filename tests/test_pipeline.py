@@ -20,18 +20,7 @@ from bench.workload import Task
 from runners.pipelines import edit, tiny
 from runners.pipelines.edit import EditExecutor, EditWorkload, make_edit_workload, resolve_model
 from runners.pipelines.full import build_full_pipeline, config_dir, parameter_count, shrunken_overrides
-
-
-class Rec:
-    def __init__(self) -> None:
-        self.phases: list[tuple[str, int, int]] = []
-        self.steps: list[tuple[int, int, int]] = []
-
-    def phase(self, name: str, start_ns: int, end_ns: int) -> None:
-        self.phases.append((name, start_ns, end_ns))
-
-    def step(self, index: int, start_ns: int, end_ns: int) -> None:
-        self.steps.append((index, start_ns, end_ns))
+from runners.worker import TaskBuffer
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +33,8 @@ def tiny_pipe(tmp_path_factory: pytest.TempPathFactory) -> Any:
         mp.undo()
 
 
-def _run(ex: EditExecutor, task: Task) -> tuple[Rec, int, int]:
-    rec = Rec()
+def _run(ex: EditExecutor, task: Task) -> tuple[TaskBuffer, int, int]:
+    rec = TaskBuffer()
     start = time.perf_counter_ns()
     ex.run(task, rec)
     return rec, start, time.perf_counter_ns()
@@ -90,7 +79,7 @@ def test_vanished_image_raises(tiny_pipe: Any, tmp_path: Path) -> None:
     assert len(rec.steps) == 2
     img.unlink()
     with pytest.raises(BenchError, match=r"in\.png"):
-        ex.run(task, Rec())
+        ex.run(task, TaskBuffer())
     ex.close()
 
 

@@ -80,7 +80,7 @@ def report_json(run: RunData) -> dict[str, Any]:
     modes = _modes(run)
     G = _n_workers(run)
     summary = summarize(spans, G, modes)
-    wt = worker_table(spans, G)
+    wt = worker_table(spans)
     reps = representative_repeats(spans)
     drift = drift_summary(spans)
     out_modes: list[dict[str, Any]] = []

@@ -46,7 +46,7 @@ def origin_prediction(durations: pd.Series, n_workers: int) -> tuple[float, floa
     return float(per_worker.max()), float(batches.sum())
 
 
-def worker_table(spans: pd.DataFrame, n_workers: dict[str, int] | int) -> pd.DataFrame:
+def worker_table(spans: pd.DataFrame) -> pd.DataFrame:
     """One row per (mode, repeat, worker): tasks, failed, busy_s, barrier_s, finish_s, tail_idle_s, util."""
     tasks = task_frame(spans)
     bar = spans[(spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)]
@@ -87,7 +87,7 @@ def worker_table(spans: pd.DataFrame, n_workers: dict[str, int] | int) -> pd.Dat
 def mode_table(spans: pd.DataFrame, n_workers: int) -> pd.DataFrame:
     """One row per (mode, repeat): makespan, lower bound, origin predictions, barrier wait, utilisation."""
     tasks = task_frame(spans)
-    wt = worker_table(spans, n_workers)
+    wt = worker_table(spans)
     rows = []
     fr = tasks[tasks["mode"] == "free-run"]
     free_run = {rep: f.set_index("task")["dur_s"].sort_index() for rep, f in fr.groupby("repeat")
