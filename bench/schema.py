@@ -58,7 +58,8 @@ class Span:
     step: int | None = None  # denoising step index, for kind == "step"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Not dataclasses.asdict: that deep-copies every field, and this runs between two timed tasks.
+        return {name: getattr(self, name) for name in SPAN_COLUMNS}
 
 
 SPAN_COLUMNS: tuple[str, ...] = tuple(Span.__dataclass_fields__)
