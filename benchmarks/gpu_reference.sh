@@ -4,6 +4,7 @@
 # .whl/ (see BENCHMARKS.md). Run folders go to results/reference/; a tarball of them and the log to $OUT.
 #   stage a: processes, free-run + batch-sync, 270 images, 4 GPUs
 #   stage b: processes, dynamic, 270 images, 4 GPUs; then 1 GPU, 30 images; then tracing on/off (smoke)
+#   stage p: the threads probe (host vs GPU time per step, alone and in 4 threads) and tracing on/off, n=20
 #   stages c, d, e: threads, 120 images, 4 GPUs, one mode each (a threads edit took ~9.5 s on 4 x H100, so
 #   one mode is ~5 min; the 2026-11-27 session ran only a 60-image all-modes version, killed in dynamic)
 set -uo pipefail
@@ -22,10 +23,13 @@ case $stage in
   b) timeout 300 python3 -m bench.cli run --mode dynamic --images 270 --gpus 4 "${common[@]}"
      timeout 150 python3 -m bench.cli run --mode free-run --images 30 --gpus 1 "${common[@]}"
      timeout 120 python3 -m runners.pipelines.smoke --model random:full --size 512 --steps 4 --n 4 --device cuda:0 ;;
+  p) timeout 200 python3 benchmarks/threads_probe.py --gpus 4 --json "$OUT/threads_probe.json"
+     timeout 330 python3 -m runners.pipelines.smoke --model random:full --size 512 --steps 4 --n 20 --device cuda:0 \
+       --json "$OUT/smoke_trace.json" ;;
   c) timeout 560 python3 -m bench.cli run --mode free-run --images 120 --gpus 4 --backend threads "${common[@]}" ;;
   d) timeout 560 python3 -m bench.cli run --mode batch-sync --images 120 --gpus 4 --backend threads "${common[@]}" ;;
   e) timeout 560 python3 -m bench.cli run --mode dynamic --images 120 --gpus 4 --backend threads "${common[@]}" ;;
 esac
 rc=$?
-tar czf "$OUT/runs-$stage.tgz" results/reference
+[ "$stage" = p ] || tar czf "$OUT/runs-$stage.tgz" results/reference
 exit $rc

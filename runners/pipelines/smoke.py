@@ -157,6 +157,17 @@ def main(argv: list[str] | None = None) -> int:
             out["median_trace_off_s"] = m_off = statistics.median(off)
             m_on = out["median_trace_on_s"]
             print(f"tracing on vs off: median {m_on:.3f} s vs {m_off:.3f} s ({(m_on - m_off) / m_off * 100:+.1f} %)")
+            # The denoise phase is where tracing acts (step events, NVTX) and it is timed by CUDA events in both
+            # settings, without the encode phase's host noise: compare it per task, traced minus untraced.
+            den = {(e["trace"], i // 2): e["phases"]["denoise"] for i, e in enumerate(out["edits"])}
+            diffs = [den[True, k] - den[False, k] for k in range(len(tasks) - 1)]
+            d_off = statistics.median(den[False, k] for k in range(len(tasks) - 1))
+            out["denoise_off_median_s"] = d_off
+            out["denoise_paired_diff_median_s"] = d = statistics.median(diffs)
+            out["denoise_paired_diffs_s"] = diffs
+            print(f"denoise phase, traced minus untraced, paired per task: median {d * 1e3:+.2f} ms "
+                  f"({d / d_off * 100:+.2f} % of {d_off:.3f} s), range {min(diffs) * 1e3:+.1f} to "
+                  f"{max(diffs) * 1e3:+.1f} ms over {len(diffs)} tasks")
     except Exception:
         traceback.print_exc()
         if cuda:
