@@ -207,6 +207,16 @@ def test_overhead_makespans_predictions_and_bounds(run_a: RunData) -> None:
     assert "5.00 s\n(first)" in labels and "no\norigin\nprediction" in labels
 
 
+def test_makespans_of_a_single_mode_name_their_basis_and_rank_nothing() -> None:
+    from bench.analysis.metrics import summarize
+
+    run = make_run(A, 2, modes=["batch-sync"])
+    ax = plot_makespans(Figure().subplots(), summarize(run.spans, 2, run.modes))
+    # No free-run in the run: the origin's prediction comes from batch-sync's own task durations.
+    assert "on each mode's own" in ax.get_title(loc="left")
+    assert [t.get_text() for t in ax.texts if "first" in t.get_text()] == []
+
+
 def test_overhead_barrier_waits_and_drift(run_a: RunData) -> None:
     from bench.analysis.timeline import barrier_waits
 

@@ -80,7 +80,7 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] |
         err = [[mk - float(row["makespan_min_s"])], [float(row["makespan_max_s"]) - mk]]
         bar = ax.bar(x[i] - w / 2, mk, w, color=mode_color(mode), yerr=err if row["repeats"] > 1 else None,
                      capsize=3, gid="measured")
-        first = "\n(first)" if mk == best and mode not in incomplete else ""
+        first = "\n(first)" if mk == best and len(done) > 1 and mode not in incomplete else ""
         if mode in incomplete:
             first = f"\nINCOMPLETE\n({incomplete[mode]})"
         ax.bar_label(bar, [f"{fmt_s(mk)}{first}"], fontsize=8, padding=2,
@@ -118,7 +118,11 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] |
         if len(summary) else 1.0
     ax.set_ylim(0, top * 1.15)
     ax.set_ylabel("seconds")
-    ax.set_title("Makespan: measured (solid) vs the origin's formulas on free-run's\ntask durations (hatched); "
+    # Whose task durations the hatched predictions use (metrics.mode_table's origin_basis column).
+    bases = set(summary["origin_basis"].dropna()) if "origin_basis" in summary else {"free-run"}
+    basis = ("free-run's" if bases <= {"free-run"} else "each mode's own" if "free-run" not in bases
+             else "free-run's (else the mode's own)")
+    ax.set_title(f"Makespan: measured (solid) vs the origin's formulas on {basis}\ntask durations (hatched); "
                  "dashed green = lower bound" + ("; dotted = fastest" if len(done) > 1 else ""), loc="left",
                  fontsize=10)
     for side in ("top", "right"):
