@@ -5,8 +5,10 @@
 #   stage a: processes, free-run + batch-sync, 270 images, 4 GPUs
 #   stage b: processes, dynamic, 270 images, 4 GPUs; then 1 GPU, 30 images; then tracing on/off (smoke)
 #   stage p: the threads probe (host vs GPU time per step, alone and in 4 threads) and tracing on/off, n=20
-#   stages c, d, e: threads, 120 images, 4 GPUs, one mode each (a threads edit took ~9.5 s on 4 x H100, so
-#   one mode is ~5 min; the 2026-11-27 session ran only a 60-image all-modes version, killed in dynamic)
+#   stages c, d, e: threads, 120 images, 4 GPUs, one mode each (a threads edit takes 8-9.5 s on 4 x H100, so
+#   one mode is ~5 min)
+#   stage f: processes, all modes, 120 images, 4 GPUs: the baseline for c-e on the same machine (~6 min)
+# Session A (2026-11-27) ran a, b and a 60-image all-modes threads run; session B ran p, c, d, e, f.
 set -uo pipefail
 stage=$1
 OUT=${OUT:-/tmp/out}
@@ -29,6 +31,7 @@ case $stage in
   c) timeout 560 python3 -m bench.cli run --mode free-run --images 120 --gpus 4 --backend threads "${common[@]}" ;;
   d) timeout 560 python3 -m bench.cli run --mode batch-sync --images 120 --gpus 4 --backend threads "${common[@]}" ;;
   e) timeout 560 python3 -m bench.cli run --mode dynamic --images 120 --gpus 4 --backend threads "${common[@]}" ;;
+  f) timeout 420 python3 -m bench.cli run --mode all --images 120 --gpus 4 "${common[@]}" ;;
 esac
 rc=$?
 [ "$stage" = p ] || tar czf "$OUT/runs-$stage.tgz" results/reference
