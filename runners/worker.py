@@ -209,6 +209,7 @@ def worker_main(spec: WorkerSpec, sync: Sync,
                 reply = None
                 if isinstance(action, Run):
                     _run_task(rec, executor, spec.tasks[action.task], action.batch)
+                    rec.write_samples(sampler)  # between tasks, so a crash loses at most one task's samples
                 elif isinstance(action, Barrier):
                     enter = now()
                     sync.barrier()
@@ -223,6 +224,7 @@ def worker_main(spec: WorkerSpec, sync: Sync,
         executor.close()
     except BaseException:
         rec.flush_anyway()
+        rec.write_samples(sampler)
         (Path(spec.run_dir) / f"worker-{spec.worker}.log").write_text(traceback.format_exc())
         raise
     finally:

@@ -6,6 +6,7 @@ them, so no runner and no clock are involved.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -367,3 +368,25 @@ def test_empty_inputs_do_not_raise() -> None:
     empty = pd.DataFrame(columns=list(SPAN_COLUMNS))
     assert busy_over_time(empty).empty and progress_drift(empty).empty and barrier_waits(empty).empty
     assert makespans(empty).empty and drift_summary(empty).empty
+
+
+def _with_edge_samples(run: RunData) -> pd.DataFrame:
+    """make_run's samples plus two for worker 0 outside [t0, makespan] (load time, after the end)."""
+    edge = [{"run": "hand", "mode": "free-run", "repeat": 0, "worker": 0, "device": "cuda:0", "t_ns": t,
+             "util_pct": 100.0, "mem_used_mib": 1.0, "power_w": 500.0} for t in (-1_000_000_000, 6_500_000_000)]
+    return pd.concat([run.samples, pd.DataFrame(edge)], ignore_index=True)
+
+
+def test_gpu_activity_is_the_mean_nvml_sample_inside_the_makespan() -> None:
+    from bench.analysis import gpu_activity
+
+    # Case A free-run: makespan 6 s; w0 busy to 6 s, w1 to 3 s. Samples every 0.25 s from 0 to 6 s (25 per
+    # worker) read 90 % while the worker is in a task, else 0: w0 24 x 90 / 25 = 86.4 %, w1 12 x 90 / 25 = 43.2 %.
+    run = make_run(A, 2, modes=["free-run"], samples=True)
+    samples = _with_edge_samples(run)
+    act = gpu_activity(samples, run.spans).set_index("worker")
+    assert act.loc[0, "gpu_util"] == pytest.approx(0.864) and act.loc[1, "gpu_util"] == pytest.approx(0.432)
+    assert list(act["samples"]) == [25, 25] and act.loc[0, "power_w"] == pytest.approx(300.0)
+    assert mode_table(run.spans, 2, samples)["gpu_util"].iloc[0] == pytest.approx(0.648)
+    assert math.isnan(mode_table(run.spans, 2)["gpu_util"].iloc[0])  # no samples: no number, not 0
+    assert gpu_activity(None, run.spans).empty

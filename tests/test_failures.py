@@ -89,3 +89,56 @@ def test_a_run_where_every_task_fails_is_a_failed_run(tmp_path: Path) -> None:
         execute(prepared(tmp_path, Flaky(bad=-1), "threads"), poll=lambda _: None)
     run = load_run(next(tmp_path.iterdir()))
     assert run.meta["status"] == "failed" and (run.spans[run.spans["kind"] == "task"]["status"] == "error").all()
+
+
+class _Interrupting(Flaky):
+    """Task `bad` interrupts the worker (KeyboardInterrupt is not a task failure: it stops the worker)."""
+
+    def load(self, worker: int, n_workers: int, device: str) -> Executor:
+        inner = SyntheticWorkload(mean=0.001).load(worker, n_workers, device)
+        bad = self.bad
+
+        class _Exec:
+            def run(self, task: Task, rec: TaskRecorder) -> None:
+                if task.id == bad:
+                    raise KeyboardInterrupt
+                inner.run(task, rec)
+
+            def close(self) -> None:
+                pass
+
+        return _Exec()
+
+
+def test_device_samples_are_written_between_tasks_and_survive_an_interrupted_worker(tmp_path: Path) -> None:
+    import time
+
+    from runners.worker import WorkerSpec, worker_main
+
+    class OneWorker:
+        def start(self) -> int:
+            return time.perf_counter_ns()
+
+        def barrier(self) -> None: ...
+
+        def claim(self, queue: str) -> int:
+            return 0
+
+    class Sampler:  # one sample per drain, stamped when drained
+        def drain(self) -> list[tuple[int, float | None, float | None, float | None]]:
+            return [(time.perf_counter_ns(), 50.0, 1.0, 100.0)]
+
+        def close(self) -> None: ...
+
+    for d in ("spans", "samples"):
+        (tmp_path / d).mkdir()
+    wl = _Interrupting(bad=3)
+    spec = WorkerSpec(run_id="r", run_dir=str(tmp_path), worker=0, n_workers=1, device="cpu", device_name="cpu",
+                      workload=wl, tasks=wl.tasks(6, 0), schedule=[(0, "free-run")])
+    with pytest.raises(KeyboardInterrupt):
+        worker_main(spec, OneWorker(), lambda device: Sampler())  # type: ignore[arg-type]
+    rows = [json.loads(line) for line in (tmp_path / "samples" / "w0.jsonl").read_text().splitlines()]
+    # Drained at the start barrier, after each of tasks 0, 1, 2, and once more on the way out.
+    assert len(rows) == 5 and all(r["mode"] == "free-run" for r in rows)
+    spans = [json.loads(line) for line in (tmp_path / "spans" / "w0.jsonl").read_text().splitlines()]
+    assert sorted(s["task"] for s in spans if s["kind"] == "task") == [0, 1, 2]

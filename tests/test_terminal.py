@@ -160,3 +160,24 @@ def test_compare_warns_when_runs_are_not_comparable() -> None:
     assert "NOT COMPARABLE" not in render(render_compare(a, make_run(A, 2, run_id="run-c")))
     c = make_run(A, 3, run_id="run-d")
     assert "2 vs 3 workers" in render(render_compare(a, c)).splitlines()[0]
+
+
+def test_gpu_activity_shows_only_where_nvml_sampled() -> None:
+    # Case A free-run with samples: GPU active 64.8 % (hand-computed in test_analysis) beside util. 75 %
+    # (busy 9 s of 2 workers x 6 s).
+    run = make_run(A, 2, modes=["free-run"], samples=True)
+    data = report_json(run)
+    assert data["has_gpu_util"] and data["modes"][0]["gpu_util"] == pytest.approx(0.648)
+    assert [w["gpu_util"] for w in data["modes"][0]["workers"]] == pytest.approx([0.864, 0.432])
+    text = render(render_report(run))
+    assert "active" in text and "64.8 %" in text and "75.0 %" in text and "GPU active = mean" in text
+    assert "GPU active 64.8 %" in render(render_summary(run))
+    plain = make_run(A, 2, modes=["free-run"])
+    assert not report_json(plain)["has_gpu_util"] and "active" not in render(render_report(plain))
+
+
+def test_a_lone_mode_is_not_marked_first() -> None:
+    run = make_run(A, 2, modes=["batch-sync"])
+    assert report_json(run)["first"] is None
+    text = render(render_report(run))
+    assert "✓" not in text and "finished first" not in text

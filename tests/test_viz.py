@@ -190,6 +190,9 @@ def test_utilization_busy_matches_spans_and_overlays_nvml() -> None:
     ys = w1.get_paths()[0].vertices[:, 1]
     assert ys.max() == pytest.approx(0.82) and ys.min() == pytest.approx(0.0)
     assert ax.get_gid() == "has-nvml"
+    # Each lane's GPU activity under its busy share, and the mean in the title (hand-computed in test_analysis).
+    assert [t.get_text() for t in by_gid(ax, "nvml-label")] == ["\nGPU 86.4 %", "\nGPU 43.2 %"]
+    assert "NVML: GPUs active 64.8 %" in ax.get_title(loc="left")
 
 
 def test_overhead_makespans_predictions_and_bounds(run_a: RunData) -> None:

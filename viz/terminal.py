@@ -24,7 +24,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from bench.analysis.metrics import mode_table, summarize, worker_table
+from bench.analysis.metrics import gpu_activity, mode_table, summarize, worker_table
 from bench.analysis.timeline import busy_over_time, drift_summary, representative_repeats
 from bench.schema import Kind, Status
 from bench.store import RunData
@@ -79,8 +79,9 @@ def report_json(run: RunData) -> dict[str, Any]:
     spans, meta = run.spans, run.meta
     modes = _modes(run)
     G = _n_workers(run)
-    summary = summarize(spans, G, modes)
+    summary = summarize(spans, G, modes, run.samples)
     wt = worker_table(spans)
+    act = gpu_activity(run.samples, spans).set_index(["mode", "repeat", "worker"])
     reps = representative_repeats(spans)
     drift = drift_summary(spans)
     out_modes: list[dict[str, Any]] = []
@@ -109,6 +110,7 @@ def report_json(run: RunData) -> dict[str, Any]:
                 "sync_points": int(row["sync_points"]),
                 "barrier_wait_s": _num(row["barrier_wait_s"]),
                 "util": _num(row["util"]),
+                "gpu_util": _num(row.get("gpu_util")),
                 "finish_spread_s": _num(row["finish_spread_s"]),
                 "max_behind_tasks": _num(d.median()) if len(d) else None,
                 "mean_task_s": _num(row["mean_task_s"]),
@@ -124,6 +126,8 @@ def report_json(run: RunData) -> dict[str, Any]:
                         "finish_s": _num(r["finish_s"]),
                         "tail_idle_s": _num(r["tail_idle_s"]),
                         "util": _num(r["util"]),
+                        "gpu_util": _num(act["gpu_util"].get((mode, rep, int(r["worker"])))),
+                        "power_w": _num(act["power_w"].get((mode, rep, int(r["worker"])))),
                         "slowest": int(r["worker"]) in slowest,
                     }
                     for r in w.to_dict("records")
@@ -133,7 +137,7 @@ def report_json(run: RunData) -> dict[str, Any]:
     by_mode = {m["mode"]: m for m in out_modes}
     partial = incomplete_modes(spans, meta)
     ms = {m: v["makespan_s"] for m, v in by_mode.items() if v["makespan_s"] is not None and m not in partial}
-    first = min(ms, key=lambda m: ms[m]) if ms else None
+    first = min(ms, key=lambda m: ms[m]) if len(ms) > 1 else None  # a lone mode finished no race
     overhead = origin_overhead = origin_basis = None
     if "batch-sync" in by_mode and "free-run" in by_mode:
         bs, fr = by_mode["batch-sync"], by_mode["free-run"]
@@ -159,6 +163,7 @@ def report_json(run: RunData) -> dict[str, Any]:
         "origin_sync_overhead_s": origin_overhead,
         "origin_basis": origin_basis,
         "modes": out_modes,
+        "has_gpu_util": any(m["gpu_util"] is not None for m in out_modes),
     }
 
 
@@ -266,9 +271,11 @@ def _gantt(run: RunData, mode: str, rep: int, width: int, t_max: float, label_w:
 
 def _comparison_table(run: RunData, data: dict[str, Any]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True, show_edge=False)
+    gpu = data["has_gpu_util"]
     for name, justify in (("mode", "left"), ("total\ntime", "right"), ("vs\nfree-run", "right"),
                           ("origin\npred.", "right"), ("lower\nbound", "right"), ("sync\npoints", "right"),
-                          ("barrier\nwait", "right"), ("util.", "right"), ("finish\nspread", "right")):
+                          ("barrier\nwait", "right"), ("util.", "right"),
+                          *((("GPU\nactive", "right"),) if gpu else ()), ("finish\nspread", "right")):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for m in data["modes"]:
         total = fmt_s(m["makespan_s"])
@@ -280,8 +287,9 @@ def _comparison_table(run: RunData, data: dict[str, Any]) -> Table:
         name = m["mode"] + (" ✓" if m["mode"] == data["first"] else "")
         if m["mode"] in data["incomplete"]:
             name, vs, style = m["mode"] + " ⚠", "partial", "red"
+        gpu_cell = (fmt_pct(m["gpu_util"]),) if gpu else ()
         table.add_row(name, total, vs, fmt_s(m["origin_prediction_s"]), fmt_s(m["lower_bound_s"]),
-                      str(m["sync_points"]), fmt_s(m["barrier_wait_s"]), fmt_pct(m["util"]),
+                      str(m["sync_points"]), fmt_s(m["barrier_wait_s"]), fmt_pct(m["util"]), *gpu_cell,
                       fmt_s(m["finish_spread_s"]), style=style)
     return table
 
@@ -302,10 +310,14 @@ def _footer(data: dict[str, Any]) -> Text:
     if data["incomplete"]:
         text.append("\n⚠ = incomplete: the run stopped before this mode ran every task; its time is not "
                     "comparable", style="bold red")
-    text.append("\n✓ = finished first; total time = makespan (median over repeats, ± half the range); "
-                "origin pred. = the origin document's formula for that mode, both modes from free-run's task "
-                "durations (a mode's own where there is no free-run); "
-                "barrier wait summed over workers; util. = busy / (workers × makespan)", style="dim")
+    text.append(("\n✓ = finished first; " if data["first"] else "\n")
+                + "total time = makespan (median over repeats, ± half the range); origin pred. = the origin "
+                "document's formula for that mode, both modes from free-run's task durations "
+                "(a mode's own where there is no free-run); barrier wait summed over workers; "
+                "util. = busy / (workers × makespan)"
+                + ("; GPU active = mean NVML utilisation over the makespan (share of time a kernel ran): "
+                   "low under high util. means the tasks waited on the host" if data["has_gpu_util"] else ""),
+                style="dim")
     return text
 
 
@@ -379,7 +391,8 @@ def _summary(run: RunData, width: int) -> Group:
         t = Text()
         t.append(f"{m['mode']:<11}", style="bold" if m["mode"] == data["first"] else "")
         t.append(f" {fmt_s(m['makespan_s']):>8}  lower bound {fmt_s(m['lower_bound_s'])}  "
-                 f"barrier wait {fmt_s(m['barrier_wait_s'])}  util. {fmt_pct(m['util'])}")
+                 f"barrier wait {fmt_s(m['barrier_wait_s'])}  util. {fmt_pct(m['util'])}"
+                 + (f"  GPU active {fmt_pct(m['gpu_util'])}" if m["gpu_util"] is not None else ""))
         if m["failed"]:
             t.append(f"  {m['failed']} failed", style="bold red")
         if len(m["workers"]) > MAX_FINISH_LISTED:
@@ -471,7 +484,9 @@ def render_compare(a: RunData, b: RunData) -> RenderableType:
                ("mean task", "mean_task_s", fmt_s), ("task CV", "task_cv", fmt_pct),
                ("origin predicted", "origin_prediction_s", fmt_s), ("lower bound", "lower_bound_s", fmt_s),
                ("sync points", "sync_points", lambda x: f"{x:d}"), ("barrier wait", "barrier_wait_s", fmt_s),
-               ("utilisation", "util", fmt_pct), ("finish spread", "finish_spread_s", fmt_s))
+               ("utilisation", "util", fmt_pct),
+               *((("GPU active (NVML)", "gpu_util", fmt_pct),) if da["has_gpu_util"] or db["has_gpu_util"] else ()),
+               ("finish spread", "finish_spread_s", fmt_s))
     partial = {**{m: "A" for m in da["incomplete"]}, **{m: "B" for m in db["incomplete"]}}
     for mode in modes:
         for i, (label, key, fmt) in enumerate(metrics):

@@ -3,7 +3,8 @@
 The busy fraction comes from the task spans (`bench.analysis.timeline.busy_over_time`); the share spent
 waiting at batch-sync barriers is stacked on it in grey; NVML GPU utilisation, where the run recorded
 samples, is overlaid as a line on the same 0-100 % scale. Each strip's right end gives the worker's
-utilisation over the makespan. Builds matplotlib objects only; `viz.save` writes the file.
+utilisation over the makespan and, with NVML, its GPU's mean activity ("GPU 31 %"): a strip full of task
+time over a low red line is a task that keeps its GPU waiting on the host. Builds matplotlib objects only; `viz.save` writes the file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from bench.analysis.metrics import gpu_activity
 from bench.analysis.timeline import busy_over_time, makespans, representative_repeats
 from bench.schema import BARRIER_BATCH, Kind
 from bench.store import RunData
@@ -72,6 +74,8 @@ def plot_utilization(
     base = {w: float(n - 1 - i) for i, w in enumerate(workers)}
     font = 8 if n <= 12 else (7 if n <= 24 else 6)
     have_nvml = False
+    act = gpu_activity(samples, sel)
+    act = act[(act["mode"] == mode) & (act["repeat"] == repeat)].set_index("worker")["gpu_util"]
     for w in workers:
         b = busy[busy["worker"] == w].sort_values("bin")
         y0 = base[w]
@@ -96,6 +100,10 @@ def plot_utilization(
         t = ax.text(t_max * 1.01, y0 + STRIP / 2, fmt_pct(util), va="center", ha="left", fontsize=font,
                     color="#333333")
         t.set_gid("util-label")
+        if w in act.index and n <= 16:  # the GPU's own activity under it, where a second line fits
+            t = ax.text(t_max * 1.01, y0 + STRIP / 2, f"\nGPU {fmt_pct(float(act[w]))}", va="top", ha="left",
+                        fontsize=font - 1, color=NVML_COLOR)
+            t.set_gid("nvml-label")
     if have_nvml:
         ax.set_gid("has-nvml")
     lc = LineCollection([[(makespan, -0.1), (makespan, n - 0.1)]], colors="#111111", linewidths=1.2)
@@ -118,7 +126,8 @@ def plot_utilization(
     noun = device_noun(sel, meta)
     rest = (f"waiting at barriers {fmt_pct(wait_share)}, idle {fmt_pct(1 - mean_util - wait_share)}" if waited > 0
             else f"idle {fmt_pct(1 - mean_util)}")
-    ax.set_title(f"{mode}: {noun}s busy {fmt_pct(mean_util)} of the makespan, {rest}  ·  repeat {repeat}",
+    gpu = f"  ·  NVML: GPUs active {fmt_pct(float(act.mean()))}" if len(act) else ""
+    ax.set_title(f"{mode}: {noun}s busy {fmt_pct(mean_util)} of the makespan, {rest}{gpu}  ·  repeat {repeat}",
                  loc="left", fontsize=10)
     return ax
 
@@ -152,11 +161,13 @@ def utilization_figure(run: RunData, repeat: int | None = None) -> Figure:
         plot_utilization(ax, spans, mode, reps.get(mode, 0), samples=samples, labels=labels, t_max=t_max,
                          bins=bins, meta=run.meta)
     axes[-1].set_xlabel(f"seconds since the start barrier (t0); bins of {t_max / bins:.3g} s")
-    fig.suptitle(f"{run_verdict(spans, run.meta, modes)}\n"
-                 f"Utilisation over time: each strip is one {device_noun(spans, run.meta)} from 0 to 100 % busy; "
-                 "the number at its end is its utilisation over the makespan", fontsize=12)
     have_bar = bool(((spans["kind"] == Kind.BARRIER) & (spans["name"] == "batch")).any())
     have_nvml = samples is not None and bool(samples["util_pct"].notna().any())
+    ends = ("at its end: its share of the makespan in tasks, and in red its GPU's NVML activity"
+            if have_nvml else "the number at its end is its utilisation over the makespan")
+    fig.suptitle(f"{run_verdict(spans, run.meta, modes)}\n"
+                 f"Utilisation over time: each strip is one {device_noun(spans, run.meta)} from 0 to 100 % busy; "
+                 f"{ends}", fontsize=12)
     handles = legend_handles(have_bar, have_nvml)
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
     return fig

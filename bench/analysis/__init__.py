@@ -1,6 +1,7 @@
 """Analysis: pure pandas views of a run's spans. Never imports torch or diffusers (a test checks it)."""
 
 from bench.analysis.metrics import (
+    gpu_activity,
     mode_table,
     origin_prediction,
     summarize,
@@ -8,4 +9,4 @@ from bench.analysis.metrics import (
     worker_table,
 )
 
-__all__ = ["mode_table", "origin_prediction", "summarize", "task_frame", "worker_table"]
+__all__ = ["gpu_activity", "mode_table", "origin_prediction", "summarize", "task_frame", "worker_table"]

@@ -7,6 +7,9 @@ All times come in as ns relative to t0 and go out in seconds. A "mode run" is on
 - origin prediction, from one set of measured task durations (free-run's where the repeat has a complete
   free-run, else the mode's own; column origin_basis): free-run = the largest per-worker sum under
   round-robin assignment, batch-sync = sum over batches of the slowest task.
+- GPU activity (where the run has NVML samples): the mean of a device's NVML utilisation samples taken
+  between t0 and the makespan — the share of time a kernel was running. "util" says a worker was inside a
+  task; gpu_util says whether its GPU was working meanwhile (a host-bound task is busy with an idle GPU).
 Failed tasks count like any other task: they occupied the device.
 """
 
@@ -84,10 +87,30 @@ def worker_table(spans: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def mode_table(spans: pd.DataFrame, n_workers: int) -> pd.DataFrame:
-    """One row per (mode, repeat): makespan, lower bound, origin predictions, barrier wait, utilisation."""
+def gpu_activity(samples: pd.DataFrame | None, spans: pd.DataFrame) -> pd.DataFrame:
+    """One row per (mode, repeat, worker) with NVML samples inside [t0, makespan]: gpu_util (0-1, mean of
+    the samples' utilisation), power_w (mean), samples (count). Empty when the run has no samples."""
+    cols = ["mode", "repeat", "worker", "gpu_util", "power_w", "samples"]
+    if samples is None or samples.empty:
+        return pd.DataFrame(columns=cols)
+    ends = spans[spans["kind"] == Kind.TASK].groupby(["mode", "repeat"])["end_ns"].max()
+    s = samples[samples["util_pct"].notna()]
+    s = s.join(ends.rename("makespan_ns"), on=["mode", "repeat"], how="inner")
+    s = s[(s["t_ns"] >= 0) & (s["t_ns"] <= s["makespan_ns"])]
+    if s.empty:
+        return pd.DataFrame(columns=cols)
+    out = s.groupby(["mode", "repeat", "worker"], sort=False).agg(
+        gpu_util=("util_pct", "mean"), power_w=("power_w", "mean"), samples=("util_pct", "size"))
+    out["gpu_util"] = out["gpu_util"] / 100.0
+    return out.reset_index()
+
+
+def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (mode, repeat): makespan, lower bound, origin predictions, barrier wait, utilisation, and
+    gpu_util (mean over workers of `gpu_activity`; NaN without samples)."""
     tasks = task_frame(spans)
     wt = worker_table(spans)
+    act = gpu_activity(samples, spans)
     rows = []
     fr = tasks[tasks["mode"] == "free-run"]
     free_run = {rep: f.set_index("task")["dur_s"].sort_index() for rep, f in fr.groupby("repeat")
@@ -122,6 +145,7 @@ def mode_table(spans: pd.DataFrame, n_workers: int) -> pd.DataFrame:
                 "barrier_wait_s": float(w["barrier_s"].sum()),
                 "sync_points": int(recorded["batch"].nunique()),
                 "util": total / (n_workers * makespan) if makespan > 0 else math.nan,
+                "gpu_util": _mean_or_nan(act[(act["mode"] == mode) & (act["repeat"] == rep)]["gpu_util"]),
                 "finish_spread_s": float(w["finish_s"].max() - w["finish_s"].min()),
                 "slowest_worker": int(w.loc[w["finish_s"].idxmax(), "worker"]),
             }
@@ -129,9 +153,14 @@ def mode_table(spans: pd.DataFrame, n_workers: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarize(spans: pd.DataFrame, n_workers: int, modes: list[str]) -> pd.DataFrame:
+def _mean_or_nan(x: pd.Series) -> float:
+    return float(x.astype(float).mean()) if len(x) else math.nan
+
+
+def summarize(spans: pd.DataFrame, n_workers: int, modes: list[str],
+              samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """Median (and min/max) over repeats per mode, in `modes` order, with ratios to free-run."""
-    mt = mode_table(spans, n_workers)
+    mt = mode_table(spans, n_workers, samples)
     if mt.empty:
         return mt
     agg = mt.groupby("mode", sort=False).agg(
@@ -150,6 +179,7 @@ def summarize(spans: pd.DataFrame, n_workers: int, modes: list[str]) -> pd.DataF
         barrier_wait_s=("barrier_wait_s", "median"),
         sync_points=("sync_points", "max"),
         util=("util", "median"),
+        gpu_util=("gpu_util", "median"),
         finish_spread_s=("finish_spread_s", "median"),
     )
     order = [m for m in modes if m in agg.index] + [m for m in agg.index if m not in modes]
