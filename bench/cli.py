@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -30,7 +31,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="syncbench: where does the time go when a diffusion workload runs on many GPUs?",
 )
-out = Console()
+# Piped or redirected output has no terminal width; rich would fall back to 80 columns and cut the report's
+# numbers, so it gets the 100 columns the report is laid out for (COLUMNS still wins where set).
+_PIPED_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 100
+out = Console(width=_PIPED_WIDTH)
 err = Console(stderr=True)
 
 WORKLOAD_HELP = (

@@ -75,9 +75,12 @@ def test_failed_task_is_a_record_and_the_run_goes_on(tmp_path: Path, backend: st
 
 @pytest.mark.parametrize("backend", ["processes", "threads"])
 def test_worker_that_cannot_load_fails_the_run_clearly(tmp_path: Path, backend: str) -> None:
-    with pytest.raises(BenchError, match=r"worker \d .*RuntimeError: no such weights"):
+    with pytest.raises(BenchError, match=r"worker \d .*RuntimeError: no such weights") as caught:
         execute(prepared(tmp_path, Flaky(broken_load=True), backend), poll=lambda _: None)
     run_dir = next(tmp_path.iterdir())
+    if backend == "processes":  # the log it points to is the failed worker's own
+        msg = str(caught.value)
+        assert f"worker-{msg.split()[1]}.log" in msg
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "failed" and "no such weights" in meta["error"]
     loads = [json.loads(x) for f in (run_dir / "spans").glob("*.jsonl") for x in f.read_text().splitlines()]

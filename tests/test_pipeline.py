@@ -204,3 +204,32 @@ def test_tiny_cache_rebuilds_broken_folder_and_builds_under_distributed(tmp_path
         dist.destroy_process_group()
     assert path == broken and tiny.is_complete(path)
     assert [p.name for p in tmp_path.iterdir()] == [tiny.TINY_NAME]  # no temporary folders left
+
+
+def test_a_hub_model_is_checked_before_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+    from huggingface_hub.utils import RepositoryNotFoundError
+
+    monkeypatch.setattr(edit, "_cached_snapshot", lambda repo_id: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BenchError, match=r"not .* in the local Hugging Face cache and HF_HUB_OFFLINE is set"):
+        make_edit_workload(cuda=True, model="owner/name")
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+
+    def missing(self: object, repo_id: str, **kw: object) -> None:
+        err = RepositoryNotFoundError.__new__(RepositoryNotFoundError)  # its __init__ wants an HTTP response
+        Exception.__init__(err, "404 Repository Not Found")
+        raise err
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", missing)
+    with pytest.raises(BenchError, match="owner/name: no such model on the Hugging Face Hub"):
+        make_edit_workload(cuda=True, model="owner/name")
+
+    def offline(self: object, repo_id: str, **kw: object) -> None:
+        raise OSError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", offline)
+    with pytest.raises(BenchError, match=r"cannot be reached \(\[Errno -2\] Name or service not known\)"):
+        make_edit_workload(cuda=True, model="owner/name")
+    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo_id, **kw: None)
+    assert make_edit_workload(cuda=True, model="owner/name")[0].model == "owner/name"  # exists: workers fetch it

@@ -181,3 +181,15 @@ def test_a_lone_mode_is_not_marked_first() -> None:
     assert report_json(run)["first"] is None
     text = render(render_report(run))
     assert "✓" not in text and "finished first" not in text
+
+
+def test_fewer_tasks_than_workers_renders_an_empty_lane() -> None:
+    from bench.analysis.timeline import busy_over_time
+    from viz.utilization import utilization_figure
+
+    run = make_run([1.0, 2.0], 3, modes=["free-run", "batch-sync"])  # worker 2 never gets a task
+    busy = busy_over_time(run.spans, 4)
+    idle = busy[busy["worker"] == 2]
+    assert len(idle) == 2 * 4 and (idle["busy"] == 0).all() and (idle["barrier"] == 0).all()
+    assert "no tasks" in render(render_report(run))
+    utilization_figure(run)  # draws without error

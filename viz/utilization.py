@@ -77,12 +77,15 @@ def plot_utilization(
     act = gpu_activity(samples, sel)
     act = act[(act["mode"] == mode) & (act["repeat"] == repeat)].set_index("worker")["gpu_util"]
     for w in workers:
-        b = busy[busy["worker"] == w].sort_values("bin")
+        b = busy[busy["worker"] == w]
+        # A worker with no task in this mode (fewer tasks than workers) has no rows: all bins 0.
+        share = np.zeros((2, len(edges) - 1))
+        share[:, b["bin"].to_numpy(dtype=int)] = b[["busy", "barrier"]].to_numpy(dtype=float).T
         y0 = base[w]
         # Steps: each bin's share drawn flat across the bin.
         x = np.repeat(edges, 2)[1:-1]
-        yb = np.repeat(b["busy"].to_numpy(), 2) * STRIP
-        yw = np.repeat(b["barrier"].to_numpy(), 2) * STRIP
+        yb = np.repeat(share[0], 2) * STRIP
+        yw = np.repeat(share[1], 2) * STRIP
         ax.fill_between(x, y0, y0 + yb, color=TASK_COLOR, linewidth=0, gid="busy")
         if yw.any():
             ax.fill_between(x, y0 + yb, y0 + yb + yw, color=BARRIER_COLOR, linewidth=0, gid="barrier")

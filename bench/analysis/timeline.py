@@ -105,7 +105,11 @@ def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: flo
     is_bar = (spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)
     timed = spans[(spans["kind"] == Kind.TASK) | is_bar]
     frames = []
-    for (mode, rep, worker), g in _groups(timed, ["mode", "repeat", "worker"]):
+    # Every worker of a (mode, repeat) gets its rows, also one without a task in it (fewer tasks than workers).
+    for (mode, rep, worker), everything in _groups(spans, ["mode", "repeat", "worker"]):
+        g = timed.loc[timed.index.intersection(everything.index)]
+        if g.empty:
+            g = everything.iloc[:0]
         parts = {}
         for col, sub in (("busy", g[g["kind"] == Kind.TASK]), ("barrier", g[g["kind"] == Kind.BARRIER])):
             cum = cumulative_time(sub["start_ns"].to_numpy() / NS, sub["end_ns"].to_numpy() / NS, edges)
@@ -116,7 +120,7 @@ def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: flo
                     "mode": mode,
                     "repeat": int(rep),
                     "worker": int(worker),
-                    "device": str(g["device"].iloc[0]),
+                    "device": str(everything["device"].iloc[0]),
                     "bin": np.arange(len(width)),
                     "t0_s": edges[:-1],
                     "t1_s": edges[1:],

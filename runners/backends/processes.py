@@ -10,6 +10,7 @@ If a worker process dies, the others are stopped at once: a barrier would otherw
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -56,6 +57,10 @@ def _child(spec: WorkerSpec, port: int) -> None:
     )
     try:
         worker_main(spec, _DistSync(store), open_sampler)
+    except BaseException:
+        # worker_main wrote the traceback to worker-<N>.log and the parent reports its last line; exiting
+        # quietly keeps a screen of tracebacks per worker off the user's terminal.
+        sys.exit(1)
     finally:
         dist.destroy_process_group()
 
@@ -67,13 +72,13 @@ def run(specs: list[WorkerSpec], poll: Callable[[], None]) -> None:
     procs = [ctx.Process(target=_child, args=(s, store.port), name=f"syncbench-w{s.worker}") for s in specs]
     for p in procs:
         p.start()
-    failed: list[str] = []
+    failed: list[tuple[WorkerSpec, str]] = []
     try:
         while any(p.is_alive() for p in procs):
             poll()
             for s, p in zip(specs, procs, strict=True):
                 if p.exitcode not in (None, 0):
-                    failed.append(f"worker {s.worker} ({s.device_name}) exited with code {p.exitcode}")
+                    failed.append((s, f"worker {s.worker} ({s.device_name}) exited with code {p.exitcode}"))
             if failed:
                 break
             time.sleep(0.1)
@@ -87,15 +92,16 @@ def run(specs: list[WorkerSpec], poll: Callable[[], None]) -> None:
                 os.kill(p.pid, 9)
         poll()
     failed = failed or [
-        f"worker {s.worker} ({s.device_name}) exited with code {p.exitcode}"
+        (s, f"worker {s.worker} ({s.device_name}) exited with code {p.exitcode}")
         for s, p in zip(specs, procs, strict=True) if p.exitcode != 0
     ]
     if failed:
-        raise BenchError(f"{failed[0]}{_first_error(specs)}")
+        spec, msg = failed[0]
+        raise BenchError(f"{msg}{_first_error([spec, *specs])}")
 
 
 def _first_error(specs: list[WorkerSpec]) -> str:
-    """': <last line of the first worker log>; see <log>' for the worker that wrote a traceback, if any."""
+    """': <last line of the log>; see <log>' of the first of `specs` that wrote a traceback, if any."""
     for s in specs:
         log = os.path.join(s.run_dir, f"worker-{s.worker}.log")
         if os.path.isfile(log):

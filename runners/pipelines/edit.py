@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 import warnings
@@ -316,6 +317,31 @@ def _check_model_name(model: str) -> None:
     elif model.count("/") != 1 or not all(model.split("/")):
         raise BenchError(f"model {model!r} is neither a folder nor a hub id like {REAL_HUB_ID} "
                          f"(or auto, {TINY}, {FULL})")
+    else:
+        _check_hub_model(model)
+
+
+def _check_hub_model(repo_id: str) -> None:
+    """A hub id must be in the local HF cache, or exist on a reachable Hub (each worker then downloads it):
+    checked here, before any run folder or worker exists, instead of as N worker tracebacks."""
+    if _cached_snapshot(repo_id) is not None:
+        return
+    fix = f"download it first (hf download {repo_id}) or pass a local folder"
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise BenchError(f"model {repo_id} is not (fully) in the local Hugging Face cache and HF_HUB_OFFLINE is "
+                         f"set: {fix}")
+    from huggingface_hub import HfApi
+    from huggingface_hub.utils import RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(repo_id, timeout=10)
+    except RepositoryNotFoundError:
+        raise BenchError(f"model {repo_id}: no such model on the Hugging Face Hub (or it is private and no token "
+                         "is set)") from None
+    except Exception as e:
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        raise BenchError(f"model {repo_id} is not (fully) in the local Hugging Face cache and the Hub cannot be "
+                         f"reached ({reason}): {fix}") from None
 
 
 # --------------------------------------------------------------------------------------------------
