@@ -377,7 +377,7 @@ def test_every_chart_title_carries_the_same_verdict_with_the_noise_warning() -> 
     assert "batch-sync +0.855 s (+8.1 %)," not in line and line.endswith("batch-sync +0.855 s (+8.1 %)")
     assert gantt_figure(run).get_suptitle().splitlines()[0] == line
     assert utilization_figure(run).get_suptitle().splitlines()[0] == line
-    assert overhead_figure(run).get_suptitle() == line
+    assert " ".join(overhead_figure(run).get_suptitle().split()) == line  # wrapped to fit, same words
     assert "within the noise of one run" in gantt_figure(run).axes[0].get_title(loc="left")
 
 
@@ -393,3 +393,14 @@ def test_verdict_with_repeats_uses_the_ranges() -> None:
     run = make_run(A, 2, modes=["free-run", "dynamic"], repeats=3, repeat_scale=[1.0, 1.3, 0.9])
     assert run_verdict(run.spans, run.meta) == (  # medians 6 and 5; ranges 5.4-7.8 and 4.5-6.5
         "dynamic finished first (5.00 s); free-run +1.00 s (+20.0 %, ranges over 3 repeats overlap)")
+
+
+def test_single_run_gap_made_of_slower_tasks_is_flagged() -> None:
+    ms = {"free-run": 10.0, "batch-sync": 13.0}  # +30 %
+    # batch-sync's own tasks took 50 s against 40 s: +25 %, at least half the gap -> flagged.
+    flagged = verdict(ms, repeats=1, work={"free-run": 40.0, "batch-sync": 50.0})
+    assert "batch-sync +3.00 s (+30.0 %, its tasks alone took +25.0 % longer: host drift or contention" in flagged
+    # Same task time: the gap is the schedule's, no flag; with repeats, ranges decide instead.
+    assert "tasks alone" not in verdict(ms, repeats=1, work={"free-run": 40.0, "batch-sync": 40.0})
+    assert "tasks alone" not in verdict(ms, repeats=3, spread={"free-run": (9.0, 11.0), "batch-sync": (12.0, 14.0)},
+                                        work={"free-run": 40.0, "batch-sync": 50.0})

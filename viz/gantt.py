@@ -46,7 +46,9 @@ from viz import (
     lane_labels,
     noise_note,
     run_verdict,
+    short_note,
     slowest_workers,
+    task_work,
 )
 
 NS = 1e9
@@ -347,8 +349,8 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
         elif mode in median and median[mode] == best:
             rank = "finished first"
         else:
-            note = noise_note(mode, best_mode, median, spread, n_rep)
-            note = ", within the noise of one run" if "single run" in note else (", ranges overlap" if note else "")
+            note = short_note(noise_note(mode, best_mode, median, spread, n_rep, task_work(spans)))
+            note = f", {note}" if note else ""
             rank = f"{fmt_s(mk - best, signed=True)} ({fmt_pct((mk - best) / best, signed=True)}) vs fastest{note}"
         head = f"{mode}: {fmt_s(mk)}, {rank}"
         parts = [f"lower bound {fmt_s(lb)} ({fmt_pct(mk / lb - 1, signed=True)} above it)"]

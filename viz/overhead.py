@@ -12,7 +12,9 @@ Builds matplotlib objects only; `viz.save` writes the file.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,15 +37,24 @@ from viz import (
     mode_color,
     noise_note,
     run_verdict,
+    short_note,
 )
 
 MAX_DRIFT_LINES = 16  # above this many workers, drift is drawn as a min-max band plus the worst worker
 MAX_BAR_BATCHES = 150  # above this, barrier waits are drawn as a stacked area instead of bars
 
 
-def _worker_colors(n: int) -> list[tuple[float, float, float, float]]:
-    cmap = colormaps["tab10" if n <= 10 else "viridis"]
-    return [cmap(i if n <= 10 else i / max(n - 1, 1)) for i in range(n)]
+# Workers get colours no mode or phase uses (blue, orange, green are free-run, batch-sync, dynamic and the
+# phases in the neighbouring panels), so a colour never means two things on one figure.
+WORKER_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#843c39",
+                 "#637939", "#7b4173")
+
+
+def _worker_colors(n: int) -> list[str | tuple[float, float, float, float]]:
+    if n <= len(WORKER_COLORS):
+        return list(WORKER_COLORS[:n])
+    cmap = colormaps["viridis"]
+    return [cmap(i / max(n - 1, 1)) for i in range(n)]
 
 
 def origin_for(mode: str, row: Mapping[str, float]) -> float | None:
@@ -78,8 +89,11 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] |
         mode = str(row["mode"])
         mk = float(row["makespan_s"])
         err = [[mk - float(row["makespan_min_s"])], [float(row["makespan_max_s"]) - mk]]
-        bar = ax.bar(x[i] - w / 2, mk, w, color=mode_color(mode), yerr=err if row["repeats"] > 1 else None,
-                     capsize=3, gid="measured")
+        # An incomplete mode's bar is short because it stopped early: drawn washed out, never like a winner.
+        look: dict[str, Any] = ({"facecolor": "#eeeeee", "edgecolor": mode_color(mode), "hatch": "xx"}
+                                if mode in incomplete else {"color": mode_color(mode)})
+        bar = ax.bar(x[i] - w / 2, mk, w, yerr=err if row["repeats"] > 1 else None, capsize=3, gid="measured",
+                     **look)
         first = "\n(first)" if mk == best and len(done) > 1 and mode not in incomplete else ""
         if mode in incomplete:
             first = f"\nINCOMPLETE\n({incomplete[mode]})"
@@ -91,10 +105,14 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] |
                               arrowprops={"arrowstyle": "|-|, widthA=0.25, widthB=0.25", "color": "#111111",
                                           "linewidth": 1.3, "shrinkA": 0, "shrinkB": 0})
             gap.set_gid("gap")
-            note = noise_note(mode, best_mode, medians, spread, repeats)
+            work = {str(r["mode"]): float(r["mean_task_s"]) * float(r["tasks"]) for r in rows}
+            note = short_note(noise_note(mode, best_mode, medians, spread, repeats, work))
             label = f"{fmt_s(mk - best, signed=True)}\n({fmt_pct((mk - best) / best, signed=True)})\nvs fastest"
             if note:
-                label += "\n(within noise)" if "single run" in note else "\n(ranges overlap)"
+                if "tasks" in note:  # "its tasks took +5.7 % longer", stacked to fit a narrow bar
+                    label += f"\n(its tasks\n{note.split('took ')[1].removesuffix(' longer')}\nslower)"
+                else:
+                    label += "\n(within noise)" if "noise" in note else "\n(ranges overlap)"
             t = ax.text(x[i] - w / 2, best * 0.97, label, ha="center", va="top", fontsize=8, fontweight="bold",
                         color="white", zorder=5)
             t.set_gid("gap-label")
@@ -254,5 +272,5 @@ def overhead_figure(run: RunData) -> Figure:
                     "completed its k-th, in mean task durations\n(+ ahead, − behind; a steady drift is a line; a "
                     "worker out of tasks counts as going on at its own pace; in dynamic mode a slower worker simply "
                     "takes fewer tasks)", fontsize=10)
-    fig.suptitle(run_verdict(spans, run.meta, modes), fontsize=13, fontweight="bold")
+    fig.suptitle(textwrap.fill(run_verdict(spans, run.meta, modes), 130), fontsize=13, fontweight="bold")
     return fig
