@@ -271,6 +271,7 @@ def replay(
     from bench.analysis import mode_table
     from bench.store import load_run
     from bench.whatif import fits_by_mode, predict
+    from viz import incomplete_modes
     from viz.whatif import fit_table, sim_table
 
     try:
@@ -279,16 +280,25 @@ def replay(
         G = data.meta["n_workers"]
         if (gpus is not None and gpus < 1) or (images is not None and images < 1) or repeat < 1:
             raise BenchError("--gpus, --images and --repeat must be at least 1")
-        fits = fits_by_mode(data.spans, G)
+        # A mode the run did not finish is neither fitted nor compared: its tasks are a biased sample (the
+        # ones that ran first) and its makespan is that of a part of the work.
+        partial = incomplete_modes(data.spans, data.meta)
+        spans = data.spans[~data.spans["mode"].isin(list(partial))]
+        if not (spans["kind"] == "task").any():
+            raise BenchError(f"{run_dir}: no mode ran to completion ({', '.join(partial) or 'no tasks'}): "
+                             "nothing to fit")
+        fits = fits_by_mode(spans, G)
         fit = fits["all"]
         g, t = gpus or G, images or fit.n_tasks
     except BenchError as e:
         _fail(e)
+    for m, why in partial.items():
+        err.print(f"[yellow]note: {m} is incomplete ({why}): left out of the fit and of the comparison[/]")
     devices = [w.get("name", str(w.get("worker"))) for w in data.meta.get("workers", [])]
     out.print(fit_table(fits, devices))
     rows = predict(fits, modes, g, t, repeat, seed)
     if (g, t) == (G, fit.n_tasks):
-        measured = mode_table(data.spans, G).groupby("mode")["makespan_s"].median()
+        measured = mode_table(spans, G).groupby("mode")["makespan_s"].median()
         rows["measured_s"] = [measured.get(m, float("nan")) for m in rows["mode"]]
     out.print(sim_table(pd.DataFrame(rows), f"predicted: {t} tasks on {g} workers ({repeat} resampled runs)"))
 

@@ -40,3 +40,21 @@ def test_replay_cli_predicts_another_scale(tmp_path) -> None:  # type: ignore[no
     result = CliRunner().invoke(app, ["replay", str(tmp_path), "--gpus", "8", "--images", "400", "--repeat", "5"])
     assert result.exit_code == 0, result.output
     assert "400 tasks on 8 workers" in result.output and "batch-sync" in result.output
+
+
+def test_replay_leaves_an_incomplete_mode_out_of_fit_and_comparison(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    run = make_run([1.0, 1.2, 0.8, 1.0] * 5, 2, modes=["free-run", "dynamic"])
+    spans = run.spans
+    cut = (spans["mode"] == "dynamic") & (spans["kind"] == "task") & (spans["task"] >= 6)
+    spans = spans[~cut]  # dynamic stopped after 6 of 20 tasks
+    (tmp_path / "spans").mkdir()
+    (tmp_path / "samples").mkdir()
+    spans.to_json(tmp_path / "spans" / "w.jsonl", orient="records", lines=True)
+    write_meta(tmp_path, {**run.meta, "schema_version": 1, "status": "failed"})
+    result = CliRunner().invoke(app, ["replay", str(tmp_path), "--repeat", "5"])
+    assert result.exit_code == 0, result.output
+    assert "dynamic is incomplete (6 of 20 tasks): left out of the fit" in " ".join(result.stderr.split())
+    assert "dynamic tasks" not in result.output  # fitted on free-run's tasks only
+    dynamic_row = next(line for line in result.output.splitlines() if line.strip("│ ").startswith("dynamic"))
+    cells = [c.strip() for c in dynamic_row.split("│") if c.strip()]
+    assert cells[3] == "—" and cells[6].startswith("free-run")  # no measured makespan; fitted on free-run

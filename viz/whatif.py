@@ -15,13 +15,13 @@ def sim_table(rows: pd.DataFrame, title: str) -> Table:
     t = Table(title=title, title_justify="left")
     t.add_column("mode")
     t.add_column("makespan (median)", justify="right")
-    t.add_column("5–95 %", justify="right")
+    t.add_column("5–95 %", justify="right", no_wrap=True)
     if "measured_s" in rows:
         t.add_column("measured", justify="right")
         t.add_column("error", justify="right")
     t.add_column("theory", justify="right")
     if "fit" in rows:
-        t.add_column("fitted on")
+        t.add_column("fitted on\ntasks of", no_wrap=True)
     t.add_column("vs free-run", justify="right")
     base = rows.set_index("mode")["median_s"].get("free-run")
     for r in rows.itertuples():
@@ -33,7 +33,7 @@ def sim_table(rows: pd.DataFrame, title: str) -> Table:
                       f"{(r.median_s - meas) / meas:+.1%}" if ok else "—"]
         cells += [f"{r.theory_s:.2f} s"]
         if "fit" in rows:
-            cells.append(str(r.fit))
+            cells.append(str(r.fit).removesuffix(" tasks"))
         cells.append(f"{r.median_s / base:.3f}×" if base else "—")
         t.add_row(*cells)
     t.caption = escape("theory: " + "; ".join(f"{r.mode}: {r.theory}" for r in rows.itertuples()))
