@@ -294,6 +294,8 @@ def replay(
         _fail(e)
     for m, why in partial.items():
         err.print(f"[yellow]note: {m} is incomplete ({why}): left out of the fit and of the comparison[/]")
+    if t < g:
+        err.print(f"[yellow]note: {t} tasks on {g} workers: {g - t} workers get no task in any mode[/]")
     devices = [w.get("name", str(w.get("worker"))) for w in data.meta.get("workers", [])]
     out.print(fit_table(fits, devices))
     rows = predict(fits, modes, g, t, repeat, seed)

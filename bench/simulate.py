@@ -154,6 +154,8 @@ def theory(mode: str, n_tasks: int, mean: float, worker_factor: np.ndarray, jitt
         n = np.array([len(range(g, T, G)) for g in range(G)], dtype=float)
         return _expected_max(n * mu, np.sqrt(n) * sd), "E[max over workers of their sums] (normal sums)"
     if mode == "dynamic":
+        if T <= G:  # every task starts at once, on the first T workers to claim (the lowest ids on a tie)
+            return _expected_max(mu[:T], sd[:T]), "fewer tasks than workers: E[max of the T task times]"
         rate = float((1.0 / mu).sum())  # tasks per second when every worker is busy
         return T / rate + 0.5 * float(mu.mean()), "list scheduling: T / Σ rates + half a task of tail"
     raise BenchError(f"no theory for mode {mode!r}")

@@ -118,3 +118,12 @@ def test_store_round_trip(flat: RunData) -> None:
     assert meta["status"] == "complete" and meta["schema_version"] == SCHEMA_VERSION
     assert meta["workload"]["kind"] == "synthetic" and meta["n_workers"] == G and meta["n_tasks"] == T
     assert {"python", "torch"} <= set(meta["versions"]) and "revision" in meta["git"]
+
+
+def test_more_cpu_workers_than_cores_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import runners.devices as devices
+
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: 2)
+    got, note = devices.resolve(None, 8)
+    assert len(got) == 8 and note is not None and "8 CPU workers on 2 cores" in note
+    assert devices.resolve(None, 2)[1] is None or "cores" not in str(devices.resolve(None, 2)[1])

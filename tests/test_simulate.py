@@ -80,3 +80,11 @@ def test_simulate_cli_writes_a_run_the_report_reads(tmp_path) -> None:  # type: 
     tf, wf = durations_model(30, 4, 2.0, 0.05, 0.2, "normal", 0)
     got = mt[(mt["mode"] == "batch-sync") & (mt["repeat"] == 0)]["makespan_s"].item()
     assert got == pytest.approx(simulate("batch-sync", tf, wf).makespan, abs=1e-6)
+
+
+def test_theory_tracks_simulation_with_fewer_tasks_than_workers() -> None:
+    # 5 tasks on 16 workers: every mode is one round, the makespan is the slowest of the 5 tasks.
+    _, wf = durations_model(5, 16, 2.0, 0.05, 0.2, "normal", 0)
+    for mode in MODES:
+        sims = [simulate(mode, *durations_model(5, 16, 2.0, 0.05, 0.2, "normal", s)).makespan for s in range(200)]
+        assert theory(mode, 5, 2.0, wf, 0.2)[0] == pytest.approx(np.mean(sims), rel=0.03), mode

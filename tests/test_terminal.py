@@ -193,3 +193,7 @@ def test_fewer_tasks_than_workers_renders_an_empty_lane() -> None:
     assert len(idle) == 2 * 4 and (idle["busy"] == 0).all() and (idle["barrier"] == 0).all()
     assert "no tasks" in render(render_report(run))
     utilization_figure(run)  # draws without error
+    from viz.overhead import overhead_figure
+
+    texts = [t.get_text() for ax in overhead_figure(run).axes for t in ax.texts]
+    assert any("batch-sync ran a single batch" in t for t in texts)  # it ran, it just had no barrier

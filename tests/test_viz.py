@@ -399,7 +399,7 @@ def test_single_run_gap_made_of_slower_tasks_is_flagged() -> None:
     ms = {"free-run": 10.0, "batch-sync": 13.0}  # +30 %
     # batch-sync's own tasks took 50 s against 40 s: +25 %, at least half the gap -> flagged.
     flagged = verdict(ms, repeats=1, work={"free-run": 40.0, "batch-sync": 50.0})
-    assert "batch-sync +3.00 s (+30.0 %, its tasks alone took +25.0 % longer: host drift or contention" in flagged
+    assert "batch-sync +3.00 s (+30.0 %, its tasks alone took +25.0 % longer: host drift, or contention" in flagged
     # Same task time: the gap is the schedule's, no flag; with repeats, ranges decide instead.
     assert "tasks alone" not in verdict(ms, repeats=1, work={"free-run": 40.0, "batch-sync": 40.0})
     assert "tasks alone" not in verdict(ms, repeats=3, spread={"free-run": (9.0, 11.0), "batch-sync": (12.0, 14.0)},

@@ -109,8 +109,8 @@ def noise_note(mode: str, best_mode: str, makespan_by_mode: Mapping[str, float],
         if work and work.get(best_mode, 0) > 0 and mode in work:
             slower = work[mode] / work[best_mode] - 1
             if slower >= gap / 2:
-                return (f"its tasks alone took {fmt_pct(slower, signed=True)} longer: host drift or contention, "
-                        "--repeat 3 tells")
+                return (f"its tasks alone took {fmt_pct(slower, signed=True)} longer: host drift, or contention "
+                        "the mode causes if it holds over --repeat 3")
         return ""
     if spread and mode in spread and best_mode in spread and spread[mode][0] <= spread[best_mode][1]:
         return f"ranges over {reps} repeats overlap"

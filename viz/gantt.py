@@ -382,7 +382,7 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
     axes[-1].set_xlabel("seconds since the start barrier (t0)")
     shown_note = ("each mode's median-makespan repeat" if repeat is None and max(n_rep.values(), default=1) > 1
                   else f"repeat {repeat if repeat is not None else 0}")
-    fig.suptitle(f"{run_verdict(spans, run.meta, modes)}\n"
+    fig.suptitle(f"{textwrap.fill(run_verdict(spans, run.meta, modes), 150)}\n"
                  f"Gantt: one lane per {noun}, {shown_note}; grey = waiting at a barrier"
                  + ("" if any_detail else " (each lane stacks its busy and waiting share per pixel)"),
                  fontsize=12)

@@ -112,7 +112,7 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] |
                 if "tasks" in note:  # "its tasks took +5.7 % longer", stacked to fit a narrow bar
                     label += f"\n(its tasks\n{note.split('took ')[1].removesuffix(' longer')}\nslower)"
                 else:
-                    label += "\n(within noise)" if "noise" in note else "\n(ranges overlap)"
+                    label += "\n(within\nnoise)" if "noise" in note else "\n(ranges\noverlap)"
             t = ax.text(x[i] - w / 2, best * 0.97, label, ha="center", va="top", fontsize=8, fontweight="bold",
                         color="white", zorder=5)
             t.set_gid("gap-label")
@@ -148,10 +148,13 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] |
     return ax
 
 
-def plot_barrier_waits(ax: Axes, waits: pd.DataFrame, labels: Mapping[int, str] | None = None) -> Axes:
+def plot_barrier_waits(ax: Axes, waits: pd.DataFrame, labels: Mapping[int, str] | None = None,
+                       batch_sync_ran: bool = False) -> Axes:
     """Stacked bars (one per batch, a segment per worker) of one (mode, repeat)'s `timeline.barrier_waits`."""
     if waits.empty:
-        ax.text(0.5, 0.5, "no batch barriers in this run\n(batch-sync not run)", ha="center", va="center",
+        why = ("(batch-sync ran a single batch:\nno more tasks than workers)" if batch_sync_ran
+               else "(batch-sync not run)")
+        ax.text(0.5, 0.5, f"no batch barriers in this run\n{why}", ha="center", va="center",
                 transform=ax.transAxes, fontsize=10, color="#777777")
         ax.set_axis_off()
         return ax
@@ -252,7 +255,7 @@ def overhead_figure(run: RunData) -> Figure:
     waits = barrier_waits(spans)
     bs = "batch-sync" if "batch-sync" in set(waits["mode"]) else (waits["mode"].iloc[0] if len(waits) else None)
     sel = waits[(waits["mode"] == bs) & (waits["repeat"] == reps.get(str(bs), 0))] if bs else waits
-    plot_barrier_waits(ax_bw, sel, labels)
+    plot_barrier_waits(ax_bw, sel, labels, batch_sync_ran="batch-sync" in modes)
     drift_axes = bottom.subplots(1, max(len(modes), 1), sharey=True, squeeze=False)[0]
     progress = progress_drift(spans)
     for ax, mode in zip(drift_axes, modes, strict=False):

@@ -9,6 +9,7 @@ time over a low red line is a task that keeps its GPU waiting on the host. Build
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -168,7 +169,7 @@ def utilization_figure(run: RunData, repeat: int | None = None) -> Figure:
     have_nvml = samples is not None and bool(samples["util_pct"].notna().any())
     ends = ("at its end: its share of the makespan in tasks, and in red its GPU's NVML activity"
             if have_nvml else "the number at its end is its utilisation over the makespan")
-    fig.suptitle(f"{run_verdict(spans, run.meta, modes)}\n"
+    fig.suptitle(f"{textwrap.fill(run_verdict(spans, run.meta, modes), 150)}\n"
                  f"Utilisation over time: each strip is one {device_noun(spans, run.meta)} from 0 to 100 % busy; "
                  f"{ends}", fontsize=12)
     handles = legend_handles(have_bar, have_nvml)
