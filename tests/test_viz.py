@@ -404,3 +404,10 @@ def test_single_run_gap_made_of_slower_tasks_is_flagged() -> None:
     assert "tasks alone" not in verdict(ms, repeats=1, work={"free-run": 40.0, "batch-sync": 40.0})
     assert "tasks alone" not in verdict(ms, repeats=3, spread={"free-run": (9.0, 11.0), "batch-sync": (12.0, 14.0)},
                                         work={"free-run": 40.0, "batch-sync": 50.0})
+
+
+def test_a_tie_is_relative_in_short_runs() -> None:
+    from viz import slowest_workers
+
+    assert slowest_workers({0: 0.0120, 1: 0.0115, 2: 0.010}) == {0}  # 0.5 ms apart in a 12 ms run: no tie
+    assert slowest_workers({0: 100.0, 1: 99.9995, 2: 90.0}) == {0, 1}  # 0.5 ms in 100 s: a tie

@@ -88,7 +88,8 @@ def incomplete_modes(spans: pd.DataFrame, meta: Mapping[str, Any]) -> dict[str, 
 
 
 NOISE = 0.03  # one run of each mode: makespans closer than this (relative) may be noise
-TIE_S = 1e-3  # finish times closer than this are a tie
+TIE_S = 1e-3  # finish times closer than this are a tie (closer than TIE_REL of the latest, for short runs)
+TIE_REL = 1e-4
 
 
 def noise_note(mode: str, best_mode: str, makespan_by_mode: Mapping[str, float],
@@ -190,7 +191,8 @@ def slowest_workers(finish: Mapping[int, float], tie_s: float = TIE_S) -> set[in
     if not finish:
         return set()
     last = max(finish.values())
-    tied = {w for w, f in finish.items() if f >= last - tie_s}
+    tie = min(tie_s, TIE_REL * last)  # 1 ms is no tie in a 12 ms run
+    tied = {w for w, f in finish.items() if f >= last - tie}
     return set() if len(finish) > 1 and len(tied) == len(finish) else tied
 
 
