@@ -236,8 +236,8 @@ def describe_workload(meta: Mapping[str, Any]) -> str:
         parts = [f"{k} {v}" for k, v in w.items()
                  if k != "kind" and isinstance(v, str | int | float) and len(str(v)) <= 24]
     extra = ", ".join(parts)
-    if len(extra) > 60:
-        extra = extra[:59] + "…"
+    if len(extra) > 80:
+        extra = extra[:79] + "…"
     return f"{kind} ({extra})" if extra else kind
 
 
