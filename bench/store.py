@@ -87,6 +87,11 @@ class JsonlWriter:
     def write(self, row: dict[str, Any]) -> None:
         self._f.write(json.dumps(row, separators=(",", ":")) + "\n")
 
+    def write_many(self, rows: list[dict[str, Any]]) -> None:
+        """Several lines in one write (line buffering flushes once, not per line): for batches of samples."""
+        if rows:
+            self._f.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
+
     def close(self) -> None:
         self._f.close()
 

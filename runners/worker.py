@@ -109,12 +109,10 @@ class _Recorder:
     def write_samples(self, source: SampleSource | None) -> None:
         if source is None or self.t0 is None:
             return
-        for t, util, mem, power in source.drain():
-            self.samples.write(Sample(
-                run=self.spec.run_id, mode=self.mode, repeat=self.repeat, worker=self.spec.worker,
-                device=self.spec.device_name, t_ns=t - self.t0, util_pct=util, mem_used_mib=mem,
-                power_w=power,
-            ).to_dict())
+        self.samples.write_many([Sample(
+            run=self.spec.run_id, mode=self.mode, repeat=self.repeat, worker=self.spec.worker,
+            device=self.spec.device_name, t_ns=t - self.t0, util_pct=util, mem_used_mib=mem, power_w=power,
+        ).to_dict() for t, util, mem, power in source.drain()])
 
     def flush_anyway(self) -> None:
         """On a crash before t0: write what is pending relative to its first span, not lose it."""
