@@ -4,7 +4,8 @@ The busy fraction comes from the task spans (`bench.analysis.timeline.busy_over_
 waiting at batch-sync barriers is stacked on it in grey; NVML GPU utilisation, where the run recorded
 samples, is overlaid as a line on the same 0-100 % scale. Each strip's right end gives the worker's
 utilisation over the makespan and, with NVML, its GPU's mean activity ("GPU 31 %"): a strip full of task
-time over a low red line is a task that keeps its GPU waiting on the host. Builds matplotlib objects only; `viz.save` writes the file.
+time over a low red line is a task that keeps its GPU waiting on the host. Builds matplotlib objects only;
+`viz.save` writes the file.
 """
 
 from __future__ import annotations

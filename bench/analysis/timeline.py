@@ -104,12 +104,12 @@ def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: flo
     width = np.diff(edges)
     is_bar = (spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)
     timed = spans[(spans["kind"] == Kind.TASK) | is_bar]
+    groups = dict(_groups(timed, ["mode", "repeat", "worker"]))
     frames = []
     # Every worker of a (mode, repeat) gets its rows, also one without a task in it (fewer tasks than workers).
-    for (mode, rep, worker), everything in _groups(spans, ["mode", "repeat", "worker"]):
-        g = timed.loc[timed.index.intersection(everything.index)]
-        if g.empty:
-            g = everything.iloc[:0]
+    for key, everything in _groups(spans[["mode", "repeat", "worker", "device"]], ["mode", "repeat", "worker"]):
+        mode, rep, worker = key
+        g = groups.get(key, timed.iloc[:0])
         parts = {}
         for col, sub in (("busy", g[g["kind"] == Kind.TASK]), ("barrier", g[g["kind"] == Kind.BARRIER])):
             cum = cumulative_time(sub["start_ns"].to_numpy() / NS, sub["end_ns"].to_numpy() / NS, edges)

@@ -58,9 +58,11 @@ def _child(spec: WorkerSpec, port: int) -> None:
     try:
         worker_main(spec, _DistSync(store), open_sampler)
     except BaseException:
-        # worker_main wrote the traceback to worker-<N>.log and the parent reports its last line; exiting
-        # quietly keeps a screen of tracebacks per worker off the user's terminal.
-        sys.exit(1)
+        # Where worker_main wrote the traceback to worker-<N>.log, the parent reports its last line: exiting
+        # quietly keeps a screen of tracebacks per worker off the user's terminal. Otherwise let it print.
+        if os.path.isfile(os.path.join(spec.run_dir, f"worker-{spec.worker}.log")):
+            sys.exit(1)
+        raise
     finally:
         dist.destroy_process_group()
 
