@@ -24,9 +24,9 @@ case $stage in
   a) timeout 560 python3 -m bench.cli run --mode free-run,batch-sync --images 270 --gpus 4 "${common[@]}" ;;
   b) timeout 300 python3 -m bench.cli run --mode dynamic --images 270 --gpus 4 "${common[@]}"
      timeout 150 python3 -m bench.cli run --mode free-run --images 30 --gpus 1 "${common[@]}"
-     timeout 120 python3 -m runners.pipelines.smoke --model random:full --size 512 --steps 4 --n 4 --device cuda:0 ;;
+     timeout 120 python3 benchmarks/smoke.py --model random:full --size 512 --steps 4 --n 4 --device cuda:0 ;;
   p) timeout 200 python3 benchmarks/threads_probe.py --gpus 4 --json "$OUT/threads_probe.json"
-     timeout 330 python3 -m runners.pipelines.smoke --model random:full --size 512 --steps 4 --n 20 --device cuda:0 \
+     timeout 330 python3 benchmarks/smoke.py --model random:full --size 512 --steps 4 --n 20 --device cuda:0 \
        --json "$OUT/smoke_trace.json" ;;
   c) timeout 560 python3 -m bench.cli run --mode free-run --images 120 --gpus 4 --backend threads "${common[@]}" ;;
   d) timeout 560 python3 -m bench.cli run --mode batch-sync --images 120 --gpus 4 --backend threads "${common[@]}" ;;

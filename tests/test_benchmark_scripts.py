@@ -33,8 +33,7 @@ def test_benchmarks_md_section_3_table_is_the_committed_records(capsys: pytest.C
 
 
 def test_smoke_pairs_traced_and_untraced_edits_of_the_same_task(tmp_path: Path) -> None:
-    from runners.pipelines.smoke import main
-
+    main = _script("smoke").main
     out = tmp_path / "smoke.json"
     assert main(["--model", "random:tiny", "--device", "cpu", "--n", "2", "--json", str(out)]) == 0
     r = json.loads(out.read_text())

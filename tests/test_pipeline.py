@@ -17,9 +17,9 @@ from PIL import Image
 from bench.errors import BenchError
 from bench.inputs import TaskInput
 from bench.workload import Task
-from runners.pipelines import edit, tiny
+from runners.pipelines import edit, models, qwen, tiny
 from runners.pipelines.edit import EditExecutor, EditWorkload, make_edit_workload, resolve_model
-from runners.pipelines.full import build_full_pipeline, config_dir, parameter_count, shrunken_overrides
+from runners.pipelines.full import build_full_pipeline, parameter_count, shrunken_overrides
 from runners.worker import TaskBuffer
 
 
@@ -87,20 +87,20 @@ def test_tokenizer_drops_exactly_the_system_turn(tiny_pipe: Any) -> None:
     tok = tiny_pipe.tokenizer  # the saved-and-loaded tokenizer, not just the built one
     drop = tiny_pipe.prompt_template_encode_start_idx
     template: str = tiny_pipe.prompt_template_encode
-    assert drop == tiny.TEMPLATE_DROP == 64
+    assert drop == qwen.TEMPLATE_DROP == 64
     head = template.split("<|vision_start|>")[0]
-    assert head == f"<|im_start|>system\n{tiny.EDIT_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n"
+    assert head == f"<|im_start|>system\n{qwen.EDIT_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n"
     ids = tok(template.format("Make the cat wear a hat"))["input_ids"]
     assert len(tok(head)["input_ids"]) == drop
     assert ids[drop] == tok.convert_tokens_to_ids("<|vision_start|>")
     assert tok.convert_ids_to_tokens(ids[drop - 3:drop]) == ["<|im_start|>", "user", "Ċ"]
-    assert [tok.convert_tokens_to_ids(t) for t in tiny.SPECIAL_TOKENS] == list(range(14))
+    assert [tok.convert_tokens_to_ids(t) for t in qwen.SPECIAL_TOKENS] == list(range(14))
     cfg = tiny_pipe.text_encoder.config
     assert (cfg.image_token_id, cfg.video_token_id, cfg.vision_start_token_id, cfg.vision_end_token_id) == \
         tuple(tok.convert_tokens_to_ids(t) for t in
               ("<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>"))
     # Deterministic: a rebuild gives the same vocabulary.
-    assert tiny.build_tokenizer().get_vocab() == tok.get_vocab()
+    assert qwen.build_tokenizer().get_vocab() == tok.get_vocab()
 
 
 def test_tasks_cycle_inputs_and_seeds() -> None:
@@ -128,9 +128,9 @@ def test_describe_and_make_workload(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         make_edit_workload(cuda=False, model="random:full")
     with pytest.raises(BenchError):
         resolve_model("random:huge", True)
-    monkeypatch.setattr(edit, "_cached_snapshot", lambda repo_id: None)
+    monkeypatch.setattr(models, "cached_snapshot", lambda repo_id: None)
     assert resolve_model("auto", True)[0] == edit.FULL
-    monkeypatch.setattr(edit, "_cached_snapshot", lambda repo_id: tmp_path)
+    monkeypatch.setattr(models, "cached_snapshot", lambda repo_id: tmp_path)
     assert resolve_model("auto", True)[0] == str(tmp_path)
     for bad in ("no-such-model", str(tmp_path)):  # neither a hub id nor a pipeline folder
         with pytest.raises(BenchError):
@@ -155,9 +155,9 @@ def test_cached_snapshot_needs_every_shard(tmp_path: Path) -> None:
         (snap / comp / "model.safetensors.index.json").write_text(
             json.dumps({"weight_map": {"a": "model-1.safetensors"}}))
         (snap / comp / "model-1.safetensors").write_bytes(b"")
-    assert edit._cached_snapshot(edit.REAL_HUB_ID, cache_dir=tmp_path) == snap
+    assert models.cached_snapshot(edit.REAL_HUB_ID, cache_dir=tmp_path) == snap
     (snap / "transformer" / "model-1.safetensors").unlink()
-    assert edit._cached_snapshot(edit.REAL_HUB_ID, cache_dir=tmp_path) is None
+    assert models.cached_snapshot(edit.REAL_HUB_ID, cache_dir=tmp_path) is None
 
 
 def test_full_code_path_with_shrunken_configs() -> None:
@@ -179,15 +179,7 @@ def test_full_code_path_with_shrunken_configs() -> None:
 def test_full_size_architecture_on_meta_device() -> None:
     pipe = build_full_pipeline("meta", torch.bfloat16)
     counts = {n: round(parameter_count(getattr(pipe, n)) / 1e5) / 10 for n in ("transformer", "text_encoder", "vae")}
-    assert counts == {"transformer": 20430.4, "text_encoder": 8292.2, "vae": 126.9}  # qwen-image-edit-configs/README
-
-
-def test_package_configs_match_shared() -> None:
-    shared = Path(__file__).resolve().parents[2] / "shared" / "qwen-image-edit-configs"
-    if not shared.is_dir():
-        pytest.skip("no ../shared/qwen-image-edit-configs beside this checkout")
-    for f in shared.glob("*/*.json"):
-        assert json.loads(f.read_text()) == json.loads((config_dir() / f.parent.name / f.name).read_text())
+    assert counts == {"transformer": 20430.4, "text_encoder": 8292.2, "vae": 126.9}  # the published model's sizes
 
 
 def test_tiny_cache_rebuilds_broken_folder_and_builds_under_distributed(tmp_path: Path) -> None:
@@ -210,7 +202,7 @@ def test_a_hub_model_is_checked_before_the_run(monkeypatch: pytest.MonkeyPatch) 
     import huggingface_hub
     from huggingface_hub.utils import RepositoryNotFoundError
 
-    monkeypatch.setattr(edit, "_cached_snapshot", lambda repo_id: None)
+    monkeypatch.setattr(models, "cached_snapshot", lambda repo_id: None)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(BenchError, match=r"not .* in the local Hugging Face cache and HF_HUB_OFFLINE is set"):
         make_edit_workload(cuda=True, model="owner/name")

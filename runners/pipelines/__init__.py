@@ -1,4 +1,4 @@
-"""The edit workload's models: the workload itself (`edit`), random:tiny (`tiny`), random:full (`full`), and a
-GPU smoke/timing script (`smoke`). Importing this package imports nothing heavy; the modules import torch,
-transformers and diffusers themselves.
+"""The edit workload's models. `edit`: the workload and its executor; `models`: choosing and checking a model;
+`qwen`: what every Qwen-Image-Edit model shares; `tiny`, `full`: random:tiny and random:full. Importing this
+package imports nothing heavy; the modules import torch, transformers and diffusers themselves.
 """

@@ -1,25 +1,18 @@
 """The edit workload: diffusers' QwenImageEditPipeline behind the `bench.workload.Workload` protocol.
 
 `EditWorkload` is a frozen, picklable description (model, inputs, steps, size, CFG, ...). `load` builds the
-pipeline on one device and returns an executor whose `run` does one edit and reports its phases
-(encode: call start -> first transformer forward; denoise: -> end of the last step; decode: -> pipeline
-returns the image on the host; save: -> PIL conversion and, with save_dir, the PNG written) and every
-denoising step. On CUDA, times inside the call are CUDA events (no synchronize per step), resolved after the
-call against one anchor event taken on an idle stream at the call's start; NVTX ranges mark task, phases and
-steps. On CPU they are perf_counter_ns taken in the hooks.
-
-Not here: the runner (spans, t0, modes) and model construction (`tiny`, `full`).
+pipeline on one device and returns an executor whose `run` does one edit and reports its phases (encode: call
+start -> first transformer forward; denoise: -> end of the last step; decode: -> the image is on the host;
+save: -> PIL conversion and, with save_dir, the PNG written) and every denoising step. On CUDA the times
+inside the call are CUDA events (no synchronize per step), resolved after the call against one anchor event;
+NVTX ranges mark task, phases and steps. On CPU they are perf_counter_ns taken in the hooks.
+It knows nothing of spans, t0 or modes (the runner's), nor how a model is built (`models`, `tiny`, `full`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import threading
 import time
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,72 +28,20 @@ from bench.inputs import (
     open_image,
 )
 from bench.workload import Task, TaskRecorder
+from runners.pipelines.models import (
+    FULL,
+    REAL_HUB_ID,
+    TINY,
+    TINY_DEFAULTS,
+    ModelDefaults,
+    build_pipeline,
+    check_model_name,
+    defaults_for,
+    resolve_model,
+)
+from runners.pipelines.qwen import condition_area, quiet_numpy
 
-REAL_HUB_ID = "Qwen/Qwen-Image-Edit"
-TINY, FULL = "random:tiny", "random:full"
-
-
-@dataclass(frozen=True, slots=True)
-class ModelDefaults:
-    steps: int
-    size: int
-    condition_side: int | None  # None = the pipeline's own ~1024² condition image
-
-
-REAL_DEFAULTS = ModelDefaults(steps=50, size=1024, condition_side=None)
-# Chosen for speed: one tiny edit takes ~0.15-0.17 s (median) on one CPU thread, all phases included.
-TINY_DEFAULTS = ModelDefaults(steps=4, size=128, condition_side=128)
-
-
-def defaults_for(model: str) -> ModelDefaults:
-    return TINY_DEFAULTS if model == TINY else REAL_DEFAULTS
-
-
-def _cached_snapshot(repo_id: str, cache_dir: str | Path | None = None) -> Path | None:
-    """The local HF-cache snapshot folder of `repo_id` if its model_index.json and every weight file its
-    components' safetensors indexes name are cached; None otherwise. Never touches the network."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    try:
-        index = try_to_load_from_cache(repo_id, "model_index.json", cache_dir=cache_dir)
-    except Exception:
-        return None
-    if not isinstance(index, str):
-        return None
-    snap = Path(index).parent
-    for comp in ("transformer", "text_encoder", "vae"):
-        d = snap / comp
-        if not d.is_dir():
-            return None
-        idx = next(iter(d.glob("*.safetensors.index.json")), None)
-        if idx is not None:
-            files = set(json.loads(idx.read_text()).get("weight_map", {}).values())
-            if not files or not all((d / f).is_file() for f in files):
-                return None
-        elif not any(d.glob("*.safetensors")):
-            return None
-    return snap
-
-
-def resolve_model(model: str, cuda_available: bool) -> tuple[str, str | None]:
-    """Turn "auto" into a concrete model; returns (model, a one-line note for the user or None).
-
-    auto: random:tiny without CUDA; with CUDA, the real weights if Qwen/Qwen-Image-Edit is fully in the local
-    HF cache (as its snapshot folder, so loading stays offline), else random:full.
-    """
-    if model != "auto":
-        if model in (TINY, FULL) or not model.startswith("random:"):
-            return model, None
-        raise BenchError(f"unknown model {model!r} (known: auto, {TINY}, {FULL}, a hub id or a local folder)")
-    if not cuda_available:
-        return TINY, "model auto -> random:tiny (no CUDA device): toy widths, for trying the toolkit on CPU"
-    snap = _cached_snapshot(REAL_HUB_ID)
-    if snap is not None:
-        return str(snap), f"model auto -> {REAL_HUB_ID} real weights from the local cache ({snap})"
-    return FULL, (f"model auto -> random:full ({REAL_HUB_ID} is not in the local HF cache): real architecture, "
-                  "random bf16 weights")
+__all__ = ["FULL", "REAL_HUB_ID", "TINY", "TINY_DEFAULTS", "EditExecutor", "EditWorkload", "make_edit_workload"]
 
 
 @dataclass(frozen=True)
@@ -157,13 +98,11 @@ class EditWorkload:
         if self.model == TINY:
             from runners.pipelines import tiny
 
-            out["tiny"] = {"version": tiny.TINY_NAME, "text": tiny.TINY_TEXT, "vision": tiny.TINY_VISION,
-                           "transformer": {k: list(v) if isinstance(v, tuple) else v
-                                           for k, v in tiny.TINY_TRANSFORMER.items()},
-                           "vae": tiny.TINY_VAE, "dtype": "float32"}
+            out["tiny"] = tiny.describe()
         elif self.model == FULL:
-            out["full"] = {"weights": "random, created on the device", "dtype": "bfloat16",
-                           "configs": "qwen-image-edit-configs (Qwen/Qwen-Image-Edit as published)"}
+            from runners.pipelines import full
+
+            out["full"] = dict(full.DESCRIBE)
         else:
             out["weights"] = "real (from_pretrained, safetensors, bfloat16)"
         return out
@@ -174,27 +113,11 @@ class EditWorkload:
         if self.model == TINY:
             from runners.pipelines import tiny
 
-            t, v, x, a = tiny.TINY_TEXT, tiny.TINY_VISION, tiny.TINY_TRANSFORMER, tiny.TINY_VAE
-            dev += [
-                "random weights (float32, seeded), not the trained model: images are noise",
-                f"condition image shrunk from ~1024² to ~{self._cond_side()}² px (the pipeline's own resize "
-                "is overridden per call)",
-                f"text encoder: hidden {t['hidden_size']} (real 3584), {t['num_hidden_layers']} layers (real 28), "
-                f"vocab {t['vocab_size']} (real 152064); vision tower hidden {v['hidden_size']} (real 1280), "
-                f"depth {v['depth']} (real 32)",
-                f"transformer: {x['num_layers']} blocks (real 60), {x['num_attention_heads']} heads × "
-                f"{x['attention_head_dim']} (real 24 × 128)",
-                f"VAE: base width {a['base_dim']} (real 96), width multipliers {a['dim_mult']} (real [1, 2, 4, 4]), "
-                f"{a['num_res_blocks']} res block per stage (real 2); same 3 down-samplings and 16 latent channels",
-                "tokenizer: a small byte-level BPE trained offline (same special tokens and template split as "
-                "Qwen2's, a different vocabulary)",
-                "float32 on CPU instead of bfloat16 on GPU",
-            ]
+            dev += tiny.deviations(self._cond_side())
         elif self.model == FULL:
-            dev += ["random bf16 weights (real architecture and sizes, so compute and memory are real; images "
-                    "are noise)",
-                    "tokenizer: a small byte-level BPE trained offline (same special tokens and template split; "
-                    "prompts tokenize into more, shorter tokens than with Qwen2's vocabulary)"]
+            from runners.pipelines import full
+
+            dev += full.DEVIATIONS
         d = self.defaults
         if (self.steps or d.steps) != 50:
             dev.append(f"{self.steps or d.steps} denoising steps (pipeline default 50)")
@@ -235,32 +158,6 @@ class EditWorkload:
         return EditExecutor(self, build_pipeline(model, device), device)
 
 
-_BUILD_LOCK = threading.Lock()
-
-
-def build_pipeline(model: str, device: str) -> Any:
-    """The pipeline for a concrete model name on `device`. One build at a time per process: diffusers'
-    lazy imports are not thread-safe (the threads backend loads one pipeline per thread)."""
-    with _BUILD_LOCK:
-        return _build_pipeline(model, device)
-
-
-def _build_pipeline(model: str, device: str) -> Any:
-    import torch
-
-    from runners.pipelines import tiny
-
-    if model == TINY:
-        return tiny.load_tiny(device)
-    if model == FULL:
-        if not device.startswith("cuda"):
-            raise BenchError("random:full needs a CUDA device (about 60 GB of GPU memory)")
-        from runners.pipelines.full import build_full_pipeline
-
-        return build_full_pipeline(device)
-    return tiny.load_pipeline(model, device, torch.bfloat16)
-
-
 def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | None = None,
                        prompt: str | None = None, tasks_file: str | Path | None = None,
                        steps: int | None = None, size: int | None = None,
@@ -295,7 +192,7 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
             raise BenchError("--prompt needs --input-dir (without inputs, generated images and prompts are used)")
         inputs = generated()
     if resolved not in (TINY, FULL):
-        _check_model_name(resolved)
+        check_model_name(resolved)
     if resolved == FULL and not cuda:
         raise BenchError("random:full needs a CUDA device (about 60 GB of GPU memory); use random:tiny on CPU")
     wl = EditWorkload(
@@ -306,42 +203,6 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
         trace_steps=trace_steps,
     )
     return wl, notes
-
-
-def _check_model_name(model: str) -> None:
-    """A local folder must hold a diffusers pipeline; anything else must look like a hub id (owner/name)."""
-    folder = Path(model).expanduser()
-    if folder.exists() or model.startswith((".", "/", "~")):
-        if not (folder / "model_index.json").is_file():
-            raise BenchError(f"model folder {folder} has no model_index.json (expected a diffusers pipeline folder)")
-    elif model.count("/") != 1 or not all(model.split("/")):
-        raise BenchError(f"model {model!r} is neither a folder nor a hub id like {REAL_HUB_ID} "
-                         f"(or auto, {TINY}, {FULL})")
-    else:
-        _check_hub_model(model)
-
-
-def _check_hub_model(repo_id: str) -> None:
-    """A hub id must be in the local HF cache, or exist on a reachable Hub (each worker then downloads it):
-    checked here, before any run folder or worker exists, instead of as N worker tracebacks."""
-    if _cached_snapshot(repo_id) is not None:
-        return
-    fix = f"download it first (hf download {repo_id}) or pass a local folder"
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        raise BenchError(f"model {repo_id} is not (fully) in the local Hugging Face cache and HF_HUB_OFFLINE is "
-                         f"set: {fix}")
-    from huggingface_hub import HfApi
-    from huggingface_hub.utils import RepositoryNotFoundError
-
-    try:
-        HfApi().model_info(repo_id, timeout=10)
-    except RepositoryNotFoundError:
-        raise BenchError(f"model {repo_id}: no such model on the Hugging Face Hub (or it is private and no token "
-                         "is set)") from None
-    except Exception as e:
-        reason = " ".join(str(e).split())[:160] or type(e).__name__
-        raise BenchError(f"model {repo_id} is not (fully) in the local Hugging Face cache and the Hub cannot be "
-                         f"reached ({reason}): {fix}") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -452,7 +313,8 @@ class EditExecutor:
             image = (open_image(task.image) if task.image is not None
                      else generated_image(task.seed, self.cond_side or 1024))
             self._call = _Call(n_steps=steps)
-            with _quiet(), tiny_condition(self.cond_side), self._on_device():
+            with quiet_numpy(), condition_area(self.cond_side * self.cond_side if self.cond_side else None), \
+                    self._on_device():
                 out = self.pipe(
                     image=image, prompt=task.prompt, negative_prompt=self.wl.negative_prompt,
                     true_cfg_scale=self.wl.true_cfg_scale, height=size, width=size,
@@ -464,7 +326,7 @@ class EditExecutor:
             call, self._call = self._call, None
             nv.pop()  # decode
             nv.push("save")
-            with _quiet():
+            with quiet_numpy():
                 pil = self.pipe.image_processor.numpy_to_pil(out.images)[0]
             if self.wl.save_dir:
                 pil.save(Path(self.wl.save_dir) / f"task-{task.id:05d}.png")
@@ -516,19 +378,3 @@ class EditExecutor:
         self.pipe = None
         if self.cuda:
             self.torch.cuda.empty_cache()
-
-
-@contextlib.contextmanager
-def tiny_condition(side: int | None) -> Iterator[None]:
-    from runners.pipelines.tiny import condition_area
-
-    with condition_area(side * side if side else None):
-        yield
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Random weights give NaN/inf pixels; numpy's cast warning about them is noise, not an error."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="invalid value encountered in cast", category=RuntimeWarning)
-        yield

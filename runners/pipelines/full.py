@@ -1,60 +1,32 @@
-"""The random:full model: Qwen-Image-Edit's real architecture with random weights, built on the device.
+"""random:full: Qwen-Image-Edit's real architecture with random weights, built directly on the device.
 
-What it does: reads the real component configs (`configs/` in this package, a copy of the project's
-shared/qwen-image-edit-configs; SYNCBENCH_CONFIGS overrides), sets the text encoder's special-token ids from
-the offline tokenizer (`runners.pipelines.tiny.build_tokenizer`; vocab_size stays 152064), and constructs
-the text encoder (Qwen2.5-VL-7B, 8.3 B parameters), the transformer (20.4 B) and the VAE directly on the
-device in the given dtype (bf16), with the modules' own random initialisation: no host copy, no download,
-rope tables computed for real. `overrides` shrinks the configs so the same code path runs on a CPU in tests.
-
-What it does not: load real weights (a hub id or local folder goes through `tiny.load_pipeline`), or
-produce meaningful images (random weights; outputs may be NaN, which costs the same time).
+Constructs the text encoder (Qwen2.5-VL-7B, 8.3 B parameters), the transformer (20.4 B) and the VAE from the
+published configs on the device in bf16, with the modules' own random initialisation: no host copy, no
+download, rope tables computed for real. `overrides` shrinks the configs so the same code path runs on a CPU in
+tests. It loads no real weights (`models` sends a hub id or folder to `qwen.load_pipeline`).
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from runners.pipelines.tiny import apply_token_ids, build_processor, build_tokenizer, default_dtype
+from runners.pipelines.qwen import (
+    apply_token_ids,
+    build_processor,
+    build_tokenizer,
+    default_dtype,
+    load_configs,
+)
 
-COMPONENTS = ("transformer", "text_encoder", "vae", "scheduler")
-_PACKAGE_CONFIGS = Path(__file__).resolve().parent / "configs"
-_SHARED_CONFIGS = Path(__file__).resolve().parents[3] / "shared" / "qwen-image-edit-configs"
-
-
-def config_dir() -> Path:
-    """SYNCBENCH_CONFIGS if set, else the package's copy, else ../shared/qwen-image-edit-configs."""
-    env = os.environ.get("SYNCBENCH_CONFIGS")
-    candidates = [Path(env).expanduser()] if env else [_PACKAGE_CONFIGS, _SHARED_CONFIGS]
-    for d in candidates:
-        if (d / "transformer" / "config.json").is_file():
-            return d
-    raise FileNotFoundError(f"Qwen-Image-Edit configs not found in {', '.join(map(str, candidates))}")
-
-
-def load_configs(overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """The four component configs as dicts, with `overrides` merged in (one level deep per component;
-    for text_encoder, nested "text_config"/"vision_config" dicts are merged too)."""
-    d = config_dir()
-    cfg = {
-        "transformer": json.loads((d / "transformer" / "config.json").read_text()),
-        "text_encoder": json.loads((d / "text_encoder" / "config.json").read_text()),
-        "vae": json.loads((d / "vae" / "config.json").read_text()),
-        "scheduler": json.loads((d / "scheduler" / "scheduler_config.json").read_text()),
-    }
-    for comp, upd in (overrides or {}).items():
-        for k, v in upd.items():
-            if isinstance(v, dict) and isinstance(cfg[comp].get(k), dict):
-                cfg[comp][k] = {**cfg[comp][k], **copy.deepcopy(v)}
-            else:
-                cfg[comp][k] = copy.deepcopy(v)
-    return cfg
+DEVIATIONS = [
+    "random bf16 weights (real architecture and sizes, so compute and memory are real; images are noise)",
+    "tokenizer: a small byte-level BPE trained offline (same special tokens and template split; prompts "
+    "tokenize into more, shorter tokens than with Qwen2's vocabulary)",
+]
+DESCRIBE = {"weights": "random, created on the device", "dtype": "bfloat16",
+            "configs": "qwen-image-edit-configs (Qwen/Qwen-Image-Edit as published)"}
 
 
 def shrunken_overrides() -> dict[str, dict[str, Any]]:

@@ -1,6 +1,6 @@
 """GPU smoke and timing check of the edit workload, outside the runner: one process, one device.
 
-    python -m runners.pipelines.smoke --model random:full --size 512 --steps 4 --n 3 --device cuda:0
+    python benchmarks/smoke.py --model random:full --size 512 --steps 4 --n 3 --device cuda:0
 
 Builds the pipeline (timed), runs one warm-up edit and `n` timed edits through the same executor the runner
 uses, and prints build time, per-edit wall time, phase and per-step times, transformer token counts, peak GPU
@@ -38,7 +38,7 @@ def _fmt(xs: list[float]) -> str:
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m runners.pipelines.smoke", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python benchmarks/smoke.py", description=__doc__.split("\n")[0])
     p.add_argument("--model", default="random:full", help="random:full | random:tiny | hub id | local folder")
     p.add_argument("--device", default=None, help="cuda:N or cpu (default: cuda:0 if available)")
     p.add_argument("--size", type=int, default=None, help="output side in pixels (default: the model's)")
@@ -56,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     a = _parse(argv)
     import torch
 
-    from runners.pipelines.edit import FULL, EditExecutor, EditWorkload, build_pipeline
+    from runners.pipelines.edit import FULL, EditExecutor, EditWorkload
     from runners.pipelines.full import build_full_pipeline, parameter_count, shrunken_overrides
+    from runners.pipelines.models import build_pipeline
 
     device = a.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
     cuda = device.startswith("cuda")
