@@ -21,8 +21,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bench.config import RunConfig, parse_modes
+from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.modes import MODE_GROUPS, MODE_NAMES, get_mode, parse_modes
 from bench.progress import ProgressFeed
 
 app = typer.Typer(
@@ -47,6 +48,10 @@ WORKLOAD_HELP = (
 )
 
 
+MODE_HELP = (" | ".join(MODE_NAMES) + " | " + " | ".join(f"{g} ({', '.join(ms)})" for g, ms in MODE_GROUPS.items())
+             + ", or a comma list")
+
+
 def _fail(e: BenchError) -> None:
     err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
@@ -58,7 +63,7 @@ def _fmt_s(x: float) -> str:
 
 @app.command()
 def run(
-    mode: Annotated[str, typer.Option(help="free-run | batch-sync | dynamic | both (free-run, batch-sync) | all")] = "both",
+    mode: Annotated[str, typer.Option(help=MODE_HELP)] = "both",
     images: Annotated[int, typer.Option(help="Number of tasks (edits); inputs are cycled.")] = 270,
     gpus: Annotated[str | None, typer.Option(help="CUDA devices: all | N (the first N) | 0,2,5. Default: all.")] = None,
     workers: Annotated[int | None, typer.Option(help="CPU workers (no CUDA). Default: one per core.")] = None,
@@ -104,6 +109,12 @@ def run(
         err.print(f"[yellow]note:[/] {note}", highlight=False)
     G = len(prep.devices)
     per_worker = math.ceil(images / G)
+
+    def total(mode: str, worker: int) -> int:
+        """A worker's progress total: its own tasks where the mode fixes them up front, else every task."""
+        fixed = get_mode(mode.removesuffix(" warm-up")).tasks_per_worker if mode != "loading" else None
+        return fixed(worker, G, images) if fixed else images
+
     feed = ProgressFeed(G)
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(bar_width=30), TextColumn("{task.fields[info]}"),
@@ -119,8 +130,7 @@ def run(
                 continue
             fail = f" [red]{p.failed} failed[/]" if p.failed else ""
             last = f" last {p.last_task_s:.2f}s" if p.last_task_s is not None else ""
-            total = images if p.mode.startswith("dynamic") else len(range(w, images, G))
-            progress.update(bar, completed=p.done, total=total,
+            progress.update(bar, completed=p.done, total=total(p.mode, w),
                             info=f"{p.mode} r{p.repeat}: {p.done} tasks{fail}{last}")
 
     started = time.monotonic()
@@ -153,7 +163,7 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
     from viz.terminal import render_report, render_summary, report_json
 
     if data.spans.empty or not (data.spans["kind"] == "task").any():
-        _fail(BenchError(f"{run_dir} has no task records (status: {data.meta.get('status')})"))
+        _fail(BenchError(f"{run_dir} has no task records (status: {data.meta.status})"))
     if as_json:
         out.print_json(json.dumps(report_json(data)))
         return
@@ -201,7 +211,7 @@ def simulate(
     skew: Annotated[float, typer.Option(help="Worker speed spread: factors evenly over [1-skew, 1+skew].")] = 0.05,
     jitter: Annotated[float, typer.Option(help="Per-task coefficient of variation.")] = 0.05,
     dist: Annotated[str, typer.Option(help="normal | lognormal per-task factor.")] = "normal",
-    mode: Annotated[str, typer.Option(help="free-run | batch-sync | dynamic | both | all")] = "all",
+    mode: Annotated[str, typer.Option(help=MODE_HELP)] = "all",
     seed: Annotated[int, typer.Option(help="Seed of the task durations; repeat r uses seed + r.")] = 0,
     repeat: Annotated[int, typer.Option(help="Simulated repeats (fresh durations each).")] = 1,
     out_dir: Annotated[Path, typer.Option("--out", help="Parent folder of run folders.")] = Path("results"),
@@ -211,9 +221,8 @@ def simulate(
     import numpy as np
     import pandas as pd
 
-    from bench.schema import SCHEMA_VERSION
-    from bench.simulate import theory
-    from bench.store import create_run_dir, write_meta
+    from bench.schema import RunMeta, WorkerMeta
+    from bench.store import finish_run, start_run
     from bench.whatif import simulate_run
     from bench.workload import speed_factors
     from viz.whatif import sim_table
@@ -226,32 +235,28 @@ def simulate(
             raise BenchError("need --mean > 0, 0 <= --skew < 1, --jitter >= 0")
         if dist not in ("normal", "lognormal"):
             raise BenchError(f"--dist must be normal or lognormal, got {dist!r}")
-        run_dir = create_run_dir(out_dir, f"sim-{gpus}x{images}")
+        run_dir, meta = start_run(out_dir, f"sim-{gpus}x{images}", RunMeta(
+            run_id="", status="running", modes=modes, n_workers=gpus, n_tasks=images, simulated=True,
+            workers=[WorkerMeta(g, f"sim:{g}", f"sim:{g}", host="simulated") for g in range(gpus)],
+            workload={"kind": "simulated", "mean_s": mean, "skew": skew, "jitter": jitter, "dist": dist},
+            backend="simulated", repeat=repeat, schedule=[(r, m) for r in range(repeat) for m in modes],
+            seed=seed, argv=["bench", *sys.argv[1:]],
+        ))
     except BenchError as e:
         _fail(e)
     started = time.perf_counter()
-    meta: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION, "run_id": run_dir.name, "status": "running", "simulated": True,
-        "argv": ["bench", *sys.argv[1:]], "modes": modes, "repeat": repeat, "backend": "simulated",
-        "n_workers": gpus, "n_tasks": images, "seed": seed,
-        "workload": {"kind": "simulated", "mean_s": mean, "skew": skew, "jitter": jitter, "dist": dist},
-        "workers": [{"worker": g, "device": f"sim:{g}", "name": f"sim:{g}"} for g in range(gpus)],
-    }
-    write_meta(run_dir, meta)
     makespans = simulate_run(run_dir, modes, repeat, images, gpus, mean, skew, jitter, dist, seed)  # type: ignore[arg-type]
     wf = np.asarray(speed_factors(gpus, skew))
     rows = []
     for m in modes:
         ms = np.array(makespans[m])
-        expected, how = theory(m, images, mean, wf, jitter)
+        expected, how = get_mode(m).theory(images, mean, wf, jitter)
         rows.append({"mode": m, "median_s": float(np.median(ms)), "p5_s": float(np.percentile(ms, 5)),
                      "p95_s": float(np.percentile(ms, 95)), "theory_s": expected, "theory": how})
-    meta["status"] = "complete"
-    meta["elapsed_s"] = time.perf_counter() - started
-    write_meta(run_dir, meta)
+    meta = finish_run(run_dir, meta, "complete", elapsed_s=time.perf_counter() - started)
     out.print(sim_table(pd.DataFrame(rows), f"simulated: {images} tasks on {gpus} workers, mean {mean} s, "
                                             f"skew ±{skew:.0%}, jitter {jitter:.0%} ({repeat} repeats)"))
-    err.print(f"simulated in {meta['elapsed_s']:.1f} s → {run_dir}", highlight=False)
+    err.print(f"simulated in {meta.elapsed_s:.1f} s → {run_dir}", highlight=False)
     if report:
         _report(run_dir, charts=True, summary_only=True)
 
@@ -261,7 +266,7 @@ def replay(
     run_dir: Annotated[Path, typer.Argument(help="A measured run folder.")],
     gpus: Annotated[int | None, typer.Option(help="Workers to predict for (default: the run's).")] = None,
     images: Annotated[int | None, typer.Option(help="Tasks to predict for (default: the run's).")] = None,
-    mode: Annotated[str, typer.Option(help="Modes to predict.")] = "all",
+    mode: Annotated[str, typer.Option(help=f"Modes to predict: {MODE_HELP}.")] = "all",
     repeat: Annotated[int, typer.Option(help="Resampled runs behind each prediction.")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
 ) -> None:
@@ -269,15 +274,15 @@ def replay(
     import pandas as pd
 
     from bench.analysis import mode_table
+    from bench.analysis.verdict import incomplete_modes
     from bench.store import load_run
     from bench.whatif import fits_by_mode, predict
-    from viz import incomplete_modes
     from viz.whatif import fit_table, sim_table
 
     try:
         data = load_run(run_dir)
         modes = parse_modes(mode)
-        G = data.meta["n_workers"]
+        G = data.meta.n_workers
         if (gpus is not None and gpus < 1) or (images is not None and images < 1) or repeat < 1:
             raise BenchError("--gpus, --images and --repeat must be at least 1")
         # A mode the run did not finish is neither fitted nor compared: its tasks are a biased sample (the
@@ -296,7 +301,7 @@ def replay(
         err.print(f"[yellow]note: {m} is incomplete ({why}): left out of the fit and of the comparison[/]")
     if t < g:
         err.print(f"[yellow]note: {t} tasks on {g} workers: {g - t} workers get no task in any mode[/]")
-    devices = [w.get("name", str(w.get("worker"))) for w in data.meta.get("workers", [])]
+    devices = [w.name for w in data.meta.workers]
     out.print(fit_table(fits, devices))
     rows = predict(fits, modes, g, t, repeat, seed)
     if (g, t) == (G, fit.n_tasks):

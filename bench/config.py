@@ -7,24 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.modes import parse_modes
 
 BACKEND_NAMES = ("processes", "threads")
-MODE_NAMES = ("free-run", "batch-sync", "dynamic")
-MODE_GROUPS = {"both": ["free-run", "batch-sync"], "all": ["free-run", "batch-sync", "dynamic"]}
 
-
-def parse_modes(spec: str) -> list[str]:
-    """`free-run`, `batch-sync`, `dynamic`, `both`, `all`, or a comma list of modes."""
-    if spec in MODE_GROUPS:
-        return list(MODE_GROUPS[spec])
-    modes = [m.strip() for m in spec.split(",") if m.strip()]
-    for m in modes:
-        if m not in MODE_NAMES:
-            known = ", ".join([*MODE_NAMES, *MODE_GROUPS])
-            raise BenchError(f"unknown mode {m!r} (known: {known})")
-    if not modes:
-        raise BenchError("no mode given")
-    return list(dict.fromkeys(modes))
+__all__ = ["BACKEND_NAMES", "RunConfig", "parse_modes"]
 
 
 @dataclass(frozen=True)

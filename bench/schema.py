@@ -1,19 +1,28 @@
 """The one record schema: every runner writes these rows, every chart, table and trace reads them.
 
-A span is one interval on one worker, on the host's monotonic clock (`time.perf_counter_ns`), stored relative
-to t0 of its (mode, repeat): t0 is the moment the workers left the common start barrier, so timed tasks start
-at >= 0 and load / warm-up spans are negative. A sample is one point measurement of a device (NVML).
+- `Span`: one interval on one worker (a task, a phase, a step, a barrier, a warm-up, a load);
+- `Sample`: one point measurement of a device (NVML);
+- `RunMeta` (with `WorkerMeta`): what a run folder's meta.json holds.
+
+The t0 contract. Each worker reads its own host's monotonic clock (`time.perf_counter_ns`). The run's
+timeline is worker 0's clock: worker w turns a reading c of its own clock into timeline time c - offset_w,
+where offset_w = `WorkerMeta.clock_offset_ns` (w's clock minus worker 0's; 0 on one host, where every process
+reads the same CLOCK_MONOTONIC). For each (mode, repeat), t0 is the moment, on the timeline, when the last
+worker arrived at the common start barrier (no worker leaves it earlier). Every span and sample is stored
+relative to that t0: timed tasks start at >= 0, load and warm-up spans are negative. So a worker stores a
+reading c as (c - offset_w) - t0, and with all offsets 0 that is c - t0 on every worker.
 
 This module only defines names and converts rows; it does no I/O (see `bench.store`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: meta.json is a RunMeta (typed); 1: the same spans, meta.json written as a plain dict
+READABLE_SCHEMAS = (1, 2)
 
 
 class Kind(StrEnum):
@@ -42,20 +51,36 @@ BARRIER_END = "end"
 
 @dataclass(frozen=True, slots=True)
 class Span:
+    """One interval on one worker, in ns relative to t0 of its (mode, repeat)."""
+
     run: str
+    """The run folder's name."""
     mode: str
+    """The mode it ran under."""
     repeat: int
+    """Which repeat of that mode (0, 1, ...)."""
     worker: int
+    """The worker (rank) that recorded it."""
     device: str
+    """That worker's lane label, e.g. "cuda:3 H100"."""
     kind: str
+    """A `Kind`: task, phase, step, barrier, warmup or load."""
     name: str
+    """The phase or barrier name ("encode", "batch", ...); "task" for tasks."""
     task: int | None
+    """The task id, for tasks and what happened inside them."""
     batch: int | None
+    """batch-sync's batch, for its tasks and barriers."""
     start_ns: int
+    """Start, ns from t0 on the run's timeline."""
     end_ns: int
+    """End, ns from t0 on the run's timeline."""
     status: str = Status.OK
+    """A `Status`: ok or error."""
     error: str | None = None
-    step: int | None = None  # denoising step index, for kind == "step"
+    """The error, one line, when status is error."""
+    step: int | None = None
+    """Denoising step index, for kind == "step"."""
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: that deep-copies every field, and this runs between two timed tasks.
@@ -70,17 +95,133 @@ class Sample:
     """One device measurement (NVML) at t_ns (relative to t0 of its mode and repeat)."""
 
     run: str
+    """The run folder's name."""
     mode: str
+    """The mode running when it was taken."""
     repeat: int
+    """Which repeat of that mode."""
     worker: int
+    """The worker whose device it measured."""
     device: str
+    """That worker's lane label."""
     t_ns: int
+    """When, ns from t0 on the run's timeline."""
     util_pct: float | None
+    """NVML GPU utilisation: the share of the last sample period a kernel was running, in %."""
     mem_used_mib: float | None
+    """Device memory in use, MiB."""
     power_w: float | None
+    """Power draw, W."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 SAMPLE_COLUMNS: tuple[str, ...] = tuple(Sample.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class WorkerMeta:
+    """One worker of a run: where it ran."""
+
+    worker: int
+    """Its index (rank), 0..G-1."""
+    device: str
+    """Its torch device: "cuda:N", "cpu", or "sim:N" in a simulation."""
+    name: str
+    """Its lane label in every view, e.g. "cuda:3 H100"."""
+    model: str = ""
+    """The device model: the GPU's name or the CPU's model; "" where unknown."""
+    uuid: str | None = None
+    """The GPU's UUID, where there is one."""
+    host: str = ""
+    """The host it ran on."""
+    clock_offset_ns: int = 0
+    """Its clock minus the run timeline's (worker 0's), in ns: 0 on one host (see the t0 contract above)."""
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """meta.json: what was run, on what, and how it ended. Written at the start (status "running") and at
+    the end of a run, by `bench.store.start_run` and `finish_run` only."""
+
+    run_id: str
+    """The run folder's name."""
+    status: str
+    """running, complete or failed (with `error`)."""
+    modes: list[str]
+    """The modes, in run order."""
+    n_workers: int
+    """G, the number of workers."""
+    n_tasks: int
+    """T, the number of tasks every mode runs."""
+    workers: list[WorkerMeta]
+    """One entry per worker, in worker order."""
+    workload: dict[str, Any]
+    """The workload's own description (kind first: edit, synthetic, simulated)."""
+    backend: str = "processes"
+    """processes, threads or simulated."""
+    repeat: int = 1
+    """Repeats of every mode."""
+    schedule: list[tuple[int, str]] = field(default_factory=list)
+    """(repeat, mode) in the order they ran."""
+    seed: int = 0
+    """Seed of task 0 (task i gets seed + i)."""
+    seeds: list[Any] = field(default_factory=list)
+    """The first task seeds, for the record."""
+    simulated: bool = False
+    """True for `bench simulate` runs: durations were drawn, not measured."""
+    started: str | None = None
+    """UTC start, ISO 8601."""
+    finished: str | None = None
+    """UTC end, ISO 8601 (None while running)."""
+    elapsed_s: float | None = None
+    """Wall time of the whole run, seconds."""
+    error: str | None = None
+    """Why the run failed, one line."""
+    argv: list[str] = field(default_factory=list)
+    """The command line."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The validated `bench run` options."""
+    host: str = ""
+    """The host that started the run."""
+    cpu_count: int | None = None
+    """Cores of that host."""
+    torch_threads_per_worker: int | None = None
+    """torch threads each CPU worker got (None on GPUs)."""
+    versions: dict[str, str | None] = field(default_factory=dict)
+    """python, syncbench, torch, diffusers, ... versions."""
+    git: dict[str, Any] = field(default_factory=dict)
+    """The git revision of the code that ran, and whether it had uncommitted changes."""
+    notes: list[str] = field(default_factory=list)
+    """The notes shown to the user when the run started."""
+    schema_version: int = SCHEMA_VERSION
+    """The version of this schema the folder was written with."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["schedule"] = [list(x) for x in self.schedule]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunMeta:
+        """Read what `to_dict` wrote, and schema-1 folders (older keys missing, extra keys ignored)."""
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["workers"] = [_worker(w) for w in d.get("workers") or []]
+        kw["schedule"] = [(int(r), str(m)) for r, m in d.get("schedule") or []]
+        kw.setdefault("run_id", "")
+        kw.setdefault("status", "unknown")
+        kw.setdefault("modes", [])
+        kw.setdefault("n_workers", len(kw["workers"]))
+        kw.setdefault("n_tasks", 0)
+        kw.setdefault("workload", {})
+        return cls(**kw)
+
+
+def _worker(w: dict[str, Any]) -> WorkerMeta:
+    known = {f.name for f in fields(WorkerMeta)}
+    kw = {k: v for k, v in w.items() if k in known}
+    kw.setdefault("device", "")
+    kw.setdefault("name", str(kw.get("device") or f"w{kw.get('worker')}"))
+    return WorkerMeta(**kw)

@@ -1,7 +1,7 @@
-"""Run folders: create one (never overwrite), write meta.json, append spans, load a run as DataFrames.
+"""Run folders: start one (never overwrite), finish it, append spans, load a run as DataFrames.
 
 Layout of a run folder:
-    meta.json            config, argv, versions, devices, host, git revision, schema version, status
+    meta.json            a `RunMeta`: config, argv, versions, workers and hosts, git revision, schema, status
     spans/w<G>.jsonl     one JSON object per line per span, appended and flushed by worker G as it happens
     samples/w<G>.jsonl   device samples (NVML), if any
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -21,7 +21,7 @@ from typing import IO, Any
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.schema import SAMPLE_COLUMNS, SCHEMA_VERSION, SPAN_COLUMNS
+from bench.schema import READABLE_SCHEMAS, SAMPLE_COLUMNS, SCHEMA_VERSION, SPAN_COLUMNS, RunMeta
 
 META = "meta.json"
 
@@ -55,27 +55,52 @@ def create_run_dir(out: Path, label: str) -> Path:
     raise BenchError(f"too many runs named {base} in {out}")
 
 
-def write_meta(run_dir: Path, meta: dict[str, Any]) -> None:
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def start_run(out: Path, label: str, meta: RunMeta) -> tuple[Path, RunMeta]:
+    """Make a new run folder under `out` and write `meta` into it as running, with its run id and start
+    time; returns the folder and the meta written."""
+    run_dir = create_run_dir(out, label)
+    meta = replace(meta, run_id=run_dir.name, status="running", started=_now(), schema_version=SCHEMA_VERSION)
+    write_meta(run_dir, meta)
+    return run_dir, meta
+
+
+def finish_run(run_dir: Path, meta: RunMeta, status: str, error: str | None = None,
+               elapsed_s: float | None = None) -> RunMeta:
+    """Write the run's end into meta.json: status ("complete" or "failed"), error, finish time."""
+    meta = replace(meta, status=status, error=error, finished=_now(), elapsed_s=elapsed_s)
+    write_meta(run_dir, meta)
+    return meta
+
+
+def write_meta(run_dir: Path, meta: RunMeta) -> None:
     """Write meta.json atomically (a reader never sees half a file)."""
     tmp = run_dir / (META + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.write_text(json.dumps(meta.to_dict(), indent=2, sort_keys=False, default=str) + "\n")
     tmp.replace(run_dir / META)
 
 
-def read_meta(run_dir: Path) -> dict[str, Any]:
+def read_meta(run_dir: Path) -> RunMeta:
     path = run_dir / META
     if not path.is_file():
         raise BenchError(f"{run_dir} is not a run folder (no {META})")
     try:
-        meta: dict[str, Any] = json.loads(path.read_text())
+        raw = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise BenchError(f"{path} is not valid JSON: {e}") from None
-    version = meta.get("schema_version")
-    if version != SCHEMA_VERSION:
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version not in READABLE_SCHEMAS:
         raise BenchError(
-            f"{run_dir} has schema version {version!r}; this syncbench reads version {SCHEMA_VERSION}"
+            f"{run_dir} has schema version {version!r}; this syncbench reads versions "
+            f"{', '.join(map(str, READABLE_SCHEMAS))}"
         )
-    return meta
+    try:
+        return RunMeta.from_dict(raw)
+    except (TypeError, ValueError) as e:
+        raise BenchError(f"{path} is malformed: {' '.join(str(e).split())}") from None
 
 
 class JsonlWriter:
@@ -99,7 +124,7 @@ class JsonlWriter:
 @dataclass(frozen=True)
 class RunData:
     path: Path
-    meta: dict[str, Any]
+    meta: RunMeta
     spans: pd.DataFrame  # SPAN_COLUMNS, one row per span
     samples: pd.DataFrame  # SAMPLE_COLUMNS, one row per device sample
 
@@ -107,7 +132,7 @@ class RunData:
     def modes(self) -> list[str]:
         """Modes in the order they were run (meta's order), those with spans only."""
         present = set(self.spans["mode"].unique())
-        return [m for m in self.meta.get("modes", []) if m in present]
+        return [m for m in self.meta.modes if m in present]
 
 
 def _read_jsonl(files: list[Path], columns: tuple[str, ...]) -> pd.DataFrame:

@@ -19,9 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.analysis.select import batch_barriers, ok_tasks
 from bench.errors import BenchError
+from bench.modes import MODES, get_mode
 from bench.schema import BARRIER_BATCH, Kind, Status
-from bench.simulate import SimResult, durations_model, simulate, theory
+from bench.simulate import SimResult, durations_model, simulate
 from bench.store import write_spans_columns
 from bench.workload import Dist
 
@@ -103,7 +105,7 @@ def _median_gap_s(tasks: pd.DataFrame, barriers: pd.DataFrame) -> float:
 
 def fit_run(spans: pd.DataFrame, n_workers: int, mode: str | None = None) -> Fit:
     """Fit all successful tasks of the run, or only those of `mode`."""
-    t = spans[(spans["kind"] == Kind.TASK) & (spans["status"] == Status.OK)].copy()
+    t = ok_tasks(spans).copy()
     if mode is not None:
         t = t[t["mode"] == mode]
     if len(t) < 2:
@@ -114,7 +116,7 @@ def fit_run(spans: pd.DataFrame, n_workers: int, mode: str | None = None) -> Fit
     speed = np.array([per.get(g, 1.0) for g in range(n_workers)])
     speed = speed / speed.mean()
     resid = (t["dur"] / (mean * speed[t["worker"].to_numpy()])).to_numpy()
-    gap = _median_gap_s(t, spans[(spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)])
+    gap = _median_gap_s(t, batch_barriers(spans))
     modes = list(dict.fromkeys(t["mode"]))
     return Fit(n_workers, int(t.groupby(["mode", "repeat"]).size().max()), mean, speed, resid,
                gap, modes)
@@ -132,26 +134,27 @@ def fits_by_mode(spans: pd.DataFrame, n_workers: int) -> dict[str, Fit]:
     return fits
 
 
-# A mode the run did not measure is predicted from the mode whose tasks ran alike: free-run and dynamic
-# both start tasks unsynchronised; batch-sync's start together and contend for the host (slower encode).
-_SIBLING = {"dynamic": "free-run", "free-run": "dynamic"}
-
-
-def _fit_name(fits: dict[str, Fit], mode: str) -> str:
+def fit_for(fits: dict[str, Fit], mode: str) -> tuple[str, Fit]:
+    """The fit to predict `mode` with, and its name: the mode's own where the run measured it, else that of a
+    measured mode whose tasks started alike (`Mode.synchronised_starts`: batch-sync's start together and
+    contend for the host; free-run's and dynamic's do not), else every mode pooled ("all")."""
     if mode in fits:
-        return f"{mode} tasks"
-    return f"{_SIBLING[mode]} tasks" if _SIBLING.get(mode) in fits else "all tasks"
+        return f"{mode} tasks", fits[mode]
+    alike = get_mode(mode).synchronised_starts
+    for name in fits:
+        if name != "all" and name in MODES and MODES[name].synchronised_starts == alike:
+            return f"{name} tasks", fits[name]
+    return "all tasks", fits["all"]
 
 
 def predict(fits: dict[str, Fit], modes: list[str], n_workers: int, n_tasks: int, repeats: int,
             seed: int) -> pd.DataFrame:
     """Makespan per mode at (n_workers, n_tasks): median and 5–95 % over `repeats` resampled runs.
 
-    Each mode uses its own fit where the run measured it, else its sibling's (free-run <-> dynamic), else the
-    pooled fit "all" (column `fit`)."""
+    Each mode uses `fit_for`'s fit (column `fit`)."""
     rows = []
     for mode in modes:
-        fit = fits.get(mode) or fits.get(_SIBLING.get(mode, ""), fits["all"])
+        fit_name, fit = fit_for(fits, mode)
         speed = fit.speed[np.arange(n_workers) % fit.n_workers]
         spans = []
         for r in range(repeats):
@@ -160,8 +163,8 @@ def predict(fits: dict[str, Fit], modes: list[str], n_workers: int, n_tasks: int
             tf = fit.mean_s * rng.choice(fit.residual, size=n_tasks, replace=True) + fit.gap_s / speed.mean()
             spans.append(simulate(mode, tf, speed).makespan)
         m = np.array(spans)
-        expected, how = theory(mode, n_tasks, fit.mean_s + fit.gap_s, speed, fit.cv)
+        expected, how = get_mode(mode).theory(n_tasks, fit.mean_s + fit.gap_s, speed, fit.cv)
         rows.append({"mode": mode, "median_s": float(np.median(m)), "p5_s": float(np.percentile(m, 5)),
                      "p95_s": float(np.percentile(m, 95)), "theory_s": expected, "theory": how,
-                     "fit": _fit_name(fits, mode)})
+                     "fit": fit_name})
     return pd.DataFrame(rows)

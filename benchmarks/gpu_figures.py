@@ -23,7 +23,7 @@ def main() -> None:
         if not (d / "meta.json").is_file():
             continue
         run = load_run(d)
-        s, G = run.spans, run.meta["n_workers"]
+        s, G = run.spans, run.meta.n_workers
         mt = mode_table(s, G, run.samples).set_index("mode")
         act = gpu_activity(run.samples, s)
         for mode in run.modes:
@@ -34,7 +34,7 @@ def main() -> None:
             enc = m[(m["kind"] == "phase") & (m["name"] == "encode")]
             r = mt.loc[mode]
             power = act[act["mode"] == mode]["power_w"].mean()  # mean over the GPUs of each one's mean
-            print(f"| {d.name[:15]} | {run.meta['backend']} | {G} | {mode} | {len(t)} | {r.makespan_s:.1f} "
+            print(f"| {d.name[:15]} | {run.meta.backend} | {G} | {mode} | {len(t)} | {r.makespan_s:.1f} "
                   f"| {r.lower_bound_s:.1f} | {len(t) / r.makespan_s:.4f} | {np.median(dur):.3f} "
                   f"| {dur.std() / dur.mean():.1%} | {np.median((step['end_ns'] - step['start_ns']) / 1e9):.3f} "
                   f"| {np.median((enc['end_ns'] - enc['start_ns']) / 1e9):.3f} | {r.barrier_wait_s:.1f} "

@@ -1,26 +1,14 @@
-"""Which devices the workers run on: CUDA GPUs (--gpus) or CPU workers (--workers) standing in for them."""
+"""Which devices the workers run on: CUDA GPUs (--gpus) or CPU workers (--workers) standing in for them.
+
+Each becomes the `WorkerMeta` that meta.json records for its worker."""
 
 from __future__ import annotations
 
 import os
 import socket
-from dataclasses import asdict, dataclass
-from typing import Any
 
 from bench.errors import BenchError
-
-
-@dataclass(frozen=True)
-class Device:
-    worker: int
-    device: str  # torch device string
-    name: str  # lane label
-    model: str  # e.g. "NVIDIA H100 80GB HBM3" or the CPU model
-    uuid: str | None
-    host: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from bench.schema import WorkerMeta
 
 
 def parse_gpus(spec: str, available: int) -> list[int]:
@@ -61,7 +49,7 @@ def _cpu_model() -> str:
     return "CPU"
 
 
-def resolve(gpus: str | None, workers: int | None) -> tuple[list[Device], str | None]:
+def resolve(gpus: str | None, workers: int | None) -> tuple[list[WorkerMeta], str | None]:
     """The devices to run on, and a note for the user when a default was chosen for them."""
     import torch
 
@@ -80,13 +68,13 @@ def resolve(gpus: str | None, workers: int | None) -> tuple[list[Device], str | 
             props = torch.cuda.get_device_properties(i)
             uuid = str(getattr(props, "uuid", "")) or None
             short = props.name.replace("NVIDIA ", "").split(" ")[0]
-            devices.append(Device(w, f"cuda:{i}", f"cuda:{i} {short}", props.name, uuid, host))
+            devices.append(WorkerMeta(w, f"cuda:{i}", f"cuda:{i} {short}", props.name, uuid, host))
         note = None if gpus else f"using all {len(ids)} CUDA devices"
         return devices, note
     cores = os.cpu_count() or 1
     n = workers if workers is not None else cores
     model = _cpu_model()
-    devices = [Device(w, "cpu", f"cpu:{w}", model, None, host) for w in range(n)]
+    devices = [WorkerMeta(w, "cpu", f"cpu:{w}", model, None, host) for w in range(n)]
     note = None
     if workers is None:
         note = f"no CUDA device: {n} CPU workers, one per core, standing in for GPUs"

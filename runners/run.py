@@ -11,9 +11,9 @@ import platform
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,11 @@ from typing import Any
 from bench import __version__
 from bench.config import RunConfig
 from bench.errors import BenchError
-from bench.schema import SCHEMA_VERSION
-from bench.store import check_out_dir, create_run_dir, task_outcomes, write_meta
+from bench.schema import RunMeta, WorkerMeta
+from bench.store import check_out_dir, finish_run, start_run, task_outcomes
 from bench.workload import Workload, parse_synthetic
 from runners.backends import BACKENDS
-from runners.devices import Device, resolve, torch_threads
+from runners.devices import resolve, torch_threads
 from runners.worker import WorkerSpec, error_text
 
 
@@ -35,7 +35,7 @@ class Prepared:
 
     config: RunConfig
     workload: Workload
-    devices: list[Device]
+    devices: list[WorkerMeta]
     notes: list[str]
 
 
@@ -87,54 +87,36 @@ def execute(prep: Prepared, poll: Callable[[Path], None], argv: list[str] | None
     tasks = prep.workload.tasks(config.images, config.seed)
     kind = config.workload.split(":")[0]
     label = config.label or f"{'+'.join(config.modes)}-{config.backend}-{kind}-{G}x{prep.devices[0].device.split(':')[0]}"
-    run_dir = create_run_dir(config.out, label)
     cpu = not prep.devices[0].device.startswith("cuda")
-    meta: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_dir.name,
-        "status": "running",
-        "started": datetime.now(UTC).isoformat(),
-        "argv": argv if argv is not None else sys.argv,
-        "config": config.to_dict(),
-        "modes": config.modes,
-        "repeat": config.repeat,
-        "schedule": [list(x) for x in config.schedule()],
-        "backend": config.backend,
-        "n_workers": G,
-        "n_tasks": len(tasks),
-        "seed": config.seed,
-        "seeds": [t.seed for t in tasks[:5]] + (["..."] if len(tasks) > 5 else []),
-        "workload": prep.workload.describe(),
-        "workers": [d.to_dict() for d in prep.devices],
-        "host": socket.gethostname(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads_per_worker": torch_threads(G) if cpu else None,
-        "versions": _versions(),
-        "git": _git_revision(),
-        "notes": prep.notes,
-        "simulated": False,
-    }
-    write_meta(run_dir, meta)
+    run_dir, meta = start_run(config.out, label, RunMeta(
+        run_id="", status="running", modes=config.modes, n_workers=G, n_tasks=len(tasks),
+        workers=prep.devices, workload=prep.workload.describe(), backend=config.backend,
+        repeat=config.repeat, schedule=config.schedule(), seed=config.seed,
+        seeds=[t.seed for t in tasks[:5]] + (["..."] if len(tasks) > 5 else []),
+        argv=argv if argv is not None else sys.argv, config=config.to_dict(), host=socket.gethostname(),
+        cpu_count=os.cpu_count(), torch_threads_per_worker=torch_threads(G) if cpu else None,
+        versions=_versions(), git=_git_revision(), notes=prep.notes,
+    ))
+    started = time.monotonic()
     workload = prep.workload.with_run_dir(run_dir)
     specs = [
         WorkerSpec(
             run_id=run_dir.name, run_dir=str(run_dir), worker=d.worker, n_workers=G, device=d.device,
             device_name=d.name, workload=workload, tasks=tasks, schedule=config.schedule(),
-            torch_threads=torch_threads(G) if cpu else None,
+            torch_threads=torch_threads(G) if cpu else None, clock_offset_ns=d.clock_offset_ns,
         )
         for d in prep.devices
     ]
+    status, error = "failed", None
     try:
         BACKENDS[config.backend](specs, lambda: poll(run_dir))
         n, failed, first = task_outcomes(run_dir)
         if n and failed == n:
             raise BenchError(f"every task failed ({n} of {n}); the first: {first}")
-        meta["status"] = "complete"
+        status = "complete"
     except BaseException as e:
-        meta["status"] = "failed"
-        meta["error"] = "interrupted" if isinstance(e, KeyboardInterrupt) else error_text(e)
+        error = "interrupted" if isinstance(e, KeyboardInterrupt) else error_text(e)
         raise
     finally:
-        meta["finished"] = datetime.now(UTC).isoformat()
-        write_meta(run_dir, meta)
+        finish_run(run_dir, meta, status, error, elapsed_s=time.monotonic() - started)
     return run_dir

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from bench.modes import Barrier, Claim, Run, get_mode
 from bench.schema import BARRIER_BATCH, BARRIER_END, BARRIER_START, Kind, Sample, Span, Status
 from bench.store import JsonlWriter
 from bench.workload import Executor, Task, Workload
-from runners.modes import MODES, Barrier, Claim, Run
 
 now = time.perf_counter_ns
 
@@ -27,7 +27,8 @@ class Sync(Protocol):
     """What the modes need from the other workers."""
 
     def start(self) -> int:
-        """Common start barrier; returns t0 (perf_counter_ns), the moment all workers left it."""
+        """Common start barrier; returns t0 on this worker's own clock (perf_counter_ns): the moment the last
+        worker arrived, on the run's timeline, plus this worker's clock offset (see `bench.schema`)."""
         ...
 
     def barrier(self) -> None: ...
@@ -57,6 +58,7 @@ class WorkerSpec:
     tasks: list[Task]
     schedule: list[tuple[int, str]]  # (repeat, mode), in run order
     torch_threads: int | None = None  # per-worker share of the host's cores, for CPU workers
+    clock_offset_ns: int = 0  # this worker's clock minus the run timeline's (0 on one host)
     sample_devices: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -196,7 +198,7 @@ def worker_main(spec: WorkerSpec, sync: Sync,
             rec.set_t0(t0)
             rec.write_samples(sampler)
             # 4. The mode's plan, action by action.
-            plan = MODES[mode](spec.worker, spec.n_workers, n_tasks)
+            plan = get_mode(mode).plan(spec.worker, spec.n_workers, n_tasks)
             reply: int | None = None
             queue = f"queue/{repeat}/{mode}"
             while True:

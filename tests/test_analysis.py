@@ -1,14 +1,12 @@
 """Analysis on hand-built runs whose every number is worked out by hand here (metrics and timeline).
 
-`make_run` (also used by the chart, terminal and trace tests) schedules tasks exactly as the modes define
-them, so no runner and no clock are involved.
+`make_run` (tests/helpers.py) schedules tasks exactly as the modes define them: no runner, no clock; case A's
+numbers are worked out there.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,130 +24,9 @@ from bench.analysis.timeline import (
     representative_repeats,
     sync_points,
 )
-from bench.schema import SAMPLE_COLUMNS, SPAN_COLUMNS
+from bench.schema import SPAN_COLUMNS
 from bench.store import RunData
-
-MODES = ("free-run", "batch-sync", "dynamic")
-
-
-def make_run(
-    durations: Sequence[float],
-    n_workers: int,
-    *,
-    modes: Sequence[str] = MODES,
-    speed: Sequence[float] | None = None,
-    phases: bool = True,
-    steps: int = 0,
-    failed: Iterable[int] = (),
-    repeats: int = 1,
-    repeat_scale: Sequence[float] | None = None,
-    status: str = "complete",
-    samples: bool = False,
-    run_id: str = "hand",
-) -> RunData:
-    """A run built by hand, scheduled exactly as the modes define it (no runner, no clock).
-
-    Task i on worker g takes durations[i] x speed[g] x repeat_scale[r] seconds. free-run: worker g runs
-    i = g, g+G, ... back to back from t0. batch-sync: batch b starts when every worker has left barrier b-1;
-    each worker waits at barrier b from its task's end (or the batch start, if it has none) until the batch's
-    slowest task ends; no barrier after the last batch. dynamic: the earliest-free worker (lowest index on a
-    tie) takes the next task. Each (mode, repeat) also gets load/warm-up spans (negative), a start barrier
-    ending at 0 and an end barrier, which must not count anywhere. Phases: encode 20 %, denoise 70 %
-    (split into `steps` steps), decode 10 %, save 0.
-    """
-    G = n_workers
-    speed = list(speed) if speed is not None else [1.0] * G
-    scale = list(repeat_scale) if repeat_scale is not None else [1.0] * repeats
-    bad = set(failed)
-    rows: list[dict[str, Any]] = []
-    samp: list[dict[str, Any]] = []
-
-    def ns(x: float) -> int:
-        return round(x * 1e9)
-
-    def add(mode: str, rep: int, w: int, kind: str, name: str, s: float, e: float, task: int | None = None,
-            batch: int | None = None, status: str = "ok", step: int | None = None) -> None:
-        rows.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w, "device": f"cuda:{w}",
-                     "kind": kind, "name": name, "task": task, "batch": batch, "start_ns": ns(s), "end_ns": ns(e),
-                     "status": status, "error": "boom" if status == "error" else None, "step": step})
-
-    def task(mode: str, rep: int, w: int, i: int, s: float, d: float, batch: int | None = None) -> float:
-        st = "error" if i in bad else "ok"
-        add(mode, rep, w, "task", "task", s, s + d, i, batch, st)
-        if phases:
-            enc, den, dec = s + 0.2 * d, s + 0.9 * d, s + d
-            add(mode, rep, w, "phase", "encode", s, enc, i, batch)
-            add(mode, rep, w, "phase", "denoise", enc, den, i, batch)
-            for k in range(steps):
-                add(mode, rep, w, "step", "step", enc + 0.7 * d * k / steps, enc + 0.7 * d * (k + 1) / steps,
-                    i, batch, step=k)
-            add(mode, rep, w, "phase", "decode", den, dec, i, batch)
-            add(mode, rep, w, "phase", "save", dec, dec, i, batch)
-        return s + d
-
-    T = len(durations)
-    for rep in range(repeats):
-        for mode in modes:
-            dur = [[durations[i] * speed[g] * scale[rep] for g in range(G)] for i in range(T)]
-            for w in range(G):
-                add(mode, rep, w, "load", "load", -3.0, -2.0)
-                add(mode, rep, w, "warmup", "warmup", -2.0, -1.0, 0)
-                add(mode, rep, w, "barrier", "start", -1.0, 0.0)
-            finish = [0.0] * G
-            if mode == "free-run":
-                for i in range(T):
-                    g = i % G
-                    finish[g] = task(mode, rep, g, i, finish[g], dur[i][g])
-            elif mode == "batch-sync":
-                n_b = -(-T // G)
-                start = 0.0
-                for b in range(n_b):
-                    ends = [start] * G
-                    for i in range(b * G, min(T, (b + 1) * G)):
-                        ends[i % G] = task(mode, rep, i % G, i, start, dur[i][i % G], batch=b)
-                    release = max(ends)
-                    if b < n_b - 1:
-                        for g in range(G):
-                            add(mode, rep, g, "barrier", "batch", ends[g], release, batch=b)
-                    for g in range(G):
-                        if ends[g] > start:
-                            finish[g] = ends[g]
-                    start = release
-            else:
-                free = [0.0] * G
-                for i in range(T):
-                    g = min(range(G), key=lambda k: (free[k], k))
-                    free[g] = task(mode, rep, g, i, free[g], dur[i][g])
-                finish = free
-            end = max(finish)
-            for w in range(G):
-                add(mode, rep, w, "barrier", "end", finish[w], end + 0.001)
-                if samples:
-                    for k in range(int(end * 4) + 1):
-                        samp.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w, "device": f"cuda:{w}",
-                                     "t_ns": ns(k * 0.25), "util_pct": 90.0 if k * 0.25 < finish[w] else 0.0,
-                                     "mem_used_mib": 1000.0, "power_w": 300.0})
-    spans = pd.DataFrame(rows, columns=list(SPAN_COLUMNS))
-    for col in ("task", "batch", "step"):
-        spans[col] = spans[col].astype("Int64")
-    spans = spans.sort_values(["mode", "repeat", "worker", "start_ns", "end_ns"], kind="stable")
-    meta = {
-        "run_id": run_id, "status": status, "modes": list(modes), "repeat": repeats, "backend": "processes",
-        "n_workers": G, "n_tasks": T,
-        "workload": {"kind": "synthetic", "mean_s": 2.0, "skew": 0.05, "jitter": 0.0, "steps": steps},
-        "workers": [{"worker": g, "device": "cuda", "name": f"cuda:{g}", "model": "NVIDIA H100 80GB HBM3"}
-                    for g in range(G)],
-    }
-    return RunData(Path(f"/nonexistent/{run_id}"), meta, spans.reset_index(drop=True),
-                   pd.DataFrame(samp, columns=list(SAMPLE_COLUMNS)))
-
-
-# Case A: G = 2, durations 1, 2, 3, 1, 2 s (worked out by hand below).
-#   free-run:   w0 runs 0, 2, 4 -> ends 1, 4, 6; w1 runs 1, 3 -> ends 2, 3.             makespan 6
-#   batch-sync: b0 [0,1] from 0: ends 1, 2, release 2 (w0 waits 1); b1 [2,3] from 2: ends 5, 3, release 5
-#               (w1 waits 2); b2 [4] from 5: w0 ends 7, no barrier after it.              makespan 7
-#   dynamic:    w0 0 (0-1), w1 1 (0-2), w0 2 (1-4), w1 3 (2-3), w1 4 (3-5).               makespan 5
-A = [1.0, 2.0, 3.0, 1.0, 2.0]
+from tests.helpers import A, make_run
 
 
 @pytest.fixture(scope="module")
@@ -239,14 +116,14 @@ def test_jitter_makes_batch_sync_pay_every_batch() -> None:
     mt = mode_table(run.spans, 2)
     assert _row(mt, mode="free-run")["makespan_s"] == pytest.approx(4.0)
     assert _row(mt, mode="batch-sync")["makespan_s"] == pytest.approx(6.0)
-    assert origin_prediction(pd.Series([3.0, 1.0, 1.0, 3.0]), 2) == pytest.approx((4.0, 6.0))
+    assert origin_prediction(pd.Series([3.0, 1.0, 1.0, 3.0]), 2) == pytest.approx({"free-run": 4.0, "batch-sync": 6.0})
 
 
 def test_origin_prediction_partial_last_batch_and_empty() -> None:
     d = pd.Series([1.0, 5.0, 2.0, 2.0, 4.0], index=[0, 1, 2, 3, 4])
     # G = 2: workers (0, 2, 4) = 7, (1, 3) = 7; batches max(1, 5) + max(2, 2) + 4 = 11.
-    assert origin_prediction(d, 2) == pytest.approx((7.0, 11.0))
-    assert origin_prediction(pd.Series([], dtype=float), 3) == (0.0, 0.0)
+    assert origin_prediction(d, 2) == pytest.approx({"free-run": 7.0, "batch-sync": 11.0})
+    assert origin_prediction(pd.Series([], dtype=float), 3) == {"free-run": 0.0, "batch-sync": 0.0}
 
 
 def test_summarize_median_over_repeats_and_ratio() -> None:

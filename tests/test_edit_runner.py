@@ -27,7 +27,7 @@ def edit_run(tmp_path_factory: pytest.TempPathFactory) -> RunData:
 
 def test_every_mode_runs_every_task_with_steps_and_phases(edit_run: RunData) -> None:
     s = edit_run.spans
-    assert edit_run.meta["status"] == "complete" and edit_run.meta["workload"]["model"] == "random:tiny"
+    assert edit_run.meta.status == "complete" and edit_run.meta.workload["model"] == "random:tiny"
     for mode in ("free-run", "batch-sync", "dynamic"):
         m = s[s["mode"] == mode]
         tasks = m[m["kind"] == "task"]
@@ -42,7 +42,7 @@ def test_every_mode_runs_every_task_with_steps_and_phases(edit_run: RunData) -> 
 
 
 def test_meta_says_what_tiny_changes(edit_run: RunData) -> None:
-    deviations = " ".join(edit_run.meta["workload"]["deviations"])
+    deviations = " ".join(edit_run.meta.workload["deviations"])
     assert "condition image" in deviations and "random weights" in deviations
 
 

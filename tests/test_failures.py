@@ -70,7 +70,7 @@ def test_failed_task_is_a_record_and_the_run_goes_on(tmp_path: Path, backend: st
     assert (bad["status"] == "error").all() and len(bad) == 2
     assert bad["error"].iloc[0] == "ValueError: cannot decode image 3 second line"  # one line
     assert (t[t["task"] != 3]["status"] == "ok").all()
-    assert run.meta["status"] == "complete"
+    assert run.meta.status == "complete"
 
 
 @pytest.mark.parametrize("backend", ["processes", "threads"])
@@ -91,7 +91,7 @@ def test_a_run_where_every_task_fails_is_a_failed_run(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match=r"every task failed \(16 of 16\); the first: ValueError: cannot decode"):
         execute(prepared(tmp_path, Flaky(bad=-1), "threads"), poll=lambda _: None)
     run = load_run(next(tmp_path.iterdir()))
-    assert run.meta["status"] == "failed" and (run.spans[run.spans["kind"] == "task"]["status"] == "error").all()
+    assert run.meta.status == "failed" and (run.spans[run.spans["kind"] == "task"]["status"] == "error").all()
 
 
 class _Interrupting(Flaky):

@@ -6,24 +6,25 @@ from dataclasses import replace
 
 from rich.console import Console
 
+from bench.analysis.verdict import incomplete_modes, rank
 from bench.store import RunData
-from tests.test_analysis import make_run
-from viz import incomplete_modes, verdict
+from tests.helpers import make_run
 from viz.gantt import gantt_figure
 from viz.terminal import render_report, report_json
+from viz.words import verdict_line
 
 
 def cut_dynamic(run: RunData, keep: int) -> RunData:
     """Drop dynamic's tasks from `keep` on, as a run killed part-way would leave it."""
     s = run.spans
     drop = (s["mode"] == "dynamic") & s["task"].notna() & (s["task"] >= keep)
-    return replace(run, spans=s[~drop].reset_index(drop=True), meta={**run.meta, "status": "failed"})
+    return replace(run, spans=s[~drop].reset_index(drop=True), meta=replace(run.meta, status="failed"))
 
 
 def test_verdict_leaves_incomplete_modes_unranked() -> None:
-    assert verdict({"free-run": 10.0, "dynamic": 3.0}, {"dynamic": "2 of 8 tasks"}) == (
+    assert verdict_line(rank({"free-run": 10.0, "dynamic": 3.0}, {"dynamic": "2 of 8 tasks"})) == (
         "free-run: 10.0 s; dynamic INCOMPLETE (2 of 8 tasks), not ranked")
-    assert verdict({"free-run": 10.0, "batch-sync": 12.0}) == (
+    assert verdict_line(rank({"free-run": 10.0, "batch-sync": 12.0})) == (
         "free-run finished first (10.0 s); batch-sync +2.00 s (+20.0 %)")
 
 

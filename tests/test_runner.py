@@ -10,7 +10,7 @@ import pytest
 from bench.analysis import mode_table
 from bench.schema import SCHEMA_VERSION, SPAN_COLUMNS
 from bench.store import RunData, load_run
-from tests.conftest import run_synthetic, tasks_of
+from tests.helpers import run_synthetic, tasks_of
 
 G, T = 3, 20  # 7 batches, the last one partial (tasks 18, 19)
 STEPS = 4

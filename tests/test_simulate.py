@@ -8,16 +8,17 @@ from typer.testing import CliRunner
 
 from bench.analysis import mode_table
 from bench.cli import app
-from bench.simulate import durations_model, simulate, theory
+from bench.modes import MODES
+from bench.simulate import durations_model, simulate
 from bench.store import load_run
 
-MODES = ["free-run", "batch-sync", "dynamic"]
+NAMES = ["free-run", "batch-sync", "dynamic"]
 
 
 def test_zero_jitter_equal_speeds_is_exact() -> None:
     # T=10, G=3, 1 s each: worker 0 gets 4 tasks in every mode -> 4 s.
     tf, wf = durations_model(10, 3, 1.0, 0.0, 0.0, "normal", 0)
-    for mode in MODES:
+    for mode in NAMES:
         assert simulate(mode, tf, wf).makespan == pytest.approx(4.0)
 
 
@@ -38,13 +39,13 @@ def test_skewed_speeds_by_hand() -> None:
     # w0 takes 0 (0-0.5), w1 takes 1 (0-1.5), w0 takes 2 (0.5-1.0) and 3 (1.0-1.5).
     assert dyn.worker.tolist() == [0, 1, 0, 0]
     assert dyn.makespan == pytest.approx(1.5)
-    assert theory("free-run", 4, 1.0, wf, 0.0)[0] == pytest.approx(3.0)
-    assert theory("batch-sync", 4, 1.0, wf, 0.0)[0] == pytest.approx(3.0)
+    assert MODES["free-run"].theory(4, 1.0, wf, 0.0)[0] == pytest.approx(3.0)
+    assert MODES["batch-sync"].theory(4, 1.0, wf, 0.0)[0] == pytest.approx(3.0)
 
 
 def test_one_worker_and_more_workers_than_tasks() -> None:
     tf = np.array([1.0, 2.0, 3.0])
-    for mode in MODES:
+    for mode in NAMES:
         assert simulate(mode, tf, np.array([1.0])).makespan == pytest.approx(6.0)
         r = simulate(mode, tf, np.ones(5))
         assert r.makespan == pytest.approx(3.0)
@@ -56,16 +57,16 @@ def test_deterministic_for_a_seed_and_batch_sync_pays_jitter() -> None:
     a = durations_model(270, 6, 2.0, 0.05, 0.2, "normal", 7)
     b = durations_model(270, 6, 2.0, 0.05, 0.2, "normal", 7)
     assert np.array_equal(a[0], b[0])
-    res = {m: simulate(m, *a).makespan for m in MODES}
-    assert res == {m: simulate(m, *b).makespan for m in MODES}
+    res = {m: simulate(m, *a).makespan for m in NAMES}
+    assert res == {m: simulate(m, *b).makespan for m in NAMES}
     assert res["batch-sync"] > res["free-run"] > res["dynamic"] >= 2.0 * 270 / 6 * 0.9
 
 
 def test_theory_tracks_simulation() -> None:
     _, wf = durations_model(270, 6, 2.0, 0.05, 0.2, "normal", 0)
-    for mode in MODES:
+    for mode in NAMES:
         sims = [simulate(mode, *durations_model(270, 6, 2.0, 0.05, 0.2, "normal", s)).makespan for s in range(30)]
-        assert theory(mode, 270, 2.0, wf, 0.2)[0] == pytest.approx(np.mean(sims), rel=0.03)
+        assert MODES[mode].theory(270, 2.0, wf, 0.2)[0] == pytest.approx(np.mean(sims), rel=0.03)
 
 
 def test_simulate_cli_writes_a_run_the_report_reads(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -73,7 +74,7 @@ def test_simulate_cli_writes_a_run_the_report_reads(tmp_path) -> None:  # type: 
                                       "--repeat", "2", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     run = load_run(next(tmp_path.iterdir()))
-    assert run.meta["simulated"] is True and run.meta["status"] == "complete"
+    assert run.meta.simulated is True and run.meta.status == "complete"
     mt = mode_table(run.spans, 4)
     assert len(mt) == 6 and set(mt["tasks"]) == {30}
     # Repeat 0 is exactly what simulate() gives for seed 0.
@@ -85,6 +86,6 @@ def test_simulate_cli_writes_a_run_the_report_reads(tmp_path) -> None:  # type: 
 def test_theory_tracks_simulation_with_fewer_tasks_than_workers() -> None:
     # 5 tasks on 16 workers: every mode is one round, the makespan is the slowest of the 5 tasks.
     _, wf = durations_model(5, 16, 2.0, 0.05, 0.2, "normal", 0)
-    for mode in MODES:
+    for mode in NAMES:
         sims = [simulate(mode, *durations_model(5, 16, 2.0, 0.05, 0.2, "normal", s)).makespan for s in range(200)]
-        assert theory(mode, 5, 2.0, wf, 0.2)[0] == pytest.approx(np.mean(sims), rel=0.03), mode
+        assert MODES[mode].theory(5, 2.0, wf, 0.2)[0] == pytest.approx(np.mean(sims), rel=0.03), mode

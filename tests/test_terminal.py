@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
-from rich.console import Console, RenderableType
 
+from bench.schema import RunMeta, WorkerMeta
 from bench.store import RunData
-from tests.test_analysis import A, make_run
+from tests.helpers import DURATIONS, A, make_run, render
 from viz.terminal import render_compare, render_report, render_summary, report_json
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"  # UPDATE_GOLDEN=1 pytest tests/test_terminal.py rewrites them
-DURATIONS = [2.0, 2.4, 1.6, 2.2, 2.0, 1.8, 2.6, 2.0, 1.9, 2.1, 2.3, 1.7, 2.0, 2.2]  # 14 tasks: last batch partial
-
-
-def render(renderable: RenderableType, width: int = 100) -> str:
-    console = Console(width=width, record=True, color_system=None, file=open(os.devnull, "w"))  # noqa: SIM115
-    console.print(renderable)
-    return console.export_text()
 
 
 def check_golden(name: str, text: str) -> None:
@@ -118,10 +112,10 @@ def test_compare_shows_both_runs_and_ratio() -> None:
     assert "7.00 s" in line and "14.0 s" in line and "2.00×" in line
 
 
-def sim_meta(run: RunData, n: int) -> dict:
-    return {**run.meta, "backend": "simulated", "n_workers": n,
-            "workload": {"kind": "simulated", "mean_s": 2.0, "skew": 0.05, "jitter": 0.2, "dist": "normal"},
-            "workers": [{"worker": g, "device": f"sim:{g}", "name": f"sim:{g}"} for g in range(n)]}
+def sim_meta(run: RunData, n: int) -> RunMeta:
+    return replace(run.meta, backend="simulated", n_workers=n,
+                   workload={"kind": "simulated", "mean_s": 2.0, "skew": 0.05, "jitter": 0.2, "dist": "normal"},
+                   workers=[WorkerMeta(g, f"sim:{g}", f"sim:{g}") for g in range(n)])
 
 
 def test_header_and_summary_of_a_simulated_run_are_short() -> None:
@@ -144,7 +138,7 @@ def test_header_puts_the_edit_workload_first_without_the_pipeline() -> None:
     run = make_run(A, 2)
     edit = {"kind": "edit", "pipeline": "diffusers QwenImageEditPipeline", "model": "random:full", "steps": 4,
             "size": 512, "true_cfg_scale": 4.0, "negative_prompt": " ", "condition_image": "~1024² px (pipeline default)"}
-    run = RunData(run.path, {**run.meta, "workload": edit}, run.spans, run.samples)
+    run = RunData(run.path, replace(run.meta, workload=edit), run.spans, run.samples)
     line = render(render_report(run)).splitlines()[1]
     assert line == "workload edit (random:full, 512² px, 4 steps, true CFG 4.0) · backend processes"
 
@@ -152,7 +146,7 @@ def test_header_puts_the_edit_workload_first_without_the_pipeline() -> None:
 def test_compare_warns_when_runs_are_not_comparable() -> None:
     a = make_run(A, 2, run_id="run-a")
     b = make_run([*A, 1.0, 1.0], 2, run_id="run-b", steps=8)
-    b.meta["workers"][1]["model"] = "NVIDIA H200"
+    b = replace(b, meta=replace(b.meta, workers=[b.meta.workers[0], replace(b.meta.workers[1], model="NVIDIA H200")]))
     text = render(render_compare(a, b))
     first = text.splitlines()[0]
     assert first.startswith("⚠ NOT COMPARABLE: steps 0 vs 8; 5 vs 7 tasks; devices 2 × NVIDIA H100 80GB HBM3 vs ")

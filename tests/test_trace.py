@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from bench.schema import SPAN_COLUMNS
+from bench.schema import SPAN_COLUMNS, RunMeta
 from bench.store import RunData
-from tests.test_analysis import A, make_run
+from tests.helpers import A, make_run
 from viz.trace import chrome_trace
 
 
@@ -103,7 +104,9 @@ def test_overlapping_measurements_are_clamped_to_nest() -> None:
     spans = pd.DataFrame(rows, columns=list(SPAN_COLUMNS))
     for c in ("task", "batch", "step"):
         spans[c] = spans[c].astype("Int64")
-    run = RunData(Path("/x"), {"modes": ["free-run"], "run_id": "r"}, spans, pd.DataFrame())
+    meta = RunMeta(run_id="r", status="complete", modes=["free-run"], n_workers=1, n_tasks=1, workers=[],
+                   workload={})
+    run = RunData(Path("/x"), meta, spans, pd.DataFrame())
     trace = chrome_trace(run)
     assert len(x_events(trace)) == len(rows)
     assert_nested(trace)
@@ -126,7 +129,8 @@ def test_overlapping_measurements_are_clamped_to_nest() -> None:
 
 def test_repeats_get_their_own_process_in_run_order() -> None:
     run = make_run(A, 2, modes=["free-run", "dynamic"], repeats=2)
-    run.meta["schedule"] = [[0, "free-run"], [0, "dynamic"], [1, "free-run"], [1, "dynamic"]]
+    order = [(0, "free-run"), (0, "dynamic"), (1, "free-run"), (1, "dynamic")]
+    run = replace(run, meta=replace(run.meta, schedule=order))
     trace = chrome_trace(run)
     names = [e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "process_name"]
     assert names == ["free-run (repeat 0)", "dynamic (repeat 0)", "free-run (repeat 1)", "dynamic (repeat 1)"]
@@ -136,7 +140,7 @@ def test_repeats_get_their_own_process_in_run_order() -> None:
 def test_real_run_traces_nest_and_reports_write(tmp_path: Path) -> None:
     """A short real run (threads backend, synthetic workload): the trace covers and nests every span, and
     the report files are written into the run folder."""
-    from tests.conftest import run_synthetic
+    from tests.helpers import run_synthetic
     from viz.save import write_report
 
     run = run_synthetic(tmp_path, modes=["free-run", "batch-sync", "dynamic"], images=9, workers=2,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,13 +17,24 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
 from bench.analysis.timeline import progress_drift
-from bench.schema import SPAN_COLUMNS
+from bench.analysis.verdict import rank
+from bench.analysis.verdict import run_verdict as verdict_of
+from bench.schema import SPAN_COLUMNS, RunMeta, WorkerMeta
 from bench.store import RunData
-from tests.test_analysis import A, make_run
-from viz import fmt_s, lane_labels, run_verdict, verdict
+from tests.helpers import A, make_run
+from viz.fmt import fmt_s, lane_labels
 from viz.gantt import gantt_figure, plot_gantt
 from viz.overhead import overhead_figure, plot_barrier_waits, plot_drift, plot_makespans
 from viz.utilization import plot_utilization, utilization_figure
+from viz.words import verdict_line
+
+
+def verdict(*args: Any, **kw: Any) -> str:
+    return verdict_line(rank(*args, **kw))
+
+
+def run_verdict(spans: pd.DataFrame, meta: RunMeta) -> str:
+    return verdict_line(verdict_of(spans, meta))
 
 
 def by_gid(ax: Axes, gid: str) -> list:
@@ -149,8 +162,8 @@ def big_run(n_tasks: int = 100_000, n_workers: int = 64) -> RunData:
         "status": np.where(f["task"].fillna(-1).to_numpy() % 997 == 5, "error", "ok"), "error": None,
         "step": pd.array([pd.NA] * len(f), dtype="Int64"),
     })[list(SPAN_COLUMNS)]
-    meta = {"modes": ["free-run", "batch-sync", "dynamic"], "n_workers": n_workers, "n_tasks": n_tasks,
-            "status": "complete", "run_id": "big"}
+    meta = RunMeta(run_id="big", status="complete", modes=["free-run", "batch-sync", "dynamic"],
+                   n_workers=n_workers, n_tasks=n_tasks, workers=[], workload={})
     return RunData(Path("/nonexistent/big"), meta, spans, pd.DataFrame())
 
 
@@ -199,7 +212,7 @@ def test_overhead_makespans_predictions_and_bounds(run_a: RunData) -> None:
     from bench.analysis.metrics import summarize
 
     fig = Figure()
-    ax = plot_makespans(fig.subplots(), summarize(run_a.spans, 2, run_a.modes))
+    ax = plot_makespans(fig.subplots(), summarize(run_a.spans, 2, run_a.modes), verdict_of(run_a.spans, run_a.meta))
     heights = [p.get_height() for p in ax.patches if p.get_gid() == "measured"]
     origin = [p.get_height() for p in ax.patches if p.get_gid() == "origin"]
     assert heights == pytest.approx([6.0, 7.0, 5.0])
@@ -214,7 +227,7 @@ def test_makespans_of_a_single_mode_name_their_basis_and_rank_nothing() -> None:
     from bench.analysis.metrics import summarize
 
     run = make_run(A, 2, modes=["batch-sync"])
-    ax = plot_makespans(Figure().subplots(), summarize(run.spans, 2, run.modes))
+    ax = plot_makespans(Figure().subplots(), summarize(run.spans, 2, run.modes), verdict_of(run.spans, run.meta))
     # No free-run in the run: the origin's prediction comes from batch-sync's own task durations.
     assert "on each mode's own" in ax.get_title(loc="left")
     assert [t.get_text() for t in ax.texts if "first" in t.get_text()] == []
@@ -279,8 +292,7 @@ def test_write_report_writes_the_four_files(tmp_path: Path, run_a: RunData) -> N
 def on_cpu(run: RunData) -> RunData:
     """The same run as if its workers had been CPU processes."""
     spans = run.spans.assign(device="cpu")
-    meta = {**run.meta, "workers": [{"worker": w["worker"], "device": "cpu", "name": "cpu"}
-                                    for w in run.meta["workers"]]}
+    meta = replace(run.meta, workers=[WorkerMeta(w.worker, "cpu", "cpu") for w in run.meta.workers])
     return RunData(run.path, meta, spans, run.samples)
 
 
@@ -288,8 +300,8 @@ def test_aggregated_lanes_show_the_barrier_share() -> None:
     """Issue: aggregated lanes were solid blue whatever the wait; now each pixel column stacks the shares."""
     from matplotlib import colors as mcolors
 
-    from viz import BARRIER_COLOR, TASK_COLOR
     from viz.gantt import AGG_ROWS
+    from viz.style import BARRIER_COLOR, TASK_COLOR
 
     run = big_run(n_tasks=12_800, n_workers=16)
     fig = Figure()
@@ -338,7 +350,7 @@ def test_makespan_gap_is_annotated(run_a: RunData) -> None:
     from bench.analysis.metrics import summarize
 
     fig = Figure()
-    ax = plot_makespans(fig.subplots(), summarize(run_a.spans, 2, run_a.modes))
+    ax = plot_makespans(fig.subplots(), summarize(run_a.spans, 2, run_a.modes), verdict_of(run_a.spans, run_a.meta))
     assert one(ax, "fastest-level").get_ydata()[0] == pytest.approx(5.0)
     gaps = by_gid(ax, "gap")
     ends = sorted((g.xy[1], g.xyann[1]) for g in gaps)
@@ -368,7 +380,7 @@ def test_cpu_runs_say_worker_not_gpu(run_a: RunData) -> None:
 
 
 def test_every_chart_title_carries_the_same_verdict_with_the_noise_warning() -> None:
-    from tests.test_terminal import DURATIONS
+    from tests.helpers import DURATIONS
     from viz.terminal import report_json
 
     run = make_run(DURATIONS, 3, speed=[0.95, 1.0, 1.05], steps=4)  # free-run within 3 % of dynamic
@@ -407,7 +419,7 @@ def test_single_run_gap_made_of_slower_tasks_is_flagged() -> None:
 
 
 def test_a_tie_is_relative_in_short_runs() -> None:
-    from viz import slowest_workers
+    from bench.analysis.verdict import slowest_workers
 
     assert slowest_workers({0: 0.0120, 1: 0.0115, 2: 0.010}) == {0}  # 0.5 ms apart in a 12 ms run: no tie
     assert slowest_workers({0: 100.0, 1: 99.9995, 2: 90.0}) == {0, 1}  # 0.5 ms in 100 s: a tie

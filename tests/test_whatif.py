@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from typer.testing import CliRunner
 
@@ -9,7 +11,7 @@ from bench.analysis import mode_table
 from bench.cli import app
 from bench.store import write_meta
 from bench.whatif import fit_run, fits_by_mode, predict
-from tests.test_analysis import make_run
+from tests.helpers import make_run
 
 
 def test_fit_recovers_speed_and_no_jitter() -> None:
@@ -36,7 +38,7 @@ def test_replay_cli_predicts_another_scale(tmp_path) -> None:  # type: ignore[no
     (tmp_path / "spans").mkdir()
     (tmp_path / "samples").mkdir()
     run.spans.to_json(tmp_path / "spans" / "w.jsonl", orient="records", lines=True)
-    write_meta(tmp_path, {**run.meta, "schema_version": 1})
+    write_meta(tmp_path, run.meta)
     result = CliRunner().invoke(app, ["replay", str(tmp_path), "--gpus", "8", "--images", "400", "--repeat", "5"])
     assert result.exit_code == 0, result.output
     assert "400 tasks on 8 workers" in result.output and "batch-sync" in result.output
@@ -50,7 +52,7 @@ def test_replay_leaves_an_incomplete_mode_out_of_fit_and_comparison(tmp_path) ->
     (tmp_path / "spans").mkdir()
     (tmp_path / "samples").mkdir()
     spans.to_json(tmp_path / "spans" / "w.jsonl", orient="records", lines=True)
-    write_meta(tmp_path, {**run.meta, "schema_version": 1, "status": "failed"})
+    write_meta(tmp_path, replace(run.meta, status="failed"))
     result = CliRunner().invoke(app, ["replay", str(tmp_path), "--repeat", "5"])
     assert result.exit_code == 0, result.output
     assert "dynamic is incomplete (6 of 20 tasks): left out of the fit" in " ".join(result.stderr.split())

@@ -1,17 +1,9 @@
 """Gantt timeline of a run: a lane per worker, a bar per task, one panel per mode on a shared time axis.
 
-`plot_gantt` draws one (mode, repeat) into an Axes; `gantt_figure` builds the whole figure for a run.
-Drawn: task bars with their phases shaded (encode/denoise/decode/save), failed tasks hatched red, batch-sync
-barrier waits grey (waits too short to see at the axis' scale also get a tick above their lane, its height
-proportional to the wait, and the title says so), sync points as thin vertical lines, idle time after a
-worker's last task dotted, each worker's finish time at its lane's end (the slowest marked: all of them on a
-tie), makespan and lower bound as vertical lines.
-
-Large runs are aggregated rather than dropped: above DETAIL_MAX_TASKS tasks (or DETAIL_MAX_PER_LANE per
-lane) each lane becomes an image of pixel-sized time bins, each filled like a stacked bar with its busy
-share (blue), then its barrier share (grey), the rest white; phases are not drawn, and sync-point lines
-and per-lane finish labels are skipped above their own limits (the title says so).
-It does not save or show anything (see `viz.save`).
+`plot_gantt` draws one (mode, repeat) into an Axes; `gantt_figure` builds the whole figure for a run. Large
+runs are aggregated rather than dropped (above DETAIL_MAX_TASKS tasks, or DETAIL_MAX_PER_LANE per lane, each
+lane becomes an image of pixel-wide time bins stacking its busy and barrier shares). It does not save or show
+anything (see `viz.save`).
 """
 
 from __future__ import annotations
@@ -29,27 +21,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from bench.analysis.select import batch_barriers, failed_tasks, is_batch_barrier, one_run, tasks
 from bench.analysis.timeline import cumulative_time, makespans, merge_intervals, representative_repeats
-from bench.schema import BARRIER_BATCH, PHASES, Kind, Status
+from bench.analysis.verdict import run_verdict, slowest_workers
+from bench.schema import PHASES, Kind
 from bench.store import RunData
-from viz import (
-    BARRIER_COLOR,
-    FAIL_COLOR,
-    LOWER_BOUND_COLOR,
-    MAKESPAN_COLOR,
-    PHASE_COLORS,
-    TASK_COLOR,
-    device_noun,
-    fmt_pct,
-    fmt_s,
-    incomplete_modes,
-    lane_labels,
-    noise_note,
-    run_verdict,
-    short_note,
-    slowest_workers,
-    task_work,
-)
+from viz.fmt import device_noun, fmt_pct, fmt_s, lane_labels
+from viz.lanes import lane_figure
+from viz.style import BARRIER_COLOR, FAIL_COLOR, LOWER_BOUND_COLOR, MAKESPAN_COLOR, PHASE_COLORS, TASK_COLOR
+from viz.words import caveat_short, gap_text, verdict_line
 
 NS = 1e9
 BAR_H = 0.8
@@ -158,20 +138,19 @@ def plot_gantt(
     """
     if repeat is None:
         repeat = representative_repeats(spans).get(mode, 0)
-    sel = spans[(spans["mode"] == mode) & (spans["repeat"] == repeat)]
-    tasks = sel[sel["kind"] == Kind.TASK]
+    sel = one_run(spans, mode, repeat)
+    timed = tasks(sel)
     workers = sorted(int(w) for w in sel["worker"].unique())
     n = max(len(workers), 1)
     lane = {w: i for i, w in enumerate(workers)}
     names = dict(labels) if labels is not None else lane_labels(sel)
-    makespan = float(tasks["end_ns"].max() / NS) if len(tasks) else 0.0
+    makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
     t_max = max(t_max or 0.0, makespan, 1e-9)
-    bars = sel[(sel["kind"] == Kind.BARRIER) & (sel["name"] == BARRIER_BATCH)]
+    bars = batch_barriers(sel)
     if detail is None:
-        per_lane = int(tasks.groupby("worker").size().max()) if len(tasks) else 0
-        detail = len(tasks) <= DETAIL_MAX_TASKS and per_lane <= DETAIL_MAX_PER_LANE
-    y_of = tasks["worker"].map(lane).to_numpy(dtype=float)
-    t0, t1 = tasks["start_ns"].to_numpy() / NS, tasks["end_ns"].to_numpy() / NS
+        detail = wants_detail(timed)
+    y_of = timed["worker"].map(lane).to_numpy(dtype=float)
+    t0, t1 = timed["start_ns"].to_numpy() / NS, timed["end_ns"].to_numpy() / NS
     font = 8 if n <= 12 else (7 if n <= 24 else 6)
 
     h = BAR_H
@@ -207,9 +186,9 @@ def plot_gantt(
             pc.set_gid("barrier-ticks")
             ax.add_collection(pc, autolim=False)
     else:
-        _lane_image(ax, tasks, bars, lane, n, t_max)
+        _lane_image(ax, timed, bars, lane, n, t_max)
 
-    failed = tasks[tasks["status"] == Status.ERROR]
+    failed = failed_tasks(timed)
     if len(failed):
         fy = failed["worker"].map(lane).to_numpy(dtype=float)
         f0, f1 = failed["start_ns"].to_numpy() / NS, failed["end_ns"].to_numpy() / NS
@@ -233,9 +212,9 @@ def plot_gantt(
             ax.add_collection(lc, autolim=False)
 
     # Finish per worker, idle tail to the makespan, the slowest marked.
-    finish = tasks.groupby("worker")["end_ns"].max() / NS
+    finish = timed.groupby("worker")["end_ns"].max() / NS
     finish = finish.reindex(workers).fillna(0.0)
-    slowest = slowest_workers(finish.to_dict()) if len(tasks) else set()
+    slowest = slowest_workers(finish.to_dict()) if len(timed) else set()
     tails = [[(float(f), lane[w]), (makespan, lane[w])] for w, f in finish.items() if makespan - f > 0]
     if tails:
         lc = LineCollection(tails, colors="#777777", linewidths=1.0, linestyles=(0, (1, 2)), zorder=2)
@@ -294,10 +273,10 @@ def legend_handles(spans: pd.DataFrame, detail: bool = True) -> list[Artist]:
         handles += [Patch(facecolor=PHASE_COLORS.get(p, "#bbbbbb"), label=p) for p in PHASES if p in phases]
     else:
         handles.append(Patch(facecolor=TASK_COLOR, label="task (busy)"))
-    if ((spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)).any():
+    if is_batch_barrier(spans).any():
         handles.append(Patch(facecolor=BARRIER_COLOR, label="waiting at barrier"))
         handles.append(Line2D([], [], color="#444444", linewidth=0.8, label="sync point"))
-    if (spans.loc[spans["kind"] == Kind.TASK, "status"] == Status.ERROR).any():
+    if len(failed_tasks(spans)):
         handles.append(Patch(facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR, hatch="xxx",
                              label="failed task"))
     handles.append(Line2D([], [], color="#777777", linestyle=(0, (1, 2)), label="idle after last task"))
@@ -306,55 +285,48 @@ def legend_handles(spans: pd.DataFrame, detail: bool = True) -> list[Artist]:
     return handles
 
 
+def wants_detail(timed: pd.DataFrame) -> bool:
+    """Whether one (mode, repeat)'s tasks are few enough to draw one by one."""
+    per_lane = int(timed.groupby("worker").size().max()) if len(timed) else 0
+    return len(timed) <= DETAIL_MAX_TASKS and per_lane <= DETAIL_MAX_PER_LANE
+
+
 def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None = None) -> Figure:
     """One Gantt panel per mode (run order) on a shared time axis; the title says who finished first.
 
     repeat: None shows each mode's median-makespan repeat; an int shows that repeat of every mode.
     """
     spans = run.spans
-    modes = run.modes or sorted(spans["mode"].unique())
-    ms = makespans(spans)
-    reps = representative_repeats(spans) if repeat is None else dict.fromkeys(modes, repeat)
-    median = ms.groupby("mode")["makespan_s"].median().to_dict()
+    lf = lane_figure(run, repeat, lane_h=0.32, base_h=0.9, min_h=1.5, extra_h=1.6)
+    modes, reps, t_max, ms = lf.modes, lf.reps, lf.t_max, lf.makespans
     n_rep = ms.groupby("mode")["repeat"].nunique().to_dict()
-    shown = {m: ms[(ms["mode"] == m) & (ms["repeat"] == reps.get(m, 0))] for m in modes}
-    t_max = max([float(s["makespan_s"].iloc[0]) for s in shown.values() if len(s)] + [1e-9])
-    labels = lane_labels(spans, run.meta)
-    n_lanes = int(spans.groupby(["mode", "repeat"])["worker"].nunique().max()) if len(spans) else 1
-    panel_h = min(max(1.5, 0.32 * n_lanes + 0.9), 6.5)
-    fig = Figure(figsize=(13.0, panel_h * len(modes) + 1.6), layout="constrained")
-    axes = fig.subplots(len(modes), 1, sharex=True, squeeze=False)[:, 0]
-    partial = incomplete_modes(spans, run.meta)
-    best = min((median[m] for m in modes if m in median and m not in partial), default=float("nan"))
-    best_mode = next((m for m in modes if m in median and m not in partial and median[m] == best), "")
-    spread = {m: (float(g.min()), float(g.max())) for m, g in ms.groupby("mode")["makespan_s"]}
+    verdict = run_verdict(spans, run.meta, modes)
     noun = device_noun(spans, run.meta)
-    bar = spans[(spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)]
+    bar = batch_barriers(spans)
     any_detail = False
-    for ax, mode in zip(axes, modes, strict=True):
+    for ax, mode in zip(lf.axes, modes, strict=True):
         rep = reps.get(mode, 0)
-        sel = spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]
-        n_tasks = int((sel["kind"] == Kind.TASK).sum())
-        lane_detail = detail
-        if lane_detail is None:
-            per_lane = int(sel[sel["kind"] == Kind.TASK].groupby("worker").size().max()) if n_tasks else 0
-            lane_detail = n_tasks <= DETAIL_MAX_TASKS and per_lane <= DETAIL_MAX_PER_LANE
+        sel = one_run(spans, mode, rep)
+        timed = tasks(sel)
+        lane_detail = wants_detail(timed) if detail is None else detail
         any_detail |= lane_detail
-        plot_gantt(ax, spans, mode, rep, labels=labels, t_max=t_max, detail=lane_detail)
-        row = shown[mode]
+        plot_gantt(ax, spans, mode, rep, labels=lf.labels, t_max=t_max, detail=lane_detail)
+        row = one_run(ms, mode, rep)
         mk = float(row["makespan_s"].iloc[0]) if len(row) else float("nan")
         lb = float(row["lower_bound_s"].iloc[0]) if len(row) else float("nan")
-        if mode in partial:
-            rank = f"INCOMPLETE ({partial[mode]}): not comparable"
-        elif mode in median and median[mode] == best:
-            rank = "finished first"
-        else:
-            note = short_note(noise_note(mode, best_mode, median, spread, n_rep, task_work(spans)))
-            note = f", {note}" if note else ""
-            rank = f"{fmt_s(mk - best, signed=True)} ({fmt_pct((mk - best) / best, signed=True)}) vs fastest{note}"
-        head = f"{mode}: {fmt_s(mk)}, {rank}"
+        if mode in verdict.incomplete:
+            rank = f", INCOMPLETE ({verdict.incomplete[mode]}): not comparable"
+        elif mode == verdict.first:
+            rank = ", finished first"
+        elif mode in verdict.gaps:
+            gap = verdict.gaps[mode]
+            note = caveat_short(gap)
+            rank = f", {gap_text(gap)} vs fastest" + (f", {note}" if note else "")
+        else:  # a lone mode raced nothing
+            rank = ""
+        head = f"{mode}: {fmt_s(mk)}{rank}"
         parts = [f"lower bound {fmt_s(lb)} ({fmt_pct(mk / lb - 1, signed=True)} above it)"]
-        wb = bar[(bar["mode"] == mode) & (bar["repeat"] == rep)]
+        wb = one_run(bar, mode, rep)
         if len(wb):
             wait = float((wb["end_ns"] - wb["start_ns"]).sum() / NS)
             share = wait / (mk * len(sel["worker"].unique())) if mk > 0 else float("nan")
@@ -369,26 +341,25 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
                              f"{fmt_s(float(waits.max()))})")
             elif not lane_detail and share < 0.03:
                 parts.append("waits too thin to see at this scale")
-        failed = int((sel.loc[sel["kind"] == Kind.TASK, "status"] == Status.ERROR).sum())
-        parts.append(f"{n_tasks} tasks" + (f", {failed} FAILED" if failed else ""))
+        failed = len(failed_tasks(timed))
+        parts.append(f"{len(timed)} tasks" + (f", {failed} FAILED" if failed else ""))
         if not lane_detail:
             parts.append("aggregated")
         rep_note = f"repeat {rep}" + (f", median of {n_rep[mode]}" if n_rep.get(mode, 1) > 1 else "")
         parts.append(rep_note)
         body = "\n".join(textwrap.wrap("  ·  ".join(parts), 150, break_on_hyphens=False))
         ax.set_title(f"{head}\n{body}", loc="left", fontsize=10,
-                     fontweight="bold" if mode in median and median[mode] == best and mode not in partial
-                     else "normal")
-    axes[-1].set_xlabel("seconds since the start barrier (t0)")
+                     fontweight="bold" if mode == verdict.first else "normal")
+    lf.axes[-1].set_xlabel("seconds since the start barrier (t0)")
     shown_note = ("each mode's median-makespan repeat" if repeat is None and max(n_rep.values(), default=1) > 1
                   else f"repeat {repeat if repeat is not None else 0}")
-    fig.suptitle(f"{textwrap.fill(run_verdict(spans, run.meta, modes), 150)}\n"
-                 f"Gantt: one lane per {noun}, {shown_note}; grey = waiting at a barrier"
-                 + ("" if any_detail else " (each lane stacks its busy and waiting share per pixel)"),
-                 fontsize=12)
+    lf.fig.suptitle(f"{textwrap.fill(verdict_line(verdict), 150)}\n"
+                    f"Gantt: one lane per {noun}, {shown_note}; grey = waiting at a barrier"
+                    + ("" if any_detail else " (each lane stacks its busy and waiting share per pixel)"),
+                    fontsize=12)
     handles = legend_handles(spans, any_detail)
-    if any(_has_gid(ax, "barrier-ticks") for ax in axes):
+    if any(_has_gid(ax, "barrier-ticks") for ax in lf.axes):
         handles.insert(-3, Patch(facecolor=BARRIER_MARK_COLOR, label="short wait (tick, height ∝ length)"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles) if len(handles) <= 9 else
-               -(-len(handles) // 2), fontsize=9, frameon=False)
-    return fig
+    lf.fig.legend(handles=handles, loc="outside lower center", ncol=len(handles) if len(handles) <= 9 else
+                  -(-len(handles) // 2), fontsize=9, frameon=False)
+    return lf.fig

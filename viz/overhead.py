@@ -1,12 +1,5 @@
-"""Where the time went: makespan per mode against bounds and predictions, barrier waits, progress drift.
-
-- `plot_makespans`: per mode the measured makespan (median over repeats, min-max whisker) beside the
-  origin document's prediction made from the same measured task durations (free-run: the largest
-  per-worker sum under round-robin; batch-sync: the sum over batches of the slowest task) and the lower bound;
-- `plot_barrier_waits`: batch-sync's wait per batch, stacked by worker;
-- `plot_drift`: per worker, how far behind the average worker it completed its k-th task, in mean task
-  durations, over time (the origin's worry that a GPU "falls 3-5 tasks behind"); equal workers stay at 0
-  and a steady drift is a line (see `timeline.progress_drift`).
+"""Where the time went: makespan per mode against the lower bound and the origin document's prediction
+(`plot_makespans`), barrier wait per batch (`plot_barrier_waits`), progress drift per worker (`plot_drift`).
 Builds matplotlib objects only; `viz.save` writes the file.
 """
 
@@ -18,72 +11,38 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from bench.analysis.metrics import summarize
+from bench.analysis.metrics import ORIGIN_COLUMNS, summarize
+from bench.analysis.report import n_workers, run_modes
 from bench.analysis.timeline import barrier_waits, progress_drift, representative_repeats, worst_drift
+from bench.analysis.verdict import Verdict, run_verdict
 from bench.store import RunData
-from viz import (
-    LOWER_BOUND_COLOR,
-    fmt_pct,
-    fmt_s,
-    incomplete_modes,
-    lane_labels,
-    mode_color,
-    noise_note,
-    run_verdict,
-    short_note,
-)
+from viz.fmt import fmt_pct, fmt_s, lane_labels
+from viz.style import LOWER_BOUND_COLOR, mode_color, worker_colors
+from viz.words import caveat_stacked, verdict_line
 
 MAX_DRIFT_LINES = 16  # above this many workers, drift is drawn as a min-max band plus the worst worker
 MAX_BAR_BATCHES = 150  # above this, barrier waits are drawn as a stacked area instead of bars
 
 
-# Workers get colours no mode or phase uses (blue, orange, green are free-run, batch-sync, dynamic and the
-# phases in the neighbouring panels), so a colour never means two things on one figure.
-WORKER_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#393b79", "#843c39",
-                 "#637939", "#7b4173")
-
-
-def _worker_colors(n: int) -> list[str | tuple[float, float, float, float]]:
-    if n <= len(WORKER_COLORS):
-        return list(WORKER_COLORS[:n])
-    cmap = colormaps["viridis"]
-    return [cmap(i / max(n - 1, 1)) for i in range(n)]
-
-
-def origin_for(mode: str, row: Mapping[str, float]) -> float | None:
-    """The origin document's prediction for this mode, or None where it made none (dynamic)."""
-    if mode == "free-run":
-        return float(row["origin_free_run_s"])
-    if mode == "batch-sync":
-        return float(row["origin_batch_sync_s"])
-    return None
-
-
-def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] | None = None) -> Axes:
+def plot_makespans(ax: Axes, summary: pd.DataFrame, verdict: Verdict) -> Axes:
     """Bars per mode (`metrics.summarize` rows): measured, origin's prediction (hatched), lower bound (dashed).
 
     The bars start at 0 (honest lengths); so that a few per cent still show at a glance, a dotted line marks
     the fastest measured makespan and every slower bar carries a bracket from that line to its top with the
-    difference written in it ("+14.8 s (+6.7 %)", and "within noise" where `viz.verdict` would say so).
-    Artists carry gids "measured", "origin", "lower-bound", "fastest-level", "gap", "gap-label"; each bar is
-    labelled with its value. Modes in `incomplete` (a partial run) are labelled so and never marked first."""
-    incomplete = incomplete or {}
+    gap written in it, with its caveat from `verdict`. Artists carry gids "measured", "origin", "lower-bound",
+    "fastest-level", "gap", "gap-label"; each bar is labelled with its value. Incomplete modes are labelled so."""
+    incomplete = verdict.incomplete
     x = np.arange(len(summary))
     w = 0.38
-    done = summary[~summary["mode"].isin(list(incomplete))]
-    best = float(done["makespan_s"].min()) if len(done) else float("nan")
-    best_mode = str(done.loc[done["makespan_s"].idxmin(), "mode"]) if len(done) else ""
+    best_mode = verdict.best
+    best = verdict.makespan_s[best_mode] if best_mode else float("nan")
     rows = summary.to_dict("records")
-    medians = {str(r["mode"]): float(r["makespan_s"]) for r in rows}
-    spread = {str(r["mode"]): (float(r["makespan_min_s"]), float(r["makespan_max_s"])) for r in rows}
-    repeats = {str(r["mode"]): int(r["repeats"]) for r in rows}
     white = {"facecolor": "white", "edgecolor": "none", "pad": 0.5}
     for i, row in enumerate(rows):
         mode = str(row["mode"])
@@ -94,30 +53,25 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] |
                                 if mode in incomplete else {"color": mode_color(mode)})
         bar = ax.bar(x[i] - w / 2, mk, w, yerr=err if row["repeats"] > 1 else None, capsize=3, gid="measured",
                      **look)
-        first = "\n(first)" if mk == best and len(done) > 1 and mode not in incomplete else ""
+        first = "\n(first)" if mode == verdict.first else ""
         if mode in incomplete:
             first = f"\nINCOMPLETE\n({incomplete[mode]})"
         ax.bar_label(bar, [f"{fmt_s(mk)}{first}"], fontsize=8, padding=2,
                      fontweight="bold" if first else "normal")
-        if mode not in incomplete and mk > best > 0:
+        gap_rec = verdict.gaps.get(mode)
+        if gap_rec is not None and gap_rec.seconds > 0 and best > 0:
             xb = x[i] - w + 0.04
             gap = ax.annotate("", xy=(xb, mk), xytext=(xb, best), annotation_clip=False,
                               arrowprops={"arrowstyle": "|-|, widthA=0.25, widthB=0.25", "color": "#111111",
                                           "linewidth": 1.3, "shrinkA": 0, "shrinkB": 0})
             gap.set_gid("gap")
-            work = {str(r["mode"]): float(r["mean_task_s"]) * float(r["tasks"]) for r in rows}
-            note = short_note(noise_note(mode, best_mode, medians, spread, repeats, work))
-            label = f"{fmt_s(mk - best, signed=True)}\n({fmt_pct((mk - best) / best, signed=True)})\nvs fastest"
-            if note:
-                if "tasks" in note:  # "its tasks took +5.7 % longer", stacked to fit a narrow bar
-                    label += f"\n(its tasks\n{note.split('took ')[1].removesuffix(' longer')}\nslower)"
-                else:
-                    label += "\n(within\nnoise)" if "noise" in note else "\n(ranges\noverlap)"
+            label = (f"{fmt_s(gap_rec.seconds, signed=True)}\n({fmt_pct(gap_rec.fraction, signed=True)})"
+                     "\nvs fastest" + caveat_stacked(gap_rec))
             t = ax.text(x[i] - w / 2, best * 0.97, label, ha="center", va="top", fontsize=8, fontweight="bold",
                         color="white", zorder=5)
             t.set_gid("gap-label")
-        pred = origin_for(mode, row)
-        if pred is not None:
+        pred = row["origin_prediction_s"]
+        if pred == pred:  # not NaN: the origin document gave this mode a formula
             pb = ax.bar(x[i] + w / 2, pred, w, facecolor="white", edgecolor=mode_color(mode), hatch="///",
                         gid="origin")
             for t in ax.bar_label(pb, [fmt_s(pred)], fontsize=8, padding=2, color="#555555", zorder=6):
@@ -128,12 +82,11 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] |
         lb = float(row["lower_bound_s"])
         ax.hlines(lb, x[i] - w, x[i] + w, colors=LOWER_BOUND_COLOR, linestyles="--", linewidth=1.4,
                   gid="lower-bound")
-    if len(done) > 1 and best > 0:
+    if verdict.first is not None and best > 0:
         ax.axhline(best, color="#111111", linestyle=":", linewidth=0.9, zorder=0.5, gid="fastest-level")
     ax.set_xticks(x, [f"{m}\nlower bound\n{fmt_s(float(lb))}"
                       for m, lb in zip(summary["mode"], summary["lower_bound_s"], strict=True)], fontsize=9)
-    top = float(summary[["makespan_max_s", "origin_free_run_s", "origin_batch_sync_s"]].max().max()) \
-        if len(summary) else 1.0
+    top = float(summary[["makespan_max_s", *ORIGIN_COLUMNS]].max().max()) if len(summary) else 1.0
     ax.set_ylim(0, top * 1.15)
     ax.set_ylabel("seconds")
     # Whose task durations the hatched predictions use (metrics.mode_table's origin_basis column).
@@ -141,7 +94,7 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, incomplete: dict[str, str] |
     basis = ("free-run's" if bases <= {"free-run"} else "each mode's own" if "free-run" not in bases
              else "free-run's (else the mode's own)")
     ax.set_title(f"Makespan: measured (solid) vs the origin's formulas on {basis}\ntask durations (hatched); "
-                 "dashed green = lower bound" + ("; dotted = fastest" if len(done) > 1 else ""), loc="left",
+                 "dashed green = lower bound" + ("; dotted = fastest" if verdict.first else ""), loc="left",
                  fontsize=10)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -160,7 +113,7 @@ def plot_barrier_waits(ax: Axes, waits: pd.DataFrame, labels: Mapping[int, str] 
         return ax
     table = waits.pivot_table(index="batch", columns="worker", values="wait_s", aggfunc="sum", fill_value=0.0)
     workers = [int(c) for c in table.columns]
-    colors = _worker_colors(len(workers))
+    colors = worker_colors(len(workers))
     names = labels or {}
     batches = table.index.to_numpy()
     if len(batches) <= MAX_BAR_BATCHES:
@@ -200,7 +153,7 @@ def plot_drift(ax: Axes, progress: pd.DataFrame, mode: str, labels: Mapping[int,
     p = progress.sort_values(["worker", "done"], kind="stable")
     workers = sorted(int(w) for w in p["worker"].unique())
     n = len(workers)
-    colors = _worker_colors(n)
+    colors = worker_colors(n)
     worst = worst_drift(progress)
     behind, behind_s, who = float(worst["max_behind"]), float(worst["max_behind_s"]), int(worst["worker"])
     lines = {w: g for w, g in p.groupby("worker")}
@@ -242,18 +195,18 @@ def plot_drift(ax: Axes, progress: pd.DataFrame, mode: str, labels: Mapping[int,
 def overhead_figure(run: RunData) -> Figure:
     """Top: makespans vs prediction and bound, batch-sync's barrier wait per batch. Bottom: drift per mode."""
     spans = run.spans
-    modes = run.modes or sorted(spans["mode"].unique())
-    n_workers = int(run.meta.get("n_workers") or spans["worker"].nunique())
-    summary = summarize(spans, n_workers, modes)
+    modes = run_modes(run)
+    summary = summarize(spans, n_workers(run), modes)
+    verdict = run_verdict(spans, run.meta, modes)
     reps = representative_repeats(spans)
     labels = lane_labels(spans, run.meta)
     fig = Figure(figsize=(14.0, 8.5), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1.0])  # type: ignore[misc]
     ax_mk, ax_bw = top.subplots(1, 2, width_ratios=[1.2, 1.8])
-    partial = incomplete_modes(spans, run.meta)
-    plot_makespans(ax_mk, summary, partial)
+    plot_makespans(ax_mk, summary, verdict)
     waits = barrier_waits(spans)
-    bs = "batch-sync" if "batch-sync" in set(waits["mode"]) else (waits["mode"].iloc[0] if len(waits) else None)
+    # The waits of the first mode in run order that recorded batch barriers (batch-sync's).
+    bs = next((m for m in modes if m in set(waits["mode"])), None)
     sel = waits[(waits["mode"] == bs) & (waits["repeat"] == reps.get(str(bs), 0))] if bs else waits
     plot_barrier_waits(ax_bw, sel, labels, batch_sync_ran="batch-sync" in modes)
     drift_axes = bottom.subplots(1, max(len(modes), 1), sharey=True, squeeze=False)[0]
@@ -261,19 +214,20 @@ def overhead_figure(run: RunData) -> Figure:
     for ax, mode in zip(drift_axes, modes, strict=False):
         p = progress[(progress["mode"] == mode) & (progress["repeat"] == reps.get(mode, 0))]
         plot_drift(ax, p, mode, labels)
-    lo = min(ax.dataLim.y0 for ax in drift_axes if ax.has_data()) if any(a.has_data() for a in drift_axes) else -1
-    hi = max(ax.dataLim.y1 for ax in drift_axes if ax.has_data()) if any(a.has_data() for a in drift_axes) else 1
+    drawn = [a for a in drift_axes if a.has_data()]
+    lo = min((a.dataLim.y0 for a in drawn), default=-1)
+    hi = max((a.dataLim.y1 for a in drawn), default=1)
     pad = 0.1 * max(hi - lo, 0.5)
     drift_axes[0].set_ylim(lo - pad, hi + pad)  # shared: one scale for all modes
     drift_axes[0].set_ylabel("tasks ahead (+) / behind (−)")
     workers = sorted(int(w) for w in spans["worker"].unique())
     if 0 < len(workers) <= MAX_DRIFT_LINES:
         handles = [Line2D([], [], color=c, label=labels.get(w, f"w{w}"))
-                   for c, w in zip(_worker_colors(len(workers)), workers, strict=True)]
+                   for c, w in zip(worker_colors(len(workers)), workers, strict=True)]
         bottom.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
     bottom.suptitle("Progress drift: when each worker completed its k-th task, against when the average worker "
                     "completed its k-th, in mean task durations\n(+ ahead, − behind; a steady drift is a line; a "
                     "worker out of tasks counts as going on at its own pace; in dynamic mode a slower worker simply "
                     "takes fewer tasks)", fontsize=10)
-    fig.suptitle(textwrap.fill(run_verdict(spans, run.meta, modes), 130), fontsize=13, fontweight="bold")
+    fig.suptitle(textwrap.fill(verdict_line(verdict), 130), fontsize=13, fontweight="bold")
     return fig

@@ -1,13 +1,7 @@
 """The terminal report (rich): a Unicode Gantt per mode, finish times, and the comparison table.
 
-- `render_report(run, width)`: header (workload, backend, devices, tasks, repeats, status), per mode a
-  workers x time chart on one time scale shared by all modes (█ busy, ▓ busy with >= 20 % waiting, ░ waiting
-  at a barrier, x failed task, · idle before the mode's makespan), each worker's finish time with the
-  slowest marked (all of them on a tie within 1 ms, none when every worker ties), then the comparison table
-  with the origin document's prediction beside the measured makespan;
-- `render_summary(run)`: the short end-of-run summary; `render_compare(a, b)`: two runs side by side, with
-  one warning line when they did not measure the same work;
-- `report_json(run)`: the same numbers as one JSON-serialisable dict.
+`render_report` (the full report), `render_summary` (the end-of-run summary), `render_compare` (two runs side
+by side) and `report_json` (the same numbers as plain JSON) all read `bench.analysis.report.build_report`.
 Returns renderables and dicts; it never prints (the CLI does).
 """
 
@@ -15,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -24,21 +19,13 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from bench.analysis.metrics import gpu_activity, mode_table, summarize, worker_table
-from bench.analysis.timeline import busy_over_time, drift_summary, representative_repeats
-from bench.schema import Kind, Status
+from bench.analysis.report import RunReport, build_report, n_workers
+from bench.analysis.select import batch_barriers, failed_tasks, is_task, one_run, tasks
+from bench.analysis.timeline import busy_over_time
+from bench.analysis.verdict import comparability
 from bench.store import RunData
-from viz import (
-    describe_devices,
-    describe_workload,
-    device_kinds,
-    fmt_pct,
-    fmt_s,
-    incomplete_modes,
-    lane_labels,
-    run_verdict,
-    slowest_workers,
-)
+from viz.fmt import describe_devices, describe_workload, fmt_pct, fmt_s, lane_labels
+from viz.words import difference_text, verdict_line
 
 NS = 1e9
 BUSY, BUSY_WAIT, WAIT, FAIL, IDLE, AFTER = "█", "▓", "░", "x", "·", " "
@@ -47,138 +34,50 @@ SLOWEST = "◀ slowest"
 MAX_FINISH_LISTED = 8  # the summary lists every worker's finish up to this many workers, else first/median/last
 
 
-def _num(x: Any) -> float | None:
-    """A float for JSON: NaN and missing become None."""
-    if x is None:
-        return None
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(v) or math.isinf(v) else v
-
-
-def _n_workers(run: RunData) -> int:
-    return int(run.meta.get("n_workers") or run.spans["worker"].nunique() or 1)
-
-
-def _modes(run: RunData) -> list[str]:
-    return run.modes or sorted(run.spans["mode"].unique())
-
-
-def _origin(mode: str, row: dict[str, Any]) -> float | None:
-    if mode == "free-run":
-        return _num(row.get("origin_free_run_s"))
-    if mode == "batch-sync":
-        return _num(row.get("origin_batch_sync_s"))
-    return None
-
-
-def report_json(run: RunData) -> dict[str, Any]:
+def report_json(run: RunData, report: RunReport | None = None) -> dict[str, Any]:
     """Every number of the terminal report as plain JSON types (None where a number does not exist)."""
-    spans, meta = run.spans, run.meta
-    modes = _modes(run)
-    G = _n_workers(run)
-    summary = summarize(spans, G, modes, run.samples)
-    wt = worker_table(spans)
-    act = gpu_activity(run.samples, spans).set_index(["mode", "repeat", "worker"])
-    reps = representative_repeats(spans)
-    drift = drift_summary(spans)
-    out_modes: list[dict[str, Any]] = []
-    for row in summary.to_dict("records"):
-        mode = str(row["mode"])
-        rep = reps.get(mode, 0)
-        w = wt[(wt["mode"] == mode) & (wt["repeat"] == rep)].sort_values("worker")
-        slowest = slowest_workers(dict(zip(w["worker"].astype(int), w["finish_s"].astype(float), strict=True)))
-        d = drift[drift["mode"] == mode]["max_behind"]
-        out_modes.append(
-            {
-                "mode": mode,
-                "repeats": int(row["repeats"]),
-                "shown_repeat": rep,
-                "tasks": int(row["tasks"]),
-                "failed": int(row["failed"]),
-                "makespan_s": _num(row["makespan_s"]),
-                "makespan_min_s": _num(row["makespan_min_s"]),
-                "makespan_max_s": _num(row["makespan_max_s"]),
-                "vs_free_run": _num(row["vs_free_run"]),
-                "lower_bound_s": _num(row["lower_bound_s"]),
-                "origin_prediction_s": _origin(mode, row),
-                "origin_free_run_s": _num(row["origin_free_run_s"]),
-                "origin_batch_sync_s": _num(row["origin_batch_sync_s"]),
-                "origin_basis": row.get("origin_basis"),
-                "sync_points": int(row["sync_points"]),
-                "barrier_wait_s": _num(row["barrier_wait_s"]),
-                "util": _num(row["util"]),
-                "gpu_util": _num(row.get("gpu_util")),
-                "finish_spread_s": _num(row["finish_spread_s"]),
-                "max_behind_tasks": _num(d.median()) if len(d) else None,
-                "mean_task_s": _num(row["mean_task_s"]),
-                "task_cv": _num(row["task_cv"]),
-                "workers": [
-                    {
-                        "worker": int(r["worker"]),
-                        "device": str(r["device"]),
-                        "tasks": int(r["tasks"]),
-                        "failed": int(r["failed"]),
-                        "busy_s": _num(r["busy_s"]),
-                        "barrier_s": _num(r["barrier_s"]),
-                        "finish_s": _num(r["finish_s"]),
-                        "tail_idle_s": _num(r["tail_idle_s"]),
-                        "util": _num(r["util"]),
-                        "gpu_util": _num(act["gpu_util"].get((mode, rep, int(r["worker"])))),
-                        "power_w": _num(act["power_w"].get((mode, rep, int(r["worker"])))),
-                        "slowest": int(r["worker"]) in slowest,
-                    }
-                    for r in w.to_dict("records")
-                ],
-            }
-        )
-    by_mode = {m["mode"]: m for m in out_modes}
-    partial = incomplete_modes(spans, meta)
-    ms = {m: v["makespan_s"] for m, v in by_mode.items() if v["makespan_s"] is not None and m not in partial}
-    first = min(ms, key=lambda m: ms[m]) if len(ms) > 1 else None  # a lone mode finished no race
-    overhead = origin_overhead = origin_basis = None
-    if "batch-sync" in by_mode and "free-run" in by_mode:
-        bs, fr = by_mode["batch-sync"], by_mode["free-run"]
-        if bs["makespan_s"] is not None and fr["makespan_s"] is not None:
-            overhead = bs["makespan_s"] - fr["makespan_s"]
-        if bs["origin_batch_sync_s"] is not None and bs["origin_free_run_s"] is not None:
-            origin_overhead = bs["origin_batch_sync_s"] - bs["origin_free_run_s"]
-            origin_basis = bs.get("origin_basis")
+    r = report or build_report(run)
+    meta = run.meta
+    labels = lane_labels(run.spans, meta)
+    modes = []
+    for m in r.modes:
+        d = asdict(m)
+        origins = d.pop("origins")
+        modes.append({k: d[k] for k in list(d)[:11]} | origins | {k: d[k] for k in list(d)[11:]})
     return {
-        "run_id": meta.get("run_id"),
-        "status": meta.get("status"),
-        "complete": meta.get("status") == "complete",
-        "backend": meta.get("backend"),
-        "workload": meta.get("workload"),
-        "devices": [lane_labels(spans, meta)[w] for w in sorted(lane_labels(spans, meta))],
-        "n_workers": G,
-        "n_tasks": meta.get("n_tasks"),
-        "repeats": meta.get("repeat"),
-        "first": first,
-        "verdict": run_verdict(spans, meta, modes),
-        "incomplete": partial,
-        "sync_overhead_s": overhead,
-        "origin_sync_overhead_s": origin_overhead,
-        "origin_basis": origin_basis,
-        "modes": out_modes,
-        "has_gpu_util": any(m["gpu_util"] is not None for m in out_modes),
+        "run_id": meta.run_id,
+        "status": meta.status,
+        "complete": meta.status == "complete",
+        "backend": meta.backend,
+        "workload": meta.workload,
+        "devices": [labels[w] for w in sorted(labels)],
+        "n_workers": n_workers(run),
+        "n_tasks": meta.n_tasks,
+        "repeats": meta.repeat,
+        "first": r.first,
+        "verdict": verdict_line(r.verdict),
+        "gaps": {g.mode: {"seconds": g.seconds, "fraction": g.fraction,
+                          "caveat": str(g.caveat) if g.caveat else None} for g in r.verdict.gaps.values()},
+        "incomplete": r.incomplete,
+        "sync_overhead_s": r.sync_overhead_s,
+        "origin_sync_overhead_s": r.origin_sync_overhead_s,
+        "origin_basis": r.origin_basis,
+        "modes": modes,
+        "has_gpu_util": r.has_gpu_util,
     }
 
 
 def _header(run: RunData) -> Text:
     m = run.meta
-    G = _n_workers(run)
-    repeats = m.get("repeat", 1)
+    G = n_workers(run)
     text = Text()
-    text.append(f"syncbench run {m.get('run_id', run.path.name)}\n", style="bold")
-    text.append(f"workload {describe_workload(m)} · backend {m.get('backend', '?')}\n")
-    text.append(f"{describe_devices(m) if m.get('workers') else f'{G} workers'} · {m.get('n_tasks', '?')} tasks · "
-                f"{repeats} repeat{'s' if repeats != 1 else ''} · status ")
-    text.append(str(m.get("status", "?")), style="bold" if m.get("status") == "complete" else "bold red")
-    if m.get("status") != "complete":
-        text.append(f"\n⚠ WARNING: this run is {m.get('status', 'of unknown status')}, not complete: "
+    text.append(f"syncbench run {m.run_id or run.path.name}\n", style="bold")
+    text.append(f"workload {describe_workload(m)} · backend {m.backend}\n")
+    text.append(f"{describe_devices(m) if m.workers else f'{G} workers'} · {m.n_tasks or '?'} tasks · "
+                f"{m.repeat} repeat{'s' if m.repeat != 1 else ''} · status ")
+    text.append(m.status, style="bold" if m.status == "complete" else "bold red")
+    if m.status != "complete":
+        text.append(f"\n⚠ WARNING: this run is {m.status}, not complete: "
                     "the numbers below cover only the tasks it recorded.", style="bold red")
     return text
 
@@ -222,25 +121,23 @@ def _lane_cells(busy: pd.DataFrame, failed: pd.DataFrame, cells: int, edges: np.
 
 
 def _gantt(run: RunData, mode: str, rep: int, width: int, t_max: float, label_w: int,
-           right_w: int) -> list[Text]:
+           right_w: int, slowest: set[int]) -> list[Text]:
     spans = run.spans
-    sel = spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]
-    tasks = sel[sel["kind"] == Kind.TASK]
+    sel = one_run(spans, mode, rep)
+    timed = tasks(sel)
     cells = max(10, width - label_w - 2 - right_w)
     edges = np.linspace(0.0, t_max, cells + 1)
     busy = busy_over_time(sel, edges)
     labels = lane_labels(spans, run.meta)
-    makespan = float(tasks["end_ns"].max() / NS) if len(tasks) else 0.0
-    finish = (tasks.groupby("worker")["end_ns"].max() / NS).to_dict()
+    makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
+    finish = (timed.groupby("worker")["end_ns"].max() / NS).to_dict()
     workers = sorted(int(w) for w in sel["worker"].unique())
-    slowest = slowest_workers(finish)
-    wait = sel[(sel["kind"] == Kind.BARRIER) & (sel["name"] == "batch")]
+    wait = batch_barriers(sel)
     waited = ((wait["end_ns"] - wait["start_ns"]) / NS).groupby(wait["worker"]).sum().to_dict()
     lines = []
+    failed = failed_tasks(timed)
     for w in workers:
-        lane = _lane_cells(busy[busy["worker"] == w], tasks[(tasks["worker"] == w)
-                                                             & (tasks["status"] == Status.ERROR)],
-                           cells, edges, makespan)
+        lane = _lane_cells(busy[busy["worker"] == w], failed[failed["worker"] == w], cells, edges, makespan)
         line = Text(f"{labels.get(w, f'w{w}')[:label_w]:<{label_w}} ")
         line.append(lane, style="blue")
         f = finish.get(w)
@@ -340,15 +237,11 @@ def render_report(run: RunData, width: int = 100) -> RenderableType:
 
 def _report(run: RunData, width: int) -> Group:
     parts: list[RenderableType] = [_header(run)]
-    if run.spans.empty or not (run.spans["kind"] == Kind.TASK).any():
+    if not is_task(run.spans).any():
         parts.append(Text("no task records in this run", style="bold red"))
         return Group(*parts)
     data = report_json(run)
-    reps = representative_repeats(run.spans)
-    modes = [m["mode"] for m in data["modes"]]
-    shown = mode_table(run.spans, _n_workers(run))
-    t_max = max(float(shown[(shown["mode"] == m) & (shown["repeat"] == reps.get(m, 0))]["makespan_s"].max())
-                for m in modes)
+    t_max = max(m["shown_makespan_s"] or 0.0 for m in data["modes"])
     labels = lane_labels(run.spans, run.meta)
     label_w = min(max(len(v) for v in labels.values()), 14)
     has_wait = any(m["barrier_wait_s"] for m in data["modes"])
@@ -366,7 +259,8 @@ def _report(run: RunData, width: int) -> Group:
             head.append(f" · {failed_here} failed", style="bold red")
         head.append(f" · {rep_note}")
         parts.append(head)
-        parts.extend(_gantt(run, mode, rep, width, t_max, label_w, right_w))
+        slowest = {w["worker"] for w in m["workers"] if w["slowest"]}
+        parts.extend(_gantt(run, mode, rep, width, t_max, label_w, right_w, slowest))
     some = f"{BUSY_WAIT} busy, ≥ {SOME_WAIT * 100:.0f} % waiting  " if has_wait else ""
     parts.append(Text(f"{BUSY} busy  {some}{WAIT} waiting at a barrier  {FAIL} failed  {IDLE} idle  "
                       "(time scale shared)", style="dim"))
@@ -383,7 +277,7 @@ def render_summary(run: RunData, width: int = 100) -> RenderableType:
 
 def _summary(run: RunData, width: int) -> Group:
     parts: list[RenderableType] = [_header(run)]
-    if run.spans.empty or not (run.spans["kind"] == Kind.TASK).any():
+    if not is_task(run.spans).any():
         parts.append(Text("no task records in this run", style="bold red"))
         return Group(*parts)
     data = report_json(run)
@@ -433,45 +327,19 @@ def _finish_range(workers: list[dict[str, Any]]) -> Text:
     return t
 
 
-WORKLOAD_KEYS = (("model", "model"), ("size", "size"), ("height", "height"), ("width", "width"),
-                 ("steps", "steps"), ("true_cfg_scale", "true CFG"), ("mean_s", "mean task"), ("skew", "skew"),
-                 ("jitter", "jitter"), ("dist", "distribution"))
-
-
-def comparability(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    """What makes two runs (their meta) measure different work: workload kind and its shape (model, size,
-    steps, CFG; mean, skew, jitter for synthetic ones), number of tasks or workers, device models. The
-    backend and the number of repeats may differ: that is what a comparison is for."""
-    out: list[str] = []
-    wa, wb = a.get("workload") or {}, b.get("workload") or {}
-    wa, wb = (wa if isinstance(wa, dict) else {"kind": wa}), (wb if isinstance(wb, dict) else {"kind": wb})
-    if wa.get("kind") != wb.get("kind"):
-        out.append(f"workload {wa.get('kind', '?')} vs {wb.get('kind', '?')}")
-    else:
-        out += [f"{label} {wa.get(k, '—')} vs {wb.get(k, '—')}" for k, label in WORKLOAD_KEYS
-                if wa.get(k) != wb.get(k)]
-    if a.get("n_tasks") != b.get("n_tasks"):
-        out.append(f"{a.get('n_tasks', '?')} vs {b.get('n_tasks', '?')} tasks")
-    if a.get("n_workers") != b.get("n_workers"):
-        out.append(f"{a.get('n_workers', '?')} vs {b.get('n_workers', '?')} workers")
-    elif device_kinds(a) != device_kinds(b):
-        out.append(f"devices {describe_devices(a)} vs {describe_devices(b)}")
-    return out
-
-
 def render_compare(a: RunData, b: RunData) -> RenderableType:
     """The comparison numbers of two runs side by side, per mode, with the ratio B/A; one warning line first
     when the runs did not measure the same work (see `comparability`)."""
     da, db = report_json(a), report_json(b)
     head = Text()
-    differ = comparability(a.meta, b.meta)
+    differ = [difference_text(d) for d in comparability(a.meta, b.meta)]
     if differ:
         head.append(f"⚠ NOT COMPARABLE: {'; '.join(differ)}: the ratios below compare different work\n",
                     style="bold red")
     for tag, run, d in (("A", a, da), ("B", b, db)):
         m = run.meta
-        head.append(f"{tag}: {d['run_id']} · {m.get('backend', '?')} · {describe_devices(m)} · "
-                    f"{m.get('n_tasks', '?')} tasks · status {m.get('status', '?')}\n",
+        head.append(f"{tag}: {d['run_id']} · {m.backend} · {describe_devices(m)} · "
+                    f"{m.n_tasks or '?'} tasks · status {m.status}\n",
                     style="" if d["complete"] else "bold red")
     head.append(f"A: {da['verdict']}\nB: {db['verdict']}")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)

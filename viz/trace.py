@@ -1,14 +1,9 @@
 """Chrome trace-event JSON (opens in Perfetto / chrome://tracing) built from a run's spans and samples.
 
-A process per (mode, repeat) in run order, a thread per worker (named by its device); "X" complete events
-for load, warm-up, barrier and task slices, with phase slices nested in their task and step slices nested
-in the denoise phase (or the task, without one); "C" counter events for NVML samples; "M" metadata events
-naming and ordering processes and threads. Timestamps are µs (floats); every (mode, repeat) keeps its own
-t0 at the same timestamp (`otherData.t0_us`), so the modes line up for comparison.
-
-Measured spans can overlap by a few ns (clocks read in different places), which trace viewers draw wrongly,
-so slices are clamped: a child into its parent, siblings so each starts no earlier than the previous ends.
-On every track slices then strictly nest or are disjoint. Builds a dict only; `viz.save` writes it.
+A process per (mode, repeat), a thread per worker; task ⊃ phase ⊃ step slices, barriers, NVML counters.
+Every (mode, repeat) keeps its t0 at the same timestamp (`otherData.t0_us`), so the modes line up. Measured
+spans can overlap by a few ns, which trace viewers draw wrongly, so slices are clamped until on every track
+they strictly nest or are disjoint. Builds a dict only; `viz.save` writes it.
 """
 
 from __future__ import annotations
@@ -20,7 +15,7 @@ import pandas as pd
 
 from bench.schema import Kind, Status
 from bench.store import RunData
-from viz import lane_labels
+from viz.fmt import lane_labels
 
 KEYS = ["mode", "repeat", "worker"]
 
@@ -29,11 +24,7 @@ def _processes(run: RunData) -> list[tuple[str, int]]:
     """(mode, repeat) pairs in run order: meta's schedule where present, else repeat-major in meta's modes."""
     present = set(map(tuple, run.spans[["mode", "repeat"]].drop_duplicates().itertuples(index=False)))
     order: list[tuple[str, int]] = []
-    for item in run.meta.get("schedule") or []:
-        try:
-            rep, mode = int(item[0]), str(item[1])
-        except (TypeError, ValueError, IndexError):
-            continue
+    for rep, mode in run.meta.schedule:
         if (mode, rep) in present and (mode, rep) not in order:
             order.append((mode, rep))
     modes = run.modes
@@ -183,7 +174,7 @@ def chrome_trace(run: RunData) -> dict[str, Any]:
         "traceEvents": events,
         "displayTimeUnit": "ms",
         "otherData": {
-            "run_id": run.meta.get("run_id"),
+            "run_id": run.meta.run_id,
             "t0_us": offset / 1000.0,
             "note": "one process per (mode, repeat); every mode's t0 (start barrier left) is at t0_us",
         },

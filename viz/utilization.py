@@ -1,18 +1,11 @@
-"""Utilisation over time: per mode, a strip per worker showing its busy fraction in each time bin.
-
-The busy fraction comes from the task spans (`bench.analysis.timeline.busy_over_time`); the share spent
-waiting at batch-sync barriers is stacked on it in grey; NVML GPU utilisation, where the run recorded
-samples, is overlaid as a line on the same 0-100 % scale. Each strip's right end gives the worker's
-utilisation over the makespan and, with NVML, its GPU's mean activity ("GPU 31 %"): a strip full of task
-time over a low red line is a task that keeps its GPU waiting on the host. Builds matplotlib objects only;
-`viz.save` writes the file.
+"""Utilisation over time: per mode, a strip per worker with its busy (and barrier) share of each time bin,
+NVML GPU utilisation overlaid where the run recorded it. Builds matplotlib objects only; `viz.save` writes.
 """
 
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,10 +17,15 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bench.analysis.metrics import gpu_activity
-from bench.analysis.timeline import busy_over_time, makespans, representative_repeats
-from bench.schema import BARRIER_BATCH, Kind
+from bench.analysis.select import batch_barriers, is_batch_barrier, one_run, tasks
+from bench.analysis.timeline import busy_over_time, representative_repeats
+from bench.analysis.verdict import run_verdict
+from bench.schema import RunMeta
 from bench.store import RunData
-from viz import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR, device_noun, fmt_pct, lane_labels, run_verdict
+from viz.fmt import device_noun, fmt_pct, lane_labels
+from viz.lanes import lane_figure
+from viz.style import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR
+from viz.words import verdict_line
 
 NS = 1e9
 STRIP = 0.82  # height of a worker's 0-100 % strip, in lane units
@@ -36,7 +34,7 @@ NVML_COLOR = FAIL_COLOR
 
 def default_bins(spans: pd.DataFrame, t_max: float) -> int:
     """About one bin per median task duration (finer bins only show the Gantt again), 20 to 200 bins."""
-    t = spans[spans["kind"] == Kind.TASK]
+    t = tasks(spans)
     if t.empty or t_max <= 0:
         return 20
     median = float(((t["end_ns"] - t["start_ns"]) / NS).median())
@@ -53,16 +51,16 @@ def plot_utilization(
     labels: Mapping[int, str] | None = None,
     t_max: float | None = None,
     bins: int | None = None,
-    meta: Mapping[str, Any] | None = None,
+    meta: RunMeta | None = None,
 ) -> Axes:
     """Draw one (mode, repeat): a strip per worker (worker 0 on top) with busy and barrier shares per bin,
     NVML utilisation overlaid when `samples` has any for it. Artists carry gids "busy", "barrier", "nvml",
     "util-label" for tests."""
     if repeat is None:
         repeat = representative_repeats(spans).get(mode, 0)
-    sel = spans[(spans["mode"] == mode) & (spans["repeat"] == repeat)]
-    tasks = sel[sel["kind"] == Kind.TASK]
-    makespan = float(tasks["end_ns"].max() / NS) if len(tasks) else 0.0
+    sel = one_run(spans, mode, repeat)
+    timed = tasks(sel)
+    makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
     t_max = max(t_max or 0.0, makespan, 1e-9)
     nbins = bins or default_bins(sel, t_max)
     # Shared bins, cut at this mode's makespan so no bin reaches past the end of the mode's work.
@@ -77,7 +75,7 @@ def plot_utilization(
     font = 8 if n <= 12 else (7 if n <= 24 else 6)
     have_nvml = False
     act = gpu_activity(samples, sel)
-    act = act[(act["mode"] == mode) & (act["repeat"] == repeat)].set_index("worker")["gpu_util"]
+    act = one_run(act, mode, repeat).set_index("worker")["gpu_util"]
     for w in workers:
         b = busy[busy["worker"] == w]
         # A worker with no task in this mode (fewer tasks than workers) has no rows: all bins 0.
@@ -94,13 +92,14 @@ def plot_utilization(
         ax.hlines(y0, 0, makespan, colors="#cccccc", linewidths=0.5)
         ax.hlines(y0 + STRIP, 0, makespan, colors="#cccccc", linewidths=0.5, linestyles=":")
         if samples is not None and len(samples):
-            s = samples[(samples["mode"] == mode) & (samples["repeat"] == repeat) & (samples["worker"] == w)]
+            s = one_run(samples, mode, repeat)
+            s = s[s["worker"] == w]
             s = s[s["util_pct"].notna()].sort_values("t_ns")
             if len(s):
                 have_nvml = True
                 ax.plot(s["t_ns"].to_numpy() / NS, y0 + s["util_pct"].to_numpy(dtype=float) / 100 * STRIP,
                         color=NVML_COLOR, linewidth=0.9, gid="nvml")
-        wt = tasks[tasks["worker"] == w]
+        wt = timed[timed["worker"] == w]
         util = float(((wt["end_ns"] - wt["start_ns"]).sum() / NS) / makespan) if makespan > 0 else float("nan")
         t = ax.text(t_max * 1.01, y0 + STRIP / 2, fmt_pct(util), va="center", ha="left", fontsize=font,
                     color="#333333")
@@ -123,9 +122,9 @@ def plot_utilization(
     ax.tick_params(axis="y", length=0)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    total = float((tasks["end_ns"] - tasks["start_ns"]).sum() / NS) if len(tasks) else 0.0
+    total = float((timed["end_ns"] - timed["start_ns"]).sum() / NS) if len(timed) else 0.0
     mean_util = total / (n * makespan) if makespan > 0 else float("nan")
-    bars = sel[(sel["kind"] == Kind.BARRIER) & (sel["name"] == BARRIER_BATCH)]
+    bars = batch_barriers(sel)
     waited = float((bars["end_ns"] - bars["start_ns"]).sum() / NS) if len(bars) else 0.0
     wait_share = waited / (n * makespan) if makespan > 0 else float("nan")
     noun = device_noun(sel, meta)
@@ -150,29 +149,20 @@ def legend_handles(have_barriers: bool, have_nvml: bool) -> list[Artist]:
 def utilization_figure(run: RunData, repeat: int | None = None) -> Figure:
     """A panel per mode (run order), shared time axis and bins; strips per worker; % = worker utilisation."""
     spans = run.spans
-    modes = run.modes or sorted(spans["mode"].unique())
-    ms = makespans(spans)
-    reps = representative_repeats(spans) if repeat is None else dict.fromkeys(modes, repeat)
-    shown = [ms[(ms["mode"] == m) & (ms["repeat"] == reps.get(m, 0))]["makespan_s"] for m in modes]
-    t_max = max([float(s.iloc[0]) for s in shown if len(s)] + [1e-9])
-    bins = default_bins(spans, t_max)
-    labels = lane_labels(spans, run.meta)
-    n_lanes = int(spans.groupby(["mode", "repeat"])["worker"].nunique().max()) if len(spans) else 1
-    panel_h = min(max(1.6, 0.34 * n_lanes + 0.8), 6.5)
-    fig = Figure(figsize=(13.0, panel_h * len(modes) + 1.4), layout="constrained")
-    axes = fig.subplots(len(modes), 1, sharex=True, squeeze=False)[:, 0]
+    lf = lane_figure(run, repeat, lane_h=0.34, base_h=0.8, min_h=1.6, extra_h=1.4)
+    bins = default_bins(spans, lf.t_max)
     samples = run.samples if len(run.samples) else None
-    for ax, mode in zip(axes, modes, strict=True):
-        plot_utilization(ax, spans, mode, reps.get(mode, 0), samples=samples, labels=labels, t_max=t_max,
+    for ax, mode in zip(lf.axes, lf.modes, strict=True):
+        plot_utilization(ax, spans, mode, lf.reps.get(mode, 0), samples=samples, labels=lf.labels, t_max=lf.t_max,
                          bins=bins, meta=run.meta)
-    axes[-1].set_xlabel(f"seconds since the start barrier (t0); bins of {t_max / bins:.3g} s")
-    have_bar = bool(((spans["kind"] == Kind.BARRIER) & (spans["name"] == "batch")).any())
+    lf.axes[-1].set_xlabel(f"seconds since the start barrier (t0); bins of {lf.t_max / bins:.3g} s")
+    have_bar = bool(is_batch_barrier(spans).any())
     have_nvml = samples is not None and bool(samples["util_pct"].notna().any())
     ends = ("at its end: its share of the makespan in tasks, and in red its GPU's NVML activity"
             if have_nvml else "the number at its end is its utilisation over the makespan")
-    fig.suptitle(f"{textwrap.fill(run_verdict(spans, run.meta, modes), 150)}\n"
-                 f"Utilisation over time: each strip is one {device_noun(spans, run.meta)} from 0 to 100 % busy; "
-                 f"{ends}", fontsize=12)
+    lf.fig.suptitle(f"{textwrap.fill(verdict_line(run_verdict(spans, run.meta, lf.modes)), 150)}\n"
+                    f"Utilisation over time: each strip is one {device_noun(spans, run.meta)} from 0 to 100 % busy; "
+                    f"{ends}", fontsize=12)
     handles = legend_handles(have_bar, have_nvml)
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
-    return fig
+    lf.fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
+    return lf.fig

@@ -1,4 +1,6 @@
-"""Analysis: pure pandas views of a run's spans. Never imports torch or diffusers (a test checks it)."""
+"""Analysis: pure pandas views of a run's spans, and the decisions the views show (`verdict`, `report`).
+
+Never imports torch or diffusers (a test checks it)."""
 
 from bench.analysis.metrics import (
     gpu_activity,

@@ -5,8 +5,9 @@ All times come in as ns relative to t0 and go out in seconds. A "mode run" is on
 - per worker: busy = sum of its task spans, barrier wait = sum of its batch-barrier spans,
   finish = its last task end, tail idle = makespan - finish, utilisation = busy / makespan.
 - origin prediction, from one set of measured task durations (free-run's where the repeat has a complete
-  free-run, else the mode's own; column origin_basis): free-run = the largest per-worker sum under
-  round-robin assignment, batch-sync = sum over batches of the slowest task.
+  free-run, else the mode's own; column origin_basis): each mode's own formula (`Mode.origin`, e.g.
+  free-run = the largest per-worker sum under round-robin, batch-sync = the sum over batches of the slowest
+  task), one column per mode that has one (`origin_column`) and origin_prediction_s for the row's own mode.
 - GPU activity (where the run has NVML samples): the mean of a device's NVML utilisation samples taken
   between t0 and the makespan — the share of time a kernel was running. "util" says a worker was inside a
   task; gpu_util says whether its GPU was working meanwhile (a host-bound task is busy with an idle GPU).
@@ -20,48 +21,50 @@ import math
 import numpy as np
 import pandas as pd
 
-from bench.schema import BARRIER_BATCH, Kind, Status
+from bench.analysis.select import batch_barriers, one_run, tasks
+from bench.modes import BASELINE, MODES
+from bench.schema import Status
 
 NS = 1e9
 
 
+def origin_column(mode: str) -> str:
+    """The mode_table column holding the origin document's formula for `mode`: origin_free_run_s, ..."""
+    return f"origin_{mode.replace('-', '_').replace(':', '_')}_s"
+
+
+ORIGIN_COLUMNS = [origin_column(m.name) for m in MODES.values() if m.origin is not None]
+
+
 def task_frame(spans: pd.DataFrame) -> pd.DataFrame:
     """Timed task spans with duration columns in seconds: start_s, end_s, dur_s."""
-    t = spans[spans["kind"] == Kind.TASK].copy()
+    t = tasks(spans).copy()
     t["start_s"] = t["start_ns"] / NS
     t["end_s"] = t["end_ns"] / NS
     t["dur_s"] = (t["end_ns"] - t["start_ns"]) / NS
     return t
 
 
-def origin_prediction(durations: pd.Series, n_workers: int) -> tuple[float, float]:
-    """(free-run, batch-sync) makespan predicted the origin document's way from task durations.
-
-    `durations` is indexed by task id (0..T-1). free-run = max over workers g of sum(d[i], i = g mod G);
-    batch-sync = sum over batches b of max(d[i], i in bG..bG+G-1).
-    """
-    if len(durations) == 0:
-        return 0.0, 0.0
+def origin_prediction(durations: pd.Series, n_workers: int) -> dict[str, float]:
+    """The makespan each mode's origin formula predicts from task durations indexed by task id (0..T-1)."""
     ids = durations.index.to_numpy(dtype=np.int64)
     d = durations.to_numpy(dtype=float)
-    per_worker = np.bincount(ids % n_workers, weights=d, minlength=n_workers)
-    batches = pd.Series(d).groupby(ids // n_workers).max()
-    return float(per_worker.max()), float(batches.sum())
+    return {m.name: m.origin(ids, d, n_workers) for m in MODES.values() if m.origin is not None}
 
 
 def worker_table(spans: pd.DataFrame) -> pd.DataFrame:
     """One row per (mode, repeat, worker): tasks, failed, busy_s, barrier_s, finish_s, tail_idle_s, util."""
-    tasks = task_frame(spans)
-    bar = spans[(spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)]
+    timed = task_frame(spans)
+    bar = batch_barriers(spans)
     rows = []
     keys = ["mode", "repeat"]
-    for (mode, rep), tgroup in tasks.groupby(keys, sort=False):
+    for (mode, rep), tgroup in timed.groupby(keys, sort=False):
         makespan = tgroup["end_s"].max()
         makespan_ns = int(tgroup["end_ns"].max())
-        run_spans = spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]
+        run_spans = one_run(spans, mode, rep)
         devices = run_spans.drop_duplicates("worker").set_index("worker")["device"]
         workers = sorted(run_spans["worker"].unique())
-        bgroup = bar[(bar["mode"] == mode) & (bar["repeat"] == rep)]
+        bgroup = one_run(bar, mode, rep)
         for w in workers:
             wt = tgroup[tgroup["worker"] == w]
             wb = bgroup[bgroup["worker"] == w]
@@ -93,7 +96,7 @@ def gpu_activity(samples: pd.DataFrame | None, spans: pd.DataFrame) -> pd.DataFr
     cols = ["mode", "repeat", "worker", "gpu_util", "power_w", "samples"]
     if samples is None or samples.empty:
         return pd.DataFrame(columns=cols)
-    ends = spans[spans["kind"] == Kind.TASK].groupby(["mode", "repeat"])["end_ns"].max()
+    ends = tasks(spans).groupby(["mode", "repeat"])["end_ns"].max()
     s = samples[samples["util_pct"].notna()]
     s = s.join(ends.rename("makespan_ns"), on=["mode", "repeat"], how="inner")
     s = s[(s["t_ns"] >= 0) & (s["t_ns"] <= s["makespan_ns"])]
@@ -108,27 +111,26 @@ def gpu_activity(samples: pd.DataFrame | None, spans: pd.DataFrame) -> pd.DataFr
 def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (mode, repeat): makespan, lower bound, origin predictions, barrier wait, utilisation, and
     gpu_util (mean over workers of `gpu_activity`; NaN without samples)."""
-    tasks = task_frame(spans)
+    timed = task_frame(spans)
     wt = worker_table(spans)
     act = gpu_activity(samples, spans)
     rows = []
-    fr = tasks[tasks["mode"] == "free-run"]
-    free_run = {rep: f.set_index("task")["dur_s"].sort_index() for rep, f in fr.groupby("repeat")
-                if f["task"].nunique() == tasks[tasks["repeat"] == rep]["task"].nunique()}
-    for (mode, rep), g in tasks.groupby(["mode", "repeat"], sort=False):
+    fr = timed[timed["mode"] == BASELINE]
+    baseline = {rep: f.set_index("task")["dur_s"].sort_index() for rep, f in fr.groupby("repeat")
+                if f["task"].nunique() == timed[timed["repeat"] == rep]["task"].nunique()}
+    for (mode, rep), g in timed.groupby(["mode", "repeat"], sort=False):
         makespan = float(g["end_s"].max())
         total = float(g["dur_s"].sum())
         lower = max(total / n_workers, float(g["dur_s"].max()))
-        # The origin's two predictions come from ONE set of durations, so they can be compared: free-run's
+        # The origin's predictions come from ONE set of durations, so they can be compared: free-run's
         # (tasks that ran unsynchronised) where this repeat has a complete free-run, else this mode's own.
-        basis = free_run.get(rep)
-        basis_name = "free-run" if basis is not None else str(mode)
+        basis = baseline.get(rep)
+        basis_name = BASELINE if basis is not None else str(mode)
         durations = basis if basis is not None else g.set_index("task")["dur_s"].sort_index()
-        pred_free, pred_batch = origin_prediction(durations, n_workers)
-        w = wt[(wt["mode"] == mode) & (wt["repeat"] == rep)]
+        origins = origin_prediction(durations, n_workers)
+        w = one_run(wt, mode, rep)
         # Sync points are the batch barriers actually recorded (a partial run has fewer than ceil(T/G) - 1).
-        recorded = spans[(spans["mode"] == mode) & (spans["repeat"] == rep) & (spans["kind"] == Kind.BARRIER)
-                         & (spans["name"] == BARRIER_BATCH)]
+        recorded = one_run(batch_barriers(spans), mode, rep)
         rows.append(
             {
                 "mode": mode,
@@ -137,15 +139,15 @@ def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None
                 "failed": int((g["status"] == Status.ERROR).sum()),
                 "makespan_s": makespan,
                 "lower_bound_s": lower,
-                "origin_free_run_s": pred_free,
-                "origin_batch_sync_s": pred_batch,
+                **{origin_column(m): v for m, v in origins.items()},
+                "origin_prediction_s": origins.get(str(mode), math.nan),
                 "origin_basis": basis_name,
                 "mean_task_s": float(g["dur_s"].mean()),
                 "task_cv": float(g["dur_s"].std(ddof=0) / g["dur_s"].mean()) if total > 0 else 0.0,
                 "barrier_wait_s": float(w["barrier_s"].sum()),
                 "sync_points": int(recorded["batch"].nunique()),
                 "util": total / (n_workers * makespan) if makespan > 0 else math.nan,
-                "gpu_util": _mean_or_nan(act[(act["mode"] == mode) & (act["repeat"] == rep)]["gpu_util"]),
+                "gpu_util": _mean_or_nan(one_run(act, mode, rep)["gpu_util"]),
                 "finish_spread_s": float(w["finish_s"].max() - w["finish_s"].min()),
                 "slowest_worker": int(w.loc[w["finish_s"].idxmax(), "worker"]),
             }
@@ -171,8 +173,7 @@ def summarize(spans: pd.DataFrame, n_workers: int, modes: list[str],
         makespan_min_s=("makespan_s", "min"),
         makespan_max_s=("makespan_s", "max"),
         lower_bound_s=("lower_bound_s", "median"),
-        origin_free_run_s=("origin_free_run_s", "median"),
-        origin_batch_sync_s=("origin_batch_sync_s", "median"),
+        **{c: (c, "median") for c in [*ORIGIN_COLUMNS, "origin_prediction_s"]},
         origin_basis=("origin_basis", "first"),
         mean_task_s=("mean_task_s", "median"),
         task_cv=("task_cv", "median"),
@@ -184,6 +185,6 @@ def summarize(spans: pd.DataFrame, n_workers: int, modes: list[str],
     )
     order = [m for m in modes if m in agg.index] + [m for m in agg.index if m not in modes]
     agg = agg.loc[order]
-    base = agg["makespan_s"].get("free-run", math.nan)
+    base = agg["makespan_s"].get(BASELINE, math.nan)
     agg["vs_free_run"] = agg["makespan_s"] / base
     return agg.reset_index()

@@ -22,7 +22,8 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from bench.schema import BARRIER_BATCH, Kind
+from bench.analysis.select import batch_barriers, is_batch_barrier, is_task, tasks
+from bench.schema import Kind
 
 NS = 1e9
 KEYS = ["mode", "repeat"]
@@ -52,7 +53,7 @@ def _groups(frame: pd.DataFrame, keys: list[str]) -> Iterator[tuple[tuple, pd.Da
 
 def makespans(spans: pd.DataFrame) -> pd.DataFrame:
     """One row per (mode, repeat): makespan_s (last task end) and lower_bound_s, G from the spans' workers."""
-    t = spans[spans["kind"] == Kind.TASK]
+    t = tasks(spans)
     if t.empty:
         return pd.DataFrame(columns=[*KEYS, "makespan_s", "lower_bound_s", "n_workers"])
     dur = (t["end_ns"] - t["start_ns"]) / NS
@@ -94,16 +95,15 @@ def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: flo
     bin, t0_s, t1_s, t_s (bin centre), busy (0..1, share of the bin inside task spans), barrier (0..1,
     share inside batch-sync barrier spans).
     """
-    tasks = spans[spans["kind"] == Kind.TASK]
+    timed_tasks = tasks(spans)
     if isinstance(bins, int):
         if t_max is None:
-            t_max = float(tasks["end_ns"].max() / NS) if len(tasks) else 1.0
+            t_max = float(timed_tasks["end_ns"].max() / NS) if len(timed_tasks) else 1.0
         edges = np.linspace(0.0, t_max if t_max > 0 else 1.0, bins + 1)
     else:
         edges = np.asarray(bins, dtype=float)
     width = np.diff(edges)
-    is_bar = (spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)
-    timed = spans[(spans["kind"] == Kind.TASK) | is_bar]
+    timed = spans[is_task(spans) | is_batch_barrier(spans)]
     groups = dict(_groups(timed, ["mode", "repeat", "worker"]))
     frames = []
     # Every worker of a (mode, repeat) gets its rows, also one without a task in it (fewer tasks than workers).
@@ -152,10 +152,9 @@ def progress_drift(spans: pd.DataFrame) -> pd.DataFrame:
     the mean over the workers of their k-th task's end, where a worker with fewer than k tasks counts as if
     it had gone on from its last one at its own mean task duration), behind_s = t_s - avg_kth_s (positive:
     this worker is late), behind_tasks = behind_s / the mean task duration of the (mode, repeat)."""
-    tasks = spans[spans["kind"] == Kind.TASK]
     frames = []
     workers = spans.groupby(KEYS)["worker"].nunique()
-    for (mode, rep), g in _groups(tasks, KEYS):
+    for (mode, rep), g in _groups(tasks(spans), KEYS):
         n = int(workers.loc[(mode, rep)])
         g = g.sort_values(["end_ns", "worker"], kind="stable")
         t = g["end_ns"].to_numpy()
@@ -208,7 +207,7 @@ def drift_summary(spans: pd.DataFrame) -> pd.DataFrame:
 
 def barrier_waits(spans: pd.DataFrame) -> pd.DataFrame:
     """One row per batch-sync barrier span: mode, repeat, batch, worker, device, start_s, end_s, wait_s."""
-    b = spans[(spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)]
+    b = batch_barriers(spans)
     out = pd.DataFrame(
         {
             "mode": b["mode"],

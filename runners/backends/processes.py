@@ -29,14 +29,16 @@ BARRIER_TIMEOUT = timedelta(minutes=30)
 
 
 class _DistSync:
-    def __init__(self, store: dist.TCPStore) -> None:
+    def __init__(self, store: dist.TCPStore, clock_offset_ns: int) -> None:
         self.store = store
+        self.offset = clock_offset_ns
 
     def start(self) -> int:
-        # The all-reduce is the barrier: nobody leaves before the last worker arrived, at MAX(arrival).
-        t = torch.tensor([time.perf_counter_ns()], dtype=torch.int64)
+        # The all-reduce is the barrier: nobody leaves before the last worker arrived, at MAX(arrival) on the
+        # run's timeline; t0 goes back on this worker's own clock.
+        t = torch.tensor([time.perf_counter_ns() - self.offset], dtype=torch.int64)
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return int(t.item())
+        return int(t.item()) + self.offset
 
     def barrier(self) -> None:
         dist.barrier()
@@ -56,7 +58,7 @@ def _child(spec: WorkerSpec, port: int) -> None:
         world_size=spec.n_workers, timeout=BARRIER_TIMEOUT,
     )
     try:
-        worker_main(spec, _DistSync(store), open_sampler)
+        worker_main(spec, _DistSync(store, spec.clock_offset_ns), open_sampler)
     except BaseException:
         # Where worker_main wrote the traceback to worker-<N>.log, the parent reports its last line: exiting
         # quietly keeps a screen of tracebacks per worker off the user's terminal. Otherwise let it print.

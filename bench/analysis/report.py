@@ -1,0 +1,162 @@
+"""The report model: every number and decision a view of a run shows, computed once from its records.
+
+`build_report(run)` returns a `RunReport`: per mode its figures over repeats and, for the repeat shown (the
+median one), per worker; the verdict; the sync overhead against the origin document's claim. The terminal
+report, `--json`, the chart titles and `bench compare` all read it; none of them ranks modes again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from bench.analysis.metrics import ORIGIN_COLUMNS, gpu_activity, summarize, worker_table
+from bench.analysis.select import one_run
+from bench.analysis.timeline import drift_summary, makespans, representative_repeats
+from bench.analysis.verdict import Verdict, run_verdict, slowest_workers
+from bench.modes import BASELINE
+from bench.store import RunData
+
+
+def num(x: Any) -> float | None:
+    """A float, or None for NaN, infinity and what is missing (plain JSON types)."""
+    if x is None:
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) or math.isinf(v) else v
+
+
+@dataclass(frozen=True)
+class WorkerReport:
+    """One worker in the shown repeat of a mode."""
+
+    worker: int
+    device: str
+    tasks: int
+    failed: int
+    busy_s: float | None
+    barrier_s: float | None
+    finish_s: float | None
+    tail_idle_s: float | None
+    util: float | None
+    gpu_util: float | None
+    power_w: float | None
+    slowest: bool
+
+
+@dataclass(frozen=True)
+class ModeReport:
+    """One mode: medians over its repeats, and its shown repeat's workers."""
+
+    mode: str
+    repeats: int
+    shown_repeat: int
+    """The median-makespan repeat, the one the per-worker rows and the timelines show."""
+    shown_makespan_s: float | None
+    tasks: int
+    failed: int
+    makespan_s: float | None
+    makespan_min_s: float | None
+    makespan_max_s: float | None
+    vs_free_run: float | None
+    lower_bound_s: float | None
+    origin_prediction_s: float | None
+    origins: dict[str, float | None]
+    """Every origin formula on this mode's basis durations, by mode (origin_free_run_s, ... in JSON)."""
+    origin_basis: str | None
+    sync_points: int
+    barrier_wait_s: float | None
+    util: float | None
+    gpu_util: float | None
+    finish_spread_s: float | None
+    max_behind_tasks: float | None
+    mean_task_s: float | None
+    task_cv: float | None
+    workers: list[WorkerReport]
+
+
+@dataclass(frozen=True)
+class RunReport:
+    run: RunData
+    verdict: Verdict
+    modes: list[ModeReport]
+    sync_overhead_s: float | None
+    """batch-sync's makespan minus free-run's, where both ran."""
+    origin_sync_overhead_s: float | None
+    """The same from the origin document's formulas, on `origin_basis`'s task durations."""
+    origin_basis: str | None
+    has_gpu_util: bool
+
+    @property
+    def first(self) -> str | None:
+        return self.verdict.first
+
+    @property
+    def incomplete(self) -> dict[str, str]:
+        return self.verdict.incomplete
+
+    def mode(self, name: str) -> ModeReport:
+        return next(m for m in self.modes if m.mode == name)
+
+
+def run_modes(run: RunData) -> list[str]:
+    """The run's modes in run order (those with spans), else every mode its spans name."""
+    return run.modes or sorted(run.spans["mode"].unique())
+
+
+def n_workers(run: RunData) -> int:
+    return int(run.meta.n_workers or run.spans["worker"].nunique() or 1)
+
+
+def build_report(run: RunData) -> RunReport:
+    spans = run.spans
+    modes = run_modes(run)
+    summary = summarize(spans, n_workers(run), modes, run.samples)
+    wt = worker_table(spans)
+    act = gpu_activity(run.samples, spans).set_index(["mode", "repeat", "worker"])
+    reps = representative_repeats(spans)
+    drift = drift_summary(spans)
+    shown = makespans(spans).set_index(["mode", "repeat"])["makespan_s"]
+    out: list[ModeReport] = []
+    for row in summary.to_dict("records"):
+        mode = str(row["mode"])
+        rep = reps.get(mode, 0)
+        w = one_run(wt, mode, rep).sort_values("worker")
+        slowest = slowest_workers(dict(zip(w["worker"].astype(int), w["finish_s"].astype(float), strict=True)))
+        d = drift[drift["mode"] == mode]["max_behind"]
+        workers = [WorkerReport(
+            worker=int(r["worker"]), device=str(r["device"]), tasks=int(r["tasks"]), failed=int(r["failed"]),
+            busy_s=num(r["busy_s"]), barrier_s=num(r["barrier_s"]), finish_s=num(r["finish_s"]),
+            tail_idle_s=num(r["tail_idle_s"]), util=num(r["util"]),
+            gpu_util=num(act["gpu_util"].get((mode, rep, int(r["worker"])))),
+            power_w=num(act["power_w"].get((mode, rep, int(r["worker"])))), slowest=int(r["worker"]) in slowest,
+        ) for r in w.to_dict("records")]
+        out.append(ModeReport(
+            mode=mode, repeats=int(row["repeats"]), shown_repeat=rep, shown_makespan_s=num(shown.get((mode, rep))),
+            tasks=int(row["tasks"]),
+            failed=int(row["failed"]), makespan_s=num(row["makespan_s"]), makespan_min_s=num(row["makespan_min_s"]),
+            makespan_max_s=num(row["makespan_max_s"]), vs_free_run=num(row["vs_free_run"]),
+            lower_bound_s=num(row["lower_bound_s"]), origin_prediction_s=num(row["origin_prediction_s"]),
+            origins={c: num(row[c]) for c in ORIGIN_COLUMNS}, origin_basis=row.get("origin_basis"),
+            sync_points=int(row["sync_points"]), barrier_wait_s=num(row["barrier_wait_s"]), util=num(row["util"]),
+            gpu_util=num(row.get("gpu_util")), finish_spread_s=num(row["finish_spread_s"]),
+            max_behind_tasks=num(d.median()) if len(d) else None, mean_task_s=num(row["mean_task_s"]),
+            task_cv=num(row["task_cv"]), workers=workers,
+        ))
+    by_mode = {m.mode: m for m in out}
+    overhead = origin_overhead = origin_basis = None
+    if "batch-sync" in by_mode and BASELINE in by_mode:
+        bs, fr = by_mode["batch-sync"], by_mode[BASELINE]
+        if bs.makespan_s is not None and fr.makespan_s is not None:
+            overhead = bs.makespan_s - fr.makespan_s
+        pred_bs, pred_fr = bs.origins.get("origin_batch_sync_s"), bs.origins.get("origin_free_run_s")
+        if pred_bs is not None and pred_fr is not None:
+            origin_overhead = pred_bs - pred_fr
+            origin_basis = bs.origin_basis
+    return RunReport(run=run, verdict=run_verdict(spans, run.meta, modes), modes=out, sync_overhead_s=overhead,
+                     origin_sync_overhead_s=origin_overhead, origin_basis=origin_basis,
+                     has_gpu_util=any(m.gpu_util is not None for m in out))

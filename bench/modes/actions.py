@@ -1,0 +1,62 @@
+"""What a mode is: a record (`Mode`) around a plan generator, and the three actions a plan can yield.
+
+A plan is a generator per worker (`plan(worker, n_workers, n_tasks)`) that yields actions; the executor (a real
+backend or the simulator) carries each out and, for `Claim`, sends back the task id it got. The record carries
+what every other layer needs to know of a mode, so none of them holds per-mode code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """Run task `task` now (`batch` is set for batch-sync, for the records)."""
+
+    task: int
+    batch: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Barrier:
+    """Wait until every worker has reached barrier `batch`."""
+
+    batch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Take the next task id from the shared queue (fetch-and-add; ids past the end mean "empty")."""
+
+
+Action = Run | Barrier | Claim
+Plan = Generator[Action, int | None, None]
+PlanFn = Callable[[int, int, int], Plan]
+# (n_tasks, mean task seconds, per-worker duration factors, per-task CV) -> (expected makespan, how derived)
+TheoryFn = Callable[[int, float, np.ndarray, float], tuple[float, str]]
+# (task ids, their durations in seconds, n_workers) -> the makespan the origin document's formula predicts
+OriginFn = Callable[[np.ndarray, np.ndarray, int], float]
+
+
+@dataclass(frozen=True)
+class Mode:
+    """Everything the runners, the simulator, the analysis and the views know of one mode."""
+
+    name: str
+    """The name users type (`--mode free-run`)."""
+    summary: str
+    """One sentence: what the mode does."""
+    plan: PlanFn
+    """The per-worker plan generator, carried out by the backends and by the simulator alike."""
+    theory: TheoryFn
+    """The makespan expected from theory, printed by `bench simulate` beside the simulation."""
+    origin: OriginFn | None = None
+    """The origin document's makespan formula for this mode, if it gave one."""
+    tasks_per_worker: Callable[[int, int, int], int] | None = None
+    """(worker, n_workers, n_tasks) -> tasks that worker runs, where that is known before the start."""
+    synchronised_starts: bool = False
+    """Whether the workers start their tasks together (their tasks then contend for the host alike)."""

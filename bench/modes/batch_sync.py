@@ -1,0 +1,54 @@
+"""batch-sync: batches of G tasks, task bG+g on worker g, a barrier after every batch but the last.
+
+A worker with no task in a batch (the last, partial one) still reaches the barrier. There is no barrier
+after the last batch: nothing follows it, so waiting there would only be tail idle under another name.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bench.modes.actions import Barrier, Mode, Plan, Run
+from bench.modes.stats import expected_max
+
+
+def plan(worker: int, n_workers: int, n_tasks: int) -> Plan:
+    n_batches = math.ceil(n_tasks / n_workers)
+    for batch in range(n_batches):
+        # 1. This worker's task of the batch, if the batch has one for it.
+        task = batch * n_workers + worker
+        if task < n_tasks:
+            yield Run(task, batch)
+        # 2. Nobody starts batch b+1 before every worker has finished batch b.
+        if batch < n_batches - 1:
+            yield Barrier(batch)
+
+
+def theory(n_tasks: int, mean: float, worker_factor: np.ndarray, jitter: float) -> tuple[float, str]:
+    mu, sd = mean * worker_factor, mean * worker_factor * jitter
+    full, rest = divmod(n_tasks, len(worker_factor))
+    e = full * expected_max(mu, sd) + (expected_max(mu[:rest], sd[:rest]) if rest else 0.0)
+    return e, "Σ over batches of E[max of the batch's task times] (order statistics)"
+
+
+def origin(ids: np.ndarray, durations: np.ndarray, n_workers: int) -> float:
+    """The sum over batches of the batch's slowest task."""
+    if len(durations) == 0:
+        return 0.0
+    batches = ids // n_workers
+    slowest = np.full(int(batches.max()) + 1, -np.inf)
+    np.maximum.at(slowest, batches, durations)
+    return float(slowest[np.isfinite(slowest)].sum())
+
+
+MODE = Mode(
+    name="batch-sync",
+    summary="batch b is tasks bG..bG+G-1, task bG+g on worker g; a barrier between consecutive batches",
+    plan=plan,
+    theory=theory,
+    origin=origin,
+    tasks_per_worker=lambda worker, n_workers, n_tasks: len(range(worker, n_tasks, n_workers)),
+    synchronised_starts=True,
+)

@@ -1,0 +1,38 @@
+"""free-run: worker g gets tasks g, g+G, g+2G, ... up front and runs them in order, never waiting."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bench.modes.actions import Mode, Plan, Run
+from bench.modes.stats import expected_max, round_robin_counts
+
+
+def plan(worker: int, n_workers: int, n_tasks: int) -> Plan:
+    # 1. The assignment is fixed before the start: round-robin by task id.
+    # 2. Run the tasks back to back; nothing else is shared with the other workers.
+    for task in range(worker, n_tasks, n_workers):
+        yield Run(task)
+
+
+def theory(n_tasks: int, mean: float, worker_factor: np.ndarray, jitter: float) -> tuple[float, str]:
+    mu, sd = mean * worker_factor, mean * worker_factor * jitter
+    n = round_robin_counts(len(worker_factor), n_tasks)
+    return expected_max(n * mu, np.sqrt(n) * sd), "E[max over workers of their sums] (normal sums)"
+
+
+def origin(ids: np.ndarray, durations: np.ndarray, n_workers: int) -> float:
+    """The largest per-worker sum under round-robin assignment."""
+    if len(durations) == 0:
+        return 0.0
+    return float(np.bincount(ids % n_workers, weights=durations, minlength=n_workers).max())
+
+
+MODE = Mode(
+    name="free-run",
+    summary="worker g runs tasks g, g+G, g+2G, ... in order, never waiting",
+    plan=plan,
+    theory=theory,
+    origin=origin,
+    tasks_per_worker=lambda worker, n_workers, n_tasks: len(range(worker, n_tasks, n_workers)),
+)

@@ -1,0 +1,99 @@
+"""Formatting every view shares: seconds and percentages, lane labels, and the run's one-phrase descriptions."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from bench.analysis.verdict import device_kinds
+from bench.schema import RunMeta
+
+
+def fmt_s(x: float | None, signed: bool = False) -> str:
+    """Seconds, short: 1930.4 s, 94.7 s, 2.91 s, 0.465 s, 12.0 ms."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    sign = "+" if signed and x >= 0 else ("-" if x < 0 else "")
+    a = abs(x)
+    if a >= 10:
+        body = f"{a:.1f} s"
+    elif a >= 1:
+        body = f"{a:.2f} s"
+    elif a == 0:
+        body = "0 s"
+    elif a >= 0.1:
+        body = f"{a:.3f} s"
+    else:
+        body = f"{a * 1000:.1f} ms"
+    return sign + body
+
+
+def fmt_pct(x: float | None, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x * 100:+.1f} %" if signed else f"{x * 100:.1f} %"
+
+
+def lane_labels(spans: pd.DataFrame, meta: RunMeta | None = None) -> dict[int, str]:
+    """A label per worker: its device (e.g. "cuda:3"), from meta's workers where given, else from spans."""
+    labels: dict[int, str] = {w.worker: w.name or w.device or f"w{w.worker}" for w in (meta.workers if meta else [])}
+    if "worker" in spans and "device" in spans:
+        for worker, device in spans[["worker", "device"]].drop_duplicates("worker").itertuples(index=False):
+            labels.setdefault(int(worker), str(device))
+    if len(set(labels.values())) < len(labels):  # e.g. several workers on "cpu": add the worker index
+        labels = {w: f"{name} (w{w})" for w, name in labels.items()}
+    return labels
+
+
+def device_noun(spans: pd.DataFrame, meta: RunMeta | None = None) -> str:
+    """'GPU' when every worker ran on a CUDA device, else 'worker' (CPU workers, simulated devices)."""
+    devices = [w.device for w in meta.workers] if meta else []
+    if not devices and "device" in spans:
+        devices = [str(d) for d in spans["device"].dropna().unique()]
+    return "GPU" if devices and all(d.startswith("cuda") for d in devices) else "worker"
+
+
+def describe_workload(meta: RunMeta) -> str:
+    """One short phrase for the workload, the fields that matter first: 'edit (random:full, 512² px,
+    4 steps, true CFG 4.0)', 'synthetic (mean 0.02 s, skew 0.1, jitter 0.2)', 'simulated (mean 2 s, …)'."""
+    w: dict[str, Any] = meta.workload
+    if not w:
+        return "?"
+    kind = str(w.get("kind", "?"))
+    if kind in ("synthetic", "simulated"):
+        parts = [f"mean {w.get('mean_s')} s", f"skew {w.get('skew')}", f"jitter {w.get('jitter')}"]
+        if kind == "simulated" and w.get("dist") not in (None, "normal"):
+            parts.append(str(w["dist"]))
+        return f"{kind} ({', '.join(parts)})"
+    parts = []
+    if w.get("model"):
+        parts.append(str(w["model"]))
+    if w.get("height") and w.get("width"):
+        parts.append(f"{w['width']}×{w['height']} px")
+    elif w.get("size"):
+        parts.append(f"{w['size']}² px")
+    if w.get("steps"):
+        parts.append(f"{w['steps']} steps")
+    cfg = w.get("true_cfg_scale")
+    if isinstance(cfg, int | float):
+        parts.append(f"true CFG {cfg}" if cfg > 1 else "no CFG")
+    cond = w.get("condition_image")
+    if isinstance(cond, str) and cond and "default" not in cond:
+        parts.append(f"condition {cond}")
+    if not parts:  # an unknown workload: its short scalar fields
+        parts = [f"{k} {v}" for k, v in w.items()
+                 if k != "kind" and isinstance(v, str | int | float) and len(str(v)) <= 24]
+    extra = ", ".join(parts)
+    if len(extra) > 80:
+        extra = extra[:79] + "…"
+    return f"{kind} ({extra})" if extra else kind
+
+
+def describe_devices(meta: RunMeta) -> str:
+    """'4 × NVIDIA H100 80GB HBM3', '3 × cpu' or '64 × simulated' (mixed devices are listed)."""
+    counts = device_kinds(meta)
+    if not counts:
+        return f"{meta.n_workers or '?'} workers"
+    return ", ".join(f"{c} × {n}" for n, c in counts.items())

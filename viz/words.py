@@ -1,0 +1,73 @@
+"""The words for the analysis layer's decisions: a `Verdict` as the one line every view shows, a gap's
+caveat in a few words, two runs' differences. Pure functions from records to text; nothing is decided here."""
+
+from __future__ import annotations
+
+from bench.analysis.verdict import Caveat, Difference, Gap, Verdict
+from viz.fmt import fmt_pct, fmt_s
+
+
+def caveat_text(gap: Gap) -> str:
+    """The caveat as the verdict line says it ('' for none)."""
+    if gap.caveat == Caveat.NOISE:
+        return "within the noise of a single run: use --repeat 3"
+    if gap.caveat == Caveat.TASKS_SLOWER:
+        return (f"its tasks alone took {fmt_pct(gap.tasks_slower, signed=True)} longer: host drift, or contention "
+                "the mode causes if it holds over --repeat 3")
+    if gap.caveat == Caveat.RANGES_OVERLAP:
+        return f"ranges over {gap.repeats} repeats overlap"
+    return ""
+
+
+def caveat_short(gap: Gap) -> str:
+    """The caveat in a few words, for a panel title."""
+    if gap.caveat == Caveat.NOISE:
+        return "within the noise of one run"
+    if gap.caveat == Caveat.TASKS_SLOWER:
+        return f"its tasks took {fmt_pct(gap.tasks_slower, signed=True)} longer"
+    return "ranges overlap" if gap.caveat == Caveat.RANGES_OVERLAP else ""
+
+
+def caveat_stacked(gap: Gap) -> str:
+    """The caveat stacked into a narrow bar ('' for none), starting on a new line."""
+    if gap.caveat == Caveat.TASKS_SLOWER:
+        return f"\n(its tasks\n{fmt_pct(gap.tasks_slower, signed=True)}\nslower)"
+    if gap.caveat == Caveat.NOISE:
+        return "\n(within\nnoise)"
+    return "\n(ranges\noverlap)" if gap.caveat == Caveat.RANGES_OVERLAP else ""
+
+
+def gap_text(gap: Gap) -> str:
+    """'+1.00 s (+20.0 %)'."""
+    pct = fmt_pct(gap.fraction, signed=True) if gap.fraction is not None else "—"
+    return f"{fmt_s(gap.seconds, signed=True)} ({pct})"
+
+
+def verdict_line(v: Verdict) -> str:
+    """'dynamic finished first (90.7 s); free-run +4.0 s (+4.4 %), batch-sync +22.3 s (+24.6 %)', with each
+    gap's caveat in its parentheses and incomplete modes named, unranked."""
+    partial = "; ".join(f"{m} INCOMPLETE ({why}), not ranked" for m, why in v.incomplete.items())
+    best = v.best
+    if best is None:
+        return partial or "no timed tasks"
+    if v.first is None:
+        line = f"{best}: {fmt_s(v.makespan_s[best])}"
+    else:
+        rest = []
+        for g in v.gaps.values():
+            note = caveat_text(g)
+            pct = fmt_pct(g.fraction, signed=True) if g.fraction is not None else "—"
+            rest.append(f"{g.mode} {fmt_s(g.seconds, signed=True)} ({pct}{', ' + note if note else ''})")
+        line = f"{v.first} finished first ({fmt_s(v.makespan_s[v.first])}); " + ", ".join(rest)
+    return f"{line}; {partial}" if partial else line
+
+
+def difference_text(d: Difference) -> str:
+    """'steps 0 vs 8', '5 vs 7 tasks', 'devices 2 × H100 vs 2 × H200'."""
+    if d.what in ("tasks", "workers"):
+        return f"{d.a} vs {d.b} {d.what}"
+    if d.what == "devices":
+        def count(c: dict[str, int]) -> str:
+            return ", ".join(f"{n} × {k}" for k, n in c.items())
+        return f"devices {count(d.a)} vs {count(d.b)}"
+    return f"{d.what} {d.a} vs {d.b}"
