@@ -57,10 +57,6 @@ def _fail(e: BenchError) -> None:
     raise typer.Exit(2)
 
 
-def _fmt_s(x: float) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.2f} s"
-
-
 @app.command()
 def run(
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "both",
@@ -110,9 +106,9 @@ def run(
     G = len(prep.devices)
     per_worker = math.ceil(images / G)
 
-    def total(mode: str, worker: int) -> int:
+    def total(mode: str | None, worker: int) -> int:
         """A worker's progress total: its own tasks where the mode fixes them up front, else every task."""
-        fixed = get_mode(mode.removesuffix(" warm-up")).tasks_per_worker if mode != "loading" else None
+        fixed = get_mode(mode).tasks_per_worker if mode else None
         return fixed(worker, G, images) if fixed else images
 
     feed = ProgressFeed(G)
@@ -130,8 +126,9 @@ def run(
                 continue
             fail = f" [red]{p.failed} failed[/]" if p.failed else ""
             last = f" last {p.last_task_s:.2f}s" if p.last_task_s is not None else ""
+            stage = "loading" if p.mode is None else f"{p.mode} warm-up" if p.warming_up else p.mode
             progress.update(bar, completed=p.done, total=total(p.mode, w),
-                            info=f"{p.mode} r{p.repeat}: {p.done} tasks{fail}{last}")
+                            info=f"{stage} r{p.repeat}: {p.done} tasks{fail}{last}")
 
     started = time.monotonic()
     try:
@@ -154,6 +151,7 @@ def run(
 
 
 def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bool = False) -> None:
+    from bench.analysis.select import is_task
     from bench.store import load_run
 
     try:
@@ -162,7 +160,7 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
         _fail(e)
     from viz.terminal import render_report, render_summary, report_json
 
-    if data.spans.empty or not (data.spans["kind"] == "task").any():
+    if not is_task(data.spans).any():
         _fail(BenchError(f"{run_dir} has no task records (status: {data.meta.status})"))
     if as_json:
         out.print_json(json.dumps(report_json(data)))
@@ -274,6 +272,7 @@ def replay(
     import pandas as pd
 
     from bench.analysis import mode_table
+    from bench.analysis.select import is_task
     from bench.analysis.verdict import incomplete_modes
     from bench.store import load_run
     from bench.whatif import fits_by_mode, predict
@@ -289,7 +288,7 @@ def replay(
         # ones that ran first) and its makespan is that of a part of the work.
         partial = incomplete_modes(data.spans, data.meta)
         spans = data.spans[~data.spans["mode"].isin(list(partial))]
-        if not (spans["kind"] == "task").any():
+        if not is_task(spans).any():
             raise BenchError(f"{run_dir}: no mode ran to completion ({', '.join(partial) or 'no tasks'}): "
                              "nothing to fit")
         fits = fits_by_mode(spans, G)

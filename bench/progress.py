@@ -13,12 +13,12 @@ from pathlib import Path
 
 @dataclass
 class WorkerProgress:
-    mode: str = "loading"
+    mode: str | None = None  # None while loading
+    warming_up: bool = False
     repeat: int = 0
     done: int = 0
     failed: int = 0
     last_task_s: float | None = None
-    finished_modes: int = 0
 
 
 @dataclass
@@ -42,10 +42,9 @@ class ProgressFeed:
         kind, name = row["kind"], row["name"]
         if kind == "barrier" and name == "start":
             w.mode, w.repeat, w.done, w.failed = str(row["mode"]), int(row["repeat"]), 0, 0  # type: ignore[call-overload]
-        elif kind == "barrier" and name == "end":
-            w.finished_modes += 1
+            w.warming_up = False
         elif kind == "warmup":
-            w.mode = f"{row['mode']} warm-up"
+            w.mode, w.warming_up = str(row["mode"]), True
         elif kind == "task":
             w.done += 1
             w.failed += row["status"] == "error"

@@ -139,12 +139,12 @@ def fit_for(fits: dict[str, Fit], mode: str) -> tuple[str, Fit]:
     measured mode whose tasks started alike (`Mode.synchronised_starts`: batch-sync's start together and
     contend for the host; free-run's and dynamic's do not), else every mode pooled ("all")."""
     if mode in fits:
-        return f"{mode} tasks", fits[mode]
+        return mode, fits[mode]
     alike = get_mode(mode).synchronised_starts
     for name in fits:
         if name != "all" and name in MODES and MODES[name].synchronised_starts == alike:
-            return f"{name} tasks", fits[name]
-    return "all tasks", fits["all"]
+            return name, fits[name]
+    return "all", fits["all"]
 
 
 def predict(fits: dict[str, Fit], modes: list[str], n_workers: int, n_tasks: int, repeats: int,

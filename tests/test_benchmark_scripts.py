@@ -32,6 +32,7 @@ def test_benchmarks_md_section_3_table_is_the_committed_records(capsys: pytest.C
     assert not missing, f"BENCHMARKS.md differs from the records: {missing}"
 
 
+@pytest.mark.slow
 def test_smoke_pairs_traced_and_untraced_edits_of_the_same_task(tmp_path: Path) -> None:
     main = _script("smoke").main
     out = tmp_path / "smoke.json"
@@ -44,6 +45,7 @@ def test_smoke_pairs_traced_and_untraced_edits_of_the_same_task(tmp_path: Path) 
     assert r["denoise_paired_diffs_s"] == pytest.approx([den[0] - den[1], den[3] - den[2]])
 
 
+@pytest.mark.slow
 def test_threads_probe_runs_and_applies_its_model(tmp_path: Path) -> None:
     out = tmp_path / "probe.json"
     assert _script("threads_probe").main(["--gpus", "2", "--shrink", "--steps", "2", "--json", str(out)]) == 0

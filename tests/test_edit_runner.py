@@ -1,4 +1,4 @@
-"""The tiny edit pipeline through the real runner, every mode, on CPU workers (issue 3's judged-by)."""
+"""The tiny edit pipeline through the real runner, every mode, on CPU workers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import pytest
 from bench.config import RunConfig
 from bench.store import RunData, load_run
 from runners.run import execute, prepare
+
+pytestmark = pytest.mark.slow
 
 T, G = 5, 2
 

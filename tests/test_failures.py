@@ -17,6 +17,8 @@ from bench.workload import Executor, SyntheticWorkload, Task, TaskRecorder
 from runners.devices import resolve
 from runners.run import Prepared, execute
 
+pytestmark = pytest.mark.slow
+
 
 @dataclass(frozen=True)
 class Flaky:

@@ -40,6 +40,7 @@ def _run(ex: EditExecutor, task: Task) -> tuple[TaskBuffer, int, int]:
     return rec, start, time.perf_counter_ns()
 
 
+@pytest.mark.slow
 def test_tiny_edit_phases_and_steps(tiny_pipe: Any, tmp_path: Path) -> None:
     wl = EditWorkload(model=edit.TINY, save_dir=str(tmp_path / "out"))
     ex = EditExecutor(wl, tiny_pipe, "cpu")
@@ -69,6 +70,7 @@ def test_tiny_edit_phases_and_steps(tiny_pipe: Any, tmp_path: Path) -> None:
     assert out.read_bytes() == (tmp_path / "again" / "task-00003.png").read_bytes()
 
 
+@pytest.mark.slow
 def test_vanished_image_raises(tiny_pipe: Any, tmp_path: Path) -> None:
     img = tmp_path / "in.png"
     Image.new("RGB", (40, 30), (1, 2, 3)).save(img)
@@ -83,6 +85,7 @@ def test_vanished_image_raises(tiny_pipe: Any, tmp_path: Path) -> None:
     ex.close()
 
 
+@pytest.mark.slow
 def test_tokenizer_drops_exactly_the_system_turn(tiny_pipe: Any) -> None:
     tok = tiny_pipe.tokenizer  # the saved-and-loaded tokenizer, not just the built one
     drop = tiny_pipe.prompt_template_encode_start_idx
@@ -160,6 +163,7 @@ def test_cached_snapshot_needs_every_shard(tmp_path: Path) -> None:
     assert models.cached_snapshot(edit.REAL_HUB_ID, cache_dir=tmp_path) is None
 
 
+@pytest.mark.slow
 def test_full_code_path_with_shrunken_configs() -> None:
     pipe = build_full_pipeline("cpu", torch.bfloat16, shrunken_overrides())
     for name in ("text_encoder", "transformer", "vae"):
@@ -176,12 +180,14 @@ def test_full_code_path_with_shrunken_configs() -> None:
     assert [p[0] for p in rec.phases] == ["encode", "denoise", "decode", "save"] and len(rec.steps) == 2
 
 
+@pytest.mark.slow
 def test_full_size_architecture_on_meta_device() -> None:
     pipe = build_full_pipeline("meta", torch.bfloat16)
     counts = {n: round(parameter_count(getattr(pipe, n)) / 1e5) / 10 for n in ("transformer", "text_encoder", "vae")}
     assert counts == {"transformer": 20430.4, "text_encoder": 8292.2, "vae": 126.9}  # the published model's sizes
 
 
+@pytest.mark.slow
 def test_tiny_cache_rebuilds_broken_folder_and_builds_under_distributed(tmp_path: Path) -> None:
     broken = tmp_path / tiny.TINY_NAME
     (broken / "text_encoder").mkdir(parents=True)

@@ -12,6 +12,8 @@ from bench.schema import SCHEMA_VERSION, SPAN_COLUMNS
 from bench.store import RunData, load_run
 from tests.helpers import run_synthetic, tasks_of
 
+pytestmark = pytest.mark.slow
+
 G, T = 3, 20  # 7 batches, the last one partial (tasks 18, 19)
 STEPS = 4
 

@@ -128,7 +128,7 @@ def test_header_and_summary_of_a_simulated_run_are_short() -> None:
     assert lines[1] == "workload simulated (mean 2.0 s, skew 0.05, jitter 0.2) · backend simulated"
     assert lines[2].startswith("16 × simulated · 96 tasks · 1 repeat")
     # 16 workers: first / median / last finish instead of 16 entries; the verdict once, then the ratios to
-    # free-run that issue 2 asks of the end-of-run summary.
+    # free-run that the end-of-run summary ends with.
     assert "finish: first sim:" in text and "median" in text and "cuda" not in text
     assert len(lines) == 3 + 2 * 3 + 2
     assert lines[-1].startswith("ratios: batch-sync/free-run = ") and "dynamic/free-run = " in lines[-1]

@@ -137,6 +137,7 @@ def test_repeats_get_their_own_process_in_run_order() -> None:
     assert_nested(trace)
 
 
+@pytest.mark.slow
 def test_real_run_traces_nest_and_reports_write(tmp_path: Path) -> None:
     """A short real run (threads backend, synthetic workload): the trace covers and nests every span, and
     the report files are written into the run folder."""

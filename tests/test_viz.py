@@ -167,8 +167,9 @@ def big_run(n_tasks: int = 100_000, n_workers: int = 64) -> RunData:
     return RunData(Path("/nonexistent/big"), meta, spans, pd.DataFrame())
 
 
+@pytest.mark.slow
 def test_gantt_100k_tasks_64_workers_draws_fast() -> None:
-    """Issue 4 asks < 10 s; the bound here is 20 s so a slow shared CI box does not flake."""
+    """Well under 20 s (the bound leaves room for a slow shared CI box)."""
     run = big_run()
     started = time.perf_counter()
     fig = gantt_figure(run)
@@ -297,7 +298,7 @@ def on_cpu(run: RunData) -> RunData:
 
 
 def test_aggregated_lanes_show_the_barrier_share() -> None:
-    """Issue: aggregated lanes were solid blue whatever the wait; now each pixel column stacks the shares."""
+    """Aggregated lanes show how much of each pixel's time was spent waiting, not solid blue whatever the wait."""
     from matplotlib import colors as mcolors
 
     from viz.gantt import AGG_ROWS

@@ -30,7 +30,7 @@ def test_replay_at_own_scale_is_exact_without_jitter() -> None:
     got = pred.set_index("mode")["median_s"]
     for mode in ("free-run", "batch-sync", "dynamic"):
         assert got[mode] == pytest.approx(measured[mode], rel=1e-6), mode
-    assert set(pred["fit"]) == {"free-run tasks", "batch-sync tasks", "dynamic tasks"}
+    assert set(pred["fit"]) == {"free-run", "batch-sync", "dynamic"}
 
 
 def test_replay_cli_predicts_another_scale(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -22,7 +22,13 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bench.analysis.select import batch_barriers, failed_tasks, is_batch_barrier, one_run, tasks
-from bench.analysis.timeline import cumulative_time, makespans, merge_intervals, representative_repeats
+from bench.analysis.timeline import (
+    cumulative_time,
+    makespans,
+    merge_intervals,
+    representative_repeats,
+    sync_points,
+)
 from bench.analysis.verdict import run_verdict, slowest_workers
 from bench.schema import PHASES, Kind
 from bench.store import RunData
@@ -204,7 +210,7 @@ def plot_gantt(
 
     # Sync points: when the last worker reached each batch barrier.
     if len(bars):
-        sync = bars.groupby("batch")["start_ns"].max().to_numpy() / NS
+        sync = sync_points(bars)["t_s"].to_numpy()
         if len(sync) <= MAX_SYNC_LINES:
             lc = LineCollection([[(x, -0.5), (x, n - 0.5)] for x in sync], colors="#444444", linewidths=0.6,
                                 alpha=0.55, zorder=6)

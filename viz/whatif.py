@@ -33,7 +33,7 @@ def sim_table(rows: pd.DataFrame, title: str) -> Table:
                       f"{(r.median_s - meas) / meas:+.1%}" if ok else "—"]
         cells += [f"{r.theory_s:.2f} s"]
         if "fit" in rows:
-            cells.append(str(r.fit).removesuffix(" tasks"))
+            cells.append(str(r.fit))
         cells.append(f"{r.median_s / base:.3f}×" if base else "—")
         t.add_row(*cells)
     t.caption = escape("theory: " + "; ".join(f"{r.mode}: {r.theory}" for r in rows.itertuples()))

@@ -1,17 +1,8 @@
-"""The numbers of DESIGN.md's "Analysis definitions", computed from span rows.
+"""The whole-run numbers of each (mode, repeat) and worker, from span rows (definitions: docs/design.md).
 
-All times come in as ns relative to t0 and go out in seconds. A "mode run" is one (mode, repeat).
-- makespan = last task end (t0 = 0); lower bound = max(sum of task time / G, longest task).
-- per worker: busy = sum of its task spans, barrier wait = sum of its batch-barrier spans,
-  finish = its last task end, tail idle = makespan - finish, utilisation = busy / makespan.
-- origin prediction, from one set of measured task durations (free-run's where the repeat has a complete
-  free-run, else the mode's own; column origin_basis): each mode's own formula (`Mode.origin`, e.g.
-  free-run = the largest per-worker sum under round-robin, batch-sync = the sum over batches of the slowest
-  task), one column per mode that has one (`origin_column`) and origin_prediction_s for the row's own mode.
-- GPU activity (where the run has NVML samples): the mean of a device's NVML utilisation samples taken
-  between t0 and the makespan — the share of time a kernel was running. "util" says a worker was inside a
-  task; gpu_util says whether its GPU was working meanwhile (a host-bound task is busy with an idle GPU).
-Failed tasks count like any other task: they occupied the device.
+Times come in as ns relative to t0 and go out in seconds: makespan, lower bound, the origin document's
+predictions from one set of measured durations, barrier wait, utilisation and, where NVML sampled, GPU
+activity. Failed tasks count like any other task: they occupied the device. Nothing here draws or decides.
 """
 
 from __future__ import annotations

@@ -1,18 +1,7 @@
-"""Time-resolved views of a run's spans: busy fraction over time, progress drift, barrier waits, sync points.
+"""Time-resolved views of a run's spans: busy share per time bin, progress drift, barrier waits, sync points.
 
-Pure pandas/numpy from the span DataFrame (times ns relative to t0 of each (mode, repeat)) to DataFrames
-in seconds. It draws nothing and writes nothing; `bench.analysis.metrics` holds the whole-run numbers.
-
-- busy fraction of a time bin = the share of the bin a worker spent inside task spans (batch-barrier share
-  alongside it);
-- progress: after each task end, how many tasks that worker has completed (k), its lag behind the mean
-  completed count of all workers at that moment (negative = behind; it jumps by one at every completion, so
-  it is raw data, not a drift measure), and how far behind it is in time: the end of its k-th task minus
-  when the average worker completed its k-th (a worker out of tasks counted as going on at its own pace),
-  in seconds and in mean task durations (a steady drift grows steadily; one worker finishing a task a
-  moment before another does not count);
-- barrier wait: per batch-sync batch and worker, the time spent in the "batch" barrier;
-- sync point of batch b: the moment the last worker arrived at batch b's barrier (everyone is released then).
+Pure pandas/numpy from span rows (ns relative to t0) to DataFrames in seconds (definitions: docs/design.md);
+`bench.analysis.metrics` holds the whole-run numbers. It draws nothing and writes nothing.
 """
 
 from __future__ import annotations

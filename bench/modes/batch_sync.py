@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from bench.modes.actions import Barrier, Mode, Plan, Run
-from bench.modes.stats import expected_max
+from bench.modes.stats import expected_max, round_robin_share
 
 
 def plan(worker: int, n_workers: int, n_tasks: int) -> Plan:
@@ -43,12 +43,6 @@ def origin(ids: np.ndarray, durations: np.ndarray, n_workers: int) -> float:
     return float(slowest[np.isfinite(slowest)].sum())
 
 
-MODE = Mode(
-    name="batch-sync",
-    summary="batch b is tasks bG..bG+G-1, task bG+g on worker g; a barrier between consecutive batches",
-    plan=plan,
-    theory=theory,
-    origin=origin,
-    tasks_per_worker=lambda worker, n_workers, n_tasks: len(range(worker, n_tasks, n_workers)),
-    synchronised_starts=True,
-)
+# Task bG+g runs on worker g, as in free-run; its tasks start together, batch by batch.
+MODE = Mode("batch-sync", "batch b is tasks bG..bG+G-1, task bG+g on worker g; a barrier between consecutive "
+            "batches", plan, theory, origin, tasks_per_worker=round_robin_share, synchronised_starts=True)

@@ -26,9 +26,4 @@ def theory(n_tasks: int, mean: float, worker_factor: np.ndarray, jitter: float) 
     return n_tasks / rate + 0.5 * float(mu.mean()), "list scheduling: T / Σ rates + half a task of tail"
 
 
-MODE = Mode(
-    name="dynamic",
-    summary="one shared queue in task order; a free worker takes the next task",
-    plan=plan,
-    theory=theory,
-)
+MODE = Mode("dynamic", "one shared queue in task order; a free worker takes the next task", plan, theory)

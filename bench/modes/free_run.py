@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from bench.modes.actions import Mode, Plan, Run
-from bench.modes.stats import expected_max, round_robin_counts
+from bench.modes.stats import expected_max, round_robin_counts, round_robin_share
 
 
 def plan(worker: int, n_workers: int, n_tasks: int) -> Plan:
@@ -28,11 +28,5 @@ def origin(ids: np.ndarray, durations: np.ndarray, n_workers: int) -> float:
     return float(np.bincount(ids % n_workers, weights=durations, minlength=n_workers).max())
 
 
-MODE = Mode(
-    name="free-run",
-    summary="worker g runs tasks g, g+G, g+2G, ... in order, never waiting",
-    plan=plan,
-    theory=theory,
-    origin=origin,
-    tasks_per_worker=lambda worker, n_workers, n_tasks: len(range(worker, n_tasks, n_workers)),
-)
+MODE = Mode("free-run", "worker g runs tasks g, g+G, g+2G, ... in order, never waiting", plan, theory, origin,
+            tasks_per_worker=round_robin_share)

@@ -1,4 +1,4 @@
-"""Order statistics the modes' theories share: the expected maximum of independent normal variables."""
+"""What the modes' records share: order statistics for their theories, round-robin shares of the tasks."""
 
 from __future__ import annotations
 
@@ -36,3 +36,8 @@ def phi(z: np.ndarray) -> np.ndarray:
 def round_robin_counts(n_workers: int, n_tasks: int) -> np.ndarray:
     """Tasks per worker when task i goes to worker i mod G."""
     return np.array([len(range(g, n_tasks, n_workers)) for g in range(n_workers)], dtype=float)
+
+
+def round_robin_share(worker: int, n_workers: int, n_tasks: int) -> int:
+    """How many tasks `worker` gets when task i goes to worker i mod G."""
+    return len(range(worker, n_tasks, n_workers))

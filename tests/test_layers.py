@@ -1,0 +1,100 @@
+"""Imports follow the data flow: no module imports from a layer above its own, and no import cycle."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("bench", "runners", "viz")
+
+# Bottom to top. A module belongs to the layer of the longest prefix that names it.
+LAYERS: list[tuple[str, tuple[str, ...]]] = [
+    ("records and modes", ("bench", "bench.errors", "bench.schema", "bench.store", "bench.modes")),
+    ("workload, analysis, simulation", ("bench.workload", "bench.inputs", "bench.config", "bench.progress",
+                                        "bench.analysis", "bench.simulate", "bench.whatif")),
+    ("runners and views", ("runners", "viz")),
+    ("the CLI", ("bench.cli",)),
+]
+APART = {("runners", "viz"), ("viz", "runners")}  # one layer, but neither may use the other
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+
+
+def layer(module: str) -> int:
+    best, found = -1, -1
+    for i, (_, prefixes) in enumerate(LAYERS):
+        for p in prefixes:
+            if (module == p or module.startswith(p + ".")) and len(p) > best:
+                best, found = len(p), i
+    assert found >= 0, f"{module} is in no layer"
+    return found
+
+
+def imports(path: Path, known: set[str]) -> set[str]:
+    """Project modules `path` imports anywhere (top level or inside functions), as module names."""
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for n in names:
+            while n and n not in known:
+                n = n.rpartition(".")[0]
+            if n:
+                out.add(n)
+    return out
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    return {m: imports(p, set(mods)) - {m} for m, p in mods.items()}
+
+
+def test_no_module_imports_from_a_layer_above_its_own() -> None:
+    bad = []
+    for src, targets in graph().items():
+        for dst in targets:
+            if layer(dst) > layer(src):
+                bad.append(f"{src} ({LAYERS[layer(src)][0]}) imports {dst} ({LAYERS[layer(dst)][0]})")
+            elif (src.split(".")[0], dst.split(".")[0]) in APART:
+                bad.append(f"{src} imports {dst}: runners and viz never use each other")
+    assert not bad, "\n".join(sorted(bad))
+
+
+def test_no_import_cycle() -> None:
+    g = graph()
+    cycles: list[str] = []
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+
+    def visit(m: str, stack: list[str]) -> None:
+        state[m] = 1
+        for d in sorted(g.get(m, ())):
+            if state.get(d) == 1:
+                cycle = [*stack[stack.index(d):], d]
+                cycles.append(" -> ".join(cycle))
+            elif d not in state:
+                visit(d, [*stack, d])
+        state[m] = 2
+
+    for m in sorted(g):
+        if m not in state:
+            visit(m, [m])
+    assert not cycles, "\n".join(cycles)
+
+
+def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
+    """The walker finds function-level imports and names the offending pair."""
+    f = tmp_path / "x.py"
+    f.write_text("def f():\n    from viz.gantt import gantt_figure\n")
+    assert imports(f, {"viz", "viz.gantt"}) == {"viz.gantt"}
+    assert layer("bench.store") < layer("bench.analysis.metrics") < layer("viz.gantt") < layer("bench.cli")
