@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.config import RunConfig
-from bench.errors import BenchError
+from bench.errors import BenchError, Terminated
 from bench.modes import MODE_GROUPS, MODE_NAMES, get_mode, parse_modes
 from bench.progress import ProgressFeed
 
@@ -57,14 +58,27 @@ def _fail(e: BenchError) -> None:
     raise typer.Exit(2)
 
 
+FAULT_HELP = (
+    "Faults on demand (synthetic workload): fail=P (each try of a task raises with probability P, drawn from "
+    "the seed), hang=I (task I never returns), die=I (the worker running task I exits hard); hang and die fire "
+    "once per run folder."
+)
+# Options that define the work: --resume takes them from the run folder and refuses new values.
+WORK_OPTIONS = ("mode", "images", "gpus", "workers", "backend", "workload", "model", "input_dir", "prompt",
+                "tasks", "steps", "size", "true_cfg_scale", "negative_prompt", "save_images", "trace_steps",
+                "out_dir", "seed", "repeat")
+
+
 @app.command()
 def run(
+    ctx: typer.Context,
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "both",
     images: Annotated[int, typer.Option(help="Number of tasks (edits); inputs are cycled.")] = 270,
     gpus: Annotated[str | None, typer.Option(help="CUDA devices: all | N (the first N) | 0,2,5. Default: all.")] = None,
     workers: Annotated[int | None, typer.Option(help="CPU workers (no CUDA). Default: one per core.")] = None,
-    backend: Annotated[str, typer.Option(help="processes (one per device, torch.distributed) | threads (one process).")] = "processes",
-    workload: Annotated[str, typer.Option(help=WORKLOAD_HELP)] = "edit",
+    backend: Annotated[str, typer.Option(help="processes (one per device) | threads (one process; cannot end a "
+                                              "hung thread or survive a worker that exits).")] = "processes",
+    workload: Annotated[str, typer.Option(help=WORKLOAD_HELP + " " + FAULT_HELP)] = "edit",
     model: Annotated[str, typer.Option(help="edit only: auto | random:tiny | random:full | hub id | local folder. auto = tiny without CUDA; with CUDA real weights if cached, else random:full.")] = "auto",
     input_dir: Annotated[Path | None, typer.Option(help="edit only: folder of input images (use with --prompt).")] = None,
     prompt: Annotated[str | None, typer.Option(help="edit only: the prompt for --input-dir.")] = None,
@@ -78,32 +92,70 @@ def run(
     out_dir: Annotated[Path, typer.Option("--out", help="Parent folder of run folders (never overwritten).")] = Path("results"),
     seed: Annotated[int, typer.Option(help="Seed of task 0; task i gets seed + i.")] = 0,
     repeat: Annotated[int, typer.Option(help="Repeats; modes alternate within each repeat.")] = 1,
+    retries: Annotated[int, typer.Option(help="Run a task that raised again on the same worker up to N times "
+                                              "(every try is recorded).")] = 0,
+    task_timeout: Annotated[float | None, typer.Option(
+        help="Seconds a worker may spend in one task before it counts as hung: it is ended and treated as "
+             "lost. Default: 10 × that worker's first warm-up edit, at least 300 s; 0 turns the watch off.")] = None,
+    on_worker_loss: Annotated[str, typer.Option(
+        help="When a worker dies or hangs: dynamic carries on with the survivors (the lost task goes back to "
+             "the queue) and free-run/batch-sync end, marked incomplete; then stop (the run ends after that "
+             "mode; --resume finishes it) | continue (the next modes run on the survivors).")] = "stop",
+    resume: Annotated[Path | None, typer.Option(
+        help="Finish an interrupted or failed run in its folder, with the options its meta.json recorded: "
+             "complete mode runs are kept, the others run again from their start as a new attempt.")] = None,
+    keep_partial: Annotated[bool, typer.Option(
+        help="With --resume: run only the tasks with no ok record (for the edits, not the timing: the mode's "
+             "timeline is then pieced together and marked so).")] = False,
     report: Annotated[bool, typer.Option(help="Write charts and trace when done.")] = True,
 ) -> None:
-    """Run the workload on every device under each mode; write a run folder and report it."""
-    try:
-        edit: dict[str, Any] = {
-            "model": model, "input_dir": input_dir, "prompt": prompt, "tasks_file": tasks,
-            "steps": steps, "size": size, "true_cfg_scale": true_cfg_scale,
-            "negative_prompt": negative_prompt, "save_images": save_images, "trace_steps": trace_steps,
-        }
-        if workload != "edit":
-            given = [k for k in ("input_dir", "prompt", "tasks_file", "steps", "size") if edit[k] is not None]
-            if given or model != "auto":
-                raise BenchError(f"--{(given or ['model'])[0].replace('_', '-')} applies to --workload edit only")
-            edit = {}
-        config = RunConfig(
-            modes=parse_modes(mode), images=images, backend=backend, workload=workload, gpus=gpus,
-            workers=workers, out=out_dir, seed=seed, repeat=repeat, edit=edit,
-        )
-        from runners.run import execute, prepare  # torch is imported only for a run
+    """Run the workload on every device under each mode; write a run folder and report it.
 
-        prep = prepare(config)
+    Exit codes: 0 every task succeeded; 1 the run ran to its end with faults (failed tasks, lost workers,
+    modes left incomplete: all recorded); 2 bad input, or the run failed (its folder is kept, marked failed);
+    130 Ctrl-C, 143 SIGTERM (the folder is kept, marked interrupted: --resume finishes it).
+    """
+    from runners.run import Prepared, Resumption
+
+    signal.signal(signal.SIGTERM, _terminate)
+    resumed: Resumption | None = None
+    try:
+        if keep_partial and resume is None:
+            raise BenchError("--keep-partial applies to --resume only")
+        changes = {"retries": retries, "task_timeout": task_timeout, "on_worker_loss": on_worker_loss}
+        if resume is not None:
+            given = [o for o in WORK_OPTIONS if _given(ctx, o)]
+            if given:
+                flag = "--out" if given[0] == "out_dir" else "--" + given[0].replace("_", "-")
+                raise BenchError(f"--resume runs the work its folder recorded: it cannot take {flag} (drop it)")
+            from runners.run import plan_resume
+
+            explicit = {k: v for k, v in changes.items() if _given(ctx, k)}
+            resumed = plan_resume(resume, keep_partial, explicit)
+            prep: Prepared = resumed.prep
+        else:
+            edit: dict[str, Any] = {
+                "model": model, "input_dir": input_dir, "prompt": prompt, "tasks_file": tasks,
+                "steps": steps, "size": size, "true_cfg_scale": true_cfg_scale,
+                "negative_prompt": negative_prompt, "save_images": save_images, "trace_steps": trace_steps,
+            }
+            if workload != "edit":
+                given = [k for k in ("input_dir", "prompt", "tasks_file", "steps", "size") if edit[k] is not None]
+                if given or model != "auto":
+                    raise BenchError(f"--{(given or ['model'])[0].replace('_', '-')} applies to --workload edit only")
+                edit = {}
+            config = RunConfig(
+                modes=parse_modes(mode), images=images, backend=backend, workload=workload, gpus=gpus,
+                workers=workers, out=out_dir, seed=seed, repeat=repeat, edit=edit, **changes,  # type: ignore[arg-type]
+            )
+            from runners.run import prepare  # torch is imported only for a run
+
+            prep = prepare(config)
     except BenchError as e:
         _fail(e)
     for note in prep.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
-    G = len(prep.devices)
+    G, images = len(prep.devices), prep.config.images
     per_worker = math.ceil(images / G)
 
     def total(mode: str | None, worker: int) -> int:
@@ -131,23 +183,51 @@ def run(
                             info=f"{stage} r{p.repeat}: {p.done} tasks{fail}{last}")
 
     started = time.monotonic()
+    argv = ["bench", *sys.argv[1:]]
     try:
         with progress:
-            run_dir = execute(prep, poll, argv=["bench", *sys.argv[1:]])
+            if resumed is not None:
+                from runners.run import resume as run_resumed
+
+                run_dir = run_resumed(resumed, poll, argv)
+            else:
+                from runners.run import execute
+
+                run_dir = execute(prep, poll, argv=argv)
     except BenchError as e:
         _fail(e)
-    except KeyboardInterrupt:
-        err.print("[bold red]interrupted[/]: the run folder is kept and marked failed")
-        raise typer.Exit(130) from None
+    except (KeyboardInterrupt, Terminated) as e:
+        err.print("[bold red]interrupted[/]: the run folder is kept, marked interrupted; "
+                  "bench run --resume FOLDER finishes it", highlight=False)
+        raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
     err.print(f"finished in {time.monotonic() - started:.1f} s → {run_dir}", highlight=False)
     _report(run_dir, charts=report, summary_only=True)
-    from bench.store import task_outcomes
+    from bench.store import read_meta, task_outcomes
 
-    n, failed, first = task_outcomes(run_dir)
-    if failed:
-        # Exit 1: the run is complete and every failure is recorded, but not every edit succeeded.
-        err.print(f"[bold red]warning:[/] {failed} of {n} tasks failed; the first: {first}", highlight=False)
+    o = task_outcomes(run_dir)
+    status = read_meta(run_dir).status
+    if o.failed:
+        err.print(f"[bold red]warning:[/] {o.failed} of {o.tasks} tasks failed; the first: {o.first_error}",
+                  highlight=False)
+    if status == "incomplete":
+        err.print("[bold red]warning:[/] a worker was lost and a mode ended early (marked incomplete in the "
+                  f"report); bench run --resume {run_dir} runs it again", highlight=False)
+    elif o.lost:
+        err.print(f"[bold red]warning:[/] {o.lost} worker(s) lost; every mode still ran every task (see the "
+                  "report)", highlight=False)
+    if o.failed or o.lost or status != "complete":
+        # Exit 1: the run ran to its end and every fault is recorded, but not every edit succeeded.
         raise typer.Exit(1)
+
+
+def _given(ctx: typer.Context, option: str) -> bool:
+    """Whether `option` was typed on the command line (typer carries its own click: compare by name)."""
+    source = ctx.get_parameter_source(option)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bool = False) -> None:

@@ -7,3 +7,7 @@ It is deliberately not used for a task that fails during a run: that becomes a s
 
 class BenchError(Exception):
     """A user-facing error: its message is printed as one line, without a traceback."""
+
+
+class Terminated(BaseException):
+    """SIGTERM (from `kill`, `timeout`, a scheduler): handled like Ctrl-C, which raises KeyboardInterrupt."""

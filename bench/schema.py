@@ -32,6 +32,7 @@ class Kind(StrEnum):
     BARRIER = "barrier"
     WARMUP = "warmup"
     LOAD = "load"
+    LOST = "lost"  # a worker that died or hung: from the start of what it was doing to when that was noticed
 
 
 class Status(StrEnum):
@@ -81,6 +82,12 @@ class Span:
     """The error, one line, when status is error."""
     step: int | None = None
     """Denoising step index, for kind == "step"."""
+    retry: int = 0
+    """For a task: how many times it ran before in this attempt (a retry after an error on the same worker,
+    or a requeue after its worker was lost)."""
+    attempt: int = 0
+    """Which run of its (mode, repeat) recorded it: 0, then 1, 2, ... for each `bench run --resume` that ran
+    the (mode, repeat) again."""
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: that deep-copies every field, and this runs between two timed tasks.
@@ -112,6 +119,8 @@ class Sample:
     """Device memory in use, MiB."""
     power_w: float | None
     """Power draw, W."""
+    attempt: int = 0
+    """Which run of its (mode, repeat) took it (see `Span.attempt`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,7 +157,9 @@ class RunMeta:
     run_id: str
     """The run folder's name."""
     status: str
-    """running, complete or failed (with `error`)."""
+    """running; then complete (every mode ran every task), incomplete (it ran to the end, but a worker was
+    lost and a mode ended early), failed (with `error`: the run could not go on) or interrupted (Ctrl-C,
+    SIGTERM). Any but complete can be finished with `bench run --resume`."""
     modes: list[str]
     """The modes, in run order."""
     n_workers: int
@@ -195,12 +206,19 @@ class RunMeta:
     """The git revision of the code that ran, and whether it had uncommitted changes."""
     notes: list[str] = field(default_factory=list)
     """The notes shown to the user when the run started."""
+    owner: dict[str, Any] = field(default_factory=dict)
+    """The process writing this folder now: host and pid (a report can tell a running run from a dead one)."""
+    resumes: list[dict[str, Any]] = field(default_factory=list)
+    """Each `bench run --resume` of this folder: when, its argv, and the (repeat, mode, attempt) it ran."""
+    pieced: list[tuple[int, str]] = field(default_factory=list)
+    """(repeat, mode) whose timeline --keep-partial pieced together from several attempts."""
     schema_version: int = SCHEMA_VERSION
     """The version of this schema the folder was written with."""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["schedule"] = [list(x) for x in self.schedule]
+        d["pieced"] = [list(x) for x in self.pieced]
         return d
 
     @classmethod
@@ -210,6 +228,7 @@ class RunMeta:
         kw = {k: v for k, v in d.items() if k in known}
         kw["workers"] = [_worker(w) for w in d.get("workers") or []]
         kw["schedule"] = [(int(r), str(m)) for r, m in d.get("schedule") or []]
+        kw["pieced"] = [(int(r), str(m)) for r, m in d.get("pieced") or []]
         kw.setdefault("run_id", "")
         kw.setdefault("status", "unknown")
         kw.setdefault("modes", [])

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import IO, Any
 import pandas as pd
 
 from bench.errors import BenchError
-from bench.schema import READABLE_SCHEMAS, SAMPLE_COLUMNS, SCHEMA_VERSION, SPAN_COLUMNS, RunMeta
+from bench.schema import READABLE_SCHEMAS, SAMPLE_COLUMNS, SCHEMA_VERSION, SPAN_COLUMNS, Kind, RunMeta
 
 META = "meta.json"
 
@@ -125,8 +126,9 @@ class JsonlWriter:
 class RunData:
     path: Path
     meta: RunMeta
-    spans: pd.DataFrame  # SPAN_COLUMNS, one row per span
+    spans: pd.DataFrame  # SPAN_COLUMNS, one row per span of the attempts that count
     samples: pd.DataFrame  # SAMPLE_COLUMNS, one row per device sample
+    superseded: pd.DataFrame | None = None  # spans of earlier attempts that a --resume ran again
 
     @property
     def modes(self) -> list[str]:
@@ -152,19 +154,25 @@ def _read_jsonl(files: list[Path], columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(columns))
 
 
-def load_run(run_dir: Path | str) -> RunData:
-    """Load every span and sample of a run folder into DataFrames (times in ns relative to t0)."""
+def load_run(run_dir: Path | str, counted_only: bool = True) -> RunData:
+    """Load every span and sample of a run folder into DataFrames (times in ns relative to t0).
+
+    `spans` holds the attempts that count (see `counted_spans`) and `superseded` the rest; with
+    `counted_only=False`, `spans` holds every record."""
     run_dir = Path(run_dir)
     meta = read_meta(run_dir)
     spans = _read_jsonl(sorted((run_dir / "spans").glob("*.jsonl")), SPAN_COLUMNS)
     samples = _read_jsonl(sorted((run_dir / "samples").glob("*.jsonl")), SAMPLE_COLUMNS)
     try:
-        for col in ("repeat", "worker", "start_ns", "end_ns"):
+        for col in ("retry", "attempt"):  # absent from older records: the first try of the first attempt
+            spans[col] = spans[col].fillna(0)
+        for col in ("repeat", "worker", "start_ns", "end_ns", "retry", "attempt"):
             spans[col] = spans[col].astype("int64")
         for col in ("task", "batch", "step"):
             spans[col] = spans[col].astype("Int64")
         if len(samples):
             samples["t_ns"] = samples["t_ns"].astype("int64")
+            samples["attempt"] = samples["attempt"].fillna(0).astype("int64")
     except (ValueError, TypeError) as e:
         bad = [c for c in ("mode", "worker", "kind", "start_ns", "end_ns") if spans[c].isna().any()]
         what = f"missing {', '.join(bad)} in some spans" if bad else " ".join(str(e).split())
@@ -173,23 +181,112 @@ def load_run(run_dir: Path | str) -> RunData:
         if spans[col].isna().any():
             raise BenchError(f"{run_dir}: span records are malformed (missing {col} in some spans)")
     spans = spans.sort_values(["mode", "repeat", "worker", "start_ns", "end_ns"], kind="stable")
-    return RunData(run_dir, meta, spans.reset_index(drop=True), samples)
+    spans = spans.reset_index(drop=True)
+    if not counted_only:
+        return RunData(run_dir, meta, spans, samples)
+    counted, superseded = counted_spans(spans, meta)
+    if len(samples) and len(superseded):
+        # A sample counts with its mode run's last attempt (a pieced timeline shows none: their t0s differ).
+        last = spans.groupby(["mode", "repeat"])["attempt"].max()
+        pieced = set(meta.pieced)
+        keep = [(m, r) not in pieced and a == last.get((m, r), 0)
+                for m, r, a in zip(samples["mode"], samples["repeat"], samples["attempt"], strict=True)]
+        samples = samples[keep].reset_index(drop=True)
+    return RunData(run_dir, meta, counted, samples, superseded)
 
 
-def task_outcomes(run_dir: Path) -> tuple[int, int, str | None]:
-    """(timed tasks recorded, how many failed, the first error) — read straight from the span files."""
-    n = failed = 0
-    first: str | None = None
-    for f in sorted((run_dir / "spans").glob("*.jsonl")):
-        for line in f.read_text(encoding="utf-8").splitlines():
-            if '"kind":"task"' not in line:
-                continue
-            n += 1
-            row = json.loads(line)
-            if row.get("status") == "error":
-                failed += 1
-                first = first or row.get("error")
-    return n, failed, first
+@dataclass(frozen=True)
+class ModeRunStatus:
+    """What the records say of one (repeat, mode) across its attempts."""
+
+    last_attempt: int
+    complete: bool  # its last attempt (or the pieced-together timeline) has a record of every task
+    ok_tasks: frozenset[int]  # tasks with an ok record in any attempt
+    tasks: int  # distinct tasks recorded by the attempts that count
+
+
+def counted_spans(spans: pd.DataFrame, meta: RunMeta) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the spans that count, the superseded ones). Of each (mode, repeat) the last attempt counts; where
+    --keep-partial pieced it together, each attempt keeps the records of the tasks no later attempt ran again,
+    and the attempts are laid end to end on one timeline, earliest first."""
+    if spans.empty or int(spans["attempt"].max()) == 0:
+        return spans, spans.iloc[:0]
+    pieced = set(meta.pieced)
+    counted: list[pd.DataFrame] = []
+    superseded: list[pd.DataFrame] = [spans.iloc[:0]]
+    for (mode, repeat), g in spans.groupby(["mode", "repeat"], sort=False):
+        last = g["attempt"].max()
+        if (int(repeat), str(mode)) not in pieced:
+            counted.append(g[g["attempt"] == last])
+            superseded.append(g[g["attempt"] != last])
+            continue
+        later: set[int] = set()
+        keep: list[pd.DataFrame] = []
+        for a in sorted(g["attempt"].unique(), reverse=True):
+            part = g[g["attempt"] == a]
+            mine = part["task"].isna() | ~part["task"].isin(sorted(later))
+            later |= {int(x) for x in part.loc[part["kind"] == Kind.TASK, "task"]}
+            keep.append(part[mine])
+            superseded.append(part[~mine])
+        offset = 0
+        for part in reversed(keep):
+            counted.append(part.assign(start_ns=part["start_ns"] + offset, end_ns=part["end_ns"] + offset))
+            ends = part.loc[part["kind"] == Kind.TASK, "end_ns"]
+            offset += int(ends.max()) if len(ends) else 0
+    out = pd.concat(counted, ignore_index=True)
+    out = out.sort_values(["mode", "repeat", "worker", "start_ns", "end_ns"], kind="stable")
+    return out.reset_index(drop=True), pd.concat(superseded, ignore_index=True)
+
+
+def mode_runs(spans: pd.DataFrame, meta: RunMeta) -> dict[tuple[int, str], ModeRunStatus]:
+    """Per (repeat, mode) in the records: its last attempt, whether it is complete, its ok tasks."""
+    out: dict[tuple[int, str], ModeRunStatus] = {}
+    if spans.empty:
+        return out
+    counted, _ = counted_spans(spans, meta)
+    t_all = spans[spans["kind"] == Kind.TASK]
+    t_counted = counted[counted["kind"] == Kind.TASK]
+    for (mode, repeat), g in spans.groupby(["mode", "repeat"], sort=False):
+        mine = t_counted[(t_counted["mode"] == mode) & (t_counted["repeat"] == repeat)]
+        ok = t_all[(t_all["mode"] == mode) & (t_all["repeat"] == repeat) & (t_all["status"] == "ok")]
+        n = int(mine["task"].nunique())
+        out[(int(repeat), str(mode))] = ModeRunStatus(int(g["attempt"].max()), n >= meta.n_tasks > 0,
+                                                      frozenset(int(x) for x in ok["task"]), n)
+    return out
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """How a run's tasks ended, over the attempts that count."""
+
+    tasks: int  # (mode, repeat, task) recorded
+    failed: int  # of those, failed for good (the last try failed)
+    first_error: str | None
+    lost: int  # workers lost (lost spans)
+
+
+def task_outcomes(run_dir: Path) -> Outcomes:
+    run = load_run(run_dir)
+    t = run.spans[run.spans["kind"] == Kind.TASK]
+    lost = int((run.spans["kind"] == Kind.LOST).sum())
+    if t.empty:
+        return Outcomes(0, 0, None, lost)
+    final = t.sort_values(["retry", "end_ns"]).groupby(["mode", "repeat", "task"]).tail(1)
+    bad = final[final["status"] == "error"]
+    return Outcomes(len(final), len(bad), str(bad["error"].iloc[0]) if len(bad) else None, lost)
+
+
+def owner_alive(owner: dict[str, Any]) -> bool | None:
+    """Whether the process recorded as a run's owner is alive: True or False on its own host (a syncbench
+    process with that pid), None where it cannot be told from here (another host, or no owner recorded)."""
+    pid, host = owner.get("pid"), owner.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return b"bench" in cmdline or b"pytest" in cmdline
 
 
 def write_spans_columns(run_dir: Path, name: str, const: dict[str, Any], worker: Any, task: Any,

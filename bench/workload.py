@@ -12,8 +12,9 @@ The real edit workload lives in `runners.pipelines` (it needs torch and diffuser
 from __future__ import annotations
 
 import math
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -22,6 +23,7 @@ import numpy as np
 from bench.errors import BenchError
 
 Dist = Literal["normal", "lognormal"]
+DIE_EXIT_CODE = 86  # what `die=I` exits with, so a lost worker's record names the injected fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class Task:
     size: int | None = None  # output side in pixels; None = the workload's default
     steps: int | None = None  # denoising steps; None = the workload's default
     cost: float = 1.0  # synthetic workload only: this task's jitter factor (duration multiplier)
+    warmup: bool = False  # the warm-up run of this task (outside the timed window: no faults, no output)
 
 
 class TaskRecorder(Protocol):
@@ -109,6 +112,10 @@ class SyntheticWorkload:
     """Task duration = mean × speed_factor(worker) × jitter_factor(task); the worker sleeps that long.
 
     Phases: encode 20 %, denoise 70 % (split evenly over `steps` steps), decode 10 %, save 0.
+    Faults on demand: each timed try of a task raises with probability `fail` (drawn from the seed, the task
+    and the try, so every mode sees the same draws); task `hang` never returns and the worker running task
+    `die` exits hard (`os._exit`). `hang` and `die` fire once per run folder, on the first try anywhere, so a
+    requeued or resumed task gets past them.
     """
 
     mean: float = 0.05
@@ -116,10 +123,14 @@ class SyntheticWorkload:
     jitter: float = 0.0
     steps: int = 4
     dist: Dist = "normal"
+    fail: float = 0.0
+    hang: int | None = None
+    die: int | None = None
+    run_dir: str | None = None  # where `hang`/`die` leave their once-only markers (set by `with_run_dir`)
     kind: str = field(default="synthetic", init=False)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "kind": "synthetic",
             "mean_s": self.mean,
             "skew": self.skew,
@@ -127,6 +138,10 @@ class SyntheticWorkload:
             "steps": self.steps,
             "dist": self.dist,
         }
+        faults = {k: v for k, v in (("fail", self.fail), ("hang", self.hang), ("die", self.die)) if v}
+        if faults:
+            out["faults"] = faults
+        return out
 
     def tasks(self, n: int, seed: int) -> list[Task]:
         costs = jitter_factors(n, seed, self.jitter, self.dist)
@@ -139,7 +154,24 @@ class SyntheticWorkload:
         return _SyntheticExecutor(self, worker, n_workers)
 
     def with_run_dir(self, run_dir: str | Path) -> SyntheticWorkload:
-        return self  # writes nothing
+        return replace(self, run_dir=str(run_dir))
+
+    def fails(self, task: Task, try_: int) -> bool:
+        """Whether try `try_` (0, 1, ...) of `task` raises: a draw from the task's seed, the same in every mode."""
+        return self.fail > 0 and float(np.random.default_rng([task.seed, task.id, try_, 7]).random()) < self.fail
+
+    def fires(self, fault: str, task: Task) -> bool:
+        """Whether the `hang` or `die` fault fires on this task now: the first time anywhere in the run folder
+        (a marker file made atomically; without a run folder, every time)."""
+        if task.warmup or getattr(self, fault) != task.id:
+            return False
+        if self.run_dir is None:
+            return True
+        try:
+            os.close(os.open(os.path.join(self.run_dir, f".fault-{fault}-{task.id}"), os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return False
+        return True
 
 
 @dataclass(slots=True)
@@ -147,10 +179,22 @@ class _SyntheticExecutor:
     workload: SyntheticWorkload
     worker: int
     n_workers: int
+    tries: dict[int, int] = field(default_factory=dict)
 
     def run(self, task: Task, rec: TaskRecorder) -> None:
-        d_ns = int(self.workload.duration_s(task, self.worker, self.n_workers) * 1e9)
-        steps = task.steps or self.workload.steps
+        wl = self.workload
+        if not task.warmup:
+            try_ = self.tries[task.id] = self.tries.get(task.id, -1) + 1
+            if wl.fires("die", task):
+                os._exit(DIE_EXIT_CODE)
+            if wl.fires("hang", task):
+                while True:
+                    time.sleep(3600)
+        d_ns = int(wl.duration_s(task, self.worker, self.n_workers) * 1e9)
+        if not task.warmup and wl.fails(task, try_):  # a failure halfway through, as a real one costs time
+            _sleep_to(time.perf_counter_ns() + d_ns // 2)
+            raise RuntimeError(f"injected failure (fail={wl.fail}) in task {task.id}, try {try_}")
+        steps = task.steps or wl.steps
         t = time.perf_counter_ns()
         # Phase boundaries are deadlines from the task's start, so sleep overshoot does not accumulate.
         t = _sleep_until(rec, "encode", t, t + int(0.2 * d_ns))
@@ -181,8 +225,11 @@ def _sleep_until(rec: TaskRecorder, name: str, start_ns: int, deadline_ns: int) 
     return end
 
 
+SYNTHETIC_KEYS = "mean, skew, jitter, steps, dist, fail, hang, die"
+
+
 def parse_synthetic(spec: str) -> SyntheticWorkload:
-    """Parse `synthetic[:mean=0.05,skew=0.05,jitter=0.1,steps=4,dist=normal]`."""
+    """Parse `synthetic[:mean=0.05,skew=0.05,jitter=0.1,steps=4,dist=normal,fail=0.1,hang=3,die=5]`."""
     _, _, params = spec.partition(":")
     values: dict[str, Any] = {}
     for item in filter(None, (p.strip() for p in params.split(","))):
@@ -200,14 +247,23 @@ def parse_synthetic(spec: str) -> SyntheticWorkload:
             if not raw.isdigit() or int(raw) < 1:
                 raise BenchError(f"workload parameter steps must be a positive integer, got {raw!r}")
             values[key] = int(raw)
+        elif key == "fail":
+            try:
+                values[key] = float(raw)
+            except ValueError:
+                raise BenchError(f"workload parameter fail={raw!r} is not a number") from None
+            if not 0 <= values[key] < 1:
+                raise BenchError(f"workload parameter fail must be a probability in [0, 1), got {raw}")
+        elif key in ("hang", "die"):
+            if not raw.isdigit():
+                raise BenchError(f"workload parameter {key} must be a task id (0, 1, ...), got {raw!r}")
+            values[key] = int(raw)
         elif key == "dist":
             if raw not in ("normal", "lognormal"):
                 raise BenchError(f"workload parameter dist must be normal or lognormal, got {raw!r}")
             values[key] = raw
         else:
-            raise BenchError(
-                f"unknown workload parameter '{key}' (known: mean, skew, jitter, steps, dist)"
-            )
+            raise BenchError(f"unknown workload parameter '{key}' (known: {SYNTHETIC_KEYS})")
     if values.get("skew", 0.0) >= 1:
         raise BenchError("workload parameter skew must be < 1 (speed factors 1 ± skew must stay > 0)")
     return SyntheticWorkload(**values)

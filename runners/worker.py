@@ -1,9 +1,10 @@
-"""One worker's life: load, then per (repeat, mode): warm-up, start barrier (t0), the mode's plan, end barrier.
+"""One worker's life: load, then per mode run: warm-up, start barrier (t0), the mode's plan, end barrier.
 
-Both backends run exactly this function, one call per device; they differ only in the `Sync` they pass
-(torch.distributed + TCPStore across processes, or threading primitives in one process).
-Records go to `spans/w<worker>.jsonl`, one flushed line per span, times relative to the mode's t0.
-Spans that happen before t0 is known (load, warm-up, start barrier) are held in memory until it is.
+Both backends run exactly this function, one call per device, with a `StoreSync` over their own store
+(`runners.sync`). Records go to `spans/w<worker>.jsonl`, one flushed line per span, times relative to the mode
+run's t0; spans that happen before t0 is known (load, warm-up, start barrier) are held until it is. A task
+that raises is a record with its error (and is tried again up to `retries` times); a lost peer ends a mode
+whose assignment is fixed (`ModeAborted`), a stop ends the worker (`RunStopped`); what was recorded stays.
 """
 
 from __future__ import annotations
@@ -11,37 +12,34 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from bench.modes import Barrier, Claim, Run, get_mode
 from bench.schema import BARRIER_BATCH, BARRIER_END, BARRIER_START, Kind, Sample, Span, Status
 from bench.store import JsonlWriter
 from bench.workload import Executor, Task, Workload
+from runners.sync import Beacon, ModeAborted, RunStopped, StoreSync, lost_set, mode_key
 
 now = time.perf_counter_ns
-
-
-class Sync(Protocol):
-    """What the modes need from the other workers."""
-
-    def start(self) -> int:
-        """Common start barrier; returns t0 on this worker's own clock (perf_counter_ns): the moment the last
-        worker arrived, on the run's timeline, plus this worker's clock offset (see `bench.schema`)."""
-        ...
-
-    def barrier(self) -> None: ...
-
-    def claim(self, queue: str) -> int:
-        """Fetch-and-add on the shared counter `queue`; returns the id taken (0, 1, 2, ...)."""
-        ...
 
 
 class SampleSource(Protocol):
     def drain(self) -> list[tuple[int, float | None, float | None, float | None]]: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ModeRun:
+    """One (repeat, mode) to run: which attempt of it this is, and on which tasks (indices into the run's task
+    list; None = all of them; with --keep-partial, the ones that still have no ok record)."""
+
+    repeat: int
+    mode: str
+    attempt: int = 0
+    tasks: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,10 +54,12 @@ class WorkerSpec:
     device_name: str  # lane label, e.g. "cuda:0 H100"
     workload: Workload
     tasks: list[Task]
-    schedule: list[tuple[int, str]]  # (repeat, mode), in run order
+    schedule: list[ModeRun]  # in run order
     torch_threads: int | None = None  # per-worker share of the host's cores, for CPU workers
     clock_offset_ns: int = 0  # this worker's clock minus the run timeline's (0 on one host)
     sample_devices: bool = True
+    retries: int = 0  # a task that raises runs again on this worker up to this many times
+    on_worker_loss: Literal["stop", "continue"] = "stop"  # after a loss: stop before the next mode, or go on
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,26 +70,27 @@ def error_text(e: BaseException) -> str:
 
 
 class _Recorder:
-    """Turns absolute times into span rows for the current (mode, repeat)."""
+    """Turns absolute times into span rows for the current mode run."""
 
     def __init__(self, spec: WorkerSpec) -> None:
         self.spec = spec
         self.spans = JsonlWriter(Path(spec.run_dir) / "spans" / f"w{spec.worker}.jsonl")
         self.samples = JsonlWriter(Path(spec.run_dir) / "samples" / f"w{spec.worker}.jsonl")
-        self.mode, self.repeat = spec.schedule[0][1], spec.schedule[0][0]
+        first = spec.schedule[0] if spec.schedule else ModeRun(0, "")
+        self.mode, self.repeat, self.attempt = first.mode, first.repeat, first.attempt
         self.t0: int | None = None
         self.pending: list[Span] = []
 
-    def at(self, repeat: int, mode: str) -> None:
-        self.repeat, self.mode, self.t0 = repeat, mode, None
+    def at(self, run: ModeRun) -> None:
+        self.repeat, self.mode, self.attempt, self.t0 = run.repeat, run.mode, run.attempt, None
 
     def span(self, kind: str, name: str, start: int, end: int, *, task: int | None = None,
-             batch: int | None = None, step: int | None = None, error: str | None = None) -> None:
+             batch: int | None = None, step: int | None = None, error: str | None = None, retry: int = 0) -> None:
         s = Span(
             run=self.spec.run_id, mode=self.mode, repeat=self.repeat, worker=self.spec.worker,
             device=self.spec.device_name, kind=kind, name=name, task=task, batch=batch,
             start_ns=start, end_ns=end, status=Status.ERROR if error else Status.OK, error=error,
-            step=step,
+            step=step, retry=retry, attempt=self.attempt,
         )
         if self.t0 is None:
             self.pending.append(s)
@@ -114,6 +115,7 @@ class _Recorder:
         self.samples.write_many([Sample(
             run=self.spec.run_id, mode=self.mode, repeat=self.repeat, worker=self.spec.worker,
             device=self.spec.device_name, t_ns=t - self.t0, util_pct=util, mem_used_mib=mem, power_w=power,
+            attempt=self.attempt,
         ).to_dict() for t, util, mem, power in source.drain()])
 
     def flush_anyway(self) -> None:
@@ -149,7 +151,8 @@ class _NullRecorder:
         pass
 
 
-def _run_task(rec: _Recorder, executor: Executor, task: Task, batch: int | None) -> None:
+def _run_task(rec: _Recorder, executor: Executor, task: Task, batch: int | None, retry: int) -> bool:
+    """One try of `task`, recorded; whether it succeeded."""
     inner = TaskBuffer()
     start = now()
     try:
@@ -158,70 +161,107 @@ def _run_task(rec: _Recorder, executor: Executor, task: Task, batch: int | None)
     except Exception as e:  # a failed task is a record, and the run goes on
         error = error_text(e)
     end = now()
-    rec.span(Kind.TASK, "task", start, end, task=task.id, batch=batch, error=error)
+    rec.span(Kind.TASK, "task", start, end, task=task.id, batch=batch, error=error, retry=retry)
     for name, a, b in inner.phases:
-        rec.span(Kind.PHASE, name, a, b, task=task.id, batch=batch)
+        rec.span(Kind.PHASE, name, a, b, task=task.id, batch=batch, retry=retry)
     for k, a, b in inner.steps:
-        rec.span(Kind.STEP, "step", a, b, task=task.id, batch=batch, step=k)
+        rec.span(Kind.STEP, "step", a, b, task=task.id, batch=batch, step=k, retry=retry)
+    return error is None
 
 
-def worker_main(spec: WorkerSpec, sync: Sync,
+def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Executor, run: ModeRun,
+              sampler: SampleSource | None) -> None:
+    """Warm-up, start barrier, the plan, end barrier of one mode run."""
+    key = mode_key(run.attempt, run.repeat, run.mode)
+    rec.at(run)
+    indices = run.tasks if run.tasks is not None else tuple(range(len(spec.tasks)))
+    # 1. One warm-up task, recorded but outside the timed window.
+    warm = replace(spec.tasks[indices[spec.worker % len(indices)] if indices else 0], warmup=True)
+    start = now()
+    sync.beacon(Beacon("warmup", key, start))
+    try:
+        executor.run(warm, _NullRecorder())
+        error = None
+    except Exception as e:
+        error = error_text(e)
+    rec.span(Kind.WARMUP, "warmup", start, now(), task=warm.id, error=error)
+    reply: int | None = None
+    tries: dict[int, int] = {}  # first try of a task the queue gave back after a loss
+    t0: int | None = None
+    try:
+        # 2. Common start barrier: t0 is when the last worker arrived; the plan runs on the workers that came.
+        enter = now()
+        sync.beacon(Beacon("start", key, enter))
+        t0, present = sync.start(key)
+        rec.span(Kind.BARRIER, BARRIER_START, enter, now())
+        rec.set_t0(t0)
+        rec.write_samples(sampler)
+        # 3. The mode's plan, action by action, on this worker's rank among them.
+        plan = get_mode(run.mode).plan(present.index(spec.worker), len(present), len(indices))
+        while True:
+            sync.check(key)
+            try:
+                action = plan.send(reply)
+            except StopIteration:
+                break
+            reply = None
+            if isinstance(action, Run):
+                task = spec.tasks[indices[action.task]]
+                first = tries.pop(action.task, 0)
+                for retry in range(first, first + spec.retries + 1):
+                    sync.beacon(Beacon("task", key, now(), action.task, retry, t0))
+                    if _run_task(rec, executor, task, action.batch, retry):
+                        break
+                rec.write_samples(sampler)  # between tasks, so a crash loses at most one task's samples
+            elif isinstance(action, Barrier):
+                enter = now()
+                sync.beacon(Beacon("barrier", key, enter, t0_ns=t0))
+                sync.barrier(key, f"b{action.batch}")
+                rec.span(Kind.BARRIER, BARRIER_BATCH, enter, now(), batch=action.batch)
+            elif isinstance(action, Claim):
+                sync.beacon(Beacon("claim", key, now(), t0_ns=t0))
+                got = sync.claim(key, len(indices))
+                if got is not None:
+                    reply, tries[got[0]] = got
+    except ModeAborted:
+        # A worker was lost and this mode's assignment is fixed: it ends here, incomplete (before its start,
+        # the spans so far are placed before the moment it ended).
+        if t0 is None:
+            rec.set_t0(now())
+    # 4. End barrier: the next mode starts with every device idle.
+    enter = now()
+    sync.beacon(Beacon("barrier", key, enter, t0_ns=t0))
+    sync.barrier(key, "end", abortable=False)
+    rec.span(Kind.BARRIER, BARRIER_END, enter, now())
+    rec.write_samples(sampler)
+
+
+def worker_main(spec: WorkerSpec, sync: StoreSync,
                 open_sampler: Callable[[str], SampleSource | None] | None = None) -> None:
-    """Run every (repeat, mode) of the schedule on this worker. Raises if the worker cannot go on."""
+    """Run every mode run of the schedule on this worker. Returns when done or stopped (`RunStopped`: what
+    was recorded is written first); raises if the worker cannot go on."""
     rec = _Recorder(spec)
     sampler = open_sampler(spec.device) if (open_sampler and spec.sample_devices) else None
     try:
         # 1. Load the workload on this device (once; every mode then uses the same pipeline).
         start = now()
+        sync.beacon(Beacon("load", "", start))
         try:
             executor = spec.workload.load(spec.worker, spec.n_workers, spec.device)
         except Exception as e:
             rec.span(Kind.LOAD, "load", start, now(), error=error_text(e))
             raise
         rec.span(Kind.LOAD, "load", start, now())
-        n_tasks = len(spec.tasks)
-        for repeat, mode in spec.schedule:
-            rec.at(repeat, mode)
-            # 2. One warm-up task, recorded but outside the timed window.
-            warm = spec.tasks[spec.worker % n_tasks]
-            start = now()
-            try:
-                executor.run(warm, _NullRecorder())
-                error = None
-            except Exception as e:
-                error = error_text(e)
-            rec.span(Kind.WARMUP, "warmup", start, now(), task=warm.id, error=error)
-            # 3. Common start barrier: t0 is when all workers have left it.
-            enter = now()
-            t0 = sync.start()
-            rec.span(Kind.BARRIER, BARRIER_START, enter, now())
-            rec.set_t0(t0)
-            rec.write_samples(sampler)
-            # 4. The mode's plan, action by action.
-            plan = get_mode(mode).plan(spec.worker, spec.n_workers, n_tasks)
-            reply: int | None = None
-            queue = f"queue/{repeat}/{mode}"
-            while True:
-                try:
-                    action = plan.send(reply)
-                except StopIteration:
-                    break
-                reply = None
-                if isinstance(action, Run):
-                    _run_task(rec, executor, spec.tasks[action.task], action.batch)
-                    rec.write_samples(sampler)  # between tasks, so a crash loses at most one task's samples
-                elif isinstance(action, Barrier):
-                    enter = now()
-                    sync.barrier()
-                    rec.span(Kind.BARRIER, BARRIER_BATCH, enter, now(), batch=action.batch)
-                elif isinstance(action, Claim):
-                    reply = sync.claim(queue)
-            # 5. End barrier: the next mode starts with every device idle.
-            enter = now()
-            sync.barrier()
-            rec.span(Kind.BARRIER, BARRIER_END, enter, now())
-            rec.write_samples(sampler)
+        for run in spec.schedule:
+            # 2. After a loss, the run goes on to the next mode only if the user asked for that.
+            if spec.on_worker_loss == "stop" and lost_set(sync.store):
+                break
+            _mode_run(spec, sync, rec, executor, run, sampler)
+        sync.beacon(Beacon("done", "", now()))
         executor.close()
+    except RunStopped:
+        rec.flush_anyway()
+        rec.write_samples(sampler)
     except BaseException:
         rec.flush_anyway()
         rec.write_samples(sampler)

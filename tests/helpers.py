@@ -56,7 +56,8 @@ def make_run(
             batch: int | None = None, status: str = "ok", step: int | None = None) -> None:
         rows.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w, "device": f"cuda:{w}",
                      "kind": kind, "name": name, "task": task, "batch": batch, "start_ns": ns(s), "end_ns": ns(e),
-                     "status": status, "error": "boom" if status == "error" else None, "step": step})
+                     "status": status, "error": "boom" if status == "error" else None, "step": step,
+                     "retry": 0, "attempt": 0})
 
     def task(mode: str, rep: int, w: int, i: int, s: float, d: float, batch: int | None = None) -> float:
         st = "error" if i in bad else "ok"
@@ -113,7 +114,7 @@ def make_run(
                     for k in range(int(end * 4) + 1):
                         samp.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w, "device": f"cuda:{w}",
                                      "t_ns": ns(k * 0.25), "util_pct": 90.0 if k * 0.25 < finish[w] else 0.0,
-                                     "mem_used_mib": 1000.0, "power_w": 300.0})
+                                     "mem_used_mib": 1000.0, "power_w": 300.0, "attempt": 0})
     spans = pd.DataFrame(rows, columns=list(SPAN_COLUMNS))
     for col in ("task", "batch", "step"):
         spans[col] = spans[col].astype("Int64")

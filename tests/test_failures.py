@@ -118,16 +118,8 @@ class _Interrupting(Flaky):
 def test_device_samples_are_written_between_tasks_and_survive_an_interrupted_worker(tmp_path: Path) -> None:
     import time
 
-    from runners.worker import WorkerSpec, worker_main
-
-    class OneWorker:
-        def start(self) -> int:
-            return time.perf_counter_ns()
-
-        def barrier(self) -> None: ...
-
-        def claim(self, queue: str) -> int:
-            return 0
+    from runners.sync import LocalStore, StoreSync
+    from runners.worker import ModeRun, WorkerSpec, worker_main
 
     class Sampler:  # one sample per drain, stamped when drained
         def drain(self) -> list[tuple[int, float | None, float | None, float | None]]:
@@ -139,9 +131,9 @@ def test_device_samples_are_written_between_tasks_and_survive_an_interrupted_wor
         (tmp_path / d).mkdir()
     wl = _Interrupting(bad=3)
     spec = WorkerSpec(run_id="r", run_dir=str(tmp_path), worker=0, n_workers=1, device="cpu", device_name="cpu",
-                      workload=wl, tasks=wl.tasks(6, 0), schedule=[(0, "free-run")])
+                      workload=wl, tasks=wl.tasks(6, 0), schedule=[ModeRun(0, "free-run")])
     with pytest.raises(KeyboardInterrupt):
-        worker_main(spec, OneWorker(), lambda device: Sampler())  # type: ignore[arg-type]
+        worker_main(spec, StoreSync(LocalStore(), 0, 1), lambda device: Sampler())
     rows = [json.loads(line) for line in (tmp_path / "samples" / "w0.jsonl").read_text().splitlines()]
     # Drained at the start barrier, after each of tasks 0, 1, 2, and once more on the way out.
     assert len(rows) == 5 and all(r["mode"] == "free-run" for r in rows)

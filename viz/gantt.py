@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from bench.analysis.faults import mode_faults
 from bench.analysis.select import batch_barriers, failed_tasks, is_batch_barrier, one_run, tasks
 from bench.analysis.timeline import (
     cumulative_time,
@@ -30,11 +31,20 @@ from bench.analysis.timeline import (
     sync_points,
 )
 from bench.analysis.verdict import run_verdict, slowest_workers
-from bench.schema import PHASES, Kind
+from bench.schema import PHASES, Kind, Status
 from bench.store import RunData
 from viz.fmt import device_noun, fmt_pct, fmt_s, lane_labels
 from viz.lanes import lane_figure
-from viz.style import BARRIER_COLOR, FAIL_COLOR, LOWER_BOUND_COLOR, MAKESPAN_COLOR, PHASE_COLORS, TASK_COLOR
+from viz.style import (
+    BARRIER_COLOR,
+    FAIL_COLOR,
+    LOWER_BOUND_COLOR,
+    MAKESPAN_COLOR,
+    PHASE_COLORS,
+    REQUEUE_COLOR,
+    RETRY_COLOR,
+    TASK_COLOR,
+)
 from viz.words import caveat_short, gap_text, verdict_line
 
 NS = 1e9
@@ -207,6 +217,7 @@ def plot_gantt(
             f1 = np.concatenate([p[1] for p in parts])
         _bars(ax, fy, f0, f1, "failed", h, facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR,
               hatch="xxx", linewidth=0.8, zorder=5)
+    _fault_marks(ax, sel, timed, lane, h, t_max, detail)
 
     # Sync points: when the last worker reached each batch barrier.
     if len(bars):
@@ -221,13 +232,17 @@ def plot_gantt(
     finish = timed.groupby("worker")["end_ns"].max() / NS
     finish = finish.reindex(workers).fillna(0.0)
     slowest = slowest_workers(finish.to_dict()) if len(timed) else set()
-    tails = [[(float(f), lane[w]), (makespan, lane[w])] for w, f in finish.items() if makespan - f > 0]
+    gone = set(sel.loc[sel["kind"] == Kind.LOST, "worker"].astype(int))  # their lane ends at the loss mark
+    tails = [[(float(f), lane[w]), (makespan, lane[w])] for w, f in finish.items()
+             if makespan - f > 0 and w not in gone]
     if tails:
         lc = LineCollection(tails, colors="#777777", linewidths=1.0, linestyles=(0, (1, 2)), zorder=2)
         lc.set_gid("tail-idle")
         ax.add_collection(lc, autolim=False)
     pad = t_max * 0.006
     for w, f in finish.items():
+        if w in gone:
+            continue
         is_slow = int(w) in slowest
         if not is_slow and n > MAX_FINISH_LABELS:
             continue
@@ -271,6 +286,37 @@ def plot_gantt(
     return ax
 
 
+def _fault_marks(ax: Axes, sel: pd.DataFrame, timed: pd.DataFrame, lane: Mapping[int, int], h: float,
+                 t_max: float, detail: bool) -> None:
+    """Tries after the first, outlined (retried on the same worker, requeued from a lost one), and each lost
+    worker's end: what it was doing, hatched, a ✕ where the loss was noticed and the time."""
+    faults = mode_faults(sel)
+    f = next(iter(faults.values())) if faults else None
+    if f is None:
+        return
+    again = timed[(timed["retry"] > 0) & (timed["status"] == Status.OK)]
+    for gid, color, ids in (("retried", RETRY_COLOR, f.retried), ("requeued", REQUEUE_COLOR, f.requeued)):
+        t = again[again["task"].isin(ids)]
+        if len(t) and detail:
+            _bars(ax, t["worker"].map(lane).to_numpy(dtype=float), t["start_ns"].to_numpy() / NS,
+                  t["end_ns"].to_numpy() / NS, gid, h, facecolor="none", edgecolor=color, linewidth=1.6, zorder=6)
+    lost = sel[sel["kind"] == Kind.LOST]
+    if lost.empty:
+        return
+    y = lost["worker"].map(lane).to_numpy(dtype=float)
+    s0 = np.maximum(lost["start_ns"].to_numpy() / NS, 0.0)
+    s1 = np.maximum(lost["end_ns"].to_numpy() / NS, 0.0)
+    _bars(ax, y, s0, np.maximum(s1, s0 + t_max / 700), "lost-task", h, facecolor=mcolors.to_rgba(FAIL_COLOR, 0.15),
+          edgecolor=FAIL_COLOR, hatch="////", linewidth=0.8, zorder=5)
+    ax.scatter(s1, y, marker="X", s=70, color=FAIL_COLOR, edgecolors="white", linewidths=0.8, zorder=11,
+               gid="lost")
+    for x, yy, (_, row) in zip(s1, y, lost.iterrows(), strict=True):
+        t = ax.text(x + t_max * 0.006, yy, f"lost {fmt_s(float(x))} ({row['name']})", va="center", ha="left",
+                    fontsize=8, color=FAIL_COLOR, fontweight="bold", zorder=11, clip_on=False,
+                    bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.6})
+        t.set_gid("lost-label")
+
+
 def legend_handles(spans: pd.DataFrame, detail: bool = True) -> list[Artist]:
     """Proxy artists explaining the Gantt's colours and lines (only what these spans can show)."""
     handles: list[Artist] = []
@@ -285,6 +331,12 @@ def legend_handles(spans: pd.DataFrame, detail: bool = True) -> list[Artist]:
     if len(failed_tasks(spans)):
         handles.append(Patch(facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR, hatch="xxx",
                              label="failed task"))
+    t = tasks(spans)
+    if (t["retry"] > 0).any():
+        handles.append(Patch(facecolor="none", edgecolor=RETRY_COLOR, linewidth=1.6, label="retried (ok)"))
+    if (spans["kind"] == Kind.LOST).any():
+        handles.append(Patch(facecolor="none", edgecolor=REQUEUE_COLOR, linewidth=1.6, label="requeued (ok)"))
+        handles.append(Line2D([], [], marker="X", color=FAIL_COLOR, linestyle="none", label="worker lost"))
     handles.append(Line2D([], [], color="#777777", linestyle=(0, (1, 2)), label="idle after last task"))
     handles.append(Line2D([], [], color=MAKESPAN_COLOR, label="makespan"))
     handles.append(Line2D([], [], color=LOWER_BOUND_COLOR, linestyle="--", label="lower bound"))
@@ -323,7 +375,7 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
         if mode in verdict.incomplete:
             rank = f", INCOMPLETE ({verdict.incomplete[mode]}): not comparable"
         elif mode == verdict.first:
-            rank = ", finished first"
+            rank = ", finished first" + (f", DEGRADED: {verdict.degraded[mode]}" if mode in verdict.degraded else "")
         elif mode in verdict.gaps:
             gap = verdict.gaps[mode]
             note = caveat_short(gap)
@@ -347,8 +399,13 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
                              f"{fmt_s(float(waits.max()))})")
             elif not lane_detail and share < 0.03:
                 parts.append("waits too thin to see at this scale")
-        failed = len(failed_tasks(timed))
-        parts.append(f"{len(timed)} tasks" + (f", {failed} FAILED" if failed else ""))
+        f = mode_faults(sel).get((mode, rep))
+        done = f"{timed['task'].nunique()} tasks" + (f", {len(f.failed)} FAILED" if f and f.failed else "")
+        if f and f.retried:
+            done += f", {len(f.retried)} retried"
+        if f and f.requeued:
+            done += f", {len(f.requeued)} requeued"
+        parts.append(done)
         if not lane_detail:
             parts.append("aggregated")
         rep_note = f"repeat {rep}" + (f", median of {n_rep[mode]}" if n_rep.get(mode, 1) > 1 else "")

@@ -15,6 +15,8 @@ PHASE_COLORS: dict[str, str] = {
 TASK_COLOR = "#8fb3d9"  # a task without phase records, or merged tasks when aggregated
 BARRIER_COLOR = "#8f8f8f"  # waiting at a batch-sync barrier (dark enough to stand out next to TASK_COLOR)
 FAIL_COLOR = "#d62728"
+RETRY_COLOR = "#ff7f0e"  # outline of a task that succeeded on a later try on its worker
+REQUEUE_COLOR = "#c51b8a"  # outline of a task another worker ran after its worker was lost
 MAKESPAN_COLOR = "#111111"
 LOWER_BOUND_COLOR = "#2a9d3a"
 # Modes take these in registry order (free-run blue, batch-sync orange, dynamic green, ...).

@@ -23,12 +23,13 @@ from bench.analysis.report import RunReport, build_report, n_workers
 from bench.analysis.select import batch_barriers, failed_tasks, is_task, one_run, tasks
 from bench.analysis.timeline import busy_over_time
 from bench.analysis.verdict import comparability
+from bench.schema import Kind
 from bench.store import RunData
 from viz.fmt import describe_devices, describe_workload, fmt_pct, fmt_s, lane_labels
-from viz.words import difference_text, verdict_line
+from viz.words import difference_text, faults_text, verdict_line
 
 NS = 1e9
-BUSY, BUSY_WAIT, WAIT, FAIL, IDLE, AFTER = "█", "▓", "░", "x", "·", " "
+BUSY, BUSY_WAIT, WAIT, FAIL, IDLE, AFTER, LOST = "█", "▓", "░", "x", "·", " ", "✕"
 SOME_WAIT = 0.2  # a mostly busy cell with at least this share of barrier wait is drawn BUSY_WAIT
 SLOWEST = "◀ slowest"
 MAX_FINISH_LISTED = 8  # the summary lists every worker's finish up to this many workers, else first/median/last
@@ -98,7 +99,7 @@ def _tick_label(x: float) -> str:
 
 
 def _lane_cells(busy: pd.DataFrame, failed: pd.DataFrame, cells: int, edges: np.ndarray,
-                makespan: float) -> str:
+                makespan: float, lost: tuple[float, float] | None = None) -> str:
     b = busy.sort_values("bin")
     share_busy = b["busy"].to_numpy()
     share_wait = b["barrier"].to_numpy()
@@ -112,11 +113,15 @@ def _lane_cells(busy: pd.DataFrame, failed: pd.DataFrame, cells: int, edges: np.
             chars.append(WAIT)
         else:
             chars.append(IDLE)
-    for s, e in zip(failed["start_ns"] / NS, failed["end_ns"] / NS, strict=True):
+    spans = list(zip(failed["start_ns"] / NS, failed["end_ns"] / NS, strict=True))
+    for s, e in [*spans, *([lost] if lost else [])]:  # failed tries, and what a lost worker was doing
         lo = int(np.searchsorted(edges, s, side="right")) - 1
         hi = max(lo, int(np.searchsorted(edges, e, side="left")) - 1)
         for i in range(max(lo, 0), min(hi, cells - 1) + 1):
             chars[i] = FAIL
+    if lost is not None:  # the lane ends where the worker was lost
+        i = min(max(int(np.searchsorted(edges, lost[1], side="right")) - 1, 0), cells - 1)
+        chars[i:] = [LOST] + [AFTER] * (cells - i - 1)
     return "".join(chars)
 
 
@@ -136,12 +141,17 @@ def _gantt(run: RunData, mode: str, rep: int, width: int, t_max: float, label_w:
     waited = ((wait["end_ns"] - wait["start_ns"]) / NS).groupby(wait["worker"]).sum().to_dict()
     lines = []
     failed = failed_tasks(timed)
+    lost_rows = sel[sel["kind"] == Kind.LOST]
+    lost = {int(r.worker): (max(r.start_ns, 0) / NS, max(r.end_ns, 0) / NS) for r in lost_rows.itertuples()}
     for w in workers:
-        lane = _lane_cells(busy[busy["worker"] == w], failed[failed["worker"] == w], cells, edges, makespan)
+        lane = _lane_cells(busy[busy["worker"] == w], failed[failed["worker"] == w], cells, edges, makespan,
+                           lost.get(w))
         line = Text(f"{labels.get(w, f'w{w}')[:label_w]:<{label_w}} ")
         line.append(lane, style="blue")
         f = finish.get(w)
         right = f" {fmt_s(f) if f is not None else 'no tasks':>8}"
+        if w in lost:
+            right = f" {'lost ' + fmt_s(lost[w][1]):>8}"
         if waited:
             right += f" waited {fmt_s(waited.get(w, 0.0)):>7}"
         line.append(right)
@@ -240,7 +250,8 @@ def _report(run: RunData, width: int) -> Group:
     if not is_task(run.spans).any():
         parts.append(Text("no task records in this run", style="bold red"))
         return Group(*parts)
-    data = report_json(run)
+    r = build_report(run)
+    data = report_json(run, r)
     t_max = max(m["shown_makespan_s"] or 0.0 for m in data["modes"])
     labels = lane_labels(run.spans, run.meta)
     label_w = min(max(len(v) for v in labels.values()), 14)
@@ -258,11 +269,15 @@ def _report(run: RunData, width: int) -> Group:
         if failed_here:
             head.append(f" · {failed_here} failed", style="bold red")
         head.append(f" · {rep_note}")
+        faults = faults_text(r.mode(mode).faults, with_failed=False)  # the failed count is in the line above
+        if faults:
+            head.append(f"\n⚠ {faults}", style="bold red")
         parts.append(head)
         slowest = {w["worker"] for w in m["workers"] if w["slowest"]}
         parts.extend(_gantt(run, mode, rep, width, t_max, label_w, right_w, slowest))
     some = f"{BUSY_WAIT} busy, ≥ {SOME_WAIT * 100:.0f} % waiting  " if has_wait else ""
-    parts.append(Text(f"{BUSY} busy  {some}{WAIT} waiting at a barrier  {FAIL} failed  {IDLE} idle  "
+    lost = f"{LOST} worker lost  " if any(x.faults.lost for x in r.modes) else ""
+    parts.append(Text(f"{BUSY} busy  {some}{WAIT} waiting at a barrier  {FAIL} failed  {lost}{IDLE} idle  "
                       "(time scale shared)", style="dim"))
     parts.append(Text(""))
     parts.append(_comparison_table(run, data))
@@ -280,7 +295,8 @@ def _summary(run: RunData, width: int) -> Group:
     if not is_task(run.spans).any():
         parts.append(Text("no task records in this run", style="bold red"))
         return Group(*parts)
-    data = report_json(run)
+    r = build_report(run)
+    data = report_json(run, r)
     for m in data["modes"]:
         t = Text()
         t.append(f"{m['mode']:<11}", style="bold" if m["mode"] == data["first"] else "")
@@ -289,6 +305,9 @@ def _summary(run: RunData, width: int) -> Group:
                  + (f"  GPU active {fmt_pct(m['gpu_util'])}" if m["gpu_util"] is not None else ""))
         if m["failed"]:
             t.append(f"  {m['failed']} failed", style="bold red")
+        faults = faults_text(r.mode(m["mode"]).faults, with_failed=False)
+        if faults:
+            t.append(f"\n  ⚠ {faults}", style="bold red")
         if len(m["workers"]) > MAX_FINISH_LISTED:
             t.append(_finish_range(m["workers"]))
         else:  # finish times, wrapped by hand so that no entry is split across lines

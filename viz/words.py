@@ -3,6 +3,7 @@ caveat in a few words, two runs' differences. Pure functions from records to tex
 
 from __future__ import annotations
 
+from bench.analysis.faults import Faults
 from bench.analysis.verdict import Caveat, Difference, Gap, Verdict
 from viz.fmt import fmt_pct, fmt_s
 
@@ -16,6 +17,8 @@ def caveat_text(gap: Gap) -> str:
                 "the mode causes if it holds over --repeat 3")
     if gap.caveat == Caveat.RANGES_OVERLAP:
         return f"ranges over {gap.repeats} repeats overlap"
+    if gap.caveat == Caveat.DEGRADED:
+        return f"DEGRADED: {gap.degraded}"
     return ""
 
 
@@ -25,6 +28,8 @@ def caveat_short(gap: Gap) -> str:
         return "within the noise of one run"
     if gap.caveat == Caveat.TASKS_SLOWER:
         return f"its tasks took {fmt_pct(gap.tasks_slower, signed=True)} longer"
+    if gap.caveat == Caveat.DEGRADED:
+        return f"DEGRADED: {gap.degraded}"
     return "ranges overlap" if gap.caveat == Caveat.RANGES_OVERLAP else ""
 
 
@@ -34,6 +39,8 @@ def caveat_stacked(gap: Gap) -> str:
         return f"\n(its tasks\n{fmt_pct(gap.tasks_slower, signed=True)}\nslower)"
     if gap.caveat == Caveat.NOISE:
         return "\n(within\nnoise)"
+    if gap.caveat == Caveat.DEGRADED:
+        return "\n(DEGRADED:\nworker\nlost)"
     return "\n(ranges\noverlap)" if gap.caveat == Caveat.RANGES_OVERLAP else ""
 
 
@@ -46,19 +53,21 @@ def gap_text(gap: Gap) -> str:
 def verdict_line(v: Verdict) -> str:
     """'dynamic finished first (90.7 s); free-run +4.0 s (+4.4 %), batch-sync +22.3 s (+24.6 %)', with each
     gap's caveat in its parentheses and incomplete modes named, unranked."""
-    partial = "; ".join(f"{m} INCOMPLETE ({why}), not ranked" for m, why in v.incomplete.items())
+    partial = "; ".join([*(f"{m} INCOMPLETE ({why}), not ranked" for m, why in v.incomplete.items()),
+                         *(f"{m} PIECED TOGETHER ({why}), not ranked" for m, why in v.pieced.items())])
     best = v.best
     if best is None:
         return partial or "no timed tasks"
+    hurt = f", DEGRADED: {v.degraded[best]}" if best in v.degraded else ""
     if v.first is None:
-        line = f"{best}: {fmt_s(v.makespan_s[best])}"
+        line = f"{best}: {fmt_s(v.makespan_s[best])}{hurt}"
     else:
         rest = []
         for g in v.gaps.values():
             note = caveat_text(g)
             pct = fmt_pct(g.fraction, signed=True) if g.fraction is not None else "—"
             rest.append(f"{g.mode} {fmt_s(g.seconds, signed=True)} ({pct}{', ' + note if note else ''})")
-        line = f"{v.first} finished first ({fmt_s(v.makespan_s[v.first])}); " + ", ".join(rest)
+        line = f"{v.first} finished first ({fmt_s(v.makespan_s[v.first])}{hurt}); " + ", ".join(rest)
     return f"{line}; {partial}" if partial else line
 
 
@@ -71,3 +80,25 @@ def difference_text(d: Difference) -> str:
             return ", ".join(f"{n} × {k}" for k, n in c.items())
         return f"devices {count(d.a)} vs {count(d.b)}"
     return f"{d.what} {d.a} vs {d.b}"
+
+
+def faults_text(f: Faults, with_failed: bool = True) -> str:
+    """'worker 2 lost at 3.20 s during task 17 (died: exit code -9 (SIGKILL)); task 17 requeued; 2 tasks
+    retried; 1 failed' ('' when nothing went wrong; `with_failed` False leaves the failed tasks out)."""
+    parts = []
+    for x in f.lost:
+        during = f" during task {x.task}" if x.task is not None else ""
+        when = f" at {fmt_s(x.t_s)}" if x.t_s >= 0 else " before the start"
+        parts.append(f"worker {x.worker} lost{when}{during} ({x.detail})")
+    if f.requeued:
+        parts.append(f"{_tasks(f.requeued)} requeued")
+    if f.retried:
+        parts.append(f"{_tasks(f.retried)} retried")
+    if f.failed and with_failed:
+        parts.append(f"{_tasks(f.failed)} failed")
+    return "; ".join(parts)
+
+
+def _tasks(ids: list[int]) -> str:
+    shown = ", ".join(map(str, ids[:5])) + (", …" if len(ids) > 5 else "")
+    return f"task {shown}" if len(ids) == 1 else f"{len(ids)} tasks ({shown})"

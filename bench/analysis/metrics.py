@@ -12,9 +12,10 @@ import math
 import numpy as np
 import pandas as pd
 
+from bench.analysis.faults import final_tries
 from bench.analysis.select import batch_barriers, one_run, tasks
 from bench.modes import BASELINE, MODES
-from bench.schema import Status
+from bench.schema import BARRIER_START, Kind, Status
 
 NS = 1e9
 
@@ -107,18 +108,20 @@ def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None
     act = gpu_activity(samples, spans)
     rows = []
     fr = timed[timed["mode"] == BASELINE]
-    baseline = {rep: f.set_index("task")["dur_s"].sort_index() for rep, f in fr.groupby("repeat")
+    baseline = {rep: _per_task(f) for rep, f in fr.groupby("repeat")
                 if f["task"].nunique() == timed[timed["repeat"] == rep]["task"].nunique()}
+    started = starters(spans)
     for (mode, rep), g in timed.groupby(["mode", "repeat"], sort=False):
         makespan = float(g["end_s"].max())
         total = float(g["dur_s"].sum())
-        lower = max(total / n_workers, float(g["dur_s"].max()))
+        G = started.get((mode, rep)) or n_workers  # the workers it ran on (fewer after a loss)
+        lower = max(total / G, float(g["dur_s"].max()))
         # The origin's predictions come from ONE set of durations, so they can be compared: free-run's
         # (tasks that ran unsynchronised) where this repeat has a complete free-run, else this mode's own.
         basis = baseline.get(rep)
         basis_name = BASELINE if basis is not None else str(mode)
-        durations = basis if basis is not None else g.set_index("task")["dur_s"].sort_index()
-        origins = origin_prediction(durations, n_workers)
+        durations = basis if basis is not None else _per_task(g)
+        origins = origin_prediction(durations, G)
         w = one_run(wt, mode, rep)
         # Sync points are the batch barriers actually recorded (a partial run has fewer than ceil(T/G) - 1).
         recorded = one_run(batch_barriers(spans), mode, rep)
@@ -126,8 +129,8 @@ def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None
             {
                 "mode": mode,
                 "repeat": int(rep),
-                "tasks": len(g),
-                "failed": int((g["status"] == Status.ERROR).sum()),
+                "tasks": int(g["task"].nunique()),
+                "failed": int((final_tries(g)["status"] == Status.ERROR).sum()),
                 "makespan_s": makespan,
                 "lower_bound_s": lower,
                 **{origin_column(m): v for m, v in origins.items()},
@@ -137,13 +140,24 @@ def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None
                 "task_cv": float(g["dur_s"].std(ddof=0) / g["dur_s"].mean()) if total > 0 else 0.0,
                 "barrier_wait_s": float(w["barrier_s"].sum()),
                 "sync_points": int(recorded["batch"].nunique()),
-                "util": total / (n_workers * makespan) if makespan > 0 else math.nan,
+                "util": total / (G * makespan) if makespan > 0 else math.nan,
                 "gpu_util": _mean_or_nan(one_run(act, mode, rep)["gpu_util"]),
                 "finish_spread_s": float(w["finish_s"].max() - w["finish_s"].min()),
                 "slowest_worker": int(w.loc[w["finish_s"].idxmax(), "worker"]),
             }
         )
     return pd.DataFrame(rows)
+
+
+def _per_task(t: pd.DataFrame) -> pd.Series:
+    """Seconds each task occupied its workers (every try), indexed by task id."""
+    return t.groupby("task")["dur_s"].sum().sort_index()
+
+
+def starters(spans: pd.DataFrame) -> dict[tuple[str, int], int]:
+    """Workers that left the start barrier, per (mode, repeat) (none recorded: not in the dict)."""
+    s = spans[(spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_START)]
+    return {(str(m), int(r)): int(n) for (m, r), n in s.groupby(["mode", "repeat"])["worker"].nunique().items()}
 
 
 def _mean_or_nan(x: pd.Series) -> float:

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bench.analysis.faults import Faults, mode_faults
 from bench.analysis.metrics import ORIGIN_COLUMNS, gpu_activity, summarize, worker_table
 from bench.analysis.select import one_run
 from bench.analysis.timeline import drift_summary, makespans, representative_repeats
@@ -77,6 +78,8 @@ class ModeReport:
     mean_task_s: float | None
     task_cv: float | None
     workers: list[WorkerReport]
+    faults: Faults
+    """The shown repeat's lost workers, retried, requeued and failed tasks."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ def build_report(run: RunData) -> RunReport:
     act = gpu_activity(run.samples, spans).set_index(["mode", "repeat", "worker"])
     reps = representative_repeats(spans)
     drift = drift_summary(spans)
+    faults = mode_faults(spans)
     shown = makespans(spans).set_index(["mode", "repeat"])["makespan_s"]
     out: list[ModeReport] = []
     for row in summary.to_dict("records"):
@@ -145,7 +149,7 @@ def build_report(run: RunData) -> RunReport:
             sync_points=int(row["sync_points"]), barrier_wait_s=num(row["barrier_wait_s"]), util=num(row["util"]),
             gpu_util=num(row.get("gpu_util")), finish_spread_s=num(row["finish_spread_s"]),
             max_behind_tasks=num(d.median()) if len(d) else None, mean_task_s=num(row["mean_task_s"]),
-            task_cv=num(row["task_cv"]), workers=workers,
+            task_cv=num(row["task_cv"]), workers=workers, faults=faults.get((mode, rep), Faults()),
         ))
     by_mode = {m.mode: m for m in out}
     overhead = origin_overhead = origin_basis = None

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.analysis.faults import degraded_modes
 from bench.analysis.select import tasks
 from bench.analysis.timeline import makespans
 from bench.schema import RunMeta
@@ -33,6 +34,8 @@ class Caveat(StrEnum):
     contention caused by the mode look alike in one run)."""
     RANGES_OVERLAP = "ranges-overlap"
     """Several repeats, and the mode's (min, max) range reaches the fastest mode's."""
+    DEGRADED = "degraded"
+    """The mode ran every task, but a worker was lost on the way or it ran on fewer workers than the run has."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class Gap:
     """With TASKS_SLOWER: the mode's total task time over the fastest's, minus 1."""
     repeats: int = 1
     """Runs behind the comparison (the fewer of the two modes')."""
+    degraded: str | None = None
+    """With DEGRADED: what happened ("worker 2 lost at 3.2 s")."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,10 @@ class Verdict:
     """Every other complete mode, in run order."""
     incomplete: dict[str, str] = field(default_factory=dict)
     """Modes that stopped before running every task, with how far they got ("12 of 60 tasks")."""
+    pieced: dict[str, str] = field(default_factory=dict)
+    """Modes whose timeline --keep-partial pieced together from several attempts ("2 attempts"): unranked."""
+    degraded: dict[str, str] = field(default_factory=dict)
+    """Complete modes that lost a worker or ran on fewer workers (ranked, with that said)."""
 
     @property
     def best(self) -> str | None:
@@ -71,21 +80,25 @@ class Verdict:
 
 def rank(makespan_s: Mapping[str, float], incomplete: Mapping[str, str] | None = None, *,
          spread: Mapping[str, tuple[float, float]] | None = None,
-         repeats: Mapping[str, int] | int | None = None, work: Mapping[str, float] | None = None) -> Verdict:
+         repeats: Mapping[str, int] | int | None = None, work: Mapping[str, float] | None = None,
+         pieced: Mapping[str, str] | None = None, degraded: Mapping[str, str] | None = None) -> Verdict:
     """Rank the complete modes of `makespan_s` (ties: the earlier in its order) and caveat each gap.
 
-    Without `repeats` no caveat is given. With one run per mode (repeats 1) a gap under NOISE is NOISE, else
+    Incomplete and pieced-together modes are not ranked. A degraded mode's gap is DEGRADED. Otherwise, without
+    `repeats` no caveat is given; with one run per mode (repeats 1) a gap under NOISE is NOISE, else
     TASKS_SLOWER when `work` (total task seconds per mode) says the same tasks took longer for at least half
     the gap; with several, RANGES_OVERLAP when the (min, max) ranges in `spread` overlap the fastest's."""
-    incomplete = dict(incomplete or {})
+    incomplete, pieced_ = dict(incomplete or {}), dict(pieced or {})
     valid = {m: float(v) for m, v in makespan_s.items() if v is not None and not math.isnan(v)}
-    done = {m: v for m, v in valid.items() if m not in incomplete}
+    done = {m: v for m, v in valid.items() if m not in incomplete and m not in pieced_}
     partial = {m: why for m, why in incomplete.items() if m in valid}
+    pieced_ = {m: why for m, why in pieced_.items() if m in valid and m not in partial}
+    hurt = {m: why for m, why in (degraded or {}).items() if m in done}
     if not done:
-        return Verdict(valid, None, incomplete=partial)
+        return Verdict(valid, None, incomplete=partial, pieced=pieced_)
     best_mode = min(done, key=lambda m: done[m])  # min keeps the first of equals
     if len(done) == 1:
-        return Verdict(valid, None, lone=best_mode, incomplete=partial)
+        return Verdict(valid, None, lone=best_mode, incomplete=partial, pieced=pieced_, degraded=hurt)
     best = done[best_mode]
     gaps = {}
     for m, v in done.items():
@@ -94,10 +107,12 @@ def rank(makespan_s: Mapping[str, float], incomplete: Mapping[str, str] | None =
         reps = repeats if isinstance(repeats, int) or repeats is None else \
             min(repeats.get(m, 1), repeats.get(best_mode, 1))
         gap = Gap(m, v - best, (v - best) / best if best > 0 else None, repeats=reps or 1)
-        if reps is not None:
+        if m in hurt:
+            gap = Gap(m, gap.seconds, gap.fraction, Caveat.DEGRADED, repeats=gap.repeats, degraded=hurt[m])
+        elif reps is not None:
             gap = _caveat(gap, best_mode, best, reps, spread, work)
         gaps[m] = gap
-    return Verdict(valid, best_mode, gaps=gaps, incomplete=partial)
+    return Verdict(valid, best_mode, gaps=gaps, incomplete=partial, pieced=pieced_, degraded=hurt)
 
 
 def _caveat(gap: Gap, best_mode: str, best: float, reps: int, spread: Mapping[str, tuple[float, float]] | None,
@@ -122,7 +137,7 @@ def incomplete_modes(spans: pd.DataFrame, meta: RunMeta) -> dict[str, str]:
     in run order. Their makespan is that of a partial run: it must never be ranked against complete modes."""
     if not meta.n_tasks:
         return {}
-    counts = tasks(spans).groupby(["mode", "repeat"]).size()
+    counts = tasks(spans).groupby(["mode", "repeat"])["task"].nunique()
     out: dict[str, str] = {}
     for (mode, _), n in counts.items():  # type: ignore[misc]
         if n < meta.n_tasks and mode not in out:
@@ -144,15 +159,17 @@ def run_verdict(spans: pd.DataFrame, meta: RunMeta, modes: list[str] | None = No
     """The verdict of a run, the same in every view: median makespan per mode over repeats, incomplete modes
     unranked, gaps that may be noise caveated."""
     ms = makespans(spans)
+    pieced = {m: "several attempts" for _, m in meta.pieced}
     if ms.empty:
-        return rank({}, incomplete_modes(spans, meta))
+        return rank({}, incomplete_modes(spans, meta), pieced=pieced)
     g = ms.groupby("mode")["makespan_s"]
     order = [m for m in (modes or list(g.groups)) if m in g.groups]
     median, lo, hi = g.median(), g.min(), g.max()
     n = ms.groupby("mode")["repeat"].nunique()
     return rank({m: float(median[m]) for m in order}, incomplete_modes(spans, meta),
                 spread={m: (float(lo[m]), float(hi[m])) for m in order},
-                repeats={m: int(n[m]) for m in order}, work=task_work(spans))
+                repeats={m: int(n[m]) for m in order}, work=task_work(spans), pieced=pieced,
+                degraded=degraded_modes(spans, meta))
 
 
 def slowest_workers(finish: Mapping[int, float], tie_s: float = TIE_S) -> set[int]:

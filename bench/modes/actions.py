@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -60,3 +61,6 @@ class Mode:
     """(worker, n_workers, n_tasks) -> tasks that worker runs, where that is known before the start."""
     synchronised_starts: bool = False
     """Whether the workers start their tasks together (their tasks then contend for the host alike)."""
+    on_worker_loss: Literal["requeue", "end"] = "end"
+    """What the mode does when a worker dies or hangs: "requeue" its task in flight and carry on with the
+    survivors (a shared queue can), or "end" the mode, marked incomplete (a fixed assignment cannot)."""

@@ -26,4 +26,6 @@ def theory(n_tasks: int, mean: float, worker_factor: np.ndarray, jitter: float) 
     return n_tasks / rate + 0.5 * float(mu.mean()), "list scheduling: T / Σ rates + half a task of tail"
 
 
-MODE = Mode("dynamic", "one shared queue in task order; a free worker takes the next task", plan, theory)
+# A lost worker's task in flight goes back to the queue and is run once by another worker.
+MODE = Mode("dynamic", "one shared queue in task order; a free worker takes the next task", plan, theory,
+            on_worker_loss="requeue")

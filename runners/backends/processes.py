@@ -1,114 +1,129 @@
-"""processes backend: one spawned process per device, coordinated through torch.distributed (gloo).
+"""processes backend: one spawned process per device, coordinated through a TCPStore this process serves.
 
-- start barrier: an all-reduce (MAX) of the arrival times: t0 is when the last worker arrived;
-- batch barrier: gloo barrier;
-- dynamic queue: `TCPStore.add` on a counter (atomic fetch-and-add in the store server, which lives in the
-  parent process so no worker is special).
-If a worker process dies, the others are stopped at once: a barrier would otherwise wait for it.
+The parent starts the workers, serves the store (barriers, the queue, the lost set: `runners.sync`) and runs
+the `Monitor` about every 0.1 s: a worker that exits unasked or hangs in a task is lost, never waited for.
+Ctrl-C or SIGTERM stops the run: the workers are told (the stop flag), then ended if they do not stop in time
+(SIGTERM, then SIGKILL), so none is left behind; each writes what it recorded before it goes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from types import FrameType
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from bench.errors import BenchError
+from bench.errors import BenchError, Terminated
+from runners.monitor import Loss, Monitor
 from runners.nvml import open_sampler
+from runners.sync import LOST, RunStopped, StoreSync
 from runners.worker import WorkerSpec, worker_main
 
-# A batch barrier waits for the slowest task of its batch; a real edit at 1024² and 50 steps is ~1 min.
-BARRIER_TIMEOUT = timedelta(minutes=30)
+# How long a client waits for the store to answer (a long barrier does not hold a store call open: it polls).
+STORE_TIMEOUT = timedelta(minutes=30)
+STOP_GRACE_S = 3.0  # a told worker stops at its next action; past this it gets SIGTERM, and SIGKILL 3 s later
+POLL_S = 0.1
 
 
-class _DistSync:
-    def __init__(self, store: dist.TCPStore, clock_offset_ns: int) -> None:
-        self.store = store
-        self.offset = clock_offset_ns
-
-    def start(self) -> int:
-        # The all-reduce is the barrier: nobody leaves before the last worker arrived, at MAX(arrival) on the
-        # run's timeline; t0 goes back on this worker's own clock.
-        t = torch.tensor([time.perf_counter_ns() - self.offset], dtype=torch.int64)
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return int(t.item()) + self.offset
-
-    def barrier(self) -> None:
-        dist.barrier()
-
-    def claim(self, queue: str) -> int:
-        return int(self.store.add(queue, 1)) - 1
+def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise RunStopped("terminated")
 
 
 def _child(spec: WorkerSpec, port: int) -> None:
+    # Ctrl-C reaches every process of the terminal: the parent decides, and tells the workers through the store.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if spec.torch_threads:
         torch.set_num_threads(spec.torch_threads)
     if spec.device.startswith("cuda"):
         torch.cuda.set_device(torch.device(spec.device))
-    store = dist.TCPStore("127.0.0.1", port, is_master=False, timeout=BARRIER_TIMEOUT)
-    dist.init_process_group(
-        "gloo", store=dist.PrefixStore("pg", store), rank=spec.worker,
-        world_size=spec.n_workers, timeout=BARRIER_TIMEOUT,
-    )
+    store = dist.TCPStore("127.0.0.1", port, is_master=False, timeout=STORE_TIMEOUT)
     try:
-        worker_main(spec, _DistSync(store, spec.clock_offset_ns), open_sampler)
+        worker_main(spec, StoreSync(store, spec.worker, spec.n_workers, spec.clock_offset_ns), open_sampler)
     except BaseException:
         # Where worker_main wrote the traceback to worker-<N>.log, the parent reports its last line: exiting
         # quietly keeps a screen of tracebacks per worker off the user's terminal. Otherwise let it print.
         if os.path.isfile(os.path.join(spec.run_dir, f"worker-{spec.worker}.log")):
             sys.exit(1)
         raise
-    finally:
-        dist.destroy_process_group()
 
 
-def run(specs: list[WorkerSpec], poll: Callable[[], None]) -> None:
-    store = dist.TCPStore("127.0.0.1", 0, None, True, timeout=BARRIER_TIMEOUT, wait_for_workers=False)
+def run(specs: list[WorkerSpec], poll: Callable[[], None], task_timeout_s: float | None) -> list[Loss]:
+    """Run the workers to the end; returns the workers lost on the way. Raises BenchError when the run cannot
+    go on (a worker lost before any mode started), KeyboardInterrupt or Terminated when stopped from outside."""
+    server = dist.TCPStore("127.0.0.1", 0, None, True, timeout=STORE_TIMEOUT, wait_for_workers=False)
+    server.set(LOST, "")
     ctx = mp.get_context("spawn")
     # Children must not inherit a thread count meant for the parent; each sets its own share.
-    procs = [ctx.Process(target=_child, args=(s, store.port), name=f"syncbench-w{s.worker}") for s in specs]
-    for p in procs:
+    procs = {s.worker: ctx.Process(target=_child, args=(s, server.port), name=f"syncbench-w{s.worker}")
+             for s in specs}
+    for p in procs.values():
         p.start()
-    failed: list[tuple[WorkerSpec, str]] = []
+    monitor = Monitor(server, specs, Path(specs[0].run_dir), task_timeout_s,
+                      end=lambda w: _kill(procs[w], signal.SIGKILL))
+    stopping_since: float | None = None
+
+    def watch() -> None:
+        ended = {w: p.exitcode for w, p in procs.items() if p.exitcode is not None}
+        for loss in monitor.poll(ended, asked_to_stop=stopping_since is not None):
+            if loss.mode is None:  # before any mode started: the run cannot go on
+                raise BenchError(f"worker {loss.worker} ({_name(specs, loss.worker)}) {loss.cause} before "
+                                 f"the first mode started: {loss.detail}")
+
     try:
-        while any(p.is_alive() for p in procs):
+        while any(p.is_alive() for p in procs.values()):
             poll()
-            for s, p in zip(specs, procs, strict=True):
-                if p.exitcode not in (None, 0):
-                    failed.append((s, f"worker {s.worker} ({s.device_name}) exited with code {p.exitcode}"))
-            if failed:
-                break
-            time.sleep(0.1)
+            watch()
+            time.sleep(POLL_S)
+        watch()  # what ended since the last look
+    except (KeyboardInterrupt, Terminated, BenchError):
+        monitor.stop("interrupted")
+        stopping_since = time.monotonic()
+        raise
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            p.join(timeout=10)
-            if p.is_alive() and p.pid is not None:
-                os.kill(p.pid, 9)
+        _end_all(procs, stopping_since)
         poll()
-    failed = failed or [
-        (s, f"worker {s.worker} ({s.device_name}) exited with code {p.exitcode}")
-        for s, p in zip(specs, procs, strict=True) if p.exitcode != 0
-    ]
-    if failed:
-        spec, msg = failed[0]
-        raise BenchError(f"{msg}{_first_error([spec, *specs])}")
+        monitor.close()
+    return monitor.losses
 
 
-def _first_error(specs: list[WorkerSpec]) -> str:
-    """': <last line of the log>; see <log>' of the first of `specs` that wrote a traceback, if any."""
-    for s in specs:
-        log = os.path.join(s.run_dir, f"worker-{s.worker}.log")
-        if os.path.isfile(log):
-            lines = [x for x in Path(log).read_text(encoding="utf-8").splitlines() if x.strip()]
-            return f": {lines[-1].strip() if lines else 'no message'}; see {log}"
-    return ""
+def _name(specs: list[WorkerSpec], w: int) -> str:
+    return next(s.device_name for s in specs if s.worker == w)
+
+
+def _kill(p: BaseProcess, sig: int) -> None:
+    if p.is_alive() and p.pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p.pid, sig)
+
+
+def _end_all(procs: Mapping[int, BaseProcess], told_at: float | None) -> None:
+    """No worker is left behind: told ones get STOP_GRACE_S to stop, then SIGTERM, then SIGKILL (at once on a
+    second Ctrl-C)."""
+    deadline = (told_at or time.monotonic()) + (STOP_GRACE_S if told_at is not None else 0.0)
+    try:
+        for sig, wait in ((None, deadline - time.monotonic()), (signal.SIGTERM, STOP_GRACE_S), (None, 0.0)):
+            if sig is not None:
+                for p in procs.values():
+                    _kill(p, sig)
+            end = time.monotonic() + max(wait, 0.0)
+            for p in procs.values():
+                p.join(timeout=max(end - time.monotonic(), 0.0))
+            if not any(p.is_alive() for p in procs.values()):
+                return
+    except (KeyboardInterrupt, Terminated):
+        pass
+    for p in procs.values():
+        _kill(p, signal.SIGKILL)
+    for p in procs.values():
+        p.join(timeout=5.0)

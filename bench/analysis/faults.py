@@ -1,0 +1,78 @@
+"""What went wrong in each mode run, from its records: lost workers, retried, requeued and failed tasks.
+
+A task's tries are its task spans in one attempt (`retry` 0, 1, ...). A retry ran on the same worker after an
+error; a requeue ran on another worker after the worker holding it was lost (a `lost` span names the task).
+A task failed for good when its last try failed. Nothing here draws or words.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from bench.schema import BARRIER_START, Kind, RunMeta, Status
+
+
+@dataclass(frozen=True)
+class LostWorker:
+    worker: int
+    device: str
+    cause: str  # died | hung
+    detail: str  # the lost span's error: "died: exit code -9 (SIGKILL)"
+    t_s: float  # when it was noticed, seconds from t0
+    task: int | None  # the task it was running
+
+
+@dataclass(frozen=True)
+class Faults:
+    """One (mode, repeat)'s faults."""
+
+    lost: list[LostWorker] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)  # tasks tried again on their worker after an error
+    requeued: list[int] = field(default_factory=list)  # tasks run again elsewhere after their worker was lost
+    failed: list[int] = field(default_factory=list)  # tasks whose last try failed
+    workers_at_start: int = 0  # workers that left the start barrier
+
+    @property
+    def any(self) -> bool:
+        return bool(self.lost or self.retried or self.requeued or self.failed)
+
+
+def final_tries(spans: pd.DataFrame) -> pd.DataFrame:
+    """Each task's last try per (mode, repeat): what counts as the task's outcome."""
+    t = spans[spans["kind"] == Kind.TASK]
+    return t.sort_values(["retry", "end_ns"], kind="stable").groupby(["mode", "repeat", "task"]).tail(1)
+
+
+def mode_faults(spans: pd.DataFrame) -> dict[tuple[str, int], Faults]:
+    """Faults per (mode, repeat) of the spans that count."""
+    out: dict[tuple[str, int], Faults] = {}
+    for (mode, rep), g in spans.groupby(["mode", "repeat"], sort=False):
+        lost_rows = g[g["kind"] == Kind.LOST]
+        lost = [LostWorker(int(r.worker), str(r.device), str(r.name), str(r.error or r.name), r.end_ns / 1e9,
+                           None if pd.isna(r.task) else int(r.task)) for r in lost_rows.itertuples()]
+        lost_tasks = {x.task for x in lost if x.task is not None}
+        t = g[g["kind"] == Kind.TASK]
+        again = t[t["retry"] > 0]
+        requeued = sorted({int(x) for x in again["task"] if int(x) in lost_tasks})
+        retried = sorted({int(x) for x in again["task"]} - set(requeued))
+        fin = final_tries(g)
+        failed = sorted(int(x) for x in fin.loc[fin["status"] == Status.ERROR, "task"])
+        start = g[(g["kind"] == Kind.BARRIER) & (g["name"] == BARRIER_START)]
+        out[(str(mode), int(rep))] = Faults(lost, retried, requeued, failed, int(start["worker"].nunique()))
+    return out
+
+
+def degraded_modes(spans: pd.DataFrame, meta: RunMeta) -> dict[str, str]:
+    """Modes that ran every task but not on every worker, with why: {"dynamic": "worker 2 lost at 3.2 s"}."""
+    out: dict[str, str] = {}
+    for (mode, _), f in mode_faults(spans).items():
+        if mode in out:
+            continue
+        if f.lost:
+            x = f.lost[0]
+            out[mode] = f"worker {x.worker} lost at {x.t_s:.3g} s" if x.t_s >= 0 else f"worker {x.worker} lost"
+        elif 0 < f.workers_at_start < meta.n_workers:
+            out[mode] = f"ran on {f.workers_at_start} of {meta.n_workers} workers"
+    return out
