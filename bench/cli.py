@@ -230,14 +230,22 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bool = False) -> None:
+def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bool = False,
+            charts_to: Path | None = None) -> None:
+    """Print the report of a run, then write its charts and trace, a line per file as it is written."""
+    from dataclasses import replace
+
     from bench.analysis.select import is_task
-    from bench.store import load_run
+    from bench.store import load_run, owner_alive
 
     try:
         data = load_run(run_dir)
     except BenchError as e:
         _fail(e)
+    if data.meta.status == "running" and owner_alive(data.meta.owner) is False:
+        # Its process is gone (killed, or the machine rebooted): say so rather than "running".
+        gone = f"interrupted (its process {data.meta.owner.get('pid')} is gone)"
+        data = replace(data, meta=replace(data.meta, status=gone))
     from viz.terminal import render_report, render_summary, report_json
 
     if not is_task(data.spans).any():
@@ -245,14 +253,22 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
     if as_json:
         out.print_json(json.dumps(report_json(data)))
         return
-    paths: list[Path] = []
-    if charts:
-        from viz.save import write_report
-
-        paths = write_report(data)
     out.print(render_summary(data) if summary_only else render_report(data))
-    for p in paths:
-        out.print(f"wrote {p}", highlight=False)
+    if not charts:
+        return
+    from bench.store import check_out_dir
+    from viz.save import write_report
+
+    target = charts_to or run_dir
+    try:
+        check_out_dir(target)
+        for p in write_report(data, target):
+            out.print(f"wrote {p}", highlight=False)
+    except BenchError as e:
+        _fail(BenchError(f"{e}: the charts were not written (--out DIR writes them elsewhere)"))
+    except OSError as e:
+        _fail(BenchError(f"cannot write the charts into {target}: {e.strerror} (--out DIR writes them "
+                         "elsewhere)"))
 
 
 @app.command()
@@ -260,9 +276,12 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (holds meta.json).")],
     charts: Annotated[bool, typer.Option(help="Also write gantt/utilization/overhead PNGs and trace.json.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON document instead.")] = False,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Write the charts and trace here instead of into "
+                                                            "the run folder (e.g. for a read-only one).")] = None,
 ) -> None:
-    """Terminal report of a run; writes gantt.png, utilization.png, overhead.png and trace.json into it."""
-    _report(run_dir, charts=charts and not as_json, as_json=as_json)
+    """Terminal report of a run, then gantt.png, utilization.png, overhead.png and trace.json (into the run
+    folder, or --out)."""
+    _report(run_dir, charts=charts and not as_json, as_json=as_json, charts_to=out_dir)
 
 
 @app.command()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,8 @@ class TaskInput:
     seed: int | None = None
     size: int | None = None
     steps: int | None = None
+    width: int | None = None  # the image's size, read when it was checked
+    height: int | None = None
 
 
 def open_image(path: str) -> Image.Image:
@@ -59,15 +62,39 @@ def open_image(path: str) -> Image.Image:
         raise BenchError(f"input image {path} cannot be read: {e}") from None
 
 
-def check_image(path: Path) -> None:
-    """Raise BenchError unless `path` is an image PIL can identify and verify."""
+def check_image(path: Path) -> tuple[int, int]:
+    """(width, height) of `path`, decoded once in full (a truncated file fails here, not in every mode);
+    BenchError unless PIL can identify, verify and decode it."""
     try:
         with Image.open(path) as im:
             im.verify()
+        with Image.open(path) as im:
+            im.load()
+            return im.size
     except FileNotFoundError:
         raise BenchError(f"input image {path} does not exist") from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
         raise BenchError(f"{path} is not a readable image ({type(e).__name__}: {e})") from None
+
+
+MAX_ASPECT = 200  # Qwen2-VL's image processor refuses a more elongated image
+
+
+def condition_size(width: int, height: int, area: int) -> tuple[int, int]:
+    """The size the edit pipeline resizes a width×height input to for its condition image of ~`area` px
+    (diffusers' `calculate_dimensions`: the aspect ratio kept, each side rounded to a multiple of 32)."""
+    ratio = width / height
+    w = math.sqrt(area * ratio)
+    return round(w / 32) * 32, round(w / ratio / 32) * 32
+
+
+def check_condition(path: str, width: int, height: int, area: int) -> None:
+    """BenchError, naming the file, for an input the pipeline cannot turn into a condition image."""
+    cw, ch = condition_size(width, height, area)
+    if min(cw, ch) < 32 or max(cw, ch) / min(cw, ch) > MAX_ASPECT:
+        raise BenchError(f"{path}: a {width}×{height} px image cannot be edited: the pipeline makes it a "
+                         f"{cw}×{ch} condition image, and needs both sides ≥ 32 px and an aspect ratio ≤ "
+                         f"{MAX_ASPECT}")
 
 
 def from_dir(folder: str | Path, prompt: str) -> tuple[TaskInput, ...]:
@@ -84,8 +111,9 @@ def from_dir(folder: str | Path, prompt: str) -> tuple[TaskInput, ...]:
     for p in files:
         if p.suffix.lower() not in IMAGE_SUFFIXES:
             raise BenchError(f"{p} is not an image (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
-        check_image(p)
-    return tuple(TaskInput(image=str(p.resolve()), prompt=prompt) for p in files)
+    sizes = [check_image(p) for p in files]
+    return tuple(TaskInput(image=str(p.resolve()), prompt=prompt, width=w, height=h)
+                 for p, (w, h) in zip(files, sizes, strict=True))
 
 
 def _opt_int(value: Any, name: str, where: str) -> int | None:
@@ -122,19 +150,20 @@ def _row_input(row: dict[str, Any], base: Path, where: str) -> TaskInput:
     if not isinstance(prompt, str) or not prompt.strip():
         raise BenchError(f"{where}: 'prompt' is missing or empty")
     path: str | None = None
+    width = height = None
     if image is not None and not (isinstance(image, str) and not image.strip()):
         if not isinstance(image, str):
             raise BenchError(f"{where}: 'image' must be a path, got {image!r}")
         p = Path(image).expanduser()
         p = p if p.is_absolute() else base / p
         try:
-            check_image(p)
+            width, height = check_image(p)
         except BenchError as e:
             raise BenchError(f"{where}: {e}") from None
         path = str(p.resolve())
     return TaskInput(image=path, prompt=prompt, seed=_opt_int(row.get("seed"), "seed", where),
                      size=_opt_int(row.get("size"), "size", where),
-                     steps=_opt_int(row.get("steps"), "steps", where))
+                     steps=_opt_int(row.get("steps"), "steps", where), width=width, height=height)
 
 
 def from_tasks_file(path: str | Path) -> tuple[TaskInput, ...]:

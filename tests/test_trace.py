@@ -149,6 +149,6 @@ def test_real_run_traces_nest_and_reports_write(tmp_path: Path) -> None:
     trace = chrome_trace(run)
     assert len(x_events(trace)) == len(run.spans)
     assert_nested(trace)
-    paths = write_report(run)
+    paths = list(write_report(run))
     assert all(p.parent == run.path and p.stat().st_size > 0 for p in paths)
     assert json.loads((run.path / "trace.json").read_text())["traceEvents"]

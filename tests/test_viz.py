@@ -283,7 +283,7 @@ def test_write_report_writes_the_four_files(tmp_path: Path, run_a: RunData) -> N
     from viz.save import write_report
 
     run = RunData(tmp_path, run_a.meta, run_a.spans, run_a.samples)
-    paths = write_report(run)
+    paths = list(write_report(run))
     assert [p.name for p in paths] == ["gantt.png", "utilization.png", "overhead.png", "trace.json"]
     for p in paths[:3]:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

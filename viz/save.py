@@ -8,6 +8,7 @@ half a file.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -31,18 +32,16 @@ def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     return path
 
 
-def write_report(run: RunData, out_dir: Path | None = None) -> list[Path]:
-    """Write the three PNGs and trace.json into `out_dir` (default: the run folder); return their paths."""
+def write_report(run: RunData, out_dir: Path | None = None) -> Iterator[Path]:
+    """Write the three PNGs and trace.json into `out_dir` (default: the run folder), yielding each path as it
+    is written (so a caller can say so while the next one is drawn)."""
     out = Path(out_dir) if out_dir is not None else run.path
-    paths = [
-        save_figure(gantt_figure(run), out / "gantt.png"),
-        save_figure(utilization_figure(run), out / "utilization.png"),
-        save_figure(overhead_figure(run), out / "overhead.png"),
-    ]
+    for name, build in (("gantt.png", gantt_figure), ("utilization.png", utilization_figure),
+                        ("overhead.png", overhead_figure)):
+        yield save_figure(build(run), out / name)
     trace = out / "trace.json"
     tmp = trace.with_name(trace.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(chrome_trace(run), f, separators=(",", ":"))
     tmp.replace(trace)
-    paths.append(trace)
-    return paths
+    yield trace

@@ -20,6 +20,7 @@ from typing import Any
 from bench.errors import BenchError
 from bench.inputs import (
     TaskInput,
+    check_condition,
     check_size,
     from_dir,
     from_tasks_file,
@@ -195,6 +196,10 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
         check_model_name(resolved)
     if resolved == FULL and not cuda:
         raise BenchError("random:full needs a CUDA device (about 60 GB of GPU memory); use random:tiny on CPU")
+    cond = (TINY_DEFAULTS.condition_side if resolved == TINY else None) or 1024
+    for inp in inputs:  # what the pipeline cannot make a condition image of fails here, not in every mode
+        if inp.image is not None and inp.width and inp.height:
+            check_condition(inp.image, inp.width, inp.height, cond * cond)
     wl = EditWorkload(
         model=resolved, inputs=inputs, steps=steps, size=size,
         true_cfg_scale=4.0 if true_cfg_scale is None else true_cfg_scale,
