@@ -5,7 +5,9 @@ pipeline on one device and returns an executor whose `run` does one edit and rep
 start -> first transformer forward; denoise: -> end of the last step; decode: -> the image is on the host;
 save: -> PIL conversion and, with save_dir, the PNG written) and every denoising step. On CUDA the times
 inside the call are CUDA events (no synchronize per step), resolved after the call against one anchor event;
-NVTX ranges mark task, phases and steps. On CPU they are perf_counter_ns taken in the hooks.
+NVTX ranges mark task, phases and steps. On CPU they are perf_counter_ns taken in the hooks. The speed options
+(`compile`, `attention`) are applied to the pipeline when the executor is made (`speed.apply`), so a compile
+falls in the load, and the executor keeps its duration (`compile_s`).
 It knows nothing of spans, t0 or modes (the runner's), nor how a model is built (`models`, `tiny`, `full`).
 """
 
@@ -29,6 +31,7 @@ from bench.inputs import (
     open_image,
 )
 from bench.workload import Task, TaskRecorder
+from runners.pipelines import speed
 from runners.pipelines.models import (
     FULL,
     REAL_HUB_ID,
@@ -59,6 +62,12 @@ class EditWorkload:
     save_images: bool = False  # with no save_dir yet: `with_run_dir` points save_dir at <run>/images
     trace_steps: bool = True  # False: no per-step CUDA events / step records / NVTX (tracing overhead)
     condition_side: int | None = None  # condition image ~side² pixels; None = the model's default
+    compile: bool = False
+    """torch.compile the transformer's repeated blocks (diffusers' compile_repeated_blocks, fullgraph, dynamic
+    shapes) when the pipeline is loaded; the executor's `compile_s` says how long that took."""
+    attention: str = "default"
+    """diffusers' attention backend for the transformer (`speed.ATTENTION_BACKENDS`); "default" leaves it to
+    diffusers and PyTorch."""
     kind: str = field(default="edit", init=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +77,7 @@ class EditWorkload:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise BenchError(f"{name} must be >= 1, got {v}")
+        speed.check_attention(self.attention)
 
     @property
     def defaults(self) -> ModelDefaults:
@@ -91,11 +101,17 @@ class EditWorkload:
                        for i in self.inputs[:50]],
             "save_dir": self.save_dir,
             "trace_steps": self.trace_steps,
+            "compile": self.compile,
+            "attention": self.attention,
             "timing": "phases encode (call start -> first transformer forward), denoise (-> last step end), "
                       "decode (-> image on host), save (-> PIL conversion [+ PNG]); CUDA events per step "
                       "resolved after each task, no per-step synchronize",
             "deviations": self.deviations(),
         }
+        if self.compile:
+            out["compile_how"] = ("diffusers compile_repeated_blocks(" + ", ".join(
+                f"{k}={v}" for k, v in speed.COMPILE_KWARGS.items()) + ") at load, then one transformer forward on "
+                "dummy inputs (its time is the executor's compile_s)")
         if self.model == TINY:
             from runners.pipelines import tiny
 
@@ -129,6 +145,12 @@ class EditWorkload:
         if self.true_cfg_scale != 4.0 or self.negative_prompt != " ":
             dev.append(f"true CFG {self.true_cfg_scale} with negative prompt {self.negative_prompt!r} "
                        "(default 4.0 with ' ')")
+        if self.compile:
+            dev.append("transformer blocks compiled (torch.compile, regional): the same math through fused kernels, "
+                       "so outputs differ from eager by rounding (tolerance: BENCHMARKS.md §6)")
+        if self.attention != "default":
+            dev.append(f"attention backend {self.attention} ({speed.ATTENTION_BACKENDS[self.attention]}): "
+                       "outputs differ from the default kernel's by rounding")
         return dev
 
     def with_run_dir(self, run_dir: str | Path) -> EditWorkload:
@@ -164,8 +186,10 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
                        steps: int | None = None, size: int | None = None,
                        true_cfg_scale: float | None = None, negative_prompt: str | None = None,
                        save_images: bool = False, trace_steps: bool = True,
-                       save_dir: str | Path | None = None) -> tuple[EditWorkload, list[str]]:
-    """The CLI's options -> (workload, notes). Inputs are read and checked here (BenchError on problems).
+                       save_dir: str | Path | None = None, compile: bool = False,
+                       attention: str = "default") -> tuple[EditWorkload, list[str]]:
+    """The CLI's options -> (workload, notes). Inputs are read and checked here (BenchError on problems),
+    and so is the attention backend against the device and the model's dtype (random:tiny is float32).
 
     `save_images` needs a folder: pass `save_dir`, or let the runner call `workload.with_run_dir(run_dir)`
     once the run folder exists (images then go to <run_dir>/images).
@@ -200,12 +224,13 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
     for inp in inputs:  # what the pipeline cannot make a condition image of fails here, not in every mode
         if inp.image is not None and inp.width and inp.height:
             check_condition(inp.image, inp.width, inp.height, cond * cond)
+    speed.check_attention(attention, cuda, half=resolved != TINY)
     wl = EditWorkload(
         model=resolved, inputs=inputs, steps=steps, size=size,
         true_cfg_scale=4.0 if true_cfg_scale is None else true_cfg_scale,
         negative_prompt=" " if negative_prompt is None else negative_prompt,
         save_dir=str(save_dir) if save_dir is not None else None, save_images=save_images,
-        trace_steps=trace_steps,
+        trace_steps=trace_steps, compile=compile, attention=attention,
     )
     return wl, notes
 
@@ -250,7 +275,12 @@ class _Call:
 
 
 class EditExecutor:
-    """A loaded pipeline on one device; `run` does one edit and reports phases and steps."""
+    """A loaded pipeline on one device; `run` does one edit and reports phases and steps.
+
+    Making one applies the workload's speed options to `pipe` (`speed.apply`); `compile_s` is then None without
+    compile, else the seconds this executor spent compiling (one transformer forward on dummy inputs of the
+    workload's default size; 0.0 if the pipeline was already compiled with the same options).
+    """
 
     def __init__(self, workload: EditWorkload, pipe: Any, device: str) -> None:
         import torch
@@ -260,6 +290,9 @@ class EditExecutor:
         self.torch = torch
         self.dev = torch.device(device)
         self.cond_side = workload._cond_side()
+        self.compile_s: float | None = speed.apply(
+            pipe, speed.SpeedOptions(compile=workload.compile, attention=workload.attention), device,
+            speed.warm_shape(workload.size or workload.defaults.size, self.cond_side))
         self._call: _Call | None = None
         self._nvtx = _Nvtx(self.cuda and workload.trace_steps)
         self._hook = pipe.transformer.register_forward_pre_hook(self._on_forward)
