@@ -49,7 +49,9 @@ class TaskRecorder(Protocol):
 
 
 class Executor(Protocol):
-    """A workload loaded on one device."""
+    """A workload loaded on one device. `compile_s`: seconds its load spent compiling (None: no compile)."""
+
+    compile_s: float | None
 
     def run(self, task: Task, rec: TaskRecorder) -> None:
         """Run one task; raise on failure (the runner records the error and goes on)."""
@@ -180,6 +182,7 @@ class _SyntheticExecutor:
     worker: int
     n_workers: int
     tries: dict[int, int] = field(default_factory=dict)
+    compile_s: float | None = None
 
     def run(self, task: Task, rec: TaskRecorder) -> None:
         wl = self.workload

@@ -251,7 +251,10 @@ def worker_main(spec: WorkerSpec, sync: StoreSync,
         except Exception as e:
             rec.span(Kind.LOAD, "load", start, now(), error=error_text(e))
             raise
-        rec.span(Kind.LOAD, "load", start, now())
+        end = now()
+        rec.span(Kind.LOAD, "load", start, end)
+        if executor.compile_s is not None:  # inside the load: its last part, the first compiled forward
+            rec.span(Kind.LOAD, "compile", end - int(executor.compile_s * 1e9), end)
         for run in spec.schedule:
             # 2. After a loss, the run goes on to the next mode only if the user asked for that.
             if spec.on_worker_loss == "stop" and lost_set(sync.store):

@@ -82,6 +82,10 @@ def describe_workload(meta: RunMeta) -> str:
     cond = w.get("condition_image")
     if isinstance(cond, str) and cond and "default" not in cond:
         parts.append(f"condition {cond}")
+    if w.get("compile"):
+        parts.append("compiled")
+    if w.get("attention") not in (None, "default"):
+        parts.append(f"attention {w['attention']}")
     if not parts:  # an unknown workload: its short scalar fields
         parts = [f"{k} {v}" for k, v in w.items()
                  if k != "kind" and isinstance(v, str | int | float) and len(str(v)) <= 24]

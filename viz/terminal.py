@@ -73,7 +73,10 @@ def _header(run: RunData) -> Text:
     G = n_workers(run)
     text = Text()
     text.append(f"syncbench run {m.run_id or run.path.name}\n", style="bold")
-    text.append(f"workload {describe_workload(m)} · backend {m.backend}\n")
+    compiled = run.spans[(run.spans["kind"] == Kind.LOAD) & (run.spans["name"] == "compile")]
+    took = f" · compile {fmt_s(float((compiled['end_ns'] - compiled['start_ns']).max()) / NS)} at load" \
+        if len(compiled) else ""
+    text.append(f"workload {describe_workload(m)} · backend {m.backend}{took}\n")
     text.append(f"{describe_devices(m) if m.workers else f'{G} workers'} · {m.n_tasks or '?'} tasks · "
                 f"{m.repeat} repeat{'s' if m.repeat != 1 else ''} · status ")
     text.append(m.status, style="bold" if m.status == "complete" else "bold red")

@@ -366,7 +366,7 @@ class EditExecutor:
             nv.push("save")
             with quiet_numpy():
                 pil = self.pipe.image_processor.numpy_to_pil(out.images)[0]
-            if self.wl.save_dir:
+            if self.wl.save_dir and not task.warmup:  # a warm-up's image is not the task's edit
                 pil.save(Path(self.wl.save_dir) / f"task-{task.id:05d}.png")
             # Free this edit's buffers inside the task's last phase: freeing them is the task's work too
             # (on CPU it took up to ~4 ms after the phases, which then no longer added up to the task).

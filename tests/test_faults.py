@@ -1,0 +1,263 @@
+"""Faults injected for real (a worker that exits hard, a task that never returns, tasks that raise, Ctrl-C,
+SIGTERM, SIGKILL from outside), then the records read back: who was lost, when, during which task, what each
+mode did about it, and that --resume finishes the run with every task counted exactly once."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.config import RunConfig
+from bench.errors import BenchError
+from bench.store import RunData, load_run
+from runners.run import execute, plan_resume, prepare, resume
+
+pytestmark = pytest.mark.slow
+
+MEAN = 0.05
+
+
+def run(tmp: Path, modes: list[str], workload: str, *, images: int = 18, workers: int = 3,
+        backend: str = "processes", **kw: object) -> tuple[RunData, BenchError | None]:
+    """Run in-process; return the run folder's records and the error the run ended with, if any."""
+    config = RunConfig(modes=modes, images=images, backend=backend, workload=workload, workers=workers,
+                       out=tmp, **kw)  # type: ignore[arg-type]
+    err = None
+    try:
+        execute(prepare(config), poll=lambda _: None, argv=["test"])
+    except BenchError as e:
+        err = e
+    return load_run(next(tmp.iterdir())), err
+
+
+def tasks(run: RunData, mode: str) -> pd.DataFrame:
+    s = run.spans
+    return s[(s["kind"] == "task") & (s["mode"] == mode)]
+
+
+def lost(run: RunData) -> pd.DataFrame:
+    return run.spans[run.spans["kind"] == "lost"]
+
+
+def counted_ok_once(run: RunData, mode: str, n: int) -> None:
+    """Every task of `mode` has exactly one ok try among the records that count."""
+    t = tasks(run, mode)
+    ok = t[t["status"] == "ok"]
+    assert sorted(ok["task"]) == list(range(n)), (mode, sorted(ok["task"]))
+
+
+def test_a_worker_that_dies_in_dynamic_is_replaced_by_the_survivors(tmp_path: Path) -> None:
+    data, err = run(tmp_path, ["dynamic"], f"synthetic:mean={MEAN},die=4")
+    (row,) = lost(data).itertuples()
+    assert row.name == "died" and row.task == 4 and "exit code 86" in row.error
+    assert 0 <= row.end_ns - row.start_ns < 5e9  # noticed within 5 s of the task starting (when it died)
+    counted_ok_once(data, "dynamic", 18)  # every task once, task 4 by another worker
+    again = tasks(data, "dynamic")[tasks(data, "dynamic")["task"] == 4]
+    assert len(again) == 1 and again["worker"].iloc[0] != row.worker and again["retry"].iloc[0] == 1
+    assert err is None and data.meta.status == "complete"  # the mode rode it out
+    assert not (tasks(data, "dynamic")["worker"] == row.worker).any() or \
+        tasks(data, "dynamic").loc[tasks(data, "dynamic")["worker"] == row.worker, "end_ns"].max() <= row.end_ns
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("mode", ["free-run", "batch-sync"])
+def test_a_worker_that_dies_ends_a_fixed_mode_incomplete_within_5_s(tmp_path: Path, mode: str) -> None:
+    started = time.monotonic()
+    data, err = run(tmp_path, [mode, "dynamic"], f"synthetic:mean={MEAN},die=4")
+    assert time.monotonic() - started < 60
+    (row,) = lost(data).itertuples()
+    assert (row.mode, row.task, row.name) == (mode, 4, "died")
+    m = data.spans[data.spans["mode"] == mode]
+    assert m["end_ns"].max() - row.end_ns < 5e9  # every survivor stopped within 5 s of the loss
+    assert tasks(data, mode)["task"].nunique() < 18  # ended early: incomplete
+    assert err is not None and "worker" in str(err) and "--resume" in str(err)
+    assert data.meta.status == "failed" and "dynamic" not in set(data.spans["mode"])  # stop: no next mode
+    assert multiprocessing.active_children() == []
+
+
+def test_continue_runs_the_next_modes_on_the_survivors(tmp_path: Path) -> None:
+    data, err = run(tmp_path, ["free-run", "dynamic"], f"synthetic:mean={MEAN},die=1",
+                    on_worker_loss="continue")
+    assert err is None and data.meta.status == "incomplete"  # free-run ended early; dynamic ran in full
+    counted_ok_once(data, "dynamic", 18)
+    dead = int(lost(data)["worker"].iloc[0])
+    assert dead not in set(tasks(data, "dynamic")["worker"]) and tasks(data, "dynamic")["worker"].nunique() == 2
+
+
+def test_a_hung_task_is_caught_by_the_task_timeout(tmp_path: Path) -> None:
+    data, err = run(tmp_path, ["dynamic"], f"synthetic:mean={MEAN},hang=2", task_timeout=1.0)
+    (row,) = lost(data).itertuples()
+    assert row.name == "hung" and row.task == 2 and "--task-timeout" in row.error
+    assert 1e9 <= row.end_ns - row.start_ns < 3e9  # ended after 1 s without progress (+ a poll)
+    counted_ok_once(data, "dynamic", 18)
+    assert err is None
+
+
+@pytest.mark.parametrize("backend", ["processes", "threads"])
+def test_failing_tasks_with_and_without_retries(tmp_path: Path, backend: str) -> None:
+    wl = "synthetic:mean=0.01,fail=0.3"
+    plain, _ = run(tmp_path / "a", ["free-run"], wl, images=20, workers=2, backend=backend)
+    t = tasks(plain, "free-run")
+    failed = set(t.loc[t["status"] == "error", "task"])
+    assert failed and len(t) == 20 and (t["retry"] == 0).all()  # one try each; the failures are records
+    retried, _ = run(tmp_path / "b", ["free-run"], wl, images=20, workers=2, backend=backend, retries=5)
+    t = tasks(retried, "free-run")
+    counted_ok_once(retried, "free-run", 20)
+    tries = t.groupby("task").size()
+    assert set(tries[tries > 1].index) >= failed  # every task that failed once was tried again ...
+    for _, g in t.groupby("task"):  # ... on its own worker, every try recorded, the errors before the ok
+        assert g["worker"].nunique() == 1 and list(g.sort_values("retry")["retry"]) == list(range(len(g)))
+        assert (g.sort_values("retry")["status"].iloc[:-1] == "error").all()
+
+
+def _bench(*args: str, out: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100"}
+    return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", *args, "--out", str(out), "--no-report"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def _wait_for_tasks(out: Path, n: int, timeout: float = 60.0) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for d in out.glob("*/spans"):
+            lines = sum(f.read_text().count('"kind":"task"') for f in d.glob("w*.jsonl"))
+            if lines >= n:
+                return d.parent
+        time.sleep(0.05)
+    raise AssertionError(f"no {n} task records under {out} in {timeout} s")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(p.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+@pytest.mark.parametrize("backend", ["processes", "threads"])
+def test_ctrl_c_stops_promptly_then_resume_finishes_every_task_once(tmp_path: Path, backend: str) -> None:
+    p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "40", "--mode", "both",
+               "--backend", backend, out=tmp_path)
+    run_dir = _wait_for_tasks(tmp_path, 6)
+    os.killpg(p.pid, signal.SIGINT)  # what the terminal sends: to every process of the group
+    t = time.monotonic()
+    p.wait(timeout=30)
+    assert time.monotonic() - t < 6.0 and p.returncode == 130, p.stdout.read() if p.stdout else ""
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "interrupted" and "Ctrl-C" in meta["error"]
+    assert _children(p.pid) == []
+    before = load_run(run_dir)
+    n_before = len(before.spans)
+    assert n_before and "free-run" in set(before.spans["mode"])
+    q = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--resume", str(run_dir), "--no-report"],
+                       capture_output=True, text=True, timeout=120)
+    assert q.returncode == 0, q.stdout + q.stderr
+    after = load_run(run_dir)
+    assert after.meta.status == "complete" and len(after.meta.resumes) == 1
+    for mode in ("free-run", "batch-sync"):
+        counted_ok_once(after, mode, 40)
+    everything = load_run(run_dir, counted_only=False).spans
+    assert len(everything) >= n_before + len(after.spans) - n_before  # nothing was deleted
+    assert after.superseded is not None and len(after.superseded) > 0  # the interrupted attempt, kept aside
+
+
+def test_sigkill_from_outside_is_a_lost_worker_and_resume_reruns_the_mode(tmp_path: Path) -> None:
+    p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "30", "--mode", "free-run",
+               out=tmp_path)
+    run_dir = _wait_for_tasks(tmp_path, 4)
+    workers = _children(p.pid)
+    assert len(workers) >= 2
+    victim = max(workers)
+    os.kill(victim, signal.SIGKILL)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode == 2, out
+    (row,) = lost(load_run(run_dir)).itertuples()
+    assert row.name == "died" and "SIGKILL" in row.error and row.mode == "free-run"
+    assert _children(p.pid) == []
+    r = plan_resume(run_dir)
+    assert [(x.mode, x.attempt) for x in r.schedule] == [("free-run", 1)]
+    resume(r, poll=lambda _: None, argv=["test"])
+    after = load_run(run_dir)
+    counted_ok_once(after, "free-run", 30)
+    assert (after.spans["attempt"] == 1).all() and (after.superseded["attempt"] == 0).all()
+    assert len(lost(after)) == 0 and (after.superseded["kind"] == "lost").sum() == 1  # the loss stays on record
+
+
+def test_resume_with_keep_partial_runs_only_what_has_no_ok_record(tmp_path: Path) -> None:
+    _, err = run(tmp_path, ["free-run"], f"synthetic:mean={MEAN},die=7")
+    run_dir = next(tmp_path.iterdir())
+    first = load_run(run_dir)
+    done = set(tasks(first, "free-run").query("status == 'ok'")["task"])
+    assert err is not None and 0 < len(done) < 18
+    r = plan_resume(run_dir, keep_partial=True)
+    (mr,) = r.schedule
+    assert sorted(r.prep.workload.tasks(18, 0)[i].id for i in mr.tasks or ()) == sorted(set(range(18)) - done)
+    resume(r, poll=lambda _: None, argv=["test"])
+    after = load_run(run_dir)
+    counted_ok_once(after, "free-run", 18)
+    assert after.meta.pieced == [(0, "free-run")]
+    from viz.terminal import report_json
+
+    assert "free-run" in report_json(after)["verdict"] and "PIECED" in report_json(after)["verdict"]
+
+
+def test_sigterm_is_an_interrupt_and_the_report_reads_a_dead_owner(tmp_path: Path) -> None:
+    p = _bench("--workload", "synthetic:mean=0.1", "--workers", "1", "--images", "50", "--mode", "free-run",
+               out=tmp_path)
+    run_dir = _wait_for_tasks(tmp_path, 3)
+    p.send_signal(signal.SIGTERM)
+    p.wait(timeout=30)
+    assert p.returncode == 143
+    assert json.loads((run_dir / "meta.json").read_text())["status"] == "interrupted"
+    # A folder left "running" by a process that is gone is reported as interrupted, not running.
+    meta = json.loads((run_dir / "meta.json").read_text())
+    meta.update(status="running", owner={"host": os.uname().nodename, "pid": 2**22 + 7})
+    (run_dir / "meta.json").write_text(json.dumps(meta))
+    q = subprocess.run([sys.executable, "-m", "bench.cli", "report", str(run_dir), "--no-charts"],
+                       capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "100"})
+    assert "is gone" in q.stdout and "status running" not in q.stdout
+
+
+def test_threads_backend_stops_on_a_hang_and_says_why(tmp_path: Path) -> None:
+    started = time.monotonic()
+    data, err = run(tmp_path, ["dynamic"], "synthetic:mean=0.02,hang=3", workers=2, backend="threads",
+                    task_timeout=1.0)
+    assert err is not None and "hung" in str(err) and "cannot end a thread" in str(err)
+    assert time.monotonic() - started < 40 and data.meta.status == "failed"
+    assert lost(data)["name"].tolist() == ["hung"]
+
+
+@pytest.mark.parametrize("case", ["not a run", "complete", "changed images"])
+def test_resume_refuses_in_one_line_and_changes_nothing(tmp_path: Path, case: str) -> None:
+    if case == "not a run":
+        target = tmp_path
+        args = ["--resume", str(target)]
+    else:
+        run(tmp_path, ["free-run"], "synthetic:mean=0.001", images=4, workers=1)
+        target = next(tmp_path.iterdir())
+        if case == "changed images":
+            meta = json.loads((target / "meta.json").read_text())
+            meta["status"] = "interrupted"
+            (target / "meta.json").write_text(json.dumps(meta))
+        args = ["--resume", str(target)] + (["--images", "9"] if case == "changed images" else [])
+    before = {f: f.read_bytes() for f in target.rglob("*") if f.is_file()}
+    q = subprocess.run([sys.executable, "-m", "bench.cli", "run", *args], capture_output=True, text=True,
+                       timeout=60)
+    assert q.returncode == 2 and len(q.stderr.strip().splitlines()) == 1 and "Traceback" not in q.stderr
+    assert {"not a run": "not a run folder", "complete": "is complete",
+            "changed images": "cannot take --images"}[case] in q.stderr
+    assert {f: f.read_bytes() for f in target.rglob("*") if f.is_file()} == before
