@@ -42,7 +42,7 @@ def exit_text(code: int | None) -> str:
     if code is None:
         return "ended"
     if code == DIE_EXIT_CODE:
-        return f"exit code {code} (the synthetic workload's die=I)"
+        return f"exit code {code}: the synthetic workload's die=I"
     if code < 0:
         import signal
 

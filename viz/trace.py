@@ -67,7 +67,7 @@ def nested_slices(spans: pd.DataFrame) -> pd.DataFrame:
     f["s"] = f["start_ns"].astype(np.int64)
     f["e"] = np.maximum(f["end_ns"].astype(np.int64), f["s"])
     task_key = [*KEYS, "task"]
-    top = f[f["kind"].isin([Kind.TASK, Kind.BARRIER, Kind.WARMUP, Kind.LOAD])]
+    top = f[f["kind"].isin([Kind.TASK, Kind.BARRIER, Kind.WARMUP, Kind.LOAD, Kind.LOST])]
     top = _sequential(top, KEYS)
     tasks = top[top["kind"] == Kind.TASK]
 
@@ -98,7 +98,10 @@ def nested_slices(spans: pd.DataFrame) -> pd.DataFrame:
 def _name(row: dict[str, Any]) -> str:
     kind, name = row["kind"], row["name"]
     if kind == Kind.TASK:
-        return f"task {row['task']}" + (" FAILED" if row["status"] == Status.ERROR else "")
+        try_ = f" (try {row['retry'] + 1})" if row.get("retry") else ""
+        return f"task {row['task']}{try_}" + (" FAILED" if row["status"] == Status.ERROR else "")
+    if kind == Kind.LOST:
+        return f"WORKER LOST: {row.get('error') or name}"
     if kind == Kind.BARRIER:
         return f"barrier {row['batch']}" if name == "batch" else f"{name} barrier"
     if kind == Kind.STEP:
@@ -141,16 +144,17 @@ def chrome_trace(run: RunData) -> dict[str, Any]:
     slices = slices.assign(_pid=[pid_of[(m, int(r))] for m, r in zip(slices["mode"], slices["repeat"], strict=True)])
     slices = slices.sort_values(["_pid", "worker", "s", "depth"], kind="stable")
     cols = ["kind", "name", "task", "batch", "step", "status", "error", "device", "s", "e", "_pid", "worker",
-            "start_ns", "end_ns"]
+            "start_ns", "end_ns", "retry"]
     data = {c: slices[c].astype(object).where(slices[c].notna(), None).tolist() for c in cols}
-    for kind, name, task, batch, step, status, error, device, s, e, pid, worker, s0, e0 in zip(
+    for kind, name, task, batch, step, status, error, device, s, e, pid, worker, s0, e0, retry in zip(
         *(data[c] for c in cols), strict=True
     ):
         args: dict[str, Any] = {"device": device, "start_ns": int(s0), "end_ns": int(e0), "status": status}
         for key, v in (("task", task), ("batch", batch), ("step", step), ("error", error)):
             if v is not None:
                 args[key] = _clean(v)
-        row = {"kind": kind, "name": name, "task": task, "batch": batch, "step": step, "status": status}
+        row = {"kind": kind, "name": name, "task": task, "batch": batch, "step": step, "status": status,
+               "retry": retry, "error": error}
         ev: dict[str, Any] = {"ph": "X", "pid": int(pid), "tid": int(worker), "name": _name(row), "cat": str(kind),
                               "ts": (int(s) + offset) / 1000.0, "dur": (int(e) - int(s)) / 1000.0, "args": args}
         if status == Status.ERROR:
