@@ -82,7 +82,7 @@ def run(
     model: Annotated[str, typer.Option(help="edit only: auto | random:tiny | random:full | hub id | local folder. auto = tiny without CUDA; with CUDA real weights if cached, else random:full.")] = "auto",
     input_dir: Annotated[Path | None, typer.Option(help="edit only: folder of input images (use with --prompt).")] = None,
     prompt: Annotated[str | None, typer.Option(help="edit only: the prompt for --input-dir.")] = None,
-    tasks: Annotated[Path | None, typer.Option(help="edit only: JSONL or CSV with image, prompt[, seed, size, steps].")] = None,
+    tasks: Annotated[Path | None, typer.Option(help="edit only: JSONL or CSV with image, prompt[, seed, size, steps, cost].")] = None,
     steps: Annotated[int | None, typer.Option(help="edit only: denoising steps (default: the model's; real 50).")] = None,
     size: Annotated[int | None, typer.Option(help="edit only: output side in pixels (default: real 1024).")] = None,
     true_cfg_scale: Annotated[float | None, typer.Option(help="edit only: true CFG scale (default 4.0).")] = None,
@@ -315,6 +315,8 @@ def simulate(
     skew: Annotated[float, typer.Option(help="Worker speed spread: factors evenly over [1-skew, 1+skew].")] = 0.05,
     jitter: Annotated[float, typer.Option(help="Per-task coefficient of variation.")] = 0.05,
     dist: Annotated[str, typer.Option(help="normal | lognormal per-task factor.")] = "normal",
+    mix: Annotated[str | None, typer.Option(help="SHARExFACTOR: that share of the tasks (chosen from the seed) "
+                                                 "takes FACTOR × as long, known up front (e.g. 0.1x4).")] = None,
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "all",
     seed: Annotated[int, typer.Option(help="Seed of the task durations; repeat r uses seed + r.")] = 0,
     repeat: Annotated[int, typer.Option(help="Simulated repeats (fresh durations each).")] = 1,
@@ -328,7 +330,7 @@ def simulate(
     from bench.schema import RunMeta, WorkerMeta
     from bench.store import finish_run, start_run
     from bench.whatif import simulate_run
-    from bench.workload import speed_factors
+    from bench.workload import parse_synthetic, speed_factors
     from viz.whatif import sim_table
 
     try:
@@ -339,24 +341,33 @@ def simulate(
             raise BenchError("need --mean > 0, 0 <= --skew < 1, --jitter >= 0")
         if dist not in ("normal", "lognormal"):
             raise BenchError(f"--dist must be normal or lognormal, got {dist!r}")
+        mixed = parse_synthetic(f"synthetic:mix={mix}") if mix else parse_synthetic("synthetic")
+        mixture = (mixed.mix_share, mixed.mix_factor)
         run_dir, meta = start_run(out_dir, f"sim-{gpus}x{images}", RunMeta(
             run_id="", status="running", modes=modes, n_workers=gpus, n_tasks=images, simulated=True,
             workers=[WorkerMeta(g, f"sim:{g}", f"sim:{g}", host="simulated") for g in range(gpus)],
-            workload={"kind": "simulated", "mean_s": mean, "skew": skew, "jitter": jitter, "dist": dist},
+            workload={"kind": "simulated", "mean_s": mean, "skew": skew, "jitter": jitter, "dist": dist,
+                      **({"mix": {"share": mixture[0], "factor": mixture[1]}} if mix else {})},
             backend="simulated", repeat=repeat, schedule=[(r, m) for r in range(repeat) for m in modes],
             seed=seed, argv=["bench", *sys.argv[1:]],
         ))
     except BenchError as e:
         _fail(e)
     started = time.perf_counter()
-    makespans = simulate_run(run_dir, modes, repeat, images, gpus, mean, skew, jitter, dist, seed)  # type: ignore[arg-type]
+    makespans, drift = simulate_run(run_dir, modes, repeat, images, gpus, mean, skew, jitter, dist, seed,  # type: ignore[arg-type]
+                                    mixture)
     wf = np.asarray(speed_factors(gpus, skew))
     rows = []
     for m in modes:
         ms = np.array(makespans[m])
-        expected, how = get_mode(m).theory(images, mean, wf, jitter)
+        # The theories see one distribution of task times: with a mixture, its mean and CV are the mixture's.
+        share, factor = mixture
+        m1, m2 = 1 + share * (factor - 1), 1 + share * (factor * factor - 1)
+        cv = math.sqrt(max((1 + jitter * jitter) * m2 / (m1 * m1) - 1, 0.0))
+        expected, how = get_mode(m).theory(images, mean * m1, wf, cv)
         rows.append({"mode": m, "median_s": float(np.median(ms)), "p5_s": float(np.percentile(ms, 5)),
-                     "p95_s": float(np.percentile(ms, 95)), "theory_s": expected, "theory": how})
+                     "p95_s": float(np.percentile(ms, 95)), "theory_s": expected, "theory": how,
+                     "drift_tasks": float(np.median(drift[m]))})
     meta = finish_run(run_dir, meta, "complete", elapsed_s=time.perf_counter() - started)
     out.print(sim_table(pd.DataFrame(rows), f"simulated: {images} tasks on {gpus} workers, mean {mean} s, "
                                             f"skew ±{skew:.0%}, jitter {jitter:.0%} ({repeat} repeats)"))

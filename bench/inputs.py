@@ -49,6 +49,7 @@ class TaskInput:
     steps: int | None = None
     width: int | None = None  # the image's size, read when it was checked
     height: int | None = None
+    cost: float | None = None  # expected cost, for longest-first (default: output pixels × steps)
 
 
 def open_image(path: str) -> Image.Image:
@@ -142,10 +143,20 @@ def check_size(size: int, where: str = "--size") -> None:
 
 
 def _row_input(row: dict[str, Any], base: Path, where: str) -> TaskInput:
-    unknown = set(row) - {"image", "prompt", "seed", "size", "steps"}
+    unknown = set(row) - {"image", "prompt", "seed", "size", "steps", "cost"}
     if unknown:
         raise BenchError(f"{where}: unknown column(s) {', '.join(sorted(map(str, unknown)))} "
-                         "(known: image, prompt, seed, size, steps)")
+                         "(known: image, prompt, seed, size, steps, cost)")
+    cost = row.get("cost")
+    if cost is not None and not (isinstance(cost, str) and not cost.strip()):
+        try:
+            cost = float(cost)
+        except (TypeError, ValueError):
+            raise BenchError(f"{where}: cost must be a number, got {cost!r}") from None
+        if not math.isfinite(cost) or cost <= 0:
+            raise BenchError(f"{where}: cost must be a positive number, got {cost}")
+    else:
+        cost = None
     image, prompt = row.get("image"), row.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise BenchError(f"{where}: 'prompt' is missing or empty")
@@ -163,12 +174,12 @@ def _row_input(row: dict[str, Any], base: Path, where: str) -> TaskInput:
         path = str(p.resolve())
     return TaskInput(image=path, prompt=prompt, seed=_opt_int(row.get("seed"), "seed", where),
                      size=_opt_int(row.get("size"), "size", where),
-                     steps=_opt_int(row.get("steps"), "steps", where), width=width, height=height)
+                     steps=_opt_int(row.get("steps"), "steps", where), width=width, height=height, cost=cost)
 
 
 def from_tasks_file(path: str | Path) -> tuple[TaskInput, ...]:
     """Read a JSONL (one object per line) or CSV (header row) file with columns image, prompt and optional
-    seed, size, steps. Relative image paths resolve against the file's folder; an empty image means a
+    seed, size, steps, cost. Relative image paths resolve against the file's folder; an empty image means a
     generated one. Any problem raises BenchError with the file and line number."""
     f = Path(path)
     if not f.is_file():
@@ -182,7 +193,7 @@ def from_tasks_file(path: str | Path) -> tuple[TaskInput, ...]:
     if f.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
         if not reader.fieldnames or "prompt" not in reader.fieldnames:
-            raise BenchError(f"{f}:1: CSV header must have columns image, prompt[, seed, size, steps]")
+            raise BenchError(f"{f}:1: CSV header must have columns image, prompt[, seed, size, steps, cost]")
         for row in reader:
             where = f"{f}:{reader.line_num}"
             if None in row:

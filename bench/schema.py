@@ -43,10 +43,12 @@ class Status(StrEnum):
 # The phases of an edit, in order. A workload may report fewer (the synthetic one reports all four).
 PHASES = ("encode", "denoise", "decode", "save")
 
-# Barrier names: "start" defines t0, "batch" (with `batch` set) is batch-sync's sync point,
-# "end" closes a mode so the next mode starts on idle devices. Only "batch" barriers count as barrier wait.
+# Barrier names: "start" defines t0, "batch" (with `batch` set) is batch-sync's sync point, "gate" a
+# bounded-staleness wait before starting batch `batch`, "end" closes a mode so the next mode starts on idle
+# devices. "batch" and "gate" count as barrier wait; start and end do not.
 BARRIER_START = "start"
 BARRIER_BATCH = "batch"
+BARRIER_GATE = "gate"
 BARRIER_END = "end"
 
 

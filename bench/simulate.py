@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.errors import BenchError
-from bench.modes import Action, Barrier, Claim, Run, get_mode
-from bench.workload import Dist, jitter_factors, speed_factors
+from bench.modes import Action, Barrier, Claim, Done, Gate, Run, get_mode
+from bench.schema import BARRIER_BATCH, BARRIER_GATE
+from bench.workload import Dist, jitter_factors, mix_factors, speed_factors
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class SimResult:
     start: np.ndarray  # (T,) float
     end: np.ndarray  # (T,) float
     batch: np.ndarray  # (T,) int, -1 where the mode has no batches
-    barriers: dict[str, np.ndarray]  # one row per worker per barrier: worker, batch, arrive, leave
+    barriers: dict[str, np.ndarray]  # one row per worker per wait: worker, batch, arrive, leave, name (batch|gate)
 
     @property
     def makespan(self) -> float:
@@ -36,15 +37,22 @@ class SimResult:
 
 
 def durations_model(n_tasks: int, n_workers: int, mean: float, skew: float, jitter: float,
-                    dist: Dist, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(per-task factor (T,), per-worker factor (G,)): duration of task i on worker g = mean·f_i·s_g."""
-    return mean * jitter_factors(n_tasks, seed, jitter, dist), np.asarray(speed_factors(n_workers, skew))
+                    dist: Dist, seed: int, mix: tuple[float, float] = (0.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+    """(per-task factor (T,), per-worker factor (G,)): duration of task i on worker g = mean·f_i·s_g, as the
+    synthetic workload draws them (jitter, then the mixture's share × factor)."""
+    f = mean * jitter_factors(n_tasks, seed, jitter, dist) * mix_factors(n_tasks, seed, *mix)
+    return f, np.asarray(speed_factors(n_workers, skew))
 
 
-def simulate(mode: str, task_factor: np.ndarray, worker_factor: np.ndarray) -> SimResult:
-    """Drive the plan of `mode` on G = len(worker_factor) simulated workers; duration = task_factor[i]·worker_factor[g]."""
-    plan_fn = get_mode(mode).plan
+def simulate(mode: str, task_factor: np.ndarray, worker_factor: np.ndarray,
+             costs: np.ndarray | None = None) -> SimResult:
+    """Drive the plan of `mode` on G = len(worker_factor) simulated workers; duration = task_factor[i]·worker_factor[g].
+    `costs`: the tasks' expected costs, for a queue mode's order (default: all equal)."""
+    record = get_mode(mode)
+    plan_fn = record.plan
     T, G = len(task_factor), len(worker_factor)
+    order = record.queue_order(costs.tolist() if costs is not None else [1.0] * T) if record.queue_order \
+        else range(T)
     tf, wf = task_factor.tolist(), worker_factor.tolist()
     worker, batch = np.full(T, -1, dtype=np.int64), np.full(T, -1, dtype=np.int64)
     start, end = np.zeros(T), np.zeros(T)
@@ -52,6 +60,9 @@ def simulate(mode: str, task_factor: np.ndarray, worker_factor: np.ndarray) -> S
     b_batch: list[int] = []
     b_arrive: list[float] = []
     b_leave: list[float] = []
+    b_name: list[str] = []
+    done_at: dict[int, dict[int, float]] = {}  # batch -> worker -> when it said Done
+    gated: dict[int, list[tuple[int, float, int]]] = {}  # batch -> (worker, arrival, batch it starts) parked
     plans = [plan_fn(g, G, T) for g in range(G)]
     replies: list[int | None] = [None] * G
     heap = [(0.0, g) for g in range(G)]  # workers whose next action needs global time order
@@ -86,7 +97,7 @@ def simulate(mode: str, task_factor: np.ndarray, worker_factor: np.ndarray) -> S
                     pending[g] = action
                     heapq.heappush(heap, (t, g))
                     break
-                replies[g] = next_task
+                replies[g] = order[next_task] if next_task < T else T
                 next_task += 1
             elif type(action) is Barrier:
                 parked.append((g, action.batch, t))
@@ -97,12 +108,39 @@ def simulate(mode: str, task_factor: np.ndarray, worker_factor: np.ndarray) -> S
                         b_batch.append(b)
                         b_arrive.append(a)
                         b_leave.append(leave)
+                        b_name.append(BARRIER_BATCH)
                         heapq.heappush(heap, (leave, w))
                     parked = []
                 break
+            elif type(action) is Done:
+                at = done_at.setdefault(action.batch, {})
+                at[g] = t
+                if len(at) == G:  # release whoever waits at this batch's gate
+                    ready = max(at.values())
+                    for w, arrive, starts in gated.pop(action.batch, []):
+                        leave = max(arrive, ready)
+                        b_worker.append(w)
+                        b_batch.append(starts)
+                        b_arrive.append(arrive)
+                        b_leave.append(leave)
+                        b_name.append(BARRIER_GATE)
+                        heapq.heappush(heap, (leave, w))
+            elif type(action) is Gate:
+                at = done_at.get(action.batch, {})
+                if len(at) < G:
+                    gated.setdefault(action.batch, []).append((g, t, action.starts))
+                    break
+                leave = max(t, max(at.values()))
+                b_worker.append(g)
+                b_batch.append(action.starts)
+                b_arrive.append(t)
+                b_leave.append(leave)
+                b_name.append(BARRIER_GATE)
+                t = leave
             action = None
-    if parked or done != G:
-        raise BenchError(f"mode {mode} deadlocked in simulation: {len(parked)} workers wait at a barrier")
+    if parked or gated or done != G:
+        raise BenchError(f"mode {mode} deadlocked in simulation: {len(parked)} workers wait at a barrier, "
+                         f"{sum(map(len, gated.values()))} at a gate")
     barriers = {"worker": np.array(b_worker, dtype=np.int64), "batch": np.array(b_batch, dtype=np.int64),
-                "arrive": np.array(b_arrive), "leave": np.array(b_leave)}
+                "arrive": np.array(b_arrive), "leave": np.array(b_leave), "name": np.array(b_name, dtype=object)}
     return SimResult(mode, worker, start, end, batch, barriers)

@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench.analysis.select import batch_barriers, ok_tasks
+from bench.analysis.select import ok_tasks, waits
+from bench.analysis.timeline import max_count_drift
 from bench.errors import BenchError
 from bench.modes import MODES, get_mode
-from bench.schema import BARRIER_BATCH, Kind, Status
+from bench.schema import BARRIER_BATCH, BARRIER_GATE, Kind, Status
 from bench.simulate import SimResult, durations_model, simulate
 from bench.store import write_spans_columns
-from bench.workload import Dist
+from bench.workload import Dist, mix_factors
 
 
 def write_simulated(run_dir: Path, res: SimResult, repeat: int) -> None:
@@ -37,41 +38,48 @@ def write_simulated(run_dir: Path, res: SimResult, repeat: int) -> None:
                         res.worker.tolist(), range(T), batch, np.round(res.start * 1e9).astype(np.int64).tolist(),
                         np.round(res.end * 1e9).astype(np.int64).tolist())
     b = res.barriers
-    if len(b["worker"]):
-        write_spans_columns(run_dir, f"{res.mode}-r{repeat}-barriers",
-                            {**const, "kind": str(Kind.BARRIER), "name": BARRIER_BATCH},
-                            b["worker"].tolist(), [None] * len(b["worker"]), b["batch"].tolist(),
-                            np.round(b["arrive"] * 1e9).astype(np.int64).tolist(),
-                            np.round(b["leave"] * 1e9).astype(np.int64).tolist())
+    for name in (BARRIER_BATCH, BARRIER_GATE):
+        sel = b["name"] == name
+        if sel.any():
+            write_spans_columns(run_dir, f"{res.mode}-r{repeat}-{name}",
+                                {**const, "kind": str(Kind.BARRIER), "name": name},
+                                b["worker"][sel].tolist(), [None] * int(sel.sum()), b["batch"][sel].tolist(),
+                                np.round(b["arrive"][sel] * 1e9).astype(np.int64).tolist(),
+                                np.round(b["leave"][sel] * 1e9).astype(np.int64).tolist())
 
 
 def _simulate_and_write(run_dir: Path, mode: str, repeat: int, n_tasks: int, n_workers: int, mean: float,
-                        skew: float, jitter: float, dist: Dist, seed: int) -> tuple[str, int, float]:
-    tf, wf = durations_model(n_tasks, n_workers, mean, skew, jitter, dist, seed + repeat)
-    res = simulate(mode, tf, wf)
+                        skew: float, jitter: float, dist: Dist, seed: int,
+                        mix: tuple[float, float]) -> tuple[str, int, float, float]:
+    tf, wf = durations_model(n_tasks, n_workers, mean, skew, jitter, dist, seed + repeat, mix)
+    res = simulate(mode, tf, wf, mix_factors(n_tasks, seed + repeat, *mix))
     write_simulated(run_dir, res, repeat)
-    return mode, repeat, res.makespan
+    return mode, repeat, res.makespan, max_count_drift(res.worker, res.end, n_workers)
 
 
 def simulate_run(run_dir: Path, modes: list[str], repeats: int, n_tasks: int, n_workers: int, mean: float,
-                 skew: float, jitter: float, dist: Dist, seed: int) -> dict[str, list[float]]:
-    """Simulate every (mode, repeat) into `run_dir`, one process per core; makespans per mode.
+                 skew: float, jitter: float, dist: Dist, seed: int, mix: tuple[float, float] = (0.0, 1.0),
+                 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Simulate every (mode, repeat) into `run_dir`, one process per core; (makespans, largest drift in tasks)
+    per mode.
 
     Repeat r draws its durations with seed + r. Processes because simulating and formatting a million
     records are both pure-Python work that threads would serialise.
     """
-    jobs = [(run_dir, m, r, n_tasks, n_workers, mean, skew, jitter, dist, seed) for m in modes
+    jobs = [(run_dir, m, r, n_tasks, n_workers, mean, skew, jitter, dist, seed, mix) for m in modes
             for r in range(repeats)]
     out: dict[str, list[float]] = {m: [0.0] * repeats for m in modes}
+    drift: dict[str, list[float]] = {m: [0.0] * repeats for m in modes}
     if len(jobs) == 1 or (os.cpu_count() or 1) == 1:
         results = [_simulate_and_write(*j) for j in jobs]
     else:
         ctx = mp.get_context("fork")
         with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1), mp_context=ctx) as pool:
             results = list(pool.map(_simulate_and_write, *zip(*jobs, strict=True)))
-    for mode, repeat, makespan in results:
+    for mode, repeat, makespan, d in results:
         out[mode][repeat] = makespan
-    return out
+        drift[mode][repeat] = d
+    return out, drift
 
 
 @dataclass(frozen=True)
@@ -116,7 +124,7 @@ def fit_run(spans: pd.DataFrame, n_workers: int, mode: str | None = None) -> Fit
     speed = np.array([per.get(g, 1.0) for g in range(n_workers)])
     speed = speed / speed.mean()
     resid = (t["dur"] / (mean * speed[t["worker"].to_numpy()])).to_numpy()
-    gap = _median_gap_s(t, batch_barriers(spans))
+    gap = _median_gap_s(t, waits(spans))
     modes = list(dict.fromkeys(t["mode"]))
     return Fit(n_workers, int(t.groupby(["mode", "repeat"]).size().max()), mean, speed, resid,
                gap, modes)
@@ -156,15 +164,17 @@ def predict(fits: dict[str, Fit], modes: list[str], n_workers: int, n_tasks: int
     for mode in modes:
         fit_name, fit = fit_for(fits, mode)
         speed = fit.speed[np.arange(n_workers) % fit.n_workers]
-        spans = []
+        spans, drifts = [], []
         for r in range(repeats):
             rng = np.random.default_rng(seed + r)
             # Each task costs a resampled measured duration plus the measured gap that follows it.
             tf = fit.mean_s * rng.choice(fit.residual, size=n_tasks, replace=True) + fit.gap_s / speed.mean()
-            spans.append(simulate(mode, tf, speed).makespan)
+            res = simulate(mode, tf, speed)
+            spans.append(res.makespan)
+            drifts.append(max_count_drift(res.worker, res.end, n_workers))
         m = np.array(spans)
         expected, how = get_mode(mode).theory(n_tasks, fit.mean_s + fit.gap_s, speed, fit.cv)
         rows.append({"mode": mode, "median_s": float(np.median(m)), "p5_s": float(np.percentile(m, 5)),
                      "p95_s": float(np.percentile(m, 95)), "theory_s": expected, "theory": how,
-                     "fit": fit_name})
+                     "fit": fit_name, "drift_tasks": float(np.median(drifts))})
     return pd.DataFrame(rows)

@@ -36,7 +36,8 @@ class Task:
     image: str | None = None  # a file path; None = a generated input
     size: int | None = None  # output side in pixels; None = the workload's default
     steps: int | None = None  # denoising steps; None = the workload's default
-    cost: float = 1.0  # synthetic workload only: this task's jitter factor (duration multiplier)
+    cost: float = 1.0  # what the task is expected to cost, known up front (pixels × steps; what longest-first sorts by)
+    factor: float = 1.0  # synthetic workload only: the duration multiplier it will really take (jitter × mix)
     warmup: bool = False  # the warm-up run of this task (outside the timed window: no faults, no output)
 
 
@@ -109,11 +110,22 @@ def jitter_factors(n: int, seed: int, jitter: float, dist: Dist = "normal") -> n
     return np.clip(1.0 + jitter * z, 0.0, None)
 
 
+def mix_factors(n: int, seed: int, share: float, factor: float) -> np.ndarray:
+    """Per-task multipliers: round(share × n) tasks, chosen from `seed`, get `factor`; the rest 1."""
+    out = np.ones(n)
+    k = round(share * n)
+    if k and factor != 1.0:
+        out[np.random.default_rng([seed, 11]).choice(n, size=k, replace=False)] = factor
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class SyntheticWorkload:
     """Task duration = mean × speed_factor(worker) × jitter_factor(task); the worker sleeps that long.
 
     Phases: encode 20 %, denoise 70 % (split evenly over `steps` steps), decode 10 %, save 0.
+    A mixture (`mix_share` of the tasks, chosen from the seed, take `mix_factor` × as long) makes tasks that
+    differ in a way known up front (their expected `cost`), unlike the jitter, which nobody knows in advance.
     Faults on demand: each timed try of a task raises with probability `fail` (drawn from the seed, the task
     and the try, so every mode sees the same draws); task `hang` never returns and the worker running task
     `die` exits hard (`os._exit`). `hang` and `die` fire once per run folder, on the first try anywhere, so a
@@ -125,6 +137,8 @@ class SyntheticWorkload:
     jitter: float = 0.0
     steps: int = 4
     dist: Dist = "normal"
+    mix_share: float = 0.0
+    mix_factor: float = 1.0
     fail: float = 0.0
     hang: int | None = None
     die: int | None = None
@@ -140,17 +154,21 @@ class SyntheticWorkload:
             "steps": self.steps,
             "dist": self.dist,
         }
+        if self.mix_share:
+            out["mix"] = {"share": self.mix_share, "factor": self.mix_factor}
         faults = {k: v for k, v in (("fail", self.fail), ("hang", self.hang), ("die", self.die)) if v}
         if faults:
             out["faults"] = faults
         return out
 
     def tasks(self, n: int, seed: int) -> list[Task]:
-        costs = jitter_factors(n, seed, self.jitter, self.dist)
-        return [Task(id=i, seed=seed + i, steps=self.steps, cost=float(costs[i])) for i in range(n)]
+        jitter = jitter_factors(n, seed, self.jitter, self.dist)
+        mix = mix_factors(n, seed, self.mix_share, self.mix_factor)
+        return [Task(id=i, seed=seed + i, steps=self.steps, cost=float(mix[i]), factor=float(jitter[i] * mix[i]))
+                for i in range(n)]
 
     def duration_s(self, task: Task, worker: int, n_workers: int) -> float:
-        return self.mean * speed_factors(n_workers, self.skew)[worker] * task.cost
+        return self.mean * speed_factors(n_workers, self.skew)[worker] * task.factor
 
     def load(self, worker: int, n_workers: int, device: str) -> Executor:
         return _SyntheticExecutor(self, worker, n_workers)
@@ -228,11 +246,11 @@ def _sleep_until(rec: TaskRecorder, name: str, start_ns: int, deadline_ns: int) 
     return end
 
 
-SYNTHETIC_KEYS = "mean, skew, jitter, steps, dist, fail, hang, die"
+SYNTHETIC_KEYS = "mean, skew, jitter, steps, dist, mix, fail, hang, die"
 
 
 def parse_synthetic(spec: str) -> SyntheticWorkload:
-    """Parse `synthetic[:mean=0.05,skew=0.05,jitter=0.1,steps=4,dist=normal,fail=0.1,hang=3,die=5]`."""
+    """Parse `synthetic[:mean=0.05,skew=0.05,jitter=0.1,steps=4,dist=normal,mix=0.1x4,fail=0.1,hang=3,die=5]`."""
     _, _, params = spec.partition(":")
     values: dict[str, Any] = {}
     for item in filter(None, (p.strip() for p in params.split(","))):
@@ -250,6 +268,14 @@ def parse_synthetic(spec: str) -> SyntheticWorkload:
             if not raw.isdigit() or int(raw) < 1:
                 raise BenchError(f"workload parameter steps must be a positive integer, got {raw!r}")
             values[key] = int(raw)
+        elif key == "mix":
+            share, x, factor = raw.partition("x")
+            try:
+                values["mix_share"], values["mix_factor"] = float(share), float(factor)
+            except ValueError:
+                raise BenchError(f"workload parameter mix must be SHARExFACTOR (e.g. mix=0.1x4), got {raw!r}") from None
+            if not (0 <= values["mix_share"] <= 1 and values["mix_factor"] > 0 and x):
+                raise BenchError(f"workload parameter mix={raw}: the share must be in [0, 1], the factor > 0")
         elif key == "fail":
             try:
                 values[key] = float(raw)

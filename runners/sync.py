@@ -167,9 +167,24 @@ class StoreSync:
 
     # -- the shared queue
 
-    def claim(self, key: str, n_tasks: int) -> tuple[int, int] | None:
+    def done(self, key: str, batch: int) -> None:
+        """This worker has finished its batch `batch` of mode run `key` (a progress counter for gates)."""
+        self.store.set(f"{key}/prog/{self.me}", str(batch + 1))
+
+    def gate(self, key: str, batch: int, workers: Sequence[int]) -> None:
+        """Wait until every one of `workers` has finished its batch `batch` (`done`)."""
+        delay = POLL_MIN_S
+        waiting = list(workers)
+        while waiting:
+            waiting = [w for w in waiting if not self.store.check([f"{key}/prog/{w}"])
+                       or int(self.store.get(f"{key}/prog/{w}")) <= batch]
+            if waiting:
+                self.check(key)
+                delay = _sleep(delay)
+
+    def claim(self, key: str, order: Sequence[int]) -> tuple[int, int] | None:
         """(task index, try) of the next task in mode run `key`'s queue: a requeued one first (try 1, 2, ...),
-        then the queue in order (try 0). When both are empty, wait until no worker holds a task that a loss
+        then the queue in `order` (try 0). When both are empty, wait until no worker holds a task that a loss
         could requeue; then None."""
         status = f"{key}/s/{self.me}"
         self.store.set(status, "busy")
@@ -180,8 +195,8 @@ class StoreSync:
             if got is not None:
                 return got
             i = self.store.add(f"{key}/q", 1) - 1
-            if i < n_tasks:
-                return i, 0
+            if i < len(order):
+                return order[i], 0
             self.store.set(status, "idle")
             while True:  # drained for this worker: wait for a requeue or for every peer to be idle or lost
                 lost = lost_set(self.store)  # read before the requeue count: the monitor requeues, then marks lost

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from bench.modes import Barrier, Claim, Run, get_mode
-from bench.schema import BARRIER_BATCH, BARRIER_END, BARRIER_START, Kind, Sample, Span, Status
+from bench.modes import Barrier, Claim, Done, Gate, Run, get_mode
+from bench.schema import BARRIER_BATCH, BARRIER_END, BARRIER_GATE, BARRIER_START, Kind, Sample, Span, Status
 from bench.store import JsonlWriter
 from bench.workload import Executor, Task, Workload
 from runners.sync import Beacon, ModeAborted, RunStopped, StoreSync, lost_set, mode_key
@@ -197,7 +197,10 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
         rec.set_t0(t0)
         rec.write_samples(sampler)
         # 3. The mode's plan, action by action, on this worker's rank among them.
-        plan = get_mode(run.mode).plan(present.index(spec.worker), len(present), len(indices))
+        mode = get_mode(run.mode)
+        plan = mode.plan(present.index(spec.worker), len(present), len(indices))
+        costs = [spec.tasks[i].cost for i in indices]
+        order = mode.queue_order(costs) if mode.queue_order else range(len(indices))
         while True:
             sync.check(key)
             try:
@@ -220,9 +223,16 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
                 rec.span(Kind.BARRIER, BARRIER_BATCH, enter, now(), batch=action.batch)
             elif isinstance(action, Claim):
                 sync.beacon(Beacon("claim", key, now(), t0_ns=t0))
-                got = sync.claim(key, len(indices))
+                got = sync.claim(key, order)
                 if got is not None:
                     reply, tries[got[0]] = got
+            elif isinstance(action, Done):
+                sync.done(key, action.batch)
+            elif isinstance(action, Gate):
+                enter = now()
+                sync.beacon(Beacon("barrier", key, enter, t0_ns=t0))
+                sync.gate(key, action.batch, present)
+                rec.span(Kind.BARRIER, BARRIER_GATE, enter, now(), batch=action.starts)
     except ModeAborted:
         # A worker was lost and this mode's assignment is fixed: it ends here, incomplete (before its start,
         # the spans so far are placed before the moment it ended).

@@ -192,8 +192,11 @@ def test_progress_drift_by_hand(case_a: RunData) -> None:
     assert list(fr["avg_kth_s"]) == pytest.approx([1.5, 1.5, 3.5, 3.5, 5.25])
     assert list(fr["behind_s"]) == pytest.approx([-0.5, 0.5, -0.5, 0.5, 0.75])
     assert list(fr["behind_tasks"]) == pytest.approx([x / 1.8 for x in (-0.5, 0.5, -0.5, 0.5, 0.75)])  # 9 s / 5
+    # In tasks: just before each completion, the mean count then (completions strictly before / 2) minus the
+    # k - 1 this worker had: 0/2 - 0, 1/2 - 0, 2/2 - 1, 3/2 - 1, 4/2 - 2; and at the end w1 has 2 of a mean 2.5.
+    assert list(fr["behind_count"]) == pytest.approx([0.0, 0.5, 0.0, 0.5, 0.0])
     d = _row(drift_summary(case_a.spans), mode="free-run")
-    assert (d["max_behind"], d["max_behind_s"], d["worker"], d["t_s"]) == pytest.approx((0.75 / 1.8, 0.75, 0, 6.0))
+    assert (d["max_behind"], d["max_behind_s"], d["worker"], d["t_s"]) == pytest.approx((0.5, 0.75, 1, 2.0))
 
 
 def test_drift_summary_counts_a_worker_left_behind() -> None:
@@ -203,8 +206,10 @@ def test_drift_summary_counts_a_worker_left_behind() -> None:
     # The average worker ends its k-th at (k + 2k) / 2: w1 is k/2 s late, worst at k = 4: 2 s = 4/3 mean tasks.
     p = progress_drift(run.spans)
     assert list(p.loc[p["worker"] == 1, "behind_s"]) == pytest.approx([0.5, 1.0, 1.5, 2.0])
-    assert d["max_behind_s"] == pytest.approx(2.0) and d["max_behind"] == pytest.approx(4 / 3)
-    assert d["worker"] == 1 and d["t_s"] == pytest.approx(8.0)
+    # In tasks: just before w1's 2nd and 3rd completions (t = 4, 6) w0 had done 4 and w1 1 or 2 of a mean
+    # (4 + 1) / 2 or (4 + 2) / 2: 1 task behind, the first at t = 4.
+    assert d["max_behind_s"] == pytest.approx(2.0) and d["max_behind"] == pytest.approx(1.0)
+    assert d["worker"] == 1 and d["t_s"] == pytest.approx(4.0)
 
 
 def test_drift_in_dynamic_mode_does_not_collapse_when_workers_run_out_of_tasks() -> None:

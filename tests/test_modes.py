@@ -25,10 +25,15 @@ def drive(mode: str, worker: int, G: int, T: int, queue: list[int] | None = None
 
 def test_mode_names_parse() -> None:
     assert parse_modes("both") == ["free-run", "batch-sync"]
-    assert parse_modes("all") == MODE_GROUPS["all"] == ["free-run", "batch-sync", "dynamic"]
+    # `all` is every registered mode, a family by its default member.
+    assert parse_modes("all") == MODE_GROUPS["all"] == ["free-run", "batch-sync", "dynamic", "contiguous",
+                                                        "longest-first", "staleness:1"]
     assert parse_modes("dynamic,free-run") == ["dynamic", "free-run"]
+    assert parse_modes("free-run,staleness:1,batch-sync") == ["free-run", "staleness:1", "batch-sync"]
     with pytest.raises(BenchError, match="unknown mode 'nope'"):
         parse_modes("nope")
+    with pytest.raises(BenchError, match="staleness:K takes a whole number"):
+        parse_modes("staleness:x")
 
 
 def test_free_run_is_round_robin_in_order() -> None:

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from bench.analysis import mode_table
 from bench.cli import app
-from bench.modes import MODES
+from bench.modes import MODES, parse_modes
 from bench.simulate import durations_model, simulate
 from bench.store import load_run
 
@@ -76,7 +76,7 @@ def test_simulate_cli_writes_a_run_the_report_reads(tmp_path) -> None:  # type: 
     run = load_run(next(tmp_path.iterdir()))
     assert run.meta.simulated is True and run.meta.status == "complete"
     mt = mode_table(run.spans, 4)
-    assert len(mt) == 6 and set(mt["tasks"]) == {30}
+    assert len(mt) == 2 * len(parse_modes("all")) and set(mt["tasks"]) == {30}  # every mode, twice
     # Repeat 0 is exactly what simulate() gives for seed 0.
     tf, wf = durations_model(30, 4, 2.0, 0.05, 0.2, "normal", 0)
     got = mt[(mt["mode"] == "batch-sync") & (mt["repeat"] == 0)]["makespan_s"].item()

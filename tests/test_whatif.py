@@ -59,4 +59,5 @@ def test_replay_leaves_an_incomplete_mode_out_of_fit_and_comparison(tmp_path) ->
     assert "dynamic tasks" not in result.output  # fitted on free-run's tasks only
     dynamic_row = next(line for line in result.output.splitlines() if line.strip("│ ").startswith("dynamic"))
     cells = [c.strip() for c in dynamic_row.split("│") if c.strip()]
-    assert cells[3] == "—" and cells[6].startswith("free-run")  # no measured makespan; fitted on free-run
+    # No measured makespan; fitted on free-run (the column after theory and drift).
+    assert cells[3] == "—" and any(c.startswith("free-run") for c in cells[6:8])

@@ -22,7 +22,14 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bench.analysis.faults import mode_faults
-from bench.analysis.select import batch_barriers, failed_tasks, is_batch_barrier, one_run, tasks
+from bench.analysis.select import (
+    failed_tasks,
+    is_batch_barrier,
+    is_wait,
+    one_run,
+    tasks,
+    waits,
+)
 from bench.analysis.timeline import (
     cumulative_time,
     makespans,
@@ -31,7 +38,7 @@ from bench.analysis.timeline import (
     sync_points,
 )
 from bench.analysis.verdict import run_verdict, slowest_workers
-from bench.schema import PHASES, Kind, Status
+from bench.schema import BARRIER_BATCH, PHASES, Kind, Status
 from bench.store import RunData
 from viz.fmt import device_noun, fmt_pct, fmt_s, lane_labels
 from viz.lanes import lane_figure
@@ -162,7 +169,7 @@ def plot_gantt(
     names = dict(labels) if labels is not None else lane_labels(sel)
     makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
     t_max = max(t_max or 0.0, makespan, 1e-9)
-    bars = batch_barriers(sel)
+    bars = waits(sel)
     if detail is None:
         detail = wants_detail(timed)
     y_of = timed["worker"].map(lane).to_numpy(dtype=float)
@@ -221,8 +228,8 @@ def plot_gantt(
 
     # Sync points: when the last worker reached each batch barrier.
     if len(bars):
-        sync = sync_points(bars)["t_s"].to_numpy()
-        if len(sync) <= MAX_SYNC_LINES:
+        sync = sync_points(sel)["t_s"].to_numpy()
+        if 0 < len(sync) <= MAX_SYNC_LINES:
             lc = LineCollection([[(x, -0.5), (x, n - 0.5)] for x in sync], colors="#444444", linewidths=0.6,
                                 alpha=0.55, zorder=6)
             lc.set_gid("sync-points")
@@ -325,8 +332,9 @@ def legend_handles(spans: pd.DataFrame, detail: bool = True) -> list[Artist]:
         handles += [Patch(facecolor=PHASE_COLORS.get(p, "#bbbbbb"), label=p) for p in PHASES if p in phases]
     else:
         handles.append(Patch(facecolor=TASK_COLOR, label="task (busy)"))
-    if is_batch_barrier(spans).any():
+    if is_wait(spans).any():
         handles.append(Patch(facecolor=BARRIER_COLOR, label="waiting at barrier"))
+    if is_batch_barrier(spans).any():
         handles.append(Line2D([], [], color="#444444", linewidth=0.8, label="sync point"))
     if len(failed_tasks(spans)):
         handles.append(Patch(facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR, hatch="xxx",
@@ -360,7 +368,7 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
     n_rep = ms.groupby("mode")["repeat"].nunique().to_dict()
     verdict = run_verdict(spans, run.meta, modes)
     noun = device_noun(spans, run.meta)
-    bar = batch_barriers(spans)
+    bar = waits(spans)
     any_detail = False
     for ax, mode in zip(lf.axes, modes, strict=True):
         rep = reps.get(mode, 0)
@@ -388,15 +396,16 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
         if len(wb):
             wait = float((wb["end_ns"] - wb["start_ns"]).sum() / NS)
             share = wait / (mk * len(sel["worker"].unique())) if mk > 0 else float("nan")
-            n_sync = int(wb["batch"].nunique())
+            n_sync = int(wb.loc[wb["name"] == BARRIER_BATCH, "batch"].nunique())
             lines = "" if n_sync <= MAX_SYNC_LINES else " (too many to draw)"
-            parts.append(f"waited at {n_sync} sync points{lines}: {fmt_s(wait)} in all ({fmt_pct(share)} of "
-                         f"{noun} time)")
-            waits = ((wb["end_ns"] - wb["start_ns"]) / NS).to_numpy()
-            if lane_detail and short_waits(waits, t_max).any():
+            where = (f"{n_sync} sync points{lines}" if n_sync else
+                     f"gates before {int(wb['batch'].nunique())} batches")
+            parts.append(f"waited at {where}: {fmt_s(wait)} in all ({fmt_pct(share)} of {noun} time)")
+            each = ((wb["end_ns"] - wb["start_ns"]) / NS).to_numpy()
+            if lane_detail and short_waits(each, t_max).any():
                 parts.append(f"waits under {fmt_s(min_mark(t_max))} are too short to see at this scale: a tick "
                              f"above the lane marks each, its height ∝ the wait (full height = "
-                             f"{fmt_s(float(waits.max()))})")
+                             f"{fmt_s(float(each.max()))})")
             elif not lane_detail and share < 0.03:
                 parts.append("waits too thin to see at this scale")
         f = mode_faults(sel).get((mode, rep))

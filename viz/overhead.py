@@ -159,33 +159,33 @@ def plot_drift(ax: Axes, progress: pd.DataFrame, mode: str, labels: Mapping[int,
     lines = {w: g for w, g in p.groupby("worker")}
     if n <= MAX_DRIFT_LINES:
         segs = [np.column_stack([np.concatenate([[0.0], g["t_s"].to_numpy()]),
-                                 np.concatenate([[0.0], -g["behind_tasks"].to_numpy()])])
+                                 np.concatenate([[0.0], -g["behind_count"].to_numpy()])])
                 for g in (lines[w] for w in workers)]
         lc = LineCollection(segs, colors=colors, linewidths=1.1)
         lc.set_gid("drift")
         ax.add_collection(lc)
     else:  # many workers: per k the range from the most-behind to the most-ahead worker, and the worst one
-        by_k = p.groupby("done").agg(t=("avg_kth_s", "first"), lo=("behind_tasks", "max"),
-                                     hi=("behind_tasks", "min"))
+        by_k = p.groupby("done").agg(t=("avg_kth_s", "first"), lo=("behind_count", "max"),
+                                     hi=("behind_count", "min"))
         band = ax.fill_between(by_k["t"].to_numpy(), -by_k["lo"].to_numpy(), -by_k["hi"].to_numpy(),
                                color="#9ecae1", alpha=0.6, linewidth=0, label=f"range over {n} workers")
         band.set_gid("drift-band")
         g = lines[who]
-        ax.plot(g["t_s"].to_numpy(), -g["behind_tasks"].to_numpy(), color="#d62728", linewidth=0.8,
+        ax.plot(g["t_s"].to_numpy(), -g["behind_count"].to_numpy(), color="#d62728", linewidth=0.8,
                 gid="drift-worst", label=f"{names.get(who, f'w{who}')} (falls furthest behind)")
         ax.legend(fontsize=7, loc="lower left", frameon=False)
     ax.axhline(0, color="#999999", linewidth=0.8)
     t_end = float(p["t_s"].max())
     ax.set_xlim(0, t_end * 1.02 if t_end > 0 else 1.0)
-    y = -p["behind_tasks"].to_numpy()
+    y = -p["behind_count"].to_numpy()
     lo, hi = min(float(y.min()), 0.0), max(float(y.max()), 0.0)
     span = max(hi - lo, 0.5)
     ax.set_ylim(lo - 0.1 * span, hi + 0.1 * span)
     if n == 1:
         ax.set_title(f"{mode}: one worker, nothing to drift from", loc="left", fontsize=10)
     else:
-        ax.set_title(f"{mode}: at worst {behind:.{1 if behind >= 1 else 2}f} tasks behind the mean\n"
-                     f"({fmt_s(behind_s)} late, {names.get(who, f'w{who}')})", loc="left", fontsize=10)
+        ax.set_title(f"{mode}: at worst {behind:.{1 if behind >= 1 else 2}f} tasks behind the mean "
+                     f"({names.get(who, f'w{who}')})\nat worst {fmt_s(behind_s)} late", loc="left", fontsize=10)
     ax.set_xlabel("seconds since t0")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -219,15 +219,14 @@ def overhead_figure(run: RunData) -> Figure:
     hi = max((a.dataLim.y1 for a in drawn), default=1)
     pad = 0.1 * max(hi - lo, 0.5)
     drift_axes[0].set_ylim(lo - pad, hi + pad)  # shared: one scale for all modes
-    drift_axes[0].set_ylabel("tasks ahead (+) / behind (−)")
+    drift_axes[0].set_ylabel("tasks behind the mean (−)")
     workers = sorted(int(w) for w in spans["worker"].unique())
     if 0 < len(workers) <= MAX_DRIFT_LINES:
         handles = [Line2D([], [], color=c, label=labels.get(w, f"w{w}"))
                    for c, w in zip(worker_colors(len(workers)), workers, strict=True)]
         bottom.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
-    bottom.suptitle("Progress drift: when each worker completed its k-th task, against when the average worker "
-                    "completed its k-th, in mean task durations\n(+ ahead, − behind; a steady drift is a line; a "
-                    "worker out of tasks counts as going on at its own pace; in dynamic mode a slower worker simply "
-                    "takes fewer tasks)", fontsize=10)
+    bottom.suptitle("Progress drift: how many tasks each worker had completed against the mean of all workers, "
+                    "just before each of its completions\n(− behind; a steady drift is a sloped line; in dynamic "
+                    "mode a slower worker simply takes fewer tasks; 'late' = the same drift in seconds)", fontsize=10)
     fig.suptitle(textwrap.fill(verdict_line(verdict), 130), fontsize=13, fontweight="bold")
     return fig

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from matplotlib import colormaps
 
-from bench.modes import MODE_NAMES
+from bench.modes import order_of
 
 PHASE_COLORS: dict[str, str] = {
     "encode": "#f4a259",  # orange
@@ -28,10 +28,8 @@ WORKER_COLORS = ("#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f
 
 def mode_color(mode: str) -> str:
     """A mode's colour: its place in the registry picks it from MODE_PALETTE (grey for what is not there)."""
-    family = mode.split(":")[0]
-    names = [n.split(":")[0] for n in MODE_NAMES]
-    i = names.index(family) if family in names else -1
-    return MODE_PALETTE[i] if 0 <= i < len(MODE_PALETTE) else "#7f7f7f"
+    i = order_of(mode)
+    return MODE_PALETTE[i] if i < len(MODE_PALETTE) else "#7f7f7f"
 
 
 def worker_colors(n: int) -> list[str | tuple[float, float, float, float]]:

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.analysis.report import RunReport, build_report, n_workers
-from bench.analysis.select import batch_barriers, failed_tasks, is_task, one_run, tasks
+from bench.analysis.select import failed_tasks, is_task, one_run, tasks, waits
 from bench.analysis.timeline import busy_over_time
 from bench.analysis.verdict import comparability
 from bench.schema import Kind
@@ -140,7 +140,7 @@ def _gantt(run: RunData, mode: str, rep: int, width: int, t_max: float, label_w:
     makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
     finish = (timed.groupby("worker")["end_ns"].max() / NS).to_dict()
     workers = sorted(int(w) for w in sel["worker"].unique())
-    wait = batch_barriers(sel)
+    wait = waits(sel)
     waited = ((wait["end_ns"] - wait["start_ns"]) / NS).groupby(wait["worker"]).sum().to_dict()
     lines = []
     failed = failed_tasks(timed)

@@ -17,7 +17,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bench.analysis.metrics import gpu_activity
-from bench.analysis.select import batch_barriers, is_batch_barrier, one_run, tasks
+from bench.analysis.select import is_wait, one_run, tasks, waits
 from bench.analysis.timeline import busy_over_time, representative_repeats
 from bench.analysis.verdict import run_verdict
 from bench.schema import RunMeta
@@ -124,7 +124,7 @@ def plot_utilization(
         ax.spines[side].set_visible(False)
     total = float((timed["end_ns"] - timed["start_ns"]).sum() / NS) if len(timed) else 0.0
     mean_util = total / (n * makespan) if makespan > 0 else float("nan")
-    bars = batch_barriers(sel)
+    bars = waits(sel)
     waited = float((bars["end_ns"] - bars["start_ns"]).sum() / NS) if len(bars) else 0.0
     wait_share = waited / (n * makespan) if makespan > 0 else float("nan")
     noun = device_noun(sel, meta)
@@ -156,7 +156,7 @@ def utilization_figure(run: RunData, repeat: int | None = None) -> Figure:
         plot_utilization(ax, spans, mode, lf.reps.get(mode, 0), samples=samples, labels=lf.labels, t_max=lf.t_max,
                          bins=bins, meta=run.meta)
     lf.axes[-1].set_xlabel(f"seconds since the start barrier (t0); bins of {lf.t_max / bins:.3g} s")
-    have_bar = bool(is_batch_barrier(spans).any())
+    have_bar = bool(is_wait(spans).any())
     have_nvml = samples is not None and bool(samples["util_pct"].notna().any())
     ends = ("at its end: its share of the makespan in tasks, and in red its GPU's NVML activity"
             if have_nvml else "the number at its end is its utilisation over the makespan")

@@ -11,7 +11,8 @@ from rich.table import Table
 
 
 def sim_table(rows: pd.DataFrame, title: str) -> Table:
-    """rows: mode, median_s, p5_s, p95_s, theory_s, theory[, measured_s]."""
+    """rows: mode, median_s, p5_s, p95_s, theory_s, theory[, measured_s, fit, drift_tasks (the most tasks a
+    worker was behind the mean, median over the runs)]."""
     t = Table(title=title, title_justify="left")
     t.add_column("mode")
     t.add_column("makespan (median)", justify="right")
@@ -20,6 +21,8 @@ def sim_table(rows: pd.DataFrame, title: str) -> Table:
         t.add_column("measured", justify="right")
         t.add_column("error", justify="right")
     t.add_column("theory", justify="right")
+    if "drift_tasks" in rows:
+        t.add_column("largest\ndrift", justify="right")
     if "fit" in rows:
         t.add_column("fitted on\ntasks of", no_wrap=True)
     t.add_column("vs free-run", justify="right")
@@ -32,6 +35,8 @@ def sim_table(rows: pd.DataFrame, title: str) -> Table:
             cells += [f"{meas:.2f} s" if ok else "—",
                       f"{(r.median_s - meas) / meas:+.1%}" if ok else "—"]
         cells += [f"{r.theory_s:.2f} s"]
+        if "drift_tasks" in rows:
+            cells.append(f"{r.drift_tasks:.1f} tasks")
         if "fit" in rows:
             cells.append(str(r.fit))
         cells.append(f"{r.median_s / base:.3f}×" if base else "—")

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.faults import final_tries
-from bench.analysis.select import batch_barriers, one_run, tasks
+from bench.analysis.select import batch_barriers, one_run, tasks, waits
 from bench.modes import BASELINE, MODES
 from bench.schema import BARRIER_START, Kind, Status
 
@@ -47,7 +47,7 @@ def origin_prediction(durations: pd.Series, n_workers: int) -> dict[str, float]:
 def worker_table(spans: pd.DataFrame) -> pd.DataFrame:
     """One row per (mode, repeat, worker): tasks, failed, busy_s, barrier_s, finish_s, tail_idle_s, util."""
     timed = task_frame(spans)
-    bar = batch_barriers(spans)
+    bar = waits(spans)
     rows = []
     keys = ["mode", "repeat"]
     for (mode, rep), tgroup in timed.groupby(keys, sort=False):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench.schema import BARRIER_BATCH, Kind, Status
+from bench.schema import BARRIER_BATCH, BARRIER_GATE, Kind, Status
 
 
 def is_task(spans: pd.DataFrame) -> pd.Series:
@@ -17,6 +17,15 @@ def is_task(spans: pd.DataFrame) -> pd.Series:
 def is_batch_barrier(spans: pd.DataFrame) -> pd.Series:
     """batch-sync's sync points: the only barrier spans that count as barrier wait."""
     return (spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_BATCH)
+
+
+def is_wait(spans: pd.DataFrame) -> pd.Series:
+    """Waiting on the other workers, what counts as barrier wait: batch-sync's barriers and staleness gates."""
+    return (spans["kind"] == Kind.BARRIER) & spans["name"].isin([BARRIER_BATCH, BARRIER_GATE])
+
+
+def waits(spans: pd.DataFrame) -> pd.DataFrame:
+    return spans[is_wait(spans)]
 
 
 def tasks(spans: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from bench.analysis.select import batch_barriers, is_batch_barrier, is_task, tasks
+from bench.analysis.faults import final_tries
+from bench.analysis.select import batch_barriers, is_task, is_wait, tasks, waits
 from bench.schema import Kind
 
 NS = 1e9
@@ -92,7 +93,7 @@ def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: flo
     else:
         edges = np.asarray(bins, dtype=float)
     width = np.diff(edges)
-    timed = spans[is_task(spans) | is_batch_barrier(spans)]
+    timed = spans[is_task(spans) | is_wait(spans)]
     groups = dict(_groups(timed, ["mode", "repeat", "worker"]))
     frames = []
     # Every worker of a (mode, repeat) gets its rows, also one without a task in it (fewer tasks than workers).
@@ -135,20 +136,21 @@ def _average_kth(tasks: pd.DataFrame, k_max: int) -> np.ndarray:
 
 
 def progress_drift(spans: pd.DataFrame) -> pd.DataFrame:
-    """One row per completed task: mode, repeat, worker, device, task, t_s (its end), done = k (tasks that
-    worker has completed by then), mean_done (mean over the mode's workers at that moment, ties included),
-    lag = done - mean_done (negative: behind), avg_kth_s (when the average worker completed its k-th task:
-    the mean over the workers of their k-th task's end, where a worker with fewer than k tasks counts as if
-    it had gone on from its last one at its own mean task duration), behind_s = t_s - avg_kth_s (positive:
-    this worker is late), behind_tasks = behind_s / the mean task duration of the (mode, repeat)."""
+    """One row per completed task (its last try): mode, repeat, worker, device, task, t_s (its end), done = k
+    (tasks that worker has completed by then), mean_done (mean over the mode's workers at that moment, ties
+    included), lag = done - mean_done, behind_count = how many tasks the worker was behind the mean just
+    before this completion (the mean then minus k - 1: the count drift, in tasks), avg_kth_s (when the
+    average worker completed its k-th task, a worker with fewer than k tasks counting as going on at its own
+    pace), behind_s = t_s - avg_kth_s (positive: late), behind_tasks = behind_s / the mean task duration."""
     frames = []
     workers = spans.groupby(KEYS)["worker"].nunique()
-    for (mode, rep), g in _groups(tasks(spans), KEYS):
+    for (mode, rep), g in _groups(final_tries(spans), KEYS):
         n = int(workers.loc[(mode, rep)])
         g = g.sort_values(["end_ns", "worker"], kind="stable")
         t = g["end_ns"].to_numpy()
         done = g.groupby("worker").cumcount().to_numpy() + 1
         after = np.searchsorted(t, t, side="right")  # completions at or before t, all workers
+        before = np.searchsorted(t, t, side="left")  # completions strictly before t
         avg_kth = _average_kth(g, int(done.max()))[done - 1]
         mean_task = float(((g["end_ns"] - g["start_ns"]) / NS).mean())
         behind_s = t / NS - avg_kth
@@ -164,31 +166,50 @@ def progress_drift(spans: pd.DataFrame) -> pd.DataFrame:
                     "done": done,
                     "mean_done": after / n,
                     "lag": done - after / n,
+                    "behind_count": before / n - (done - 1),
                     "avg_kth_s": avg_kth,
                     "behind_s": behind_s,
                     "behind_tasks": behind_s / mean_task if mean_task > 0 else np.zeros(len(t)),
                 }
             )
         )
-    cols = ["mode", "repeat", "worker", "device", "task", "t_s", "done", "mean_done", "lag", "avg_kth_s",
-            "behind_s", "behind_tasks"]
+    cols = ["mode", "repeat", "worker", "device", "task", "t_s", "done", "mean_done", "lag", "behind_count",
+            "avg_kth_s", "behind_s", "behind_tasks"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
+def max_count_drift(worker: np.ndarray, end: np.ndarray, n_workers: int) -> float:
+    """The most tasks any worker was behind the mean completed count, at any moment: just before each of its
+    completions, and at the end (a worker with fewer tasks stays behind). 0 for one worker."""
+    if len(end) == 0 or n_workers <= 1:
+        return 0.0
+    order = np.lexsort((worker, end))
+    t, w = end[order], worker[order]
+    before = np.searchsorted(t, t, side="left")
+    done = pd.Series(w).groupby(w).cumcount().to_numpy() + 1
+    during = float((before / n_workers - (done - 1)).max())
+    per = np.bincount(w, minlength=n_workers)[:n_workers]
+    return max(during, float(len(t) / n_workers - per.min()), 0.0)
+
+
 def worst_drift(progress: pd.DataFrame) -> dict[str, float | int]:
-    """The worst point of one (mode, repeat) of `progress_drift`: max_behind (mean task durations, >= 0),
-    max_behind_s, worker and t_s of the latest completion relative to the mean (the first one on a tie)."""
-    i = progress["behind_s"].idxmax()
-    late = float(progress.loc[i, "behind_s"]) > 0
-    return {"max_behind": float(progress.loc[i, "behind_tasks"]) if late else 0.0,
-            "max_behind_s": float(progress.loc[i, "behind_s"]) if late else 0.0,
-            "worker": int(progress.loc[i, "worker"]), "t_s": float(progress.loc[i, "t_s"])}
+    """The worst point of one (mode, repeat) of `progress_drift`: max_behind, the most tasks a worker was
+    behind the mean completed count (>= 0, the end included), with that worker and when; max_behind_s, the
+    seconds view: the latest a worker completed its k-th task after the average worker did."""
+    n = int(progress["worker"].nunique())
+    i = progress["behind_count"].idxmax()
+    count = max(float(progress.loc[i, "behind_count"]), 0.0)
+    who, when = int(progress.loc[i, "worker"]), float(progress.loc[i, "t_s"])
+    per = progress.groupby("worker").size()
+    tail = len(progress) / n - int(per.min()) if n > 1 else 0.0
+    if tail > count:  # at the end: the worker with the fewest tasks
+        count, who, when = tail, int(per.idxmin()), float(progress["t_s"].max())
+    late = float(progress["behind_s"].max())
+    return {"max_behind": count, "max_behind_s": max(late, 0.0), "worker": who, "t_s": when}
 
 
 def drift_summary(spans: pd.DataFrame) -> pd.DataFrame:
-    """Per (mode, repeat): max_behind (in mean task durations) and max_behind_s: the latest any worker
-    completed its k-th task after the average worker completed its k-th, over every k (see
-    `progress_drift`), the worker and t_s (that completion): `worst_drift` of each."""
+    """Per (mode, repeat): `worst_drift` of `progress_drift` (max_behind in tasks, max_behind_s in seconds)."""
     p = progress_drift(spans)
     rows = [{"mode": mode, "repeat": int(rep), **worst_drift(g)} for (mode, rep), g in _groups(p, KEYS)]
     return pd.DataFrame(rows, columns=["mode", "repeat", "max_behind", "max_behind_s", "worker", "t_s"])
@@ -196,7 +217,7 @@ def drift_summary(spans: pd.DataFrame) -> pd.DataFrame:
 
 def barrier_waits(spans: pd.DataFrame) -> pd.DataFrame:
     """One row per batch-sync barrier span: mode, repeat, batch, worker, device, start_s, end_s, wait_s."""
-    b = batch_barriers(spans)
+    b = waits(spans)
     out = pd.DataFrame(
         {
             "mode": b["mode"],
@@ -213,8 +234,9 @@ def barrier_waits(spans: pd.DataFrame) -> pd.DataFrame:
 
 
 def sync_points(spans: pd.DataFrame) -> pd.DataFrame:
-    """One row per (mode, repeat, batch) barrier: t_s = when the last worker arrived (the release)."""
-    w = barrier_waits(spans)
-    if w.empty:
+    """One row per (mode, repeat, batch) batch-sync barrier: t_s = when the last worker arrived (the release)."""
+    b = batch_barriers(spans)
+    if b.empty:
         return pd.DataFrame(columns=["mode", "repeat", "batch", "t_s"])
-    return w.groupby(["mode", "repeat", "batch"], as_index=False).agg(t_s=("start_s", "max"))
+    return (b.assign(t_s=b["start_ns"] / NS).groupby(["mode", "repeat", "batch"], as_index=False)
+            .agg(t_s=("t_s", "max")))

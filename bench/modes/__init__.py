@@ -1,45 +1,67 @@
 """The modes, by name: one file per mode, each defining one `Mode` record; this registry lists them.
 
 Pure Python on the ground floor: no torch and nothing of the project above it, so the backends and
-`bench simulate` drive exactly the same plans. Adding a mode is one new file and one line here.
+`bench simulate` drive exactly the same plans. Adding a mode is one new file and one line here. A family of
+modes with a parameter (`staleness:K`) registers the function that makes its record.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
+
 from bench.errors import BenchError
-from bench.modes import batch_sync, dynamic, free_run
-from bench.modes.actions import Action, Barrier, Claim, Mode, Plan, PlanFn, Run
+from bench.modes import batch_sync, contiguous, dynamic, free_run, longest_first, staleness
+from bench.modes.actions import Action, Barrier, Claim, Done, Gate, Mode, Plan, PlanFn, Run
 
 MODES: dict[str, Mode] = {m.name: m for m in (
     free_run.MODE,
     batch_sync.MODE,
     dynamic.MODE,
+    contiguous.MODE,
+    longest_first.MODE,
 )}
-MODE_NAMES: tuple[str, ...] = tuple(MODES)
+FAMILIES: dict[str, Callable[[int], Mode]] = {
+    staleness.FAMILY: staleness.make,
+}
+FAMILY_DEFAULT = {staleness.FAMILY: 1}  # the member `all` runs
+MODE_NAMES: tuple[str, ...] = (*MODES, *(f"{f}:K" for f in FAMILIES))
 BASELINE = "free-run"  # what "vs free-run" ratios and the origin predictions' durations refer to
-MODE_GROUPS: dict[str, list[str]] = {"both": ["free-run", "batch-sync"], "all": list(MODE_NAMES)}
+MODE_GROUPS: dict[str, list[str]] = {
+    "both": ["free-run", "batch-sync"],
+    "all": [*MODES, *(f"{f}:{k}" for f, k in FAMILY_DEFAULT.items())],
+}
+
+
+@cache
+def get_mode(name: str) -> Mode:
+    """The record of mode `name` (BenchError naming the known modes otherwise)."""
+    if name in MODES:
+        return MODES[name]
+    family, sep, param = name.partition(":")
+    if sep and family in FAMILIES:
+        if not param.isdigit():
+            raise BenchError(f"mode {name!r}: {family}:K takes a whole number K >= 0, got {param!r}")
+        return FAMILIES[family](int(param))
+    raise BenchError(f"unknown mode {name!r} (known: {', '.join([*MODE_NAMES, *MODE_GROUPS])})")
 
 
 def parse_modes(spec: str) -> list[str]:
-    """`free-run`, `batch-sync`, `dynamic`, `both`, `all`, or a comma list of modes."""
+    """A mode name, `both`, `all`, or a comma list of modes (e.g. free-run,staleness:1,batch-sync)."""
     if spec in MODE_GROUPS:
         return list(MODE_GROUPS[spec])
     modes = [m.strip() for m in spec.split(",") if m.strip()]
-    for m in modes:
-        if m not in MODES:
-            known = ", ".join([*MODE_NAMES, *MODE_GROUPS])
-            raise BenchError(f"unknown mode {m!r} (known: {known})")
     if not modes:
         raise BenchError("no mode given")
-    return list(dict.fromkeys(modes))
+    return [get_mode(m).name for m in dict.fromkeys(modes)]
 
 
-def get_mode(name: str) -> Mode:
-    """The record of mode `name` (BenchError naming the known modes otherwise)."""
-    if name not in MODES:
-        raise BenchError(f"unknown mode {name!r} (known: {', '.join(MODES)})")
-    return MODES[name]
+def order_of(mode: str) -> int:
+    """A mode's place in the registry (its family's place for a family member): what picks its colour."""
+    names = [*MODES, *FAMILIES]
+    family = mode.split(":")[0]
+    return names.index(mode) if mode in names else names.index(family) if family in names else len(names)
 
 
-__all__ = ["BASELINE", "MODES", "MODE_GROUPS", "MODE_NAMES", "Action", "Barrier", "Claim", "Mode", "Plan",
-           "PlanFn", "Run", "get_mode", "parse_modes"]
+__all__ = ["BASELINE", "FAMILIES", "MODES", "MODE_GROUPS", "MODE_NAMES", "Action", "Barrier", "Claim", "Done",
+           "Gate", "Mode", "Plan", "PlanFn", "Run", "get_mode", "order_of", "parse_modes"]

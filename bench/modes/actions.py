@@ -1,4 +1,4 @@
-"""What a mode is: a record (`Mode`) around a plan generator, and the three actions a plan can yield.
+"""What a mode is: a record (`Mode`) around a plan generator, and the actions a plan can yield.
 
 A plan is a generator per worker (`plan(worker, n_workers, n_tasks)`) that yields actions; the executor (a real
 backend or the simulator) carries each out and, for `Claim`, sends back the task id it got. The record carries
@@ -7,7 +7,7 @@ what every other layer needs to know of a mode, so none of them holds per-mode c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,16 +31,33 @@ class Barrier:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Take the next task id from the shared queue (fetch-and-add; ids past the end mean "empty")."""
+    """Take the next task from the shared queue (in the mode's `queue_order`); None or past the end: empty."""
 
 
-Action = Run | Barrier | Claim
+@dataclass(frozen=True, slots=True)
+class Done:
+    """Tell the others this worker has finished its batch `batch` (a progress counter, not a barrier)."""
+
+    batch: int
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """Wait until every worker has said Done for batch `batch` (recorded as a barrier span named "gate")."""
+
+    batch: int
+    starts: int  # the batch this worker is about to start: the wait is recorded under it
+
+
+Action = Run | Barrier | Claim | Done | Gate
 Plan = Generator[Action, int | None, None]
 PlanFn = Callable[[int, int, int], Plan]
 # (n_tasks, mean task seconds, per-worker duration factors, per-task CV) -> (expected makespan, how derived)
 TheoryFn = Callable[[int, float, np.ndarray, float], tuple[float, str]]
 # (task ids, their durations in seconds, n_workers) -> the makespan the origin document's formula predicts
 OriginFn = Callable[[np.ndarray, np.ndarray, int], float]
+# the tasks' expected costs -> the order a shared queue hands them out in (task indices)
+QueueOrderFn = Callable[[Sequence[float]], list[int]]
 
 
 @dataclass(frozen=True)
@@ -64,3 +81,7 @@ class Mode:
     on_worker_loss: Literal["requeue", "end"] = "end"
     """What the mode does when a worker dies or hangs: "requeue" its task in flight and carry on with the
     survivors (a shared queue can), or "end" the mode, marked incomplete (a fixed assignment cannot)."""
+    queue_order: QueueOrderFn | None = None
+    """For a queue mode: the order its queue hands tasks out in, from their expected costs (None: task order)."""
+    when: str = ""
+    """When to pick it, in a sentence (README, --help)."""

@@ -29,4 +29,6 @@ def origin(ids: np.ndarray, durations: np.ndarray, n_workers: int) -> float:
 
 
 MODE = Mode("free-run", "worker g runs tasks g, g+G, g+2G, ... in order, never waiting", plan, theory, origin,
-            tasks_per_worker=round_robin_share)
+            tasks_per_worker=round_robin_share,
+            when="when the GPUs are equal and the tasks alike: no coordination at all; but a slow GPU, or slow "
+                 "tasks that land on one worker, set the end")

@@ -169,9 +169,10 @@ class EditWorkload:
         out = []
         for i in range(n):
             inp = self.inputs[i % len(self.inputs)]
+            size, steps = inp.size or self.size or d.size, inp.steps or self.steps or d.steps
             out.append(Task(id=i, seed=inp.seed if inp.seed is not None else seed + i, prompt=inp.prompt,
-                            image=inp.image, size=inp.size or self.size or d.size,
-                            steps=inp.steps or self.steps or d.steps))
+                            image=inp.image, size=size, steps=steps,
+                            cost=inp.cost if inp.cost is not None else float(size * size * steps)))
         return out
 
     def load(self, worker: int, n_workers: int, device: str) -> EditExecutor:
