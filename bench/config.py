@@ -47,8 +47,9 @@ class RunConfig:
             raise BenchError(f"--on-worker-loss must be {' or '.join(LOSS_POLICIES)}, got {self.on_worker_loss!r}")
 
     def schedule(self) -> list[tuple[int, str]]:
-        """(repeat, mode) in run order: modes alternate within each repeat, so drift hits all alike."""
-        return [(r, m) for r in range(self.repeat) for m in self.modes]
+        """(repeat, mode) in run order: the modes alternate, in mirrored order on every other repeat (A B C,
+        C B A, A B C, ...: ABBA), so a steady drift of the host favours no mode over the repeats."""
+        return [(r, m) for r in range(self.repeat) for m in (self.modes if r % 2 == 0 else self.modes[::-1])]
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -90,6 +90,9 @@ class Span:
     attempt: int = 0
     """Which run of its (mode, repeat) recorded it: 0, then 1, 2, ... for each `bench run --resume` that ran
     the (mode, repeat) again."""
+    output: str | None = None
+    """For an ok task: a short hash of what it produced (the edited image's pixels; for the synthetic workload
+    its parameters), so runs and modes can show they did the same work."""
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: that deep-copies every field, and this runs between two timed tasks.

@@ -11,6 +11,7 @@ The real edit workload lives in `runners.pipelines` (it needs torch and diffuser
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -48,11 +49,13 @@ class TaskRecorder(Protocol):
 
     def step(self, index: int, start_ns: int, end_ns: int) -> None: ...
 
+    def output(self, fingerprint: str) -> None:
+        """A short hash of the task's output (the same work gives the same one, whatever the mode)."""
+        ...
+
 
 class Executor(Protocol):
-    """A workload loaded on one device. `compile_s`: seconds its load spent compiling (None: no compile)."""
-
-    compile_s: float | None
+    """A workload loaded on one device. One that compiled while loading says how long in `compile_s` (s)."""
 
     def run(self, task: Task, rec: TaskRecorder) -> None:
         """Run one task; raise on failure (the runner records the error and goes on)."""
@@ -200,7 +203,6 @@ class _SyntheticExecutor:
     worker: int
     n_workers: int
     tries: dict[int, int] = field(default_factory=dict)
-    compile_s: float | None = None
 
     def run(self, task: Task, rec: TaskRecorder) -> None:
         wl = self.workload
@@ -227,9 +229,16 @@ class _SyntheticExecutor:
         rec.phase("denoise", start, t)
         t = _sleep_until(rec, "decode", t, t + int(0.1 * d_ns))
         rec.phase("save", t, time.perf_counter_ns())
+        rec.output(fingerprint(task.id, task.seed, task.factor, steps))
 
     def close(self) -> None:
         pass
+
+
+def fingerprint(*values: object) -> str:
+    """A short, stable hash of `values` (or of bytes): what identifies a task's output."""
+    raw = values[0] if len(values) == 1 and isinstance(values[0], bytes) else repr(values).encode()
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def _sleep_to(deadline_ns: int) -> int:

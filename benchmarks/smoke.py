@@ -32,6 +32,9 @@ class _Collect:
     def step(self, index: int, start_ns: int, end_ns: int) -> None:
         self.steps.append((end_ns - start_ns) / 1e9)
 
+    def output(self, fingerprint: str) -> None:
+        pass
+
 
 def _fmt(xs: list[float]) -> str:
     return "[" + ", ".join(f"{x:.3f}" for x in xs) + "]"

@@ -9,6 +9,7 @@ whose assignment is fixed (`ModeAborted`), a stop ends the worker (`RunStopped`)
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Callable
@@ -23,6 +24,9 @@ from bench.workload import Executor, Task, Workload
 from runners.sync import Beacon, ModeAborted, RunStopped, StoreSync, lost_set, mode_key
 
 now = time.perf_counter_ns
+# A test hook: SYNCBENCH_TEST_ALTER=MODE:TASK runs that task with another seed in that mode, so the outputs
+# differ; the check that every mode did the same work must then name it.
+ALTER = os.environ.get("SYNCBENCH_TEST_ALTER", "")
 
 
 class SampleSource(Protocol):
@@ -85,12 +89,13 @@ class _Recorder:
         self.repeat, self.mode, self.attempt, self.t0 = run.repeat, run.mode, run.attempt, None
 
     def span(self, kind: str, name: str, start: int, end: int, *, task: int | None = None,
-             batch: int | None = None, step: int | None = None, error: str | None = None, retry: int = 0) -> None:
+             batch: int | None = None, step: int | None = None, error: str | None = None, retry: int = 0,
+             output: str | None = None) -> None:
         s = Span(
             run=self.spec.run_id, mode=self.mode, repeat=self.repeat, worker=self.spec.worker,
             device=self.spec.device_name, kind=kind, name=name, task=task, batch=batch,
             start_ns=start, end_ns=end, status=Status.ERROR if error else Status.OK, error=error,
-            step=step, retry=retry, attempt=self.attempt,
+            step=step, retry=retry, attempt=self.attempt, output=output,
         )
         if self.t0 is None:
             self.pending.append(s)
@@ -135,6 +140,7 @@ class TaskBuffer:
     def __init__(self) -> None:
         self.phases: list[tuple[str, int, int]] = []
         self.steps: list[tuple[int, int, int]] = []
+        self.fingerprint: str | None = None
 
     def phase(self, name: str, start_ns: int, end_ns: int) -> None:
         self.phases.append((name, start_ns, end_ns))
@@ -142,12 +148,18 @@ class TaskBuffer:
     def step(self, index: int, start_ns: int, end_ns: int) -> None:
         self.steps.append((index, start_ns, end_ns))
 
+    def output(self, fingerprint: str) -> None:
+        self.fingerprint = fingerprint
+
 
 class _NullRecorder:
     def phase(self, name: str, start_ns: int, end_ns: int) -> None:
         pass
 
     def step(self, index: int, start_ns: int, end_ns: int) -> None:
+        pass
+
+    def output(self, fingerprint: str) -> None:
         pass
 
 
@@ -161,7 +173,8 @@ def _run_task(rec: _Recorder, executor: Executor, task: Task, batch: int | None,
     except Exception as e:  # a failed task is a record, and the run goes on
         error = error_text(e)
     end = now()
-    rec.span(Kind.TASK, "task", start, end, task=task.id, batch=batch, error=error, retry=retry)
+    rec.span(Kind.TASK, "task", start, end, task=task.id, batch=batch, error=error, retry=retry,
+             output=inner.fingerprint if error is None else None)
     for name, a, b in inner.phases:
         rec.span(Kind.PHASE, name, a, b, task=task.id, batch=batch, retry=retry)
     for k, a, b in inner.steps:
@@ -210,6 +223,8 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
             reply = None
             if isinstance(action, Run):
                 task = spec.tasks[indices[action.task]]
+                if f"{run.mode}:{task.id}" == ALTER:  # the test hook: this task does different work here
+                    task = replace(task, seed=task.seed + 1)
                 first = tries.pop(action.task, 0)
                 for retry in range(first, first + spec.retries + 1):
                     sync.beacon(Beacon("task", key, now(), action.task, retry, t0))
@@ -263,8 +278,9 @@ def worker_main(spec: WorkerSpec, sync: StoreSync,
             raise
         end = now()
         rec.span(Kind.LOAD, "load", start, end)
-        if executor.compile_s is not None:  # inside the load: its last part, the first compiled forward
-            rec.span(Kind.LOAD, "compile", end - int(executor.compile_s * 1e9), end)
+        compiled = getattr(executor, "compile_s", None)  # an executor that compiled while loading says so
+        if compiled is not None:  # inside the load: its last part, the first compiled forward
+            rec.span(Kind.LOAD, "compile", end - int(compiled * 1e9), end)
         for run in spec.schedule:
             # 2. After a loss, the run goes on to the next mode only if the user asked for that.
             if spec.on_worker_loss == "stop" and lost_set(sync.store):

@@ -57,7 +57,7 @@ def make_run(
         rows.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w, "device": f"cuda:{w}",
                      "kind": kind, "name": name, "task": task, "batch": batch, "start_ns": ns(s), "end_ns": ns(e),
                      "status": status, "error": "boom" if status == "error" else None, "step": step,
-                     "retry": 0, "attempt": 0})
+                     "retry": 0, "attempt": 0, "output": None})
 
     def task(mode: str, rep: int, w: int, i: int, s: float, d: float, batch: int | None = None) -> float:
         st = "error" if i in bad else "ok"

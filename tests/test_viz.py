@@ -160,7 +160,7 @@ def big_run(n_tasks: int = 100_000, n_workers: int = 64) -> RunData:
         "task": f["task"].astype("Int64"), "batch": f["batch"].astype("Int64"),
         "start_ns": (f["s"] * 1e9).astype("int64"), "end_ns": (f["e"] * 1e9).astype("int64"),
         "status": np.where(f["task"].fillna(-1).to_numpy() % 997 == 5, "error", "ok"), "error": None,
-        "step": pd.array([pd.NA] * len(f), dtype="Int64"), "retry": 0, "attempt": 0,
+        "step": pd.array([pd.NA] * len(f), dtype="Int64"), "retry": 0, "attempt": 0, "output": None,
     })[list(SPAN_COLUMNS)]
     meta = RunMeta(run_id="big", status="complete", modes=["free-run", "batch-sync", "dynamic"],
                    n_workers=n_workers, n_tasks=n_tasks, workers=[], workload={})

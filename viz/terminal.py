@@ -19,6 +19,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
+from bench.analysis.faults import runs_agreement
 from bench.analysis.report import RunReport, build_report, n_workers
 from bench.analysis.select import failed_tasks, is_task, one_run, tasks, waits
 from bench.analysis.timeline import busy_over_time
@@ -26,7 +27,7 @@ from bench.analysis.verdict import comparability
 from bench.schema import Kind
 from bench.store import RunData
 from viz.fmt import describe_devices, describe_workload, fmt_pct, fmt_s, lane_labels
-from viz.words import difference_text, faults_text, verdict_line
+from viz.words import agreement_text, difference_text, faults_text, verdict_line
 
 NS = 1e9
 BUSY, BUSY_WAIT, WAIT, FAIL, IDLE, AFTER, LOST = "█", "▓", "░", "x", "·", " ", "✕"
@@ -65,6 +66,8 @@ def report_json(run: RunData, report: RunReport | None = None) -> dict[str, Any]
         "origin_basis": r.origin_basis,
         "modes": modes,
         "has_gpu_util": r.has_gpu_util,
+        "outputs": {"compared": r.outputs.compared, "same": r.outputs.same, "differing": r.outputs.differing,
+                    "text": agreement_text(r.outputs)},
     }
 
 
@@ -207,6 +210,8 @@ def _comparison_table(run: RunData, data: dict[str, Any]) -> Table:
 def _footer(data: dict[str, Any]) -> Text:
     text = Text()
     text.append(data["verdict"], style="bold")
+    if data["outputs"]["text"]:
+        text.append("\n" + data["outputs"]["text"], style="" if data["outputs"]["same"] else "bold red")
     failed = [f"{m['mode']} {m['failed']}" for m in data["modes"] if m["failed"]]
     if failed:
         text.append(f"\n⚠ failed tasks (all repeats): {', '.join(failed)}; they count as busy time",
@@ -364,6 +369,10 @@ def render_compare(a: RunData, b: RunData) -> RenderableType:
                     f"{m.n_tasks or '?'} tasks · status {m.status}\n",
                     style="" if d["complete"] else "bold red")
     head.append(f"A: {da['verdict']}\nB: {db['verdict']}")
+    same = agreement_text(runs_agreement(a.spans, b.spans), "run B")
+    if same:
+        head.append("\n" + same.replace("run B produced the same output", "run B produced the same output as A"),
+                    style="" if "DIFFER" not in same else "bold red")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for name, justify in (("mode", "left"), ("", "left"), ("A", "right"), ("B", "right"), ("B / A", "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]

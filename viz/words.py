@@ -3,7 +3,7 @@ caveat in a few words, two runs' differences. Pure functions from records to tex
 
 from __future__ import annotations
 
-from bench.analysis.faults import Faults
+from bench.analysis.faults import Agreement, Faults
 from bench.analysis.verdict import Caveat, Difference, Gap, Verdict
 from viz.fmt import fmt_pct, fmt_s
 
@@ -102,3 +102,20 @@ def faults_text(f: Faults, with_failed: bool = True) -> str:
 def _tasks(ids: list[int]) -> str:
     shown = ", ".join(map(str, ids[:5])) + (", …" if len(ids) > 5 else "")
     return f"task {shown}" if len(ids) == 1 else f"{len(ids)} tasks ({shown})"
+
+
+def agreement_text(a: Agreement, what: str = "every mode") -> str:
+    """'every mode produced the same output for each of the 12 tasks', or which tasks differ ('' when
+    nothing could be compared)."""
+    if a.compared == 0:
+        return ""
+    if a.same:
+        return f"outputs: {what} produced the same output for each of the {a.compared} tasks"
+    shown = []
+    for task, by in list(a.differing.items())[:4]:
+        groups: dict[str, list[str]] = {}
+        for side, h in by.items():
+            groups.setdefault(h, []).append(side)
+        shown.append(f"task {task} ({' ≠ '.join('/'.join(v) for v in groups.values())})")
+    more = ", …" if len(a.differing) > 4 else ""
+    return f"outputs DIFFER for {len(a.differing)} of {a.compared} tasks: {', '.join(shown)}{more}"

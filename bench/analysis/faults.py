@@ -76,3 +76,49 @@ def degraded_modes(spans: pd.DataFrame, meta: RunMeta) -> dict[str, str]:
         elif 0 < f.workers_at_start < meta.n_workers:
             out[mode] = f"ran on {f.workers_at_start} of {meta.n_workers} workers"
     return out
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Whether the modes (or two runs) produced the same outputs for the same task ids."""
+
+    compared: int  # tasks with an output recorded by at least two of the compared sides
+    differing: dict[int, dict[str, str]] = field(default_factory=dict)  # task -> side -> its output hash
+    sides: list[str] = field(default_factory=list)
+
+    @property
+    def same(self) -> bool:
+        return self.compared > 0 and not self.differing
+
+
+def _outputs(spans: pd.DataFrame) -> pd.DataFrame:
+    fin = final_tries(spans)
+    if "output" not in fin:
+        return fin.iloc[:0]
+    return fin[(fin["status"] == Status.OK) & fin["output"].notna()]
+
+
+def output_agreement(spans: pd.DataFrame) -> Agreement:
+    """Across the modes (every repeat) of one run: the tasks whose outputs are not all the same."""
+    out = _outputs(spans)
+    sides = [str(m) for m in dict.fromkeys(out["mode"])]
+    differing: dict[int, dict[str, str]] = {}
+    compared = 0
+    for task, g in out.groupby("task"):
+        if g["mode"].nunique() < 2 and len(g) < 2:
+            continue
+        compared += 1
+        if g["output"].nunique() > 1:
+            differing[int(task)] = {f"{r.mode} r{r.repeat}": str(r.output) for r in g.itertuples()}
+    return Agreement(compared, differing, sides)
+
+
+def runs_agreement(a: pd.DataFrame, b: pd.DataFrame) -> Agreement:
+    """Between two runs: for each task id, whether every output of run A equals every output of run B."""
+    oa, ob = _outputs(a), _outputs(b)
+    da = oa.groupby("task")["output"].agg(set)
+    db = ob.groupby("task")["output"].agg(set)
+    common = sorted(set(da.index) & set(db.index))
+    differing = {int(t): {"A": ",".join(sorted(da[t])), "B": ",".join(sorted(db[t]))} for t in common
+                 if da[t] != db[t] or len(da[t]) > 1}
+    return Agreement(len(common), differing, ["A", "B"])

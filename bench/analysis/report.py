@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from bench.analysis.faults import Faults, mode_faults
+from bench.analysis.faults import Agreement, Faults, mode_faults, output_agreement
 from bench.analysis.metrics import ORIGIN_COLUMNS, gpu_activity, summarize, worker_table
 from bench.analysis.select import one_run
 from bench.analysis.timeline import drift_summary, makespans, representative_repeats
@@ -93,6 +93,8 @@ class RunReport:
     """The same from the origin document's formulas, on `origin_basis`'s task durations."""
     origin_basis: str | None
     has_gpu_util: bool
+    outputs: Agreement
+    """Whether every mode produced the same output for each task."""
 
     @property
     def first(self) -> str | None:
@@ -163,4 +165,4 @@ def build_report(run: RunData) -> RunReport:
             origin_basis = bs.origin_basis
     return RunReport(run=run, verdict=run_verdict(spans, run.meta, modes), modes=out, sync_overhead_s=overhead,
                      origin_sync_overhead_s=origin_overhead, origin_basis=origin_basis,
-                     has_gpu_util=any(m.gpu_util is not None for m in out))
+                     has_gpu_util=any(m.gpu_util is not None for m in out), outputs=output_agreement(spans))

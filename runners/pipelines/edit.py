@@ -30,7 +30,7 @@ from bench.inputs import (
     generated_image,
     open_image,
 )
-from bench.workload import Task, TaskRecorder
+from bench.workload import Task, TaskRecorder, fingerprint
 from runners.pipelines import speed
 from runners.pipelines.models import (
     FULL,
@@ -369,6 +369,7 @@ class EditExecutor:
                 pil = self.pipe.image_processor.numpy_to_pil(out.images)[0]
             if self.wl.save_dir and not task.warmup:  # a warm-up's image is not the task's edit
                 pil.save(Path(self.wl.save_dir) / f"task-{task.id:05d}.png")
+            rec.output(fingerprint(pil.tobytes()))
             # Free this edit's buffers inside the task's last phase: freeing them is the task's work too
             # (on CPU it took up to ~4 ms after the phases, which then no longer added up to the task).
             del out, pil, image
