@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.config import RunConfig
@@ -54,7 +55,7 @@ MODE_HELP = (" | ".join(MODE_NAMES) + " | " + " | ".join(f"{g} ({', '.join(ms)})
 
 
 def _fail(e: BenchError) -> None:
-    err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -111,9 +112,15 @@ def run(
     keep_partial: Annotated[bool, typer.Option(
         help="With --resume: run only the tasks with no ok record (for the edits, not the timing: the mode's "
              "timeline is then pieced together and marked so).")] = False,
+    no_shared_fs: Annotated[bool, typer.Option(
+        help="Under torchrun: the nodes share no filesystem; each writes its records into its own --out and "
+             "rank 0 collects them at the end of each mode (detected when rank 0's folder is not visible).")] = False,
     report: Annotated[bool, typer.Option(help="Write charts and trace when done.")] = True,
 ) -> None:
     """Run the workload on every device under each mode; write a run folder and report it.
+
+    Under torchrun (`torchrun --nnodes N --nproc-per-node G ... -m bench run ...`, the same options on every
+    node) each process is one worker; rank 0 writes the run folder and prints the report.
 
     Exit codes: 0 every task succeeded; 1 the run ran to its end with faults (failed tasks, lost workers,
     modes left incomplete: all recorded); 2 bad input, or the run failed (its folder is kept, marked failed);
@@ -155,6 +162,13 @@ def run(
                 modes=parse_modes(mode), images=images, backend=backend, workload=workload, gpus=gpus,
                 workers=workers, out=out_dir, seed=seed, repeat=repeat, edit=edit, **changes,  # type: ignore[arg-type]
             )
+            from runners.distinfo import apply_test_clock, dist_info
+
+            info = dist_info()
+            if info is not None:  # under torchrun: this process is one worker of the group
+                apply_test_clock(info)
+                _torchrun(config, no_shared_fs, report)
+                return
             from runners.run import prepare  # torch is imported only for a run
 
             prep = prepare(config)
@@ -224,6 +238,27 @@ def run(
                   "report)", highlight=False)
     if o.failed or o.lost or status != "complete":
         # Exit 1: the run ran to its end and every fault is recorded, but not every edit succeeded.
+        raise typer.Exit(1)
+
+
+def _torchrun(config: RunConfig, no_shared_fs: bool, charts: bool) -> None:
+    """One worker of a torchrun group; rank 0 reports the run and sets the exit code."""
+    from bench.store import read_meta, task_outcomes
+    from runners.launch import run_under_torchrun
+
+    started = time.monotonic()
+    try:
+        run_dir, rank0 = run_under_torchrun(config, ["bench", *sys.argv[1:]], no_shared_fs)
+    except BenchError as e:
+        _fail(e)
+    except (KeyboardInterrupt, Terminated) as e:
+        raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
+    if not rank0 or run_dir is None:
+        return
+    err.print(f"finished in {time.monotonic() - started:.1f} s → {run_dir}", highlight=False)
+    _report(run_dir, charts=charts, summary_only=True)
+    o = task_outcomes(run_dir)
+    if o.failed or read_meta(run_dir).status != "complete":
         raise typer.Exit(1)
 
 

@@ -150,8 +150,16 @@ class WorkerMeta:
     """The GPU's UUID, where there is one."""
     host: str = ""
     """The host it ran on."""
+    node: int = 0
+    """Its node under torchrun (the group rank; 0 on one host): what the views group lanes by."""
+    local_rank: int = 0
+    """Its index on its node (picks the node's GPU)."""
     clock_offset_ns: int = 0
     """Its clock minus the run timeline's (worker 0's), in ns: 0 on one host (see the t0 contract above)."""
+    clock_drift: float = 0.0
+    """How fast that offset changes (d offset / dt; 1e-6 = 1 ppm), fitted over the run's clock exchanges."""
+    clock_bound_ns: int = 0
+    """The error bound of the offset: half the shortest round trip of its exchanges (0: not measured)."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +225,11 @@ class RunMeta:
     """Each `bench run --resume` of this folder: when, its argv, and the (repeat, mode, attempt) it ran."""
     pieced: list[tuple[int, str]] = field(default_factory=list)
     """(repeat, mode) whose timeline --keep-partial pieced together from several attempts."""
+    launch: dict[str, Any] = field(default_factory=dict)
+    """How the workers were started: {"by": "bench"} or, under torchrun, its rendezvous id, nodes, world size,
+    restart count and whether the ranks shared the run folder."""
+    clocks: list[dict[str, Any]] = field(default_factory=list)
+    """Every clock exchange with worker 0: worker, when (which mode run, start or end), offset, round trip."""
     schema_version: int = SCHEMA_VERSION
     """The version of this schema the folder was written with."""
 

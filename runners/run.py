@@ -198,7 +198,7 @@ def _run(prep: Prepared, run_dir: Path, meta: RunMeta, schedule: list[ModeRun],
         WorkerSpec(
             run_id=run_dir.name, run_dir=str(run_dir), worker=d.worker, n_workers=G, device=d.device,
             device_name=d.name, workload=workload, tasks=tasks, schedule=schedule,
-            torch_threads=torch_threads(G) if cpu else None, clock_offset_ns=d.clock_offset_ns,
+            torch_threads=torch_threads(G) if cpu else None,
             retries=config.retries, on_worker_loss=config.on_worker_loss,  # type: ignore[arg-type]
         )
         for d in prep.devices

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -116,12 +116,16 @@ def _sleep(delay: float) -> float:
 class StoreSync:
     """One worker's side of the protocol (see the module docstring)."""
 
-    def __init__(self, store: Store, worker: int, n_workers: int, clock_offset_ns: int = 0) -> None:
-        self.store, self.me, self.G, self.offset = store, worker, n_workers, clock_offset_ns
+    def __init__(self, store: Store, worker: int, n_workers: int, timeline: Callable[[int], int] | None = None,
+                 ) -> None:
+        self.store, self.me, self.G = store, worker, n_workers
+        self.timeline = timeline or (lambda c: c)  # this worker's clock to the run's timeline
+        self.last: Beacon | None = None  # the beacon last set, for a watchdog in this process
 
     # -- what the monitor sees and says
 
     def beacon(self, b: Beacon) -> None:
+        self.last = b
         self.store.set(f"beacon/{self.me}", b.dumps())
 
     def check(self, key: str, abortable: bool = True) -> None:
@@ -155,12 +159,12 @@ class StoreSync:
         return arrived >= self.G - len(missing)
 
     def start(self, key: str) -> tuple[int, list[int]]:
-        """The common start barrier of mode run `key`: (t0 on this worker's own clock, the workers that arrived).
-        t0 is when the last of them arrived, on the run's timeline (see `bench.schema`)."""
-        arrived_at = time.perf_counter_ns() - self.offset
+        """The common start barrier of mode run `key`: (t0, the workers that arrived). t0 is when the last of them
+        arrived, on the run's timeline (see `bench.schema`)."""
+        arrived_at = self.timeline(time.perf_counter_ns())
         who = self._arrive(key, "start", arrived_at)
         values = self.store.multi_get([f"{key}/arr/start/w{w}" for w in who])
-        return max(int(v) for v in values) + self.offset, who
+        return max(int(v) for v in values), who
 
     def barrier(self, key: str, name: str, abortable: bool = True) -> None:
         self._arrive(key, name, 0, abortable)

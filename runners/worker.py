@@ -23,7 +23,11 @@ from bench.store import JsonlWriter
 from bench.workload import Executor, Task, Workload
 from runners.sync import Beacon, ModeAborted, RunStopped, StoreSync, lost_set, mode_key
 
-now = time.perf_counter_ns
+
+def now() -> int:
+    # Looked up at each call, not bound at import: a test may move this process's clock (runners.distinfo).
+    return time.perf_counter_ns()
+
 # A test hook: SYNCBENCH_TEST_ALTER=MODE:TASK runs that task with another seed in that mode, so the outputs
 # differ; the check that every mode did the same work must then name it.
 ALTER = os.environ.get("SYNCBENCH_TEST_ALTER", "")
@@ -33,6 +37,17 @@ class SampleSource(Protocol):
     def drain(self) -> list[tuple[int, float | None, float | None, float | None]]: ...
 
     def close(self) -> None: ...
+
+
+class ModeHooks(Protocol):
+    """What a launcher adds around each mode run, every worker at the same point (e.g. under torchrun: the
+    clock exchange with rank 0, shipping records to rank 0)."""
+
+    def before(self, run: ModeRun) -> None:
+        """After the warm-up, before the start barrier."""
+
+    def after(self, run: ModeRun) -> None:
+        """After the end barrier."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +75,6 @@ class WorkerSpec:
     tasks: list[Task]
     schedule: list[ModeRun]  # in run order
     torch_threads: int | None = None  # per-worker share of the host's cores, for CPU workers
-    clock_offset_ns: int = 0  # this worker's clock minus the run timeline's (0 on one host)
     sample_devices: bool = True
     retries: int = 0  # a task that raises runs again on this worker up to this many times
     on_worker_loss: Literal["stop", "continue"] = "stop"  # after a loss: stop before the next mode, or go on
@@ -76,8 +90,9 @@ def error_text(e: BaseException) -> str:
 class _Recorder:
     """Turns absolute times into span rows for the current mode run."""
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, timeline: Callable[[int], int]) -> None:
         self.spec = spec
+        self.timeline = timeline  # this worker's clock to the run's timeline (t0 is on it)
         self.spans = JsonlWriter(Path(spec.run_dir) / "spans" / f"w{spec.worker}.jsonl")
         self.samples = JsonlWriter(Path(spec.run_dir) / "samples" / f"w{spec.worker}.jsonl")
         first = spec.schedule[0] if spec.schedule else ModeRun(0, "")
@@ -110,8 +125,8 @@ class _Recorder:
 
     def _write(self, s: Span, t0: int) -> None:
         row = s.to_dict()
-        row["start_ns"] -= t0
-        row["end_ns"] -= t0
+        row["start_ns"] = self.timeline(s.start_ns) - t0
+        row["end_ns"] = self.timeline(s.end_ns) - t0
         self.spans.write(row)
 
     def write_samples(self, source: SampleSource | None) -> None:
@@ -119,14 +134,15 @@ class _Recorder:
             return
         self.samples.write_many([Sample(
             run=self.spec.run_id, mode=self.mode, repeat=self.repeat, worker=self.spec.worker,
-            device=self.spec.device_name, t_ns=t - self.t0, util_pct=util, mem_used_mib=mem, power_w=power,
+            device=self.spec.device_name, t_ns=self.timeline(t) - self.t0, util_pct=util, mem_used_mib=mem,
+            power_w=power,
             attempt=self.attempt,
         ).to_dict() for t, util, mem, power in source.drain()])
 
     def flush_anyway(self) -> None:
         """On a crash before t0: write what is pending relative to its first span, not lose it."""
         if self.pending:
-            self.set_t0(self.pending[0].start_ns)
+            self.set_t0(self.timeline(self.pending[0].start_ns))
 
     def close(self) -> None:
         self.spans.close()
@@ -183,7 +199,7 @@ def _run_task(rec: _Recorder, executor: Executor, task: Task, batch: int | None,
 
 
 def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Executor, run: ModeRun,
-              sampler: SampleSource | None) -> None:
+              sampler: SampleSource | None, hooks: ModeHooks | None) -> None:
     """Warm-up, start barrier, the plan, end barrier of one mode run."""
     key = mode_key(run.attempt, run.repeat, run.mode)
     rec.at(run)
@@ -198,6 +214,8 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
     except Exception as e:
         error = error_text(e)
     rec.span(Kind.WARMUP, "warmup", start, now(), task=warm.id, error=error)
+    if hooks is not None:
+        hooks.before(run)
     reply: int | None = None
     tries: dict[int, int] = {}  # first try of a task the queue gave back after a loss
     t0: int | None = None
@@ -252,20 +270,23 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
         # A worker was lost and this mode's assignment is fixed: it ends here, incomplete (before its start,
         # the spans so far are placed before the moment it ended).
         if t0 is None:
-            rec.set_t0(now())
+            rec.set_t0(sync.timeline(now()))
     # 4. End barrier: the next mode starts with every device idle.
     enter = now()
     sync.beacon(Beacon("barrier", key, enter, t0_ns=t0))
     sync.barrier(key, "end", abortable=False)
     rec.span(Kind.BARRIER, BARRIER_END, enter, now())
     rec.write_samples(sampler)
+    if hooks is not None:
+        hooks.after(run)
 
 
 def worker_main(spec: WorkerSpec, sync: StoreSync,
-                open_sampler: Callable[[str], SampleSource | None] | None = None) -> None:
+                open_sampler: Callable[[str], SampleSource | None] | None = None,
+                hooks: ModeHooks | None = None) -> None:
     """Run every mode run of the schedule on this worker. Returns when done or stopped (`RunStopped`: what
     was recorded is written first); raises if the worker cannot go on."""
-    rec = _Recorder(spec)
+    rec = _Recorder(spec, sync.timeline)
     sampler = open_sampler(spec.device) if (open_sampler and spec.sample_devices) else None
     try:
         # 1. Load the workload on this device (once; every mode then uses the same pipeline).
@@ -285,7 +306,7 @@ def worker_main(spec: WorkerSpec, sync: StoreSync,
             # 2. After a loss, the run goes on to the next mode only if the user asked for that.
             if spec.on_worker_loss == "stop" and lost_set(sync.store):
                 break
-            _mode_run(spec, sync, rec, executor, run, sampler)
+            _mode_run(spec, sync, rec, executor, run, sampler, hooks)
         sync.beacon(Beacon("done", "", now()))
         executor.close()
     except RunStopped:

@@ -307,7 +307,8 @@ def _summary(run: RunData, width: int) -> Group:
     data = report_json(run, r)
     for m in data["modes"]:
         t = Text()
-        t.append(f"{m['mode']:<11}", style="bold" if m["mode"] == data["first"] else "")
+        t.append(f"{m['mode']:<{max(11, max(len(x['mode']) for x in data['modes']))}}",
+                 style="bold" if m["mode"] == data["first"] else "")
         t.append(f" {fmt_s(m['makespan_s']):>8}  lower bound {fmt_s(m['lower_bound_s'])}  "
                  f"barrier wait {fmt_s(m['barrier_wait_s'])}  util. {fmt_pct(m['util'])}"
                  + (f"  GPU active {fmt_pct(m['gpu_util'])}" if m["gpu_util"] is not None else ""))

@@ -49,7 +49,7 @@ def _child(spec: WorkerSpec, port: int) -> None:
         torch.cuda.set_device(torch.device(spec.device))
     store = dist.TCPStore("127.0.0.1", port, is_master=False, timeout=STORE_TIMEOUT)
     try:
-        worker_main(spec, StoreSync(store, spec.worker, spec.n_workers, spec.clock_offset_ns), open_sampler)
+        worker_main(spec, StoreSync(store, spec.worker, spec.n_workers), open_sampler)
     except BaseException:
         # Where worker_main wrote the traceback to worker-<N>.log, the parent reports its last line: exiting
         # quietly keeps a screen of tracebacks per worker off the user's terminal. Otherwise let it print.

@@ -1,0 +1,132 @@
+"""Two torchrun "nodes" on this machine (c10d rendezvous on 127.0.0.1, gloo, one CPU worker each): the same
+run as on one host, on one run folder and one timeline, with and without a shared folder, with a clock moved
+by a known offset and drift, a node started with other options, and a restart that resumes the folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.schema import SPAN_COLUMNS
+from bench.store import load_run
+
+pytestmark = pytest.mark.slow
+
+WORKLOAD = "synthetic:mean=0.02,jitter=0.3,skew=0.3"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def two_nodes(outs: tuple[Path, Path], *args: str, env: dict[str, str] | None = None,
+              torchrun: tuple[str, ...] = (), timeout: float = 150) -> list[subprocess.CompletedProcess[str]]:
+    """Start both nodes at once (each its own torchrun, as srun would), wait for both."""
+    port, rdzv = free_port(), f"test-{time.monotonic_ns()}"
+    procs = []
+    for node, out in enumerate(outs):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+               "--node-rank", str(node), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
+               "--rdzv-id", rdzv, *torchrun, "-m", "bench", "run", "--workers", "1", "--out", str(out),
+               "--no-report", *args]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                      env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100", **(env or {})}))
+    done = []
+    for p in procs:
+        out, _ = p.communicate(timeout=timeout)
+        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, ""))
+    return done
+
+
+def the_run(out: Path) -> Path:
+    (run_dir,) = [d for d in out.iterdir() if (d / "meta.json").is_file()]
+    return run_dir
+
+
+def every_task_once(run_dir: Path, modes: list[str], n: int) -> None:
+    run = load_run(run_dir)
+    for mode in modes:
+        t = run.spans[(run.spans["kind"] == "task") & (run.spans["mode"] == mode)]
+        assert sorted(t["task"]) == list(range(n)), mode
+
+
+def test_two_nodes_share_one_run_folder(tmp_path: Path) -> None:
+    modes = ["free-run", "batch-sync", "dynamic"]
+    res = two_nodes((tmp_path, tmp_path), "--workload", WORKLOAD, "--images", "16", "--mode", ",".join(modes))
+    assert [r.returncode for r in res] == [0, 0], res[0].stdout[-2000:] + res[1].stdout[-2000:]
+    run_dir = the_run(tmp_path)
+    every_task_once(run_dir, modes, 16)
+    run = load_run(run_dir)
+    assert list(run.spans.columns) == list(SPAN_COLUMNS)  # the same records as on one host
+    assert {w.node for w in run.meta.workers} == {0, 1} and run.meta.launch["shared_folder"] is True
+    assert sorted(p.name for p in (run_dir / "spans").glob("*.jsonl")) == ["w0.jsonl", "w1.jsonl"]
+    assert run.meta.status == "complete" and run.meta.backend == "torchrun"
+    # On one host the offset is measured too, and comes out under its bound.
+    for c in run.meta.clocks:
+        assert abs(c["offset_ns"]) <= c["rtt_ns"] / 2 + 20_000, c  # + 20 µs: the two ends' own reading cost
+
+
+def test_without_a_shared_folder_with_a_moved_clock(tmp_path: Path) -> None:
+    """Node 1 writes into its own --out and sends its records to rank 0; its clock reads 1000 s ahead and
+    runs 2000 ppm fast. Every exchange finds the offset within its bound, and on the merged timeline no task
+    of batch b + 1 starts before every task of batch b has ended."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    offset_s, drift, base = 1000.0, 2e-3, time.perf_counter_ns()
+    modes = ["batch-sync", "free-run"]
+    res = two_nodes((a, b), "--workload", WORKLOAD, "--images", "20", "--mode", ",".join(modes), "--no-shared-fs",
+                    env={"SYNCBENCH_TEST_CLOCK": f"{offset_s},{drift},1,{base}"})
+    assert [r.returncode for r in res] == [0, 0], res[0].stdout[-2000:] + res[1].stdout[-2000:]
+    run_dir = the_run(a)
+    every_task_once(run_dir, modes, 20)  # rank 0's folder has node 1's records too
+    run = load_run(run_dir)
+    assert run.meta.launch["shared_folder"] is False
+    for c in run.meta.clocks:
+        real = (c["t_ns"] - offset_s * 1e9 + drift * base) / (1 + drift)  # the real clock at that exchange
+        truth = offset_s * 1e9 + drift * (real - base)
+        assert abs(c["offset_ns"] - truth) <= c["rtt_ns"] / 2 + 20_000, (c, truth)
+    w1 = run.meta.workers[1]
+    assert w1.clock_drift == pytest.approx(drift, rel=0.2) and abs(w1.clock_offset_ns) > 999e9
+    t = run.spans[(run.spans["kind"] == "task") & (run.spans["mode"] == "batch-sync")]
+    for bt in range(int(t["batch"].max())):
+        assert t[t["batch"] == bt + 1]["start_ns"].min() >= t[t["batch"] == bt]["end_ns"].max()
+    assert (t["start_ns"] >= 0).all() and t["end_ns"].max() < 60e9  # on rank 0's timeline, not 1000 s off
+
+
+def test_nodes_started_with_other_options_are_refused(tmp_path: Path) -> None:
+    port, rdzv = free_port(), f"mismatch-{time.monotonic_ns()}"
+    procs = []
+    for node, images in ((0, "8"), (1, "9")):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", rdzv,
+               "-m", "bench", "run", "--workers", "1", "--out", str(tmp_path), "--no-report",
+               "--workload", "synthetic:mean=0.01", "--images", images, "--mode", "free-run"]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert all(p.returncode != 0 for p in procs)
+    lines = [ln for o in outs for ln in o.splitlines() if ln.startswith("error:")]
+    assert lines and all("--images" in ln and "node 1" in ln for ln in lines), outs
+    assert not any((d / "meta.json").is_file() for d in tmp_path.iterdir())  # nothing that looks like a run
+
+
+def test_a_restarted_group_resumes_its_run_folder(tmp_path: Path) -> None:
+    """Node 1's worker dies during free-run; torchrun restarts the group (--max-restarts 1), which finds the
+    folder of its rendezvous id and runs free-run again as attempt 1; dynamic, not yet run, runs once."""
+    res = two_nodes((tmp_path, tmp_path), "--workload", "synthetic:mean=0.02,die=9", "--images", "16",
+                    "--mode", "free-run,dynamic", torchrun=("--max-restarts", "1"))
+    assert [r.returncode for r in res] == [0, 0], res[0].stdout[-3000:] + res[1].stdout[-3000:]
+    run_dir = the_run(tmp_path)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "complete" and meta["resumes"] and meta["resumes"][-1]["torchrun_restart"]
+    every_task_once(run_dir, ["free-run", "dynamic"], 16)
+    run = load_run(run_dir)
+    assert set(run.spans.loc[run.spans["mode"] == "free-run", "attempt"]) == {1}
+    assert run.superseded is not None and set(run.superseded["mode"]) == {"free-run"}
