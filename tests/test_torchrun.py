@@ -104,7 +104,7 @@ def test_without_a_shared_folder_with_a_moved_clock(tmp_path: Path) -> None:
 def test_nodes_started_with_other_options_are_refused(tmp_path: Path) -> None:
     port, rdzv = free_port(), f"mismatch-{time.monotonic_ns()}"
     procs = []
-    for node, images in ((0, "8"), (1, "9")):
+    for images in ("8", "9"):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", rdzv,
                "-m", "bench", "run", "--workers", "1", "--out", str(tmp_path), "--no-report",
