@@ -283,6 +283,12 @@ def _report(run: RunData, width: int) -> Group:
         parts.append(head)
         slowest = {w["worker"] for w in m["workers"] if w["slowest"]}
         parts.extend(_gantt(run, mode, rep, width, t_max, label_w, right_w, slowest))
+        hosts = r.mode(mode).hosts
+        if hosts:
+            last = max(h.finish_s or 0.0 for h in hosts)
+            parts.append(Text("hosts: " + " · ".join(
+                f"n{h.node} {h.host} ({h.workers}): finish {fmt_s(h.finish_s)}, util. {fmt_pct(h.util)}, "
+                f"waited {fmt_s(h.barrier_s)}" + (" ◀ last" if h.finish_s == last else "") for h in hosts)))
     some = f"{BUSY_WAIT} busy, ≥ {SOME_WAIT * 100:.0f} % waiting  " if has_wait else ""
     lost = f"{LOST} worker lost  " if any(x.faults.lost for x in r.modes) else ""
     parts.append(Text(f"{BUSY} busy  {some}{WAIT} waiting at a barrier  {FAIL} failed  {lost}{IDLE} idle  "

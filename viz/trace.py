@@ -120,28 +120,38 @@ def _clean(v: Any) -> Any:
 
 
 def chrome_trace(run: RunData) -> dict[str, Any]:
-    """The run as a Chrome trace-event JSON object ({"traceEvents": [...], ...})."""
+    """The run as a Chrome trace-event JSON object ({"traceEvents": [...], ...}). With workers on several
+    nodes, each (mode, repeat) gets a process per node."""
     spans, samples = run.spans, run.samples
-    procs = _processes(run)
-    pid_of = {mr: i + 1 for i, mr in enumerate(procs)}
+    node_of = {w.worker: w.node for w in run.meta.workers}
+    hosts = {w.node: w.host for w in run.meta.workers}
+    nodes = sorted(set(node_of.values())) if len(set(node_of.values())) > 1 else [0]
+    procs = [(m, r, n) for m, r in _processes(run) for n in nodes]
+    pid_of = {p: i + 1 for i, p in enumerate(procs)}
+
+    def pid_for(mode: str, rep: int, worker: int) -> int:
+        return pid_of[(mode, rep, node_of.get(worker, 0) if len(nodes) > 1 else 0)]
     labels = lane_labels(spans, run.meta)
     lows = [int(spans["start_ns"].min()) if len(spans) else 0]
     if len(samples):
         lows.append(int(samples["t_ns"].min()))
     offset = max(0, -min(lows))  # shift so no timestamp is negative; t0 of every mode lands at offset
     events: list[dict[str, Any]] = []
-    for (mode, rep), pid in pid_of.items():
-        events.append({"ph": "M", "pid": pid, "tid": 0, "name": "process_name",
-                       "args": {"name": f"{mode} (repeat {rep})"}})
-        events.append({"ph": "M", "pid": pid, "tid": 0, "name": "process_sort_index", "args": {"sort_index": pid}})
-        workers = sorted(int(w) for w in spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]["worker"].unique())
+    for (mode, rep, node), p in pid_of.items():
+        where = f" · node {node} ({hosts.get(node, '')})" if len(nodes) > 1 else ""
+        events.append({"ph": "M", "pid": p, "tid": 0, "name": "process_name",
+                       "args": {"name": f"{mode} (repeat {rep}){where}"}})
+        events.append({"ph": "M", "pid": p, "tid": 0, "name": "process_sort_index", "args": {"sort_index": p}})
+        workers = sorted(int(w) for w in spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]["worker"].unique()
+                         if len(nodes) == 1 or node_of.get(int(w), 0) == node)
         for w in workers:
-            events.append({"ph": "M", "pid": pid, "tid": w, "name": "thread_name",
+            events.append({"ph": "M", "pid": p, "tid": w, "name": "thread_name",
                            "args": {"name": f"{labels.get(w, f'w{w}')} (worker {w})"}})
-            events.append({"ph": "M", "pid": pid, "tid": w, "name": "thread_sort_index", "args": {"sort_index": w}})
+            events.append({"ph": "M", "pid": p, "tid": w, "name": "thread_sort_index", "args": {"sort_index": w}})
 
     slices = nested_slices(spans)
-    slices = slices.assign(_pid=[pid_of[(m, int(r))] for m, r in zip(slices["mode"], slices["repeat"], strict=True)])
+    slices = slices.assign(_pid=[pid_for(m, int(r), int(w)) for m, r, w in zip(slices["mode"], slices["repeat"],
+                                                                             slices["worker"], strict=True)])
     slices = slices.sort_values(["_pid", "worker", "s", "depth"], kind="stable")
     cols = ["kind", "name", "task", "batch", "step", "status", "error", "device", "s", "e", "_pid", "worker",
             "start_ns", "end_ns", "retry"]
@@ -165,9 +175,9 @@ def chrome_trace(run: RunData) -> dict[str, Any]:
 
     if len(samples):
         for row in samples.to_dict("records"):
-            sample_pid = pid_of.get((row["mode"], int(row["repeat"])))
-            if sample_pid is None:
+            if (row["mode"], int(row["repeat"])) not in {(m, r) for m, r, _ in procs}:
                 continue
+            sample_pid = pid_for(row["mode"], int(row["repeat"]), int(row["worker"]))
             label = labels.get(int(row["worker"]), str(row["device"]))
             for key, unit in (("util_pct", "util %"), ("mem_used_mib", "memory MiB"), ("power_w", "power W")):
                 v = _clean(row.get(key))
@@ -180,6 +190,9 @@ def chrome_trace(run: RunData) -> dict[str, Any]:
         "otherData": {
             "run_id": run.meta.run_id,
             "t0_us": offset / 1000.0,
-            "note": "one process per (mode, repeat); every mode's t0 (start barrier left) is at t0_us",
+            "note": "one process per (mode, repeat) (and node); every mode's t0 (start barrier left) is at t0_us",
+            "clocks": {str(w.worker): {"node": w.node, "host": w.host, "offset_ns": w.clock_offset_ns,
+                                       "drift": w.clock_drift, "bound_ns": w.clock_bound_ns}
+                       for w in run.meta.workers},
         },
     }

@@ -50,6 +50,33 @@ class WorkerReport:
 
 
 @dataclass(frozen=True)
+class HostReport:
+    """One node's workers in the shown repeat of a mode."""
+
+    node: int
+    host: str
+    workers: int
+    finish_s: float | None  # its last worker's finish
+    util: float | None  # mean over its workers
+    barrier_s: float | None  # summed over its workers
+
+
+def host_rows(workers: list[WorkerReport], nodes: dict[int, tuple[int, str]]) -> list[HostReport]:
+    """Per node of `nodes` (worker -> (node, host)), when there are several; else none."""
+    if len({n for n, _ in nodes.values()}) < 2:
+        return []
+    out = []
+    for node in sorted({n for n, _ in nodes.values()}):
+        mine = [w for w in workers if nodes.get(w.worker, (0, ""))[0] == node]
+        fin = [w.finish_s for w in mine if w.finish_s is not None]
+        util = [w.util for w in mine if w.util is not None]
+        out.append(HostReport(node, next(h for n, h in nodes.values() if n == node), len(mine),
+                              max(fin) if fin else None, sum(util) / len(util) if util else None,
+                              sum(w.barrier_s or 0.0 for w in mine)))
+    return out
+
+
+@dataclass(frozen=True)
 class ModeReport:
     """One mode: medians over its repeats, and its shown repeat's workers."""
 
@@ -80,6 +107,8 @@ class ModeReport:
     workers: list[WorkerReport]
     faults: Faults
     """The shown repeat's lost workers, retried, requeued and failed tasks."""
+    hosts: list[HostReport]
+    """Per node (several hosts only): so a slow host stands out."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +156,7 @@ def build_report(run: RunData) -> RunReport:
     drift = drift_summary(spans)
     faults = mode_faults(spans)
     shown = makespans(spans).set_index(["mode", "repeat"])["makespan_s"]
+    nodes = {w.worker: (w.node, w.host) for w in run.meta.workers}
     out: list[ModeReport] = []
     for row in summary.to_dict("records"):
         mode = str(row["mode"])
@@ -152,6 +182,7 @@ def build_report(run: RunData) -> RunReport:
             gpu_util=num(row.get("gpu_util")), finish_spread_s=num(row["finish_spread_s"]),
             max_behind_tasks=num(d.median()) if len(d) else None, mean_task_s=num(row["mean_task_s"]),
             task_cv=num(row["task_cv"]), workers=workers, faults=faults.get((mode, rep), Faults()),
+            hosts=host_rows(workers, nodes),
         ))
     by_mode = {m.mode: m for m in out}
     overhead = origin_overhead = origin_basis = None
