@@ -149,8 +149,10 @@ def plot_gantt(
     labels: Mapping[int, str] | None = None,
     t_max: float | None = None,
     detail: bool | None = None,
+    nodes: Mapping[int, int] | None = None,
 ) -> Axes:
-    """Draw the Gantt lanes of one (mode, repeat) into `ax` and return it.
+    """Draw the Gantt lanes of one (mode, repeat) into `ax` and return it (`nodes`: worker -> its node; with
+    several, a line separates each node's lanes).
 
     repeat: None picks the median-makespan repeat. labels: lane label per worker (default: its device).
     t_max: right end of the time axis before the label margin (default: this makespan); pass the largest
@@ -279,6 +281,12 @@ def plot_gantt(
         t = ax.text(x, y, label, ha=ha, va="center", fontsize=font, color=color, zorder=9)
         t.set_gid(f"{gid}-label")
 
+    if nodes and len({nodes.get(w, 0) for w in workers}) > 1:  # a line between the lanes of two hosts
+        cuts = [i + 0.5 for i in range(n - 1) if nodes.get(workers[i], 0) != nodes.get(workers[i + 1], 0)]
+        lc = LineCollection([[(0.0, y), (t_max * (1 + RIGHT_MARGIN), y)] for y in cuts], colors="#333333",
+                            linewidths=1.2, zorder=7)
+        lc.set_gid("host-separator")
+        ax.add_collection(lc, autolim=False)
     ax.set_ylim(n - 0.5, -0.5 - strip)  # worker 0 on top, the strip above it
     ax.set_xlim(0.0, t_max * (1 + RIGHT_MARGIN))
     every = 1 if n <= 32 else -(-n // 16)
@@ -376,7 +384,8 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
         timed = tasks(sel)
         lane_detail = wants_detail(timed) if detail is None else detail
         any_detail |= lane_detail
-        plot_gantt(ax, spans, mode, rep, labels=lf.labels, t_max=t_max, detail=lane_detail)
+        plot_gantt(ax, spans, mode, rep, labels=lf.labels, t_max=t_max, detail=lane_detail,
+                   nodes={w.worker: w.node for w in run.meta.workers})
         row = one_run(ms, mode, rep)
         mk = float(row["makespan_s"].iloc[0]) if len(row) else float("nan")
         lb = float(row["lower_bound_s"].iloc[0]) if len(row) else float("nan")
