@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -21,12 +22,12 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn
 
 from bench.config import RunConfig
 from bench.errors import BenchError, Terminated
 from bench.modes import MODE_GROUPS, MODE_NAMES, get_mode, parse_modes
-from bench.progress import ProgressFeed
+from bench.progress import Planned, ProgressFeed, clock_text, headline, plain_line, stage_text
 
 app = typer.Typer(
     add_completion=False,
@@ -177,36 +178,18 @@ def run(
     for note in prep.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
     G, images = len(prep.devices), prep.config.images
-    per_worker = math.ceil(images / G)
-
-    def total(mode: str | None, worker: int) -> int:
-        """A worker's progress total: its own tasks where the mode fixes them up front, else every task."""
-        fixed = get_mode(mode).tasks_per_worker if mode else None
-        return fixed(worker, G, images) if fixed else images
-
-    feed = ProgressFeed(G)
-    progress = Progress(
-        TextColumn("{task.description}"), BarColumn(bar_width=30), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), console=err, transient=False,
-    )
-    bars = [progress.add_task(f"{d.name:<14}", total=per_worker, info="starting") for d in prep.devices]
-
-    def poll(run_dir: Path) -> None:
-        feed.update(run_dir)
-        for w, bar in enumerate(bars):
-            p = feed.workers.get(w)
-            if p is None:
-                continue
-            fail = f" [red]{p.failed} failed[/]" if p.failed else ""
-            last = f" last {p.last_task_s:.2f}s" if p.last_task_s is not None else ""
-            stage = "loading" if p.mode is None else f"{p.mode} warm-up" if p.warming_up else p.mode
-            progress.update(bar, completed=p.done, total=total(p.mode, w),
-                            info=f"{stage} r{p.repeat}: {p.done} tasks{fail}{last}")
+    if resumed is not None:
+        plan = [Planned(x.repeat, x.mode, len(x.tasks) if x.tasks is not None else images, x.attempt)
+                for x in resumed.schedule]
+    else:
+        plan = [Planned(r, m, images) for r, m in prep.config.schedule()]
+    feed = ProgressFeed(G, plan, cold_build=_cold_build(prep))
+    poll, progress = _progress_view(feed, prep, plan)
 
     started = time.monotonic()
     argv = ["bench", *sys.argv[1:]]
     try:
-        with progress:
+        with progress:  # type: ignore[attr-defined]
             if resumed is not None:
                 from runners.run import resume as run_resumed
 
@@ -239,6 +222,71 @@ def run(
     if o.failed or o.lost or status != "complete":
         # Exit 1: the run ran to its end and every fault is recorded, but not every edit succeeded.
         raise typer.Exit(1)
+
+
+PLAIN_EVERY_S = 10.0  # where stderr is not a terminal, a progress line this often
+MAX_BARS = 16  # above this many workers, one line of stage counts instead of a bar per worker
+
+
+def _cold_build(prep: Any) -> bool:
+    """Whether loading will build the tiny model first (its cache folder is not complete yet)."""
+    from runners.pipelines.models import TINY
+
+    if getattr(prep.workload, "model", None) != TINY:
+        return False
+    from runners.pipelines.tiny import TINY_NAME, cache_root, is_complete
+
+    return not is_complete(cache_root() / TINY_NAME)
+
+
+def _progress_view(feed: ProgressFeed, prep: Any, plan: list[Planned]) -> tuple[Any, Any]:
+    """The poll callback and the context to run it in: rich bars on a terminal, a plain line every
+    PLAIN_EVERY_S seconds elsewhere (a file, a CI log), so a long run is never silent."""
+    G, images, n_runs = len(prep.devices), prep.config.images, len(plan)
+
+    def total(mode: str | None, worker: int) -> int:
+        """A worker's progress total: its own tasks where the mode fixes them up front, else every task."""
+        fixed = get_mode(mode).tasks_per_worker if mode else None
+        return fixed(worker, G, images) if fixed else images
+
+    if not err.is_terminal:
+        last = [time.monotonic()]
+
+        def plain(run_dir: Path, states: dict[int, tuple[str, str]]) -> None:
+            feed.update(run_dir, states)
+            if time.monotonic() - last[0] >= PLAIN_EVERY_S:
+                last[0] = time.monotonic()
+                err.print(plain_line(feed.snapshot(), n_runs, feed.failed()), highlight=False, soft_wrap=True)
+
+        return plain, contextlib.nullcontext()
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), TextColumn("{task.fields[info]}"),
+                        console=err, transient=False)
+    head = progress.add_task("all workers".ljust(14), total=sum(x.tasks for x in plan), info="starting")
+    bars = [] if G > MAX_BARS else [
+        progress.add_task(f"{d.name[:14]:<14}", total=total(None, d.worker), info="starting") for d in prep.devices]
+
+    def rich(run_dir: Path, states: dict[int, tuple[str, str]]) -> None:
+        feed.update(run_dir, states)
+        snap = feed.snapshot()
+        finished = sum(x.tasks for x in plan[:snap.index])
+        info = headline(snap, n_runs, compact=True)
+        if not bars:
+            info += " · " + ", ".join(f"{n} {stage}" for stage, n in snap.states.items())
+        progress.update(head, completed=finished + snap.done, info=info)
+        now = time.monotonic()
+        for w, bar in enumerate(bars):
+            p = feed.workers.get(w)
+            if p is None:
+                continue
+            fail = f" [red]{p.failed} failed[/]" if p.failed else ""
+            last_s = f" · last {p.last_task_s:.2f}s" if p.last_task_s is not None and p.state != "done" else ""
+            where = f"{p.mode} r{p.repeat} " if p.mode and p.state != "done" else ""
+            stage = stage_text(p, feed.cold_build)
+            info = f"{where}{stage} {clock_text(now - p.since)}{fail}{last_s}"
+            progress.update(bar, completed=p.done, total=total(p.mode, w), info=info)
+
+    return rich, progress
 
 
 def _torchrun(config: RunConfig, no_shared_fs: bool, charts: bool) -> None:

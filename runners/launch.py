@@ -26,6 +26,7 @@ from typing import Any
 
 from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.progress import Planned, ProgressFeed, plain_line
 from bench.schema import RunMeta, WorkerMeta
 from bench.store import create_run_dir, finish_run, load_run, mode_runs, read_meta, write_meta
 from bench.workload import Workload
@@ -38,6 +39,7 @@ from runners.worker import ModeRun, WorkerSpec, error_text, worker_main
 CONNECT_TIMEOUT = timedelta(seconds=60)  # rank 0's store must answer within this
 STORE_TIMEOUT = timedelta(minutes=30)
 TOKEN = ".syncbench-folder"
+PROGRESS_EVERY_S = 30.0  # rank 0's progress line
 
 
 class _Group:
@@ -188,6 +190,26 @@ def _watch(sync: StoreSync, timeout_s: float | None, rank: int) -> None:
     threading.Thread(target=loop, name="syncbench-watchdog", daemon=True).start()
 
 
+def _print_progress(store: Any, run_dir: Path, schedule: list[ModeRun], world: int, images: int,
+                    local_ranks: list[int]) -> None:
+    """Rank 0: a progress line every PROGRESS_EVERY_S on stderr (torchrun's and Slurm's logs are files), from
+    the records in the run folder and every rank's beacon in the store."""
+    plan = [Planned(x.repeat, x.mode, images, x.attempt) for x in schedule]
+    feed = ProgressFeed(world, plan)
+    where = f" (tasks counted: ranks on this node; ranks {local_ranks} send theirs at the end)" if local_ranks else ""
+
+    def loop() -> None:
+        while True:
+            time.sleep(PROGRESS_EVERY_S)
+            keys = [f"beacon/{w}" for w in range(world)]
+            states = {w: (b.state, b.key) for w, k in enumerate(keys) if store.check([k])
+                      for b in [Beacon.loads(store.get(k))]}
+            feed.update(run_dir, states)
+            print(plain_line(feed.snapshot(), len(plan), feed.failed()) + where, file=sys.stderr, flush=True)
+
+    threading.Thread(target=loop, name="syncbench-progress", daemon=True).start()
+
+
 def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -> tuple[Path | None, bool]:
     """Run this process's worker; returns (the run folder, True on rank 0 — which reports it)."""
     import torch
@@ -298,6 +320,8 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
                       on_worker_loss=config.on_worker_loss)  # type: ignore[arg-type]
     sync = StoreSync(store, info.rank, info.world, timeline)
     _watch(sync, config.task_timeout, info.rank)
+    if rank0:
+        _print_progress(store, run_dir, schedule, info.world, config.images, local_ranks)
     started = time.monotonic()
     try:
         worker_main(spec, sync, open_sampler, hooks)

@@ -53,6 +53,10 @@ def exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
+# What a backend calls about every 0.1 s with each worker's (beacon state, mode-run key), for the progress view.
+Poll = Callable[[dict[int, tuple[str, str]]], None]
+
+
 @dataclass
 class Monitor:
     store: Store
@@ -72,6 +76,13 @@ class Monitor:
             return self.task_timeout_s
         warm = self._warmup_s.get(worker)
         return None if warm is None else max(MIN_TASK_TIMEOUT_S, WARMUPS_PER_TIMEOUT * warm)
+
+    def states(self) -> dict[int, tuple[str, str]]:
+        """Each worker's last seen beacon as (state, mode-run key), "lost" for a lost one: for the progress view."""
+        out = {w: (b.state, b.key) for w, b in self._seen.items()}
+        for x in self.losses:
+            out[x.worker] = ("lost", out.get(x.worker, ("", ""))[1])
+        return out
 
     def beacon(self, worker: int) -> Beacon | None:
         key = f"beacon/{worker}"

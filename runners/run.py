@@ -41,6 +41,9 @@ from runners.devices import resolve, torch_threads
 from runners.monitor import Loss
 from runners.worker import ModeRun, WorkerSpec, error_text
 
+# The CLI's progress callback: the run folder and each worker's (beacon state, mode-run key).
+RunPoll = Callable[[Path, dict[int, tuple[str, str]]], None]
+
 
 @dataclass
 class Prepared:
@@ -106,7 +109,7 @@ def _owner() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
-def execute(prep: Prepared, poll: Callable[[Path], None], argv: list[str] | None = None) -> Path:
+def execute(prep: Prepared, poll: RunPoll, argv: list[str] | None = None) -> Path:
     """Run every (repeat, mode) in a new run folder; returns it. Raises BenchError if the run failed."""
     config = prep.config
     G = len(prep.devices)
@@ -174,7 +177,7 @@ def plan_resume(run_dir: Path, keep_partial: bool = False, changes: dict[str, An
     return Resumption(prep, run_dir, meta, schedule)
 
 
-def resume(r: Resumption, poll: Callable[[Path], None], argv: list[str]) -> Path:
+def resume(r: Resumption, poll: RunPoll, argv: list[str]) -> Path:
     """Run a planned --resume in its folder; returns the folder (BenchError if the run failed again)."""
     pieced = list(r.meta.pieced) + [(x.repeat, x.mode) for x in r.schedule
                                     if x.tasks is not None and (x.repeat, x.mode) not in r.meta.pieced]
@@ -187,7 +190,7 @@ def resume(r: Resumption, poll: Callable[[Path], None], argv: list[str]) -> Path
 
 
 def _run(prep: Prepared, run_dir: Path, meta: RunMeta, schedule: list[ModeRun],
-         poll: Callable[[Path], None]) -> Path:
+         poll: RunPoll) -> Path:
     config = prep.config
     G = len(prep.devices)
     cpu = not prep.devices[0].device.startswith("cuda")
@@ -205,7 +208,7 @@ def _run(prep: Prepared, run_dir: Path, meta: RunMeta, schedule: list[ModeRun],
     ]
     status, error = "failed", None
     try:
-        losses = BACKENDS[config.backend](specs, lambda: poll(run_dir), config.task_timeout)
+        losses = BACKENDS[config.backend](specs, lambda states: poll(run_dir, states), config.task_timeout)
         status, error = _outcome(run_dir, meta, losses, config.on_worker_loss)
     except KeyboardInterrupt:
         status, error = "interrupted", "interrupted (Ctrl-C)"

@@ -146,7 +146,7 @@ def run_synthetic(tmp: Path, *, modes: list[str], images: int, workers: int, bac
 
     config = RunConfig(modes=modes, images=images, backend=backend, workload=workload, workers=workers,
                        out=tmp, repeat=repeat)
-    run_dir = execute(prepare(config), poll=lambda _: None, argv=["test"])
+    run_dir = execute(prepare(config), poll=lambda *_: None, argv=["test"])
     return load_run(run_dir)
 
 

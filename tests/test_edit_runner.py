@@ -22,7 +22,7 @@ def edit_run(tmp_path_factory: pytest.TempPathFactory) -> RunData:
     try:
         config = RunConfig(modes=["free-run", "batch-sync", "dynamic"], images=T, workers=G,
                            out=tmp_path_factory.mktemp("runs"), edit={"model": "random:tiny", "steps": 3})
-        return load_run(execute(prepare(config), poll=lambda _: None, argv=["test"]))
+        return load_run(execute(prepare(config), poll=lambda *_: None, argv=["test"]))
     finally:
         mp.undo()
 

@@ -65,7 +65,7 @@ def prepared(tmp: Path, workload: Flaky, backend: str) -> Prepared:
 
 @pytest.mark.parametrize("backend", ["processes", "threads"])
 def test_failed_task_is_a_record_and_the_run_goes_on(tmp_path: Path, backend: str) -> None:
-    run = load_run(execute(prepared(tmp_path, Flaky(bad=3), backend), poll=lambda _: None))
+    run = load_run(execute(prepared(tmp_path, Flaky(bad=3), backend), poll=lambda *_: None))
     t = run.spans[run.spans["kind"] == "task"]
     assert len(t) == 16  # 8 tasks x 2 modes, the failed ones included
     bad = t[t["task"] == 3]
@@ -78,7 +78,7 @@ def test_failed_task_is_a_record_and_the_run_goes_on(tmp_path: Path, backend: st
 @pytest.mark.parametrize("backend", ["processes", "threads"])
 def test_worker_that_cannot_load_fails_the_run_clearly(tmp_path: Path, backend: str) -> None:
     with pytest.raises(BenchError, match=r"worker \d .*RuntimeError: no such weights") as caught:
-        execute(prepared(tmp_path, Flaky(broken_load=True), backend), poll=lambda _: None)
+        execute(prepared(tmp_path, Flaky(broken_load=True), backend), poll=lambda *_: None)
     run_dir = next(tmp_path.iterdir())
     if backend == "processes":  # the log it points to is the failed worker's own
         msg = str(caught.value)
@@ -91,7 +91,7 @@ def test_worker_that_cannot_load_fails_the_run_clearly(tmp_path: Path, backend: 
 
 def test_a_run_where_every_task_fails_is_a_failed_run(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match=r"every task failed \(16 of 16\); the first: ValueError: cannot decode"):
-        execute(prepared(tmp_path, Flaky(bad=-1), "threads"), poll=lambda _: None)
+        execute(prepared(tmp_path, Flaky(bad=-1), "threads"), poll=lambda *_: None)
     run = load_run(next(tmp_path.iterdir()))
     assert run.meta.status == "failed" and (run.spans[run.spans["kind"] == "task"]["status"] == "error").all()
 

@@ -33,7 +33,7 @@ def run(tmp: Path, modes: list[str], workload: str, *, images: int = 18, workers
                        out=tmp, **kw)  # type: ignore[arg-type]
     err = None
     try:
-        execute(prepare(config), poll=lambda _: None, argv=["test"])
+        execute(prepare(config), poll=lambda *_: None, argv=["test"])
     except BenchError as e:
         err = e
     return load_run(next(tmp.iterdir())), err
@@ -192,7 +192,7 @@ def test_sigkill_from_outside_is_a_lost_worker_and_resume_reruns_the_mode(tmp_pa
     assert _children(p.pid) == []
     r = plan_resume(run_dir)
     assert [(x.mode, x.attempt) for x in r.schedule] == [("free-run", 1)]
-    resume(r, poll=lambda _: None, argv=["test"])
+    resume(r, poll=lambda *_: None, argv=["test"])
     after = load_run(run_dir)
     counted_ok_once(after, "free-run", 30)
     assert (after.spans["attempt"] == 1).all() and (after.superseded["attempt"] == 0).all()
@@ -208,7 +208,7 @@ def test_resume_with_keep_partial_runs_only_what_has_no_ok_record(tmp_path: Path
     r = plan_resume(run_dir, keep_partial=True)
     (mr,) = r.schedule
     assert sorted(r.prep.workload.tasks(18, 0)[i].id for i in mr.tasks or ()) == sorted(set(range(18)) - done)
-    resume(r, poll=lambda _: None, argv=["test"])
+    resume(r, poll=lambda *_: None, argv=["test"])
     after = load_run(run_dir)
     counted_ok_once(after, "free-run", 18)
     assert after.meta.pieced == [(0, "free-run")]

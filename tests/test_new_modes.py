@@ -132,7 +132,7 @@ def test_every_mode_on_the_tiny_model_does_the_same_work_and_a_change_is_named(
     def tiny(tag: str) -> RunData:
         config = RunConfig(modes=[*MODES, "staleness:1"], images=4, workers=2, backend="threads",
                            out=tmp_path_factory.mktemp(tag), edit={"model": "random:tiny", "steps": 2})
-        return load_run(execute(prepare(config), poll=lambda _: None, argv=["test"]))
+        return load_run(execute(prepare(config), poll=lambda *_: None, argv=["test"]))
 
     same = report_json(tiny("same"))["outputs"]
     assert same["same"] and same["compared"] == 4

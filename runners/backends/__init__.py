@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from runners.backends import processes, threads
-from runners.monitor import Loss
+from runners.monitor import Loss, Poll
 from runners.worker import WorkerSpec
 
-Backend = Callable[[list[WorkerSpec], Callable[[], None], float | None], list[Loss]]
+Backend = Callable[[list[WorkerSpec], Poll, float | None], list[Loss]]
 
 BACKENDS: dict[str, Backend] = {"processes": processes.run, "threads": threads.run}

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -24,7 +24,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from bench.errors import BenchError, Terminated
-from runners.monitor import Loss, Monitor
+from runners.monitor import Loss, Monitor, Poll
 from runners.nvml import open_sampler
 from runners.sync import LOST, RunStopped, StoreSync
 from runners.worker import WorkerSpec, worker_main
@@ -58,7 +58,7 @@ def _child(spec: WorkerSpec, port: int) -> None:
         raise
 
 
-def run(specs: list[WorkerSpec], poll: Callable[[], None], task_timeout_s: float | None) -> list[Loss]:
+def run(specs: list[WorkerSpec], poll: Poll, task_timeout_s: float | None) -> list[Loss]:
     """Run the workers to the end; returns the workers lost on the way. Raises BenchError when the run cannot
     go on (a worker lost before any mode started), KeyboardInterrupt or Terminated when stopped from outside."""
     server = dist.TCPStore("127.0.0.1", 0, None, True, timeout=STORE_TIMEOUT, wait_for_workers=False)
@@ -82,7 +82,7 @@ def run(specs: list[WorkerSpec], poll: Callable[[], None], task_timeout_s: float
 
     try:
         while any(p.is_alive() for p in procs.values()):
-            poll()
+            poll(monitor.states())
             watch()
             time.sleep(POLL_S)
         watch()  # what ended since the last look
@@ -92,7 +92,7 @@ def run(specs: list[WorkerSpec], poll: Callable[[], None], task_timeout_s: float
         raise
     finally:
         _end_all(procs, stopping_since)
-        poll()
+        poll(monitor.states())
         monitor.close()
     return monitor.losses
 

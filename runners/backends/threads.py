@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from bench.errors import BenchError, Terminated
-from runners.monitor import Loss, Monitor
+from runners.monitor import Loss, Monitor, Poll
 from runners.nvml import open_sampler
 from runners.sync import LOST, LocalStore, StoreSync
 from runners.worker import WorkerSpec, error_text, worker_main
@@ -23,7 +22,7 @@ POLL_S = 0.1
 STOP_WAIT_S = 30.0  # after a stop, how long the other threads get to reach their next action
 
 
-def run(specs: list[WorkerSpec], poll: Callable[[], None], task_timeout_s: float | None) -> list[Loss]:
+def run(specs: list[WorkerSpec], poll: Poll, task_timeout_s: float | None) -> list[Loss]:
     import torch
 
     if specs[0].torch_threads:
@@ -60,7 +59,7 @@ def run(specs: list[WorkerSpec], poll: Callable[[], None], task_timeout_s: float
 
     try:
         while any(t.is_alive() for t in threads.values()):
-            poll()
+            poll(monitor.states())
             watch()
             time.sleep(POLL_S)
         watch()  # what ended since the last look
@@ -74,7 +73,7 @@ def run(specs: list[WorkerSpec], poll: Callable[[], None], task_timeout_s: float
                 t.join(timeout=max(deadline - time.monotonic(), 0.0))
         raise
     finally:
-        poll()
+        poll(monitor.states())
         monitor.close()
     return monitor.losses
 
