@@ -39,7 +39,8 @@ app = typer.Typer(
 # numbers, so it gets the 100 columns the report is laid out for (COLUMNS still wins where set).
 _PIPED_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 100
 out = Console(width=_PIPED_WIDTH)
-err = Console(stderr=True)
+# Messages on stderr into a file or a CI log stay one line each (a terminal wraps them itself).
+err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
 WORKLOAD_HELP = (
     "edit = Qwen-Image-Edit through diffusers (see --model). "

@@ -2,7 +2,8 @@
 
 Every process runs the same `bench run`; each learns its rank, local rank and world size from torchrun's
 environment and uses its node's GPU of its local rank (or one CPU worker). Everything between the ranks goes
-through the store torchrun's agent serves for each round (MASTER_ADDR:MASTER_PORT): barriers, the queue and
+through the store torchrun's agent serves (MASTER_ADDR:MASTER_PORT; the same store for every round of a job,
+so each round works under a fresh prefix the ranks agree on first): barriers, the queue and
 gates (`runners.sync`), the clock exchanges, the checks at the start and, where the ranks share no folder,
 the records; no process group is needed. Rank 0 checks that every node was started
 alike, owns the run folder and meta.json (a new one, or after a torchrun restart the one of this rendezvous
@@ -40,6 +41,48 @@ CONNECT_TIMEOUT = timedelta(seconds=60)  # rank 0's store must answer within thi
 STORE_TIMEOUT = timedelta(minutes=30)
 TOKEN = ".syncbench-folder"
 PROGRESS_EVERY_S = 30.0  # rank 0's progress line
+
+
+def _fresh_namespace(store: Any, info: DistInfo, timeout_s: float) -> str:
+    """A key prefix that this round's ranks agree on and no earlier round used.
+
+    torchrun's agent keeps one store for every round of a job (it is not renewed on a restart), so keys an
+    earlier round wrote are still there and would be read as this round's. Each process therefore makes a
+    fresh nonce and only trusts an answer that echoes it: rank 0 publishes its nonce; each other rank answers
+    with (rank 0's nonce, its own) and takes the namespace from the reply that names its own nonce; rank 0
+    replies only to answers naming its nonce. Stale keys of a dead round can then never match."""
+    me = secrets.token_hex(8)
+    deadline = time.monotonic() + timeout_s
+
+    def wait() -> None:
+        if time.monotonic() > deadline:
+            raise BenchError(f"rank {info.rank}: the other ranks of this torchrun group did not answer within "
+                             f"{timeout_s:g} s")
+        time.sleep(0.005)
+
+    if info.rank == 0:
+        store.set("syncbench/round", me)
+        for r in range(1, info.world):
+            while True:
+                hello = store.get(f"syncbench/hello/{r}").decode() if store.check([f"syncbench/hello/{r}"]) else ""
+                ours, _, theirs = hello.partition(":")
+                if ours == me:
+                    store.set(f"syncbench/welcome/{r}", f"{theirs}:{me}")
+                    break
+                wait()
+        return me
+    answered = ""
+    while True:
+        round_ = store.get("syncbench/round").decode() if store.check(["syncbench/round"]) else ""
+        if round_ and round_ != answered:  # (a stale round's nonce gets a stale answer, never replied to)
+            store.set(f"syncbench/hello/{info.rank}", f"{round_}:{me}")
+            answered = round_
+        key = f"syncbench/welcome/{info.rank}"
+        if store.check([key]):
+            echo, _, ns = store.get(key).decode().partition(":")
+            if echo == me:
+                return ns
+        wait()
 
 
 class _Group:
@@ -220,7 +263,7 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
 
     info = dist_info()
     assert info is not None
-    # This round's store: the one torchrun's agent serves (a new one every round, so no key is left over).
+    # The store torchrun's agent serves; it outlives a restart, so this round works under a prefix of its own.
     host, port = os.environ.get("MASTER_ADDR", "localhost"), int(os.environ.get("MASTER_PORT", "0"))
     try:
         store = dist.TCPStore(host, port, is_master=False, timeout=CONNECT_TIMEOUT)
@@ -228,6 +271,7 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
     except Exception as e:  # nobody answers there
         raise BenchError(f"rank {info.rank}: cannot reach the torchrun group's store at {host}:{port} "
                          f"({' '.join(str(e).split())[:160]})") from None
+    store = dist.PrefixStore(f"syncbench/{_fresh_namespace(store, info, STORE_TIMEOUT.total_seconds())}/", store)
     group = _Group(store, info)
     rank0 = info.rank == 0
     # 1. This rank's device and workload, checked here; then the same options on every node.

@@ -4,8 +4,10 @@ by a known offset and drift, a node started with other options, and a restart th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -39,11 +41,17 @@ def two_nodes(outs: tuple[Path, Path], *args: str, env: dict[str, str] | None = 
                "--rdzv-id", rdzv, *torchrun, "-m", "bench", "run", "--workers", "1", "--out", str(out),
                "--no-report", *args]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100", **(env or {})}))
+                                      env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100", **(env or {})},
+                                      start_new_session=True))
     done = []
-    for p in procs:
-        out, _ = p.communicate(timeout=timeout)
-        done.append(subprocess.CompletedProcess(p.args, p.returncode, out, ""))
+    try:
+        for p in procs:
+            out, _ = p.communicate(timeout=timeout)
+            done.append(subprocess.CompletedProcess(p.args, p.returncode, out, ""))
+    finally:  # a hung group must not outlive its test: end each node's agent and workers
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
     return done
 
 
