@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             captured.update({k: v.clone() if torch.is_tensor(v) else v for k, v in kwargs.items() if k != "return_dict"})
 
     hook = pipe.transformer.register_forward_pre_hook(grab, with_kwargs=True)
-    wl = EditWorkload(model=FULL, steps=2, size=a.size, true_cfg_scale=4.0, trace_steps=False)
+    # --shrink: the condition image at the output size too (the pipeline would make it ~1024², thousands of tokens)
+    wl = EditWorkload(model=FULL, steps=2, size=a.size, true_cfg_scale=4.0, trace_steps=False,
+                      condition_side=a.size if a.shrink else None)
     task = Task(id=0, image=None, prompt="make the sky purple", seed=0)
 
     class _Nothing:

@@ -266,12 +266,12 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
     # The store torchrun's agent serves; it outlives a restart, so this round works under a prefix of its own.
     host, port = os.environ.get("MASTER_ADDR", "localhost"), int(os.environ.get("MASTER_PORT", "0"))
     try:
-        store = dist.TCPStore(host, port, is_master=False, timeout=CONNECT_TIMEOUT)
-        store.set_timeout(STORE_TIMEOUT)
+        agents = dist.TCPStore(host, port, is_master=False, timeout=CONNECT_TIMEOUT)
+        agents.set_timeout(STORE_TIMEOUT)
     except Exception as e:  # nobody answers there
         raise BenchError(f"rank {info.rank}: cannot reach the torchrun group's store at {host}:{port} "
                          f"({' '.join(str(e).split())[:160]})") from None
-    store = dist.PrefixStore(f"syncbench/{_fresh_namespace(store, info, STORE_TIMEOUT.total_seconds())}/", store)
+    store = dist.PrefixStore(f"syncbench/{_fresh_namespace(agents, info, STORE_TIMEOUT.total_seconds())}/", agents)
     group = _Group(store, info)
     rank0 = info.rank == 0
     # 1. This rank's device and workload, checked here; then the same options on every node.

@@ -30,7 +30,7 @@ def now() -> int:
 
 # A test hook: SYNCBENCH_TEST_ALTER=MODE:TASK runs that task with another seed in that mode, so the outputs
 # differ; the check that every mode did the same work must then name it.
-ALTER = os.environ.get("SYNCBENCH_TEST_ALTER", "")
+ALTER = "SYNCBENCH_TEST_ALTER"  # read when a mode run starts (a forked worker gets its parent's environment then)
 
 
 class SampleSource(Protocol):
@@ -216,6 +216,7 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
     rec.span(Kind.WARMUP, "warmup", start, now(), task=warm.id, error=error)
     if hooks is not None:
         hooks.before(run)
+    alter = os.environ.get(ALTER, "")
     reply: int | None = None
     tries: dict[int, int] = {}  # first try of a task the queue gave back after a loss
     t0: int | None = None
@@ -241,7 +242,7 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
             reply = None
             if isinstance(action, Run):
                 task = spec.tasks[indices[action.task]]
-                if f"{run.mode}:{task.id}" == ALTER:  # the test hook: this task does different work here
+                if f"{run.mode}:{task.id}" == alter:  # the test hook: this task does different work here
                     task = replace(task, seed=task.seed + 1)
                 first = tries.pop(action.task, 0)
                 for retry in range(first, first + spec.retries + 1):

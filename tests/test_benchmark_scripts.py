@@ -48,7 +48,7 @@ def test_smoke_pairs_traced_and_untraced_edits_of_the_same_task(tmp_path: Path) 
 @pytest.mark.slow
 def test_threads_probe_runs_and_applies_its_model(tmp_path: Path) -> None:
     out = tmp_path / "probe.json"
-    assert _script("threads_probe").main(["--gpus", "2", "--shrink", "--steps", "2", "--json", str(out)]) == 0
+    assert _script("threads_probe").main(["--gpus", "2", "--shrink", "--steps", "2", "--size", "64", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert len(r["step_threads_s"]) == 2 and len(r["host_samples"]) == 2
     assert 0 < r["host_s"] <= r["step_sync_s"]

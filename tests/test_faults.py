@@ -136,16 +136,45 @@ def _wait_for_tasks(out: Path, n: int, timeout: float = 60.0) -> Path:
     raise AssertionError(f"no {n} task records under {out} in {timeout} s")
 
 
-def _children(pid: int) -> list[int]:
-    out = []
+def _parents() -> dict[int, int]:
+    out = {}
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             try:
-                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(p.name))
+                stat = (p / "stat").read_text().rsplit(")", 1)[1].split()
+                if stat[0] != "Z":  # a zombie has ended
+                    out[int(p.name)] = int(stat[1])
             except (OSError, IndexError, ValueError):
                 pass
     return out
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (the workers are children of the forkserver, itself a child)."""
+    parents, found, todo = _parents(), set(), [pid]
+    while todo:
+        parent = todo.pop()
+        kids = [c for c, par in parents.items() if par == parent]
+        found.update(kids)
+        todo.extend(kids)
+    return found
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes of bench run `pid`: the forkserver's children."""
+    parents = _parents()
+    servers = [c for c, par in parents.items() if par == pid
+               and b"forkserver" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    return sorted(c for c, par in parents.items() if par in servers)
+
+
+def _alive(pids: set[int], within: float = 3.0) -> dict[int, str]:
+    """Which of `pids` still run `within` seconds from now (the forkserver and the resource tracker end once
+    they see their parent gone, a moment after it), with their command lines."""
+    deadline = time.monotonic() + within
+    while (left := pids & set(_parents())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {x: Path(f"/proc/{x}/cmdline").read_bytes().decode(errors="replace") for x in left}
 
 
 @pytest.mark.parametrize("backend", ["processes", "threads"])
@@ -153,6 +182,8 @@ def test_ctrl_c_stops_promptly_then_resume_finishes_every_task_once(tmp_path: Pa
     p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "40", "--mode", "both",
                "--backend", backend, out=tmp_path)
     run_dir = _wait_for_tasks(tmp_path, 6)
+    below = _descendants(p.pid)
+    assert backend == "threads" or len(_workers(p.pid)) == 2
     os.killpg(p.pid, signal.SIGINT)  # what the terminal sends: to every process of the group
     t = time.monotonic()
     p.wait(timeout=30)
@@ -161,7 +192,7 @@ def test_ctrl_c_stops_promptly_then_resume_finishes_every_task_once(tmp_path: Pa
     assert "leaked" not in output  # no semaphores left for Python to warn about
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "interrupted" and "Ctrl-C" in meta["error"]
-    assert _children(p.pid) == []
+    assert _alive(below) == {}  # no worker, forkserver or tracker left behind
     before = load_run(run_dir)
     n_before = len(before.spans)
     assert n_before and "free-run" in set(before.spans["mode"])
@@ -181,15 +212,15 @@ def test_sigkill_from_outside_is_a_lost_worker_and_resume_reruns_the_mode(tmp_pa
     p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "30", "--mode", "free-run",
                out=tmp_path)
     run_dir = _wait_for_tasks(tmp_path, 4)
-    workers = _children(p.pid)
-    assert len(workers) >= 2
-    victim = max(workers)
-    os.kill(victim, signal.SIGKILL)
+    below = _descendants(p.pid)
+    workers = _workers(p.pid)
+    assert len(workers) == 2
+    os.kill(workers[1], signal.SIGKILL)
     out, _ = p.communicate(timeout=60)
     assert p.returncode == 2 and b"leaked" not in out, out
     (row,) = lost(load_run(run_dir)).itertuples()
     assert row.name == "died" and "SIGKILL" in row.error and row.mode == "free-run"
-    assert _children(p.pid) == []
+    assert _alive(below) == {}
     r = plan_resume(run_dir)
     assert [(x.mode, x.attempt) for x in r.schedule] == [("free-run", 1)]
     resume(r, poll=lambda *_: None, argv=["test"])

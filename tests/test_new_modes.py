@@ -137,7 +137,7 @@ def test_every_mode_on_the_tiny_model_does_the_same_work_and_a_change_is_named(
     same = report_json(tiny("same"))["outputs"]
     assert same["same"] and same["compared"] == 4
     assert same["text"] == "outputs: every mode produced the same output for each of the 4 tasks"
-    monkeypatch.setattr(worker, "ALTER", "dynamic:2")  # task 2 gets another seed in dynamic only
+    monkeypatch.setenv(worker.ALTER, "dynamic:2")  # task 2 gets another seed in dynamic only
     changed = report_json(tiny("changed"))["outputs"]
     assert not changed["same"] and list(changed["differing"]) == [2]
     assert changed["text"].startswith("outputs DIFFER for 1 of 4 tasks: task 2 (")

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import timedelta
+from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
@@ -39,7 +40,10 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise RunStopped("terminated")
 
 
-def _child(spec: WorkerSpec, port: int) -> None:
+def _child(spec: WorkerSpec, port: int, environ: dict[str, str]) -> None:
+    # A forkserver child starts with the environment the server had; the run's is the parent's of now.
+    os.environ.clear()
+    os.environ.update(environ)
     # Ctrl-C reaches every process of the terminal: the parent decides, and tells the workers through the store.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
@@ -58,14 +62,26 @@ def _child(spec: WorkerSpec, port: int) -> None:
         raise
 
 
+def _context(specs: list[WorkerSpec]) -> ForkServerContext:
+    """Workers are forked from a server process that has imported torch (and, for an edit, diffusers) once:
+    a spawned worker spent seconds of CPU importing them, each, on every run. Never a plain fork of this
+    process: it may hold threads and CUDA state. The server is started on the first run of this process and
+    kept for later ones (its preload is that first run's)."""
+    ctx = mp.get_context("forkserver")
+    assert isinstance(ctx, ForkServerContext)
+    heavy = getattr(specs[0].workload, "model", None) is not None  # the edit workload names its model
+    ctx.set_forkserver_preload(["torch", "diffusers", "transformers"] if heavy else ["torch"])
+    return ctx
+
+
 def run(specs: list[WorkerSpec], poll: Poll, task_timeout_s: float | None) -> list[Loss]:
     """Run the workers to the end; returns the workers lost on the way. Raises BenchError when the run cannot
     go on (a worker lost before any mode started), KeyboardInterrupt or Terminated when stopped from outside."""
     server = dist.TCPStore("127.0.0.1", 0, None, True, timeout=STORE_TIMEOUT, wait_for_workers=False)
     server.set(LOST, "")
-    ctx = mp.get_context("spawn")
+    ctx = _context(specs)
     # Children must not inherit a thread count meant for the parent; each sets its own share.
-    procs = {s.worker: ctx.Process(target=_child, args=(s, server.port), name=f"syncbench-w{s.worker}")
+    procs = {s.worker: ctx.Process(target=_child, args=(s, server.port, dict(os.environ)), name=f"syncbench-w{s.worker}")
              for s in specs}
     for p in procs.values():
         p.start()
