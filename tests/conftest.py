@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Tables are laid out for 100 columns; a test's output must not depend on the terminal it runs from.
+os.environ["COLUMNS"] = "100"
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test processes on two cores: one compute thread each (and each process they start), or their OpenMP
+    # threads spin against each other, which made a tiny edit 60x slower here.
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 import pytest
 
