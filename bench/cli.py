@@ -115,7 +115,7 @@ def run(
         help="With --resume: run only the tasks with no ok record (for the edits, not the timing: the mode's "
              "timeline is then pieced together and marked so).")] = False,
     no_shared_fs: Annotated[bool, typer.Option(
-        help="Under torchrun: the nodes share no filesystem; each writes its records into its own --out and "
+        "--no-shared-fs", help="Under torchrun: the nodes share no filesystem; each writes its records into its own --out and "
              "rank 0 collects them at the end of each mode (detected when rank 0's folder is not visible).")] = False,
     report: Annotated[bool, typer.Option(help="Write charts and trace when done.")] = True,
 ) -> None:
