@@ -18,3 +18,10 @@ import pytest
 @pytest.fixture(scope="session")
 def session_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SYNCBENCH_CACHE for the session's tests that need the tiny model built, not how it is built: the
+    first builds it, the others load it (the tests of building use folders of their own)."""
+    return tmp_path_factory.mktemp("tiny-cache")

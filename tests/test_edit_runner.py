@@ -16,9 +16,9 @@ T, G = 5, 2
 
 
 @pytest.fixture(scope="module")
-def edit_run(tmp_path_factory: pytest.TempPathFactory) -> RunData:
+def edit_run(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> RunData:
     mp = pytest.MonkeyPatch()
-    mp.setenv("SYNCBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("SYNCBENCH_CACHE", str(tiny_cache))
     try:
         config = RunConfig(modes=["free-run", "batch-sync", "dynamic"], images=T, workers=G,
                            out=tmp_path_factory.mktemp("runs"), edit={"model": "random:tiny", "steps": 3})

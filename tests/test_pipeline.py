@@ -24,9 +24,9 @@ from runners.worker import TaskBuffer
 
 
 @pytest.fixture(scope="module")
-def tiny_pipe(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def tiny_pipe(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> Any:
     mp = pytest.MonkeyPatch()
-    mp.setenv("SYNCBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+    mp.setenv("SYNCBENCH_CACHE", str(tiny_cache))
     try:
         yield tiny.load_tiny("cpu")
     finally:

@@ -67,22 +67,6 @@ def every_task_once(run_dir: Path, modes: list[str], n: int) -> None:
         assert sorted(t["task"]) == list(range(n)), mode
 
 
-def test_two_nodes_share_one_run_folder(tmp_path: Path) -> None:
-    modes = ["free-run", "batch-sync", "dynamic"]
-    res = two_nodes((tmp_path, tmp_path), "--workload", WORKLOAD, "--images", "16", "--mode", ",".join(modes))
-    assert [r.returncode for r in res] == [0, 0], res[0].stdout[-2000:] + res[1].stdout[-2000:]
-    run_dir = the_run(tmp_path)
-    every_task_once(run_dir, modes, 16)
-    run = load_run(run_dir)
-    assert list(run.spans.columns) == list(SPAN_COLUMNS)  # the same records as on one host
-    assert {w.node for w in run.meta.workers} == {0, 1} and run.meta.launch["shared_folder"] is True
-    assert sorted(p.name for p in (run_dir / "spans").glob("*.jsonl")) == ["w0.jsonl", "w1.jsonl"]
-    assert run.meta.status == "complete" and run.meta.backend == "torchrun"
-    # On one host the offset is measured too, and comes out under its bound.
-    for c in run.meta.clocks:
-        assert abs(c["offset_ns"]) <= c["rtt_ns"] / 2 + 20_000, c  # + 20 µs: the two ends' own reading cost
-
-
 def test_without_a_shared_folder_with_a_moved_clock(tmp_path: Path) -> None:
     """Node 1 writes into its own --out and sends its records to rank 0; its clock reads 1000 s ahead and
     runs 2000 ppm fast. Every exchange finds the offset within its bound, and on the merged timeline no task
@@ -125,16 +109,26 @@ def test_nodes_started_with_other_options_are_refused(tmp_path: Path) -> None:
     assert not any((d / "meta.json").is_file() for d in tmp_path.iterdir())  # nothing that looks like a run
 
 
-def test_a_restarted_group_resumes_its_run_folder(tmp_path: Path) -> None:
-    """Node 1's worker dies during free-run; torchrun restarts the group (--max-restarts 1), which finds the
-    folder of its rendezvous id and runs free-run again as attempt 1; dynamic, not yet run, runs once."""
-    res = two_nodes((tmp_path, tmp_path), "--workload", "synthetic:mean=0.02,die=9", "--images", "16",
-                    "--mode", "free-run,dynamic", torchrun=("--max-restarts", "1"))
+def test_two_nodes_share_one_run_folder_and_a_restarted_group_resumes_it(tmp_path: Path) -> None:
+    """Both nodes write into one folder. Node 1's worker dies during free-run; torchrun restarts the group
+    (--max-restarts 1), which finds the folder of its rendezvous id and runs free-run again as attempt 1;
+    batch-sync and dynamic, not yet run, run once. (One test for both: each pair of torchruns costs seconds.)"""
+    modes = ["free-run", "batch-sync", "dynamic"]
+    res = two_nodes((tmp_path, tmp_path), "--workload", "synthetic:mean=0.02,jitter=0.3,die=9", "--images", "16",
+                    "--mode", ",".join(modes), torchrun=("--max-restarts", "1"))
     assert [r.returncode for r in res] == [0, 0], res[0].stdout[-3000:] + res[1].stdout[-3000:]
     run_dir = the_run(tmp_path)
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "complete" and meta["resumes"] and meta["resumes"][-1]["torchrun_restart"]
-    every_task_once(run_dir, ["free-run", "dynamic"], 16)
+    every_task_once(run_dir, modes, 16)
     run = load_run(run_dir)
+    assert list(run.spans.columns) == list(SPAN_COLUMNS)  # the same records as on one host
+    assert {w.node for w in run.meta.workers} == {0, 1} and run.meta.launch["shared_folder"] is True
+    assert sorted(p.name for p in (run_dir / "spans").glob("*.jsonl")) == ["w0.jsonl", "w1.jsonl"]
+    assert run.meta.backend == "torchrun"
     assert set(run.spans.loc[run.spans["mode"] == "free-run", "attempt"]) == {1}
+    assert set(run.spans.loc[run.spans["mode"] != "free-run", "attempt"]) == {0}
     assert run.superseded is not None and set(run.superseded["mode"]) == {"free-run"}
+    # On one host the offset is measured too, and comes out under its bound.
+    for c in run.meta.clocks:
+        assert abs(c["offset_ns"]) <= c["rtt_ns"] / 2 + 20_000, c  # + 20 µs: the two ends' own reading cost
