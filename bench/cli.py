@@ -354,7 +354,7 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
     try:
         check_out_dir(target)
         for p in write_report(data, target):
-            out.print(f"wrote {p}", highlight=False)
+            out.print(f"wrote {p}", highlight=False, soft_wrap=True)  # a path is not wrapped
     except BenchError as e:
         _fail(BenchError(f"{e}: the charts were not written (--out DIR writes them elsewhere)"))
     except OSError as e:

@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.config import RunConfig
 from bench.errors import BenchError
+from bench.modes import modes_label
 from bench.progress import Planned, ProgressFeed, plain_line
 from bench.schema import RunMeta, WorkerMeta
 from bench.store import create_run_dir, finish_run, load_run, mode_runs, read_meta, write_meta
@@ -306,7 +307,7 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
                                                     "ran": [[x.repeat, x.mode, x.attempt] for x in schedule],
                                                     "torchrun_restart": True}])
         else:
-            label = config.label or f"{'+'.join(config.modes)}-torchrun-{config.workload.split(':')[0]}-{info.world}x"
+            label = config.label or f"{modes_label(config.modes)}-torchrun-{config.workload.split(':')[0]}-{info.world}x"
             run_dir = create_run_dir(config.out, label)
             meta, schedule = None, [ModeRun(r, m) for r, m in config.schedule()]  # type: ignore[assignment]
         token = secrets.token_hex(8)

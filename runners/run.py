@@ -23,6 +23,7 @@ from typing import Any
 from bench import __version__
 from bench.config import RunConfig
 from bench.errors import BenchError, Terminated
+from bench.modes import modes_label
 from bench.schema import RunMeta, WorkerMeta
 from bench.store import (
     check_out_dir,
@@ -115,7 +116,7 @@ def execute(prep: Prepared, poll: RunPoll, argv: list[str] | None = None) -> Pat
     G = len(prep.devices)
     tasks = prep.workload.tasks(config.images, config.seed)
     kind = config.workload.split(":")[0]
-    label = config.label or f"{'+'.join(config.modes)}-{config.backend}-{kind}-{G}x{prep.devices[0].device.split(':')[0]}"
+    label = config.label or f"{modes_label(config.modes)}-{config.backend}-{kind}-{G}x{prep.devices[0].device.split(':')[0]}"
     cpu = not prep.devices[0].device.startswith("cuda")
     run_dir, meta = start_run(config.out, label, RunMeta(
         run_id="", status="running", modes=config.modes, n_workers=G, n_tasks=len(tasks),

@@ -56,6 +56,14 @@ def parse_modes(spec: str) -> list[str]:
     return [get_mode(m).name for m in dict.fromkeys(modes)]
 
 
+def modes_label(modes: list[str]) -> str:
+    """For a run folder's name: the group's name where the modes are a group (all, both), else the modes."""
+    for group, members in MODE_GROUPS.items():
+        if list(members) == list(modes):
+            return group
+    return "+".join(modes)
+
+
 def order_of(mode: str) -> int:
     """A mode's place in the registry (its family's place for a family member): what picks its colour."""
     names = [*MODES, *FAMILIES]
@@ -64,4 +72,4 @@ def order_of(mode: str) -> int:
 
 
 __all__ = ["BASELINE", "FAMILIES", "MODES", "MODE_GROUPS", "MODE_NAMES", "Action", "Barrier", "Claim", "Done",
-           "Gate", "Mode", "Plan", "PlanFn", "Run", "get_mode", "order_of", "parse_modes"]
+           "Gate", "Mode", "Plan", "PlanFn", "Run", "get_mode", "modes_label", "order_of", "parse_modes"]

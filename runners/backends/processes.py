@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import timedelta
-from multiprocessing.context import ForkServerContext
+from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
@@ -62,15 +62,18 @@ def _child(spec: WorkerSpec, port: int, environ: dict[str, str]) -> None:
         raise
 
 
-def _context(specs: list[WorkerSpec]) -> ForkServerContext:
-    """Workers are forked from a server process that has imported torch (and, for an edit, diffusers) once:
-    a spawned worker spent seconds of CPU importing them, each, on every run. Never a plain fork of this
-    process: it may hold threads and CUDA state. The server is started on the first run of this process and
-    kept for later ones (its preload is that first run's)."""
+def _context(specs: list[WorkerSpec]) -> ForkServerContext | SpawnContext:
+    """CPU workers are forked from a server process that has imported torch once: a spawned worker spent
+    seconds of CPU importing it, each, on every run. The server is started on the first run of this process
+    and kept for later ones. CUDA workers are spawned: a forkserver child cannot initialise CUDA once the
+    server's imports have touched it (seen on an H200: "Cannot re-initialize CUDA in forked subprocess")."""
+    if any(s.device.startswith("cuda") for s in specs):
+        spawn = mp.get_context("spawn")
+        assert isinstance(spawn, SpawnContext)
+        return spawn
     ctx = mp.get_context("forkserver")
     assert isinstance(ctx, ForkServerContext)
-    heavy = getattr(specs[0].workload, "model", None) is not None  # the edit workload names its model
-    ctx.set_forkserver_preload(["torch", "diffusers", "transformers"] if heavy else ["torch"])
+    ctx.set_forkserver_preload(["torch"])
     return ctx
 
 
