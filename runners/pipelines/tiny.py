@@ -36,20 +36,25 @@ from runners.pipelines.qwen import (
 TINY_SEED = 0
 
 # --------------------------------------------------------------------------------------------------
-# Toy widths. Everything the real model has (vision tower with window + full attention, mRoPE, the 3-D
-# causal VAE with 3 down-samplings, true CFG) is still there; only widths, depths and the vocab shrink.
+# Toy widths. Everything the real model has (vision tower with window + full attention, mRoPE, the joint
+# text/image transformer block, the 3-D causal VAE with 3 down-samplings and its attention mid-block, true
+# CFG) is still there; only widths, depths and the vocab shrink. At these sizes a forward is op dispatch, not
+# arithmetic, so the cost is the number of ops: one transformer block, and a VAE with the fewest res blocks
+# the classes allow (none between the encoder's down-samplings, one per decoder stage; that needs equal widths).
 
-TINY_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                 num_key_value_heads=1, vocab_size=1024, max_position_embeddings=4096, rms_norm_eps=1e-6,
-                 rope_parameters={"mrope_section": [2, 3, 3], "rope_theta": 1000000.0, "rope_type": "default"})
-TINY_VISION = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
-                   patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                   fullatt_block_indexes=[1], tokens_per_second=2)
-TINY_TRANSFORMER = dict(patch_size=2, in_channels=64, out_channels=16, num_layers=6, attention_head_dim=32,
-                        num_attention_heads=4, joint_attention_dim=32, guidance_embeds=False,
-                        axes_dims_rope=(8, 12, 12))
-TINY_VAE = dict(base_dim=8, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1, attn_scales=[],
-                temperal_downsample=[False, True, True])
+TINY_TEXT: dict[str, Any] = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+    vocab_size=1024, max_position_embeddings=4096, rms_norm_eps=1e-6,
+    rope_parameters={"mrope_section": [2, 3, 3], "rope_theta": 1000000.0, "rope_type": "default"})
+TINY_VISION: dict[str, Any] = dict(
+    depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, patch_size=14,
+    spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[1], tokens_per_second=2)
+TINY_TRANSFORMER: dict[str, Any] = dict(
+    patch_size=2, in_channels=64, out_channels=16, num_layers=1, attention_head_dim=16, num_attention_heads=2,
+    joint_attention_dim=32, guidance_embeds=False, axes_dims_rope=(4, 6, 6))
+TINY_VAE: dict[str, Any] = dict(
+    base_dim=4, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=0, attn_scales=[],
+    temperal_downsample=[False, True, True])
 
 
 def _fingerprint() -> str:
@@ -71,14 +76,19 @@ def deviations(condition_side: int | None) -> list[str]:
         f"text encoder: hidden {t['hidden_size']} (real 3584), {t['num_hidden_layers']} layers (real 28), "
         f"vocab {t['vocab_size']} (real 152064); vision tower hidden {v['hidden_size']} (real 1280), "
         f"depth {v['depth']} (real 32)",
-        f"transformer: {x['num_layers']} blocks (real 60), {x['num_attention_heads']} heads × "
+        f"transformer: {_count(x['num_layers'], 'block')} (real 60), {x['num_attention_heads']} heads × "
         f"{x['attention_head_dim']} (real 24 × 128)",
         f"VAE: base width {a['base_dim']} (real 96), width multipliers {a['dim_mult']} (real [1, 2, 4, 4]), "
-        f"{a['num_res_blocks']} res block per stage (real 2); same 3 down-samplings and 16 latent channels",
+        f"{_count(a['num_res_blocks'], 'res block')} per encoder stage and {a['num_res_blocks'] + 1} per decoder "
+        "stage (real 2 and 3); same 3 down-samplings, attention mid-blocks and 16 latent channels",
         "tokenizer: a small byte-level BPE trained offline (same special tokens and template split as "
         "Qwen2's, a different vocabulary)",
         "float32 on CPU instead of bfloat16 on GPU",
     ]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def describe() -> dict[str, Any]:
