@@ -1,9 +1,9 @@
 """random:tiny: Qwen-Image-Edit's own pipeline classes at toy widths, built offline.
 
 Builds the processor, text encoder, transformer, VAE and scheduler with seeded random weights, saves the
-pipeline with `save_pretrained` into a cache folder (atomically: a temporary folder renamed into place, so
-parallel workers don't race) and loads it back with `from_pretrained`, so the real loading path runs. It does
-not shrink the condition image per call (`edit` does, through `qwen.condition_area`).
+pipeline with `save_pretrained` into a cache folder (atomically: a temporary folder renamed into place; one
+worker builds while the others wait) and loads it back with `from_pretrained`, so the real loading path runs.
+It does not shrink the condition image per call (`edit` does, through `qwen.condition_area`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 from runners.pipelines.qwen import (
     _CORPUS,
@@ -147,14 +154,75 @@ def is_complete(path: Path) -> bool:
 def ensure_tiny(root: Path | None = None) -> Path:
     """The saved tiny pipeline's folder, building it first if needed (atomic: tmp folder, then rename).
 
-    Under torch.distributed (the processes backend) transformers writes weights on rank 0 only, so the build
-    then runs in a fresh Python process. An incomplete folder (an older, interrupted build) is moved aside.
+    One process builds, the others wait for it (a lock file beside the folder): on a cold cache the workers of
+    a run would otherwise all build the same folder at once. The build runs in this process, except under
+    torch.distributed on a rank other than 0, where transformers would not write the text encoder's weights:
+    such a rank first gives rank 0 `RANK0_GRACE_S` to build it, then builds in a fresh Python process. An
+    incomplete folder (an older, interrupted build) is moved aside.
     """
     root = root or cache_root()
     path = root / TINY_NAME
     if is_complete(path):
         return path
     root.mkdir(parents=True, exist_ok=True)
+    lock = root / f".{TINY_NAME}.lock"
+    in_process = _rank() == 0
+    if not in_process:
+        _import_classes()  # loading needs them: import them while rank 0 builds, not after
+        _wait_for_builder(path, lock, RANK0_GRACE_S)
+    with _locked(lock):
+        if not is_complete(path):
+            _build_into(path, in_process)
+    return path
+
+
+RANK0_GRACE_S = 30.0  # how long a rank other than 0 waits for rank 0 to start building
+
+
+def _import_classes() -> None:
+    """Import what building and loading the tiny pipeline use (seconds: diffusers imports all its models)."""
+    import diffusers
+    import transformers
+    import transformers.models.qwen2_vl.video_processing_qwen2_vl
+
+    for name in ("Qwen2_5_VLForConditionalGeneration", "Qwen2Tokenizer", "Qwen2VLImageProcessor", "Qwen2VLProcessor"):
+        getattr(transformers, name)  # transformers imports lazily, on first access
+    diffusers.QwenImageEditPipeline  # noqa: B018
+
+
+def _rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+@contextlib.contextmanager
+def _locked(lock: Path) -> Iterator[None]:
+    """An exclusive lock on the file `lock` (blocking); without fcntl (not POSIX), no lock: the atomic rename
+    still keeps the folder whole, the builds are only repeated."""
+    with open(lock, "a") as f:
+        if fcntl is not None:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def _wait_for_builder(path: Path, lock: Path, grace_s: float) -> None:
+    """Return when `path` is complete, when another process's build (holding `lock`) has ended, or after
+    `grace_s` seconds in which nobody started one."""
+    if fcntl is None:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and not is_complete(path):
+        with open(lock, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # someone is building: wait for the end of it
+                fcntl.flock(f, fcntl.LOCK_EX)
+                return
+        time.sleep(0.05)  # nobody yet: give rank 0 the chance to start
+
+
+def _build_into(path: Path, in_process: bool) -> None:
+    root = path.parent
     if path.exists():
         aside = root / f".{TINY_NAME}-broken-{os.getpid()}"
         with contextlib.suppress(OSError):
@@ -162,13 +230,13 @@ def ensure_tiny(root: Path | None = None) -> Path:
         shutil.rmtree(aside, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{TINY_NAME}-", dir=root))
     try:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if in_process:
+            _save_tiny(tmp)
+        else:
             repo = str(Path(__file__).resolve().parents[2])
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
             subprocess.run([sys.executable, "-m", "runners.pipelines.tiny", str(tmp)], check=True, env=env,
                            stdout=subprocess.DEVNULL)
-        else:
-            _save_tiny(tmp)
         if not is_complete(tmp):
             raise RuntimeError(f"building random:tiny in {tmp} left an incomplete folder")
         try:
@@ -178,7 +246,6 @@ def ensure_tiny(root: Path | None = None) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return path
 
 
 def _save_tiny(folder: Path) -> None:
