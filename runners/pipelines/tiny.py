@@ -197,11 +197,12 @@ def _rank() -> int:
 
 @contextlib.contextmanager
 def _locked(lock: Path) -> Iterator[None]:
-    """An exclusive lock on the file `lock` (blocking); without fcntl (not POSIX), no lock: the atomic rename
-    still keeps the folder whole, the builds are only repeated."""
+    """An exclusive lock on the file `lock` (blocking). Without fcntl (not POSIX) or where the file system
+    refuses locks, none: the atomic rename still keeps the folder whole, the builds are only repeated."""
     with open(lock, "a") as f:
         if fcntl is not None:
-            fcntl.flock(f, fcntl.LOCK_EX)
+            with contextlib.suppress(OSError):
+                fcntl.flock(f, fcntl.LOCK_EX)
         yield  # closing the file releases the lock
 
 
@@ -217,6 +218,8 @@ def _wait_for_builder(path: Path, lock: Path, grace_s: float) -> None:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # someone is building: wait for the end of it
                 fcntl.flock(f, fcntl.LOCK_EX)
+                return
+            except OSError:  # no locks on this file system: build (or find it built) without waiting
                 return
         time.sleep(0.05)  # nobody yet: give rank 0 the chance to start
 
