@@ -188,12 +188,14 @@ def test_full_size_architecture_on_meta_device() -> None:
 
 
 @pytest.mark.slow
-def test_tiny_cache_rebuilds_broken_folder_and_builds_under_distributed(tmp_path: Path) -> None:
+def test_tiny_cache_rebuilds_broken_folder_in_process_on_rank_0(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     broken = tmp_path / tiny.TINY_NAME
     (broken / "text_encoder").mkdir(parents=True)
     (broken / "model_index.json").write_text("{}")  # what a rank-1 save once left: no weights
     assert not tiny.is_complete(broken)
-    # Under torch.distributed the build runs in a fresh process (transformers saves weights on rank 0 only).
+    # Rank 0 of a process group saves every weight itself: no second Python process.
+    monkeypatch.setattr(tiny.subprocess, "run", lambda *a, **k: pytest.fail("rank 0 started a build process"))
     dist = torch.distributed
     dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:
@@ -201,33 +203,42 @@ def test_tiny_cache_rebuilds_broken_folder_and_builds_under_distributed(tmp_path
     finally:
         dist.destroy_process_group()
     assert path == broken and tiny.is_complete(path)
-    assert [p.name for p in tmp_path.iterdir()] == [tiny.TINY_NAME]  # no temporary folders left
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [tiny.TINY_NAME]  # no temporary folders left
 
 
-def test_a_hub_model_is_checked_before_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    import huggingface_hub
-    from huggingface_hub.utils import RepositoryNotFoundError
+def test_tiny_cache_built_in_a_fresh_process_on_other_ranks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # transformers writes the text encoder's weights on rank 0 only: another rank that finds no build under way
+    # (here: after no grace at all) builds in a fresh Python process instead.
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 1)
+    monkeypatch.setattr(tiny, "RANK0_GRACE_S", 0.0)
+    path = tiny.ensure_tiny(tmp_path)
+    assert tiny.is_complete(path)
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [tiny.TINY_NAME]
 
-    monkeypatch.setattr(models, "cached_snapshot", lambda repo_id: None)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(BenchError, match=r"not .* in the local Hugging Face cache and HF_HUB_OFFLINE is set"):
-        make_edit_workload(cuda=True, model="owner/name")
-    monkeypatch.delenv("HF_HUB_OFFLINE")
 
-    def missing(self: object, repo_id: str, **kw: object) -> None:
-        err = RepositoryNotFoundError.__new__(RepositoryNotFoundError)  # its __init__ wants an HTTP response
-        Exception.__init__(err, "404 Repository Not Found")
-        raise err
+def test_tiny_cache_waits_for_the_build_under_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fcntl
+    import threading
 
-    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", missing)
-    with pytest.raises(BenchError, match="owner/name: no such model on the Hugging Face Hub"):
-        make_edit_workload(cuda=True, model="owner/name")
+    # Another worker holds the build lock and finishes the folder 0.3 s later: this one waits, builds nothing.
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 1)
+    monkeypatch.setattr(tiny, "_build_into", lambda *a: pytest.fail("built although another build was under way"))
+    locked = threading.Event()
 
-    def offline(self: object, repo_id: str, **kw: object) -> None:
-        raise OSError("[Errno -2] Name or service not known")
+    def other_worker() -> None:
+        with open(tmp_path / f".{tiny.TINY_NAME}.lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            locked.set()
+            time.sleep(0.3)
+            for comp in ("text_encoder", "transformer", "vae"):
+                (tmp_path / tiny.TINY_NAME / comp).mkdir(parents=True)
+                (tmp_path / tiny.TINY_NAME / comp / "model.safetensors").write_bytes(b"")
+            (tmp_path / tiny.TINY_NAME / "model_index.json").write_text("{}")
 
-    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", offline)
-    with pytest.raises(BenchError, match=r"cannot be reached \(\[Errno -2\] Name or service not known\)"):
-        make_edit_workload(cuda=True, model="owner/name")
-    monkeypatch.setattr(huggingface_hub.HfApi, "model_info", lambda self, repo_id, **kw: None)
-    assert make_edit_workload(cuda=True, model="owner/name")[0].model == "owner/name"  # exists: workers fetch it
+    t = threading.Thread(target=other_worker)
+    t.start()
+    locked.wait()
+    assert tiny.ensure_tiny(tmp_path) == tmp_path / tiny.TINY_NAME
+    t.join()

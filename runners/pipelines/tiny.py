@@ -1,9 +1,9 @@
 """random:tiny: Qwen-Image-Edit's own pipeline classes at toy widths, built offline.
 
 Builds the processor, text encoder, transformer, VAE and scheduler with seeded random weights, saves the
-pipeline with `save_pretrained` into a cache folder (atomically: a temporary folder renamed into place, so
-parallel workers don't race) and loads it back with `from_pretrained`, so the real loading path runs. It does
-not shrink the condition image per call (`edit` does, through `qwen.condition_area`).
+pipeline with `save_pretrained` into a cache folder (atomically: a temporary folder renamed into place; one
+worker builds while the others wait) and loads it back with `from_pretrained`, so the real loading path runs.
+It does not shrink the condition image per call (`edit` does, through `qwen.condition_area`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 from runners.pipelines.qwen import (
     _CORPUS,
@@ -36,20 +43,25 @@ from runners.pipelines.qwen import (
 TINY_SEED = 0
 
 # --------------------------------------------------------------------------------------------------
-# Toy widths. Everything the real model has (vision tower with window + full attention, mRoPE, the 3-D
-# causal VAE with 3 down-samplings, true CFG) is still there; only widths, depths and the vocab shrink.
+# Toy widths. Everything the real model has (vision tower with window + full attention, mRoPE, the joint
+# text/image transformer block, the 3-D causal VAE with 3 down-samplings and its attention mid-block, true
+# CFG) is still there; only widths, depths and the vocab shrink. At these sizes a forward is op dispatch, not
+# arithmetic, so the cost is the number of ops: one transformer block, and a VAE with the fewest res blocks
+# the classes allow (none between the encoder's down-samplings, one per decoder stage; that needs equal widths).
 
-TINY_TEXT = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                 num_key_value_heads=1, vocab_size=1024, max_position_embeddings=4096, rms_norm_eps=1e-6,
-                 rope_parameters={"mrope_section": [2, 3, 3], "rope_theta": 1000000.0, "rope_type": "default"})
-TINY_VISION = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
-                   patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                   fullatt_block_indexes=[1], tokens_per_second=2)
-TINY_TRANSFORMER = dict(patch_size=2, in_channels=64, out_channels=16, num_layers=6, attention_head_dim=32,
-                        num_attention_heads=4, joint_attention_dim=32, guidance_embeds=False,
-                        axes_dims_rope=(8, 12, 12))
-TINY_VAE = dict(base_dim=8, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1, attn_scales=[],
-                temperal_downsample=[False, True, True])
+TINY_TEXT: dict[str, Any] = dict(
+    hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+    vocab_size=1024, max_position_embeddings=4096, rms_norm_eps=1e-6,
+    rope_parameters={"mrope_section": [2, 3, 3], "rope_theta": 1000000.0, "rope_type": "default"})
+TINY_VISION: dict[str, Any] = dict(
+    depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, patch_size=14,
+    spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[1], tokens_per_second=2)
+TINY_TRANSFORMER: dict[str, Any] = dict(
+    patch_size=2, in_channels=64, out_channels=16, num_layers=1, attention_head_dim=16, num_attention_heads=2,
+    joint_attention_dim=32, guidance_embeds=False, axes_dims_rope=(4, 6, 6))
+TINY_VAE: dict[str, Any] = dict(
+    base_dim=4, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=0, attn_scales=[],
+    temperal_downsample=[False, True, True])
 
 
 def _fingerprint() -> str:
@@ -71,14 +83,19 @@ def deviations(condition_side: int | None) -> list[str]:
         f"text encoder: hidden {t['hidden_size']} (real 3584), {t['num_hidden_layers']} layers (real 28), "
         f"vocab {t['vocab_size']} (real 152064); vision tower hidden {v['hidden_size']} (real 1280), "
         f"depth {v['depth']} (real 32)",
-        f"transformer: {x['num_layers']} blocks (real 60), {x['num_attention_heads']} heads × "
+        f"transformer: {_count(x['num_layers'], 'block')} (real 60), {x['num_attention_heads']} heads × "
         f"{x['attention_head_dim']} (real 24 × 128)",
         f"VAE: base width {a['base_dim']} (real 96), width multipliers {a['dim_mult']} (real [1, 2, 4, 4]), "
-        f"{a['num_res_blocks']} res block per stage (real 2); same 3 down-samplings and 16 latent channels",
+        f"{_count(a['num_res_blocks'], 'res block')} per encoder stage and {a['num_res_blocks'] + 1} per decoder "
+        "stage (real 2 and 3); same 3 down-samplings, attention mid-blocks and 16 latent channels",
         "tokenizer: a small byte-level BPE trained offline (same special tokens and template split as "
         "Qwen2's, a different vocabulary)",
         "float32 on CPU instead of bfloat16 on GPU",
     ]
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def describe() -> dict[str, Any]:
@@ -137,14 +154,78 @@ def is_complete(path: Path) -> bool:
 def ensure_tiny(root: Path | None = None) -> Path:
     """The saved tiny pipeline's folder, building it first if needed (atomic: tmp folder, then rename).
 
-    Under torch.distributed (the processes backend) transformers writes weights on rank 0 only, so the build
-    then runs in a fresh Python process. An incomplete folder (an older, interrupted build) is moved aside.
+    One process builds, the others wait for it (a lock file beside the folder): on a cold cache the workers of
+    a run would otherwise all build the same folder at once. The build runs in this process, except under
+    torch.distributed on a rank other than 0, where transformers would not write the text encoder's weights:
+    such a rank first gives rank 0 `RANK0_GRACE_S` to build it, then builds in a fresh Python process. An
+    incomplete folder (an older, interrupted build) is moved aside.
     """
     root = root or cache_root()
     path = root / TINY_NAME
     if is_complete(path):
         return path
     root.mkdir(parents=True, exist_ok=True)
+    lock = root / f".{TINY_NAME}.lock"
+    in_process = _rank() == 0
+    if not in_process:
+        _import_classes()  # loading needs them: import them while rank 0 builds, not after
+        _wait_for_builder(path, lock, RANK0_GRACE_S)
+    with _locked(lock):
+        if not is_complete(path):
+            _build_into(path, in_process)
+    return path
+
+
+RANK0_GRACE_S = 30.0  # how long a rank other than 0 waits for rank 0 to start building
+
+
+def _import_classes() -> None:
+    """Import what building and loading the tiny pipeline use (seconds: diffusers imports all its models)."""
+    import diffusers
+    import transformers
+    import transformers.models.qwen2_vl.video_processing_qwen2_vl
+
+    for name in ("Qwen2_5_VLForConditionalGeneration", "Qwen2Tokenizer", "Qwen2VLImageProcessor", "Qwen2VLProcessor"):
+        getattr(transformers, name)  # transformers imports lazily, on first access
+    diffusers.QwenImageEditPipeline  # noqa: B018
+
+
+def _rank() -> int:
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+@contextlib.contextmanager
+def _locked(lock: Path) -> Iterator[None]:
+    """An exclusive lock on the file `lock` (blocking). Without fcntl (not POSIX) or where the file system
+    refuses locks, none: the atomic rename still keeps the folder whole, the builds are only repeated."""
+    with open(lock, "a") as f:
+        if fcntl is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(f, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def _wait_for_builder(path: Path, lock: Path, grace_s: float) -> None:
+    """Return when `path` is complete, when another process's build (holding `lock`) has ended, or after
+    `grace_s` seconds in which nobody started one."""
+    if fcntl is None:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and not is_complete(path):
+        with open(lock, "a") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # someone is building: wait for the end of it
+                fcntl.flock(f, fcntl.LOCK_EX)
+                return
+            except OSError:  # no locks on this file system: build (or find it built) without waiting
+                return
+        time.sleep(0.05)  # nobody yet: give rank 0 the chance to start
+
+
+def _build_into(path: Path, in_process: bool) -> None:
+    root = path.parent
     if path.exists():
         aside = root / f".{TINY_NAME}-broken-{os.getpid()}"
         with contextlib.suppress(OSError):
@@ -152,13 +233,13 @@ def ensure_tiny(root: Path | None = None) -> Path:
         shutil.rmtree(aside, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{TINY_NAME}-", dir=root))
     try:
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if in_process:
+            _save_tiny(tmp)
+        else:
             repo = str(Path(__file__).resolve().parents[2])
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
             subprocess.run([sys.executable, "-m", "runners.pipelines.tiny", str(tmp)], check=True, env=env,
                            stdout=subprocess.DEVNULL)
-        else:
-            _save_tiny(tmp)
         if not is_complete(tmp):
             raise RuntimeError(f"building random:tiny in {tmp} left an incomplete folder")
         try:
@@ -168,7 +249,6 @@ def ensure_tiny(root: Path | None = None) -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return path
 
 
 def _save_tiny(folder: Path) -> None:
