@@ -61,7 +61,8 @@ def simulate(mode: str, task_factor: np.ndarray, worker_factor: np.ndarray,
     b_arrive: list[float] = []
     b_leave: list[float] = []
     b_name: list[str] = []
-    done_at: dict[int, dict[int, float]] = {}  # batch -> worker -> when it said Done
+    done_n: dict[int, int] = {}  # batch -> how many workers said Done
+    done_last: dict[int, float] = {}  # batch -> the latest of those times (kept, not recomputed per Gate)
     gated: dict[int, list[tuple[int, float, int]]] = {}  # batch -> (worker, arrival, batch it starts) parked
     plans = [plan_fn(g, G, T) for g in range(G)]
     replies: list[int | None] = [None] * G
@@ -113,10 +114,10 @@ def simulate(mode: str, task_factor: np.ndarray, worker_factor: np.ndarray,
                     parked = []
                 break
             elif type(action) is Done:
-                at = done_at.setdefault(action.batch, {})
-                at[g] = t
-                if len(at) == G:  # release whoever waits at this batch's gate
-                    ready = max(at.values())
+                n = done_n[action.batch] = done_n.get(action.batch, 0) + 1
+                done_last[action.batch] = max(done_last.get(action.batch, t), t)
+                if n == G:  # release whoever waits at this batch's gate
+                    ready = done_last[action.batch]
                     for w, arrive, starts in gated.pop(action.batch, []):
                         leave = max(arrive, ready)
                         b_worker.append(w)
@@ -126,11 +127,10 @@ def simulate(mode: str, task_factor: np.ndarray, worker_factor: np.ndarray,
                         b_name.append(BARRIER_GATE)
                         heapq.heappush(heap, (leave, w))
             elif type(action) is Gate:
-                at = done_at.get(action.batch, {})
-                if len(at) < G:
+                if done_n.get(action.batch, 0) < G:
                     gated.setdefault(action.batch, []).append((g, t, action.starts))
                     break
-                leave = max(t, max(at.values()))
+                leave = max(t, done_last[action.batch])
                 b_worker.append(g)
                 b_batch.append(action.starts)
                 b_arrive.append(t)
