@@ -33,19 +33,19 @@ def write_simulated(run_dir: Path, res: SimResult, repeat: int) -> None:
     """Record a simulated mode run as the spans a real run writes: tasks and batch barriers."""
     const = {"run": run_dir.name, "mode": res.mode, "repeat": repeat, "status": str(Status.OK)}
     T = len(res.start)
-    batch = [None if b < 0 else b for b in res.batch.tolist()]
-    write_spans_columns(run_dir, f"{res.mode}-r{repeat}-tasks", {**const, "kind": str(Kind.TASK), "name": "task"},
-                        res.worker.tolist(), range(T), batch, np.round(res.start * 1e9).astype(np.int64).tolist(),
-                        np.round(res.end * 1e9).astype(np.int64).tolist())
+    name = res.mode.replace(":", "_")  # a file name on every filesystem
+    write_spans_columns(run_dir, f"{name}-r{repeat}-tasks", {**const, "kind": str(Kind.TASK), "name": "task"},
+                        res.worker, np.arange(T), res.batch, np.round(res.start * 1e9).astype(np.int64),
+                        np.round(res.end * 1e9).astype(np.int64))
     b = res.barriers
-    for name in (BARRIER_BATCH, BARRIER_GATE):
-        sel = b["name"] == name
+    for wait in (BARRIER_BATCH, BARRIER_GATE):
+        sel = b["name"] == wait
         if sel.any():
-            write_spans_columns(run_dir, f"{res.mode}-r{repeat}-{name}",
-                                {**const, "kind": str(Kind.BARRIER), "name": name},
-                                b["worker"][sel].tolist(), [None] * int(sel.sum()), b["batch"][sel].tolist(),
-                                np.round(b["arrive"][sel] * 1e9).astype(np.int64).tolist(),
-                                np.round(b["leave"][sel] * 1e9).astype(np.int64).tolist())
+            write_spans_columns(run_dir, f"{name}-r{repeat}-{wait}",
+                                {**const, "kind": str(Kind.BARRIER), "name": wait},
+                                b["worker"][sel], np.full(int(sel.sum()), -1), b["batch"][sel],
+                                np.round(b["arrive"][sel] * 1e9).astype(np.int64),
+                                np.round(b["leave"][sel] * 1e9).astype(np.int64))
 
 
 def _simulate_and_write(run_dir: Path, mode: str, repeat: int, n_tasks: int, n_workers: int, mean: float,

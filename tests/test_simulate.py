@@ -89,3 +89,24 @@ def test_theory_tracks_simulation_with_fewer_tasks_than_workers() -> None:
     for mode in NAMES:
         sims = [simulate(mode, *durations_model(5, 16, 2.0, 0.05, 0.2, "normal", s)).makespan for s in range(200)]
         assert MODES[mode].theory(5, 2.0, wf, 0.2)[0] == pytest.approx(np.mean(sims), rel=0.03), mode
+
+
+@pytest.mark.parametrize("mode", ["free-run", "batch-sync", "dynamic", "contiguous", "longest-first",
+                                  "staleness:0", "staleness:1", "staleness:3"])
+@pytest.mark.parametrize(("n_tasks", "n_workers", "equal"), [(0, 3, False), (2, 5, False), (5, 5, True),
+                                                           (23, 4, False), (24, 4, True), (41, 7, False)])
+def test_closed_form_schedule_records_exactly_what_the_event_loop_records(mode: str, n_tasks: int,
+                                                                         n_workers: int, equal: bool) -> None:
+    # Equal durations make ties in the queue and at every gate: they must be broken the same way (lower id).
+    rng = np.random.default_rng(n_tasks * 31 + n_workers)
+    tf = np.ones(n_tasks) if equal else rng.uniform(0.5, 2.0, n_tasks)
+    wf = np.ones(n_workers) if equal else rng.uniform(0.8, 1.2, n_workers)
+    costs = np.round(rng.uniform(1, 4, n_tasks))  # repeated values: longest-first's ties in task order
+    fast, ref = simulate(mode, tf, wf, costs), simulate(mode, tf, wf, costs, drive_plan=True)
+    for name in ("worker", "start", "end", "batch"):
+        assert np.array_equal(getattr(fast, name), getattr(ref, name)), name
+    def rows(b: dict[str, np.ndarray]) -> list[tuple[object, ...]]:
+        return sorted(zip(b["name"], b["worker"], b["batch"], b["arrive"], b["leave"], strict=True))
+    assert rows(fast.barriers) == rows(ref.barriers)
+    assert len(ref.barriers["worker"]) == {"batch-sync": max(-(-n_tasks // n_workers) - 1, 0) * n_workers}.get(
+        mode, len(ref.barriers["worker"]))

@@ -186,7 +186,11 @@ def max_count_drift(worker: np.ndarray, end: np.ndarray, n_workers: int) -> floa
     order = np.lexsort((worker, end))
     t, w = end[order], worker[order]
     before = np.searchsorted(t, t, side="left")
-    done = pd.Series(w).groupby(w).cumcount().to_numpy() + 1
+    # Each completion's rank among its worker's (1, 2, ...): a stable sort by worker keeps time order inside.
+    by_worker = np.argsort(w, kind="stable")
+    first = np.searchsorted(w[by_worker], np.arange(n_workers))
+    done = np.empty(len(w), dtype=np.int64)
+    done[by_worker] = np.arange(len(w)) - first[w[by_worker]] + 1
     during = float((before / n_workers - (done - 1)).max())
     per = np.bincount(w, minlength=n_workers)[:n_workers]
     return max(during, float(len(t) / n_workers - per.min()), 0.0)

@@ -61,6 +61,22 @@ QueueOrderFn = Callable[[Sequence[float]], list[int]]
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """A plan carried out on known durations all at once: what the simulator's event loop would record."""
+
+    worker: np.ndarray  # (T,) int: who ran task i
+    start: np.ndarray  # (T,) float seconds from t0
+    end: np.ndarray  # (T,) float
+    batch: np.ndarray  # (T,) int, -1 where the plan gives none
+    waits: dict[str, np.ndarray]  # one row per wait: worker, batch, arrive, leave, name (batch | gate)
+
+
+# (per-task duration factor (T,), per-worker factor (G,), the queue's order (T,) or None) -> the Schedule;
+# duration of task i on worker g = task_factor[i] * worker_factor[g].
+ScheduleFn = Callable[[np.ndarray, np.ndarray, np.ndarray | None], Schedule]
+
+
+@dataclass(frozen=True)
 class Mode:
     """Everything the runners, the simulator, the analysis and the views know of one mode."""
 
@@ -85,3 +101,7 @@ class Mode:
     """For a queue mode: the order its queue hands tasks out in, from their expected costs (None: task order)."""
     when: str = ""
     """When to pick it, in a sentence (README, --help)."""
+    schedule: ScheduleFn | None = None
+    """The plan's closed form on known durations (numpy), so that `bench simulate` keeps up with a million
+    tasks; it must record exactly what the event loop driving `plan` records (tests/test_simulate.py checks
+    every mode). None: the simulator drives the plan."""

@@ -10,8 +10,9 @@ import math
 
 import numpy as np
 
-from bench.modes.actions import Barrier, Mode, Plan, Run
+from bench.modes.actions import Barrier, Mode, Plan, Run, Schedule
 from bench.modes.stats import expected_max, round_robin_share
+from bench.schema import BARRIER_BATCH
 
 
 def plan(worker: int, n_workers: int, n_tasks: int) -> Plan:
@@ -24,6 +25,25 @@ def plan(worker: int, n_workers: int, n_tasks: int) -> Plan:
         # 2. Nobody starts batch b+1 before every worker has finished batch b.
         if batch < n_batches - 1:
             yield Barrier(batch)
+
+
+def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None) -> Schedule:
+    T, G = len(task_factor), len(worker_factor)
+    worker, batch = np.arange(T) % G, np.arange(T) // G
+    flat = np.zeros(-(-T // G) * G)
+    flat[:T] = task_factor * worker_factor[worker]
+    d = flat.reshape(-1, G)
+    # 1. Batch b starts when the last task of batch b-1 ends: release[b] = release[b-1] + its longest task
+    #    (adding the same release to each keeps their order, so the max of the ends is this, bit for bit).
+    release = np.concatenate([[0.0], np.cumsum(d.max(axis=1))])
+    start = release[batch]
+    end = start + flat[:T]
+    # 2. Every worker waits at the barriers of all batches but the last, from its task's end to the release.
+    n = max(len(d) - 1, 0)
+    waits = {"worker": np.tile(np.arange(G), n), "batch": np.repeat(np.arange(n), G),
+             "arrive": end[:n * G], "leave": np.repeat(release[1:n + 1], G),
+             "name": np.full(n * G, BARRIER_BATCH, dtype=object)}
+    return Schedule(worker, start, end, batch, waits)
 
 
 def theory(n_tasks: int, mean: float, worker_factor: np.ndarray, jitter: float) -> tuple[float, str]:
@@ -45,5 +65,5 @@ def origin(ids: np.ndarray, durations: np.ndarray, n_workers: int) -> float:
 
 # Task bG+g runs on worker g, as in free-run; its tasks start together, batch by batch.
 MODE = Mode("batch-sync", "batch b is tasks bG..bG+G-1, task bG+g on worker g; a barrier between consecutive "
-            "batches", plan, theory, origin, tasks_per_worker=round_robin_share, synchronised_starts=True,
+            "batches", plan, theory, origin, tasks_per_worker=round_robin_share, synchronised_starts=True, schedule=schedule,
             when="only to reproduce the origin document's scheme: every batch waits for its slowest task")

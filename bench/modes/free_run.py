@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.modes.actions import Mode, Plan, Run
-from bench.modes.stats import expected_max, round_robin_counts, round_robin_share
+from bench.modes.actions import Mode, Plan, Run, Schedule
+from bench.modes.stats import back_to_back, expected_max, no_waits, round_robin_counts, round_robin_share
 
 
 def plan(worker: int, n_workers: int, n_tasks: int) -> Plan:
@@ -13,6 +13,16 @@ def plan(worker: int, n_workers: int, n_tasks: int) -> Plan:
     # 2. Run the tasks back to back; nothing else is shared with the other workers.
     for task in range(worker, n_tasks, n_workers):
         yield Run(task)
+
+
+def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None) -> Schedule:
+    # Row b of the (batches x G) matrix is tasks bG..bG+G-1; each column runs back to back.
+    T, G = len(task_factor), len(worker_factor)
+    worker = np.arange(T) % G
+    d = np.zeros(-(-T // G) * G)
+    d[:T] = task_factor * worker_factor[worker]
+    start, end = back_to_back(d.reshape(-1, G))
+    return Schedule(worker, start.ravel()[:T], end.ravel()[:T], np.full(T, -1), no_waits())
 
 
 def theory(n_tasks: int, mean: float, worker_factor: np.ndarray, jitter: float) -> tuple[float, str]:
@@ -29,6 +39,6 @@ def origin(ids: np.ndarray, durations: np.ndarray, n_workers: int) -> float:
 
 
 MODE = Mode("free-run", "worker g runs tasks g, g+G, g+2G, ... in order, never waiting", plan, theory, origin,
-            tasks_per_worker=round_robin_share,
+            tasks_per_worker=round_robin_share, schedule=schedule,
             when="when the GPUs are equal and the tasks alike: no coordination at all; but a slow GPU, or slow "
                  "tasks that land on one worker, set the end")

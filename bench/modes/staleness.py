@@ -11,8 +11,9 @@ import math
 
 import numpy as np
 
-from bench.modes.actions import Done, Gate, Mode, Plan, Run
+from bench.modes.actions import Done, Gate, Mode, Plan, Run, Schedule
 from bench.modes.stats import expected_max, round_robin_share
+from bench.schema import BARRIER_GATE
 
 FAMILY = "staleness"
 
@@ -30,6 +31,33 @@ def make(k: int) -> Mode:
             if task < n_tasks:
                 yield Run(task, batch)
                 yield Done(batch)
+
+    def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None) -> Schedule:
+        T, G = len(task_factor), len(worker_factor)
+        start, end = np.zeros(T), np.zeros(T)
+        at = np.zeros(G)  # when each worker reaches its next gate: the end of its previous task
+        ready: list[float] = []  # per batch: when its last task ended (every worker said Done)
+        waits: list[tuple[np.ndarray, np.ndarray]] = []  # (arrive, leave) of every worker, per gated batch
+        for batch in range(math.ceil(T / G)):
+            # 1. The gate: wait for batch b-1-k to be done everywhere (every worker records the wait).
+            if batch - 1 - k >= 0:
+                leave = np.maximum(at, ready[batch - 1 - k])
+                waits.append((at, leave))
+                at = leave
+            # 2. The batch's tasks, one per worker that has one; full batches are all a gate ever waits for.
+            first = batch * G
+            n = min(G, T - first)
+            start[first:first + n] = at[:n]
+            end[first:first + n] = at[:n] + task_factor[first:first + n] * worker_factor[:n]
+            at = np.concatenate([end[first:first + n], at[n:]])
+            ready.append(float(end[first:first + n].max()))
+        n_gated = len(waits)
+        gated = np.arange(n_gated) + k + 1
+        w = {"worker": np.tile(np.arange(G), n_gated), "batch": np.repeat(gated, G),
+             "arrive": np.concatenate([a for a, _ in waits]) if waits else np.zeros(0),
+             "leave": np.concatenate([b for _, b in waits]) if waits else np.zeros(0),
+             "name": np.full(n_gated * G, BARRIER_GATE, dtype=object)}
+        return Schedule(np.arange(T) % G, start, end, np.arange(T) // G, w)
 
     def theory(n_tasks: int, mean: float, worker_factor: np.ndarray, jitter: float) -> tuple[float, str]:
         # Windows of k + 1 batches, each paced like free-run on its tasks: exact at k = 0 (batch-sync) and as
@@ -50,6 +78,6 @@ def make(k: int) -> Mode:
         return total, f"windows of {k + 1} batches paced like free-run (exact at K=0 and K→∞, else an upper estimate)"
 
     return Mode(f"{FAMILY}:{k}", f"as batch-sync, but a worker may run up to {k} batches ahead of the slowest",
-                plan, theory, tasks_per_worker=round_robin_share, synchronised_starts=k == 0,
+                plan, theory, tasks_per_worker=round_robin_share, synchronised_starts=k == 0, schedule=schedule,
                 when="to keep every GPU within K+1 tasks of the others (the origin document's worry) at a fraction "
                      "of batch-sync's cost; pick the smallest K that holds your drift bound (bench replay)")

@@ -1,4 +1,5 @@
-"""What the modes' records share: order statistics for their theories, round-robin shares of the tasks."""
+"""What the modes' records share: order statistics for their theories, round-robin shares of the tasks, and
+the pieces of their closed-form schedules (tasks back to back, no waits)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,17 @@ def round_robin_counts(n_workers: int, n_tasks: int) -> np.ndarray:
 def round_robin_share(worker: int, n_workers: int, n_tasks: int) -> int:
     """How many tasks `worker` gets when task i goes to worker i mod G."""
     return len(range(worker, n_tasks, n_workers))
+
+
+def back_to_back(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of tasks run back to back from 0: column k of `d` is one worker's durations in the
+    order it runs them (padded with 0). Sequential sums, bit for bit what an event loop adding them gets."""
+    end = np.cumsum(d, axis=0)
+    start = np.concatenate([np.zeros((1, d.shape[1])), end[:-1]]) if len(d) else end
+    return start, end
+
+
+def no_waits() -> dict[str, np.ndarray]:
+    """The waits of a mode that never waits: none."""
+    return {"worker": np.zeros(0, dtype=np.int64), "batch": np.zeros(0, dtype=np.int64), "arrive": np.zeros(0),
+            "leave": np.zeros(0), "name": np.zeros(0, dtype=object)}
