@@ -2,7 +2,7 @@
 
     python benchmarks/fault_latency.py [--runs 10] [--out /tmp/syncbench-faults]
 
-Each run starts `bench run` (processes backend, 2 CPU workers, synthetic tasks of 0.1 s, free-run), waits for
+Each run starts `bench run` (processes backend, 2 CPU workers — forkserver children —, synthetic tasks of 0.1 s, free-run), waits for
 its first task records, sends SIGKILL to one worker process and polls `spans/lost.jsonl` every millisecond;
 the latency is from the kill to the record being there (the monitor's poll interval, 0.1 s, bounds it).
 Prints each run's latency, then the median and the range.
@@ -20,16 +20,25 @@ import time
 from pathlib import Path
 
 
-def children(pid: int) -> list[int]:
-    out = []
+def workers(pid: int) -> list[int]:
+    """The worker processes of `bench run` pid: the children of its forkserver (the CPU workers' parent)."""
+    parents: dict[int, int] = {}
     for p in Path("/proc").iterdir():
         if p.name.isdigit():
             try:
-                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(p.name))
+                stat = (p / "stat").read_text().rsplit(")", 1)[1].split()
+                if stat[0] != "Z":
+                    parents[int(p.name)] = int(stat[1])
             except (OSError, IndexError, ValueError):
                 pass
-    return out
+    servers = []
+    for c, par in parents.items():
+        try:
+            if par == pid and b"forkserver" in Path(f"/proc/{c}/cmdline").read_bytes():
+                servers.append(c)
+        except OSError:
+            pass
+    return sorted(c for c, par in parents.items() if par in servers)
 
 
 def one(out: Path) -> float:
@@ -48,7 +57,9 @@ def one(out: Path) -> float:
                 break
             time.sleep(0.01)
         assert run_dir is not None, "the run did not start"
-        victim = max(children(p.pid))
+        found = workers(p.pid)
+        assert len(found) == 2, f"expected 2 worker processes, found {found}"
+        victim = found[-1]
         lost = run_dir / "spans" / "lost.jsonl"
         t = time.perf_counter()
         os.kill(victim, signal.SIGKILL)

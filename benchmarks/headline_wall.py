@@ -48,6 +48,13 @@ def _one(repo: Path, cache: Path, env: dict[str, str]) -> tuple[float, dict[str,
         return wall, _phases(run_dir)
 
 
+def _cpu() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return f"{line.split(':', 1)[1].strip()} x {os.cpu_count()}"
+    return "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repo", type=Path, default=ROOT)
@@ -57,17 +64,20 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     env = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"} if a.isa == "avx2" else {}
     walls: dict[str, list[float]] = {"cold": [], "warm": []}
+    load: list[float] = []  # the 1-minute load average after each run: other work on the machine shows here
     phases: dict[str, list[float]] = {}
     for i in range(a.repeats):
         with tempfile.TemporaryDirectory() as cache:
             for kind in ("cold", "warm"):  # the warm run uses the cache the cold one built
                 wall, ph = _one(a.repo, Path(cache), env)
                 walls[kind].append(wall)
+                load.append(os.getloadavg()[0])
                 for k, v in ph.items():
                     phases.setdefault(k, []).extend(v)
-                print(f"repeat {i + 1} {kind}: {wall:.1f} s", flush=True)
+                print(f"repeat {i + 1} {kind}: {wall:.1f} s (load {load[-1]:.2f})", flush=True)
     res = {
-        "repo": str(a.repo), "isa": a.isa, "command": ["bench", *COMMAND], "walls_s": walls,
+        "repo": str(a.repo), "isa": a.isa, "command": ["bench", *COMMAND], "walls_s": walls, "load_after": load,
+        "cpu": _cpu(),
         "median_s": {k: statistics.median(v) for k, v in walls.items()},
         "phase_median_s": {k: statistics.median(v) for k, v in sorted(phases.items())},
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

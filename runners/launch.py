@@ -184,16 +184,17 @@ class _Hooks:
                  local_ranks: list[int]) -> None:
         self.group, self.info, self.timeline, self.local, self.run_dir = group, info, timeline, local, run_dir
         self.local_ranks = local_ranks  # the ranks that write into a folder of their own
-        self.measured: list[tuple[str, Measurement]] = []
+        self.measured: list[tuple[str, Measurement, int]] = []  # (label, the kept ping-pong, wall ns it cost)
         self.shipped: dict[str, int] = {}
         self.calls = 0
 
     def measure(self, label: str) -> None:
         self.calls += 1  # the same on every rank (rank 0 keeps no measurement of its own)
+        began = time.perf_counter_ns()
         m = exchange(self.group.store, f"clock/{self.calls}", self.info.rank, self.info.world)
         if m is not None:
-            self.measured.append((label, m))
-            t = fit([x for _, x in self.measured])
+            self.measured.append((label, m, time.perf_counter_ns() - began))
+            t = fit([x for _, x, _ in self.measured])
             self.timeline.offset_ns, self.timeline.drift, self.timeline.ref_ns = t.offset_ns, t.drift, t.ref_ns
 
     def before(self, run: ModeRun) -> None:
@@ -379,9 +380,9 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
     # 6. The end: every worker done; rank 0 records the clocks and the outcome.
     sync.barrier("run", "end", abortable=False)
     clocks = group.gather([{"worker": info.rank, "at": label, "offset_ns": m.offset_ns, "rtt_ns": m.rtt_ns,
-                            "t_ns": m.at_ns} for label, m in hooks.measured])
+                            "t_ns": m.at_ns, "cost_ns": cost} for label, m, cost in hooks.measured])
     fits = group.gather((timeline.offset_ns, timeline.drift,
-                         min((m.rtt_ns for _, m in hooks.measured), default=0) // 2))
+                         min((m.rtt_ns for _, m, _ in hooks.measured), default=0) // 2))
     if rank0:
         assert meta is not None
         workers = [replace(w, clock_offset_ns=f[0], clock_drift=f[1], clock_bound_ns=f[2])

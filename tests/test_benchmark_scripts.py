@@ -33,7 +33,9 @@ def test_benchmarks_md_section_3_table_is_the_committed_records(capsys: pytest.C
 
 
 @pytest.mark.slow
-def test_smoke_pairs_traced_and_untraced_edits_of_the_same_task(tmp_path: Path) -> None:
+def test_smoke_pairs_traced_and_untraced_edits_of_the_same_task(tmp_path: Path, tiny_cache: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNCBENCH_CACHE", str(tiny_cache))  # the session's tiny model, not a build of its own
     main = _script("smoke").main
     out = tmp_path / "smoke.json"
     assert main(["--model", "random:tiny", "--device", "cpu", "--n", "2", "--json", str(out)]) == 0
