@@ -453,7 +453,7 @@ def simulate(
                      "p95_s": float(np.percentile(ms, 95)), "theory_s": expected, "theory": how,
                      "drift_tasks": float(np.median(drift[m]))})
     meta = finish_run(run_dir, meta, "complete", elapsed_s=time.perf_counter() - started)
-    out.print(sim_table(pd.DataFrame(rows), f"simulated: {images} tasks on {gpus} workers, mean {mean} s, "
+    out.print(sim_table(pd.DataFrame(rows), f"simulated makespans: {images} tasks on {gpus} workers, mean {mean} s, "
                                             f"skew ±{skew:.0%}, jitter {jitter:.0%} ({repeat} repeats)"))
     err.print(f"simulated in {meta.elapsed_s:.1f} s → {run_dir}", highlight=False)
     if report:
@@ -507,7 +507,7 @@ def replay(
     if (g, t) == (G, fit.n_tasks):
         measured = mode_table(spans, G).groupby("mode")["makespan_s"].median()
         rows["measured_s"] = [measured.get(m, float("nan")) for m in rows["mode"]]
-    out.print(sim_table(pd.DataFrame(rows), f"predicted: {t} tasks on {g} workers ({repeat} resampled runs)"))
+    out.print(sim_table(pd.DataFrame(rows), f"predicted makespans: {t} tasks on {g} workers ({repeat} resampled runs)"))
 
 
 def main() -> None:
