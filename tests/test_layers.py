@@ -14,7 +14,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("workload, analysis, simulation", ("bench.workload", "bench.inputs", "bench.config", "bench.progress",
                                         "bench.analysis", "bench.simulate", "bench.whatif")),
     ("runners and views", ("runners", "viz")),
-    ("the CLI", ("bench.cli", "bench.__main__")),
+    ("the CLI", ("bench.cli", "bench.__main__", "bench.torchrun")),
 ]
 APART = {("runners", "viz"), ("viz", "runners")}  # one layer, but neither may use the other
 

@@ -132,3 +132,15 @@ def test_two_nodes_share_one_run_folder_and_a_restarted_group_resumes_it(tmp_pat
     # On one host the offset is measured too, and comes out under its bound.
     for c in run.meta.clocks:
         assert abs(c["offset_ns"]) <= c["rtt_ns"] / 2 + 20_000, c  # + 20 µs: the two ends' own reading cost
+
+
+def test_a_rendezvous_nobody_answers_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there, and this node is not node 0 of it
+    p = subprocess.run([sys.executable, "-m", "bench.torchrun", "--nnodes", "2", "--nproc-per-node", "1",
+                        "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.2:{port}", "--rdzv-conf",
+                        "join_timeout=2", "-m", "bench", "run", "--workers", "1", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=60)
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0].startswith(f"error: the rendezvous at 127.0.0.2:{port} failed") and "join_timeout=2 s" in lines[0]
+    assert list(tmp_path.iterdir()) == []  # no worker started, no run folder
