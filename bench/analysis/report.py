@@ -149,8 +149,8 @@ def n_workers(run: RunData) -> int:
 def build_report(run: RunData) -> RunReport:
     spans = run.spans
     modes = run_modes(run)
-    summary = summarize(spans, n_workers(run), modes, run.samples)
     wt = worker_table(spans)
+    summary = summarize(spans, n_workers(run), modes, run.samples, wt)
     act = gpu_activity(run.samples, spans).set_index(["mode", "repeat", "worker"])
     reps = representative_repeats(spans)
     drift = drift_summary(spans)

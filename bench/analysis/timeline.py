@@ -77,6 +77,29 @@ def cumulative_time(starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.
     return np.interp(at, x, y, left=0.0, right=float(before[-1]))
 
 
+def worker_shares(frame: pd.DataFrame, workers: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Per worker of `workers` (sorted; a row each) and bin of `edges` (seconds; a column each): the share of
+    the bin inside the union of that worker's spans in `frame` (0..1). One pass over all workers: each
+    worker's spans are shifted onto a time axis of their own, so `cumulative_time` never merges two workers'."""
+    width = np.diff(edges)
+    n = len(workers)
+    out = np.zeros((n, len(width)))
+    if frame.empty or n == 0:
+        return out
+    w = frame["worker"].to_numpy(dtype=np.int64)
+    row = np.minimum(np.searchsorted(workers, w), n - 1)
+    mine = workers[row] == w
+    s, e = frame["start_ns"].to_numpy()[mine] / NS, frame["end_ns"].to_numpy()[mine] / NS
+    if len(s) == 0:
+        return out
+    lo = min(float(s.min()), float(edges[0]))
+    span = max(float(e.max()), float(edges[-1])) - lo + 1.0  # each worker's axis, a second apart
+    shift = np.arange(n) * span - lo
+    at = (edges[None, :] + shift[:, None]).ravel()
+    cum = cumulative_time(s + shift[row[mine]], e + shift[row[mine]], at).reshape(n, len(edges))
+    return np.clip(np.diff(cum, axis=1) / width, 0.0, 1.0)
+
+
 def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: float | None = None) -> pd.DataFrame:
     """Busy fraction per (mode, repeat, worker) and time bin.
 
@@ -92,30 +115,32 @@ def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: flo
         edges = np.linspace(0.0, t_max if t_max > 0 else 1.0, bins + 1)
     else:
         edges = np.asarray(bins, dtype=float)
-    width = np.diff(edges)
+    nb = len(edges) - 1
     timed = spans[is_task(spans) | is_wait(spans)]
-    groups = dict(_groups(timed, ["mode", "repeat", "worker"]))
+    parts_of = dict(_groups(timed, KEYS))
     frames = []
     # Every worker of a (mode, repeat) gets its rows, also one without a task in it (fewer tasks than workers).
-    for key, everything in _groups(spans[["mode", "repeat", "worker", "device"]], ["mode", "repeat", "worker"]):
-        mode, rep, worker = key
-        g = groups.get(key, timed.iloc[:0])
-        parts = {}
-        for col, sub in (("busy", g[g["kind"] == Kind.TASK]), ("barrier", g[g["kind"] == Kind.BARRIER])):
-            cum = cumulative_time(sub["start_ns"].to_numpy() / NS, sub["end_ns"].to_numpy() / NS, edges)
-            parts[col] = np.clip(np.diff(cum) / width, 0.0, 1.0)
+    for key, everything in _groups(spans[["mode", "repeat", "worker", "device"]], KEYS):
+        mode, rep = key
+        first = everything.drop_duplicates("worker").sort_values("worker")
+        workers = first["worker"].to_numpy(dtype=np.int64)
+        g = parts_of.get(key, timed.iloc[:0])
+        is_t = (g["kind"] == Kind.TASK).to_numpy()
+        busy = worker_shares(g[is_t], workers, edges)
+        barrier = worker_shares(g[~is_t], workers, edges)
         frames.append(
             pd.DataFrame(
                 {
                     "mode": mode,
                     "repeat": int(rep),
-                    "worker": int(worker),
-                    "device": str(everything["device"].iloc[0]),
-                    "bin": np.arange(len(width)),
-                    "t0_s": edges[:-1],
-                    "t1_s": edges[1:],
-                    "t_s": (edges[:-1] + edges[1:]) / 2,
-                    **parts,
+                    "worker": np.repeat(workers.astype(int), nb),
+                    "device": np.repeat(first["device"].astype(str).to_numpy(), nb),
+                    "bin": np.tile(np.arange(nb), len(workers)),
+                    "t0_s": np.tile(edges[:-1], len(workers)),
+                    "t1_s": np.tile(edges[1:], len(workers)),
+                    "t_s": np.tile((edges[:-1] + edges[1:]) / 2, len(workers)),
+                    "busy": busy.ravel(),
+                    "barrier": barrier.ravel(),
                 }
             )
         )
@@ -126,12 +151,20 @@ def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: flo
 def _average_kth(tasks: pd.DataFrame, k_max: int) -> np.ndarray:
     """For k = 1..k_max, the mean over workers of the end of each one's k-th task (in end order); past a
     worker's last task, its last end plus its mean task duration per further task."""
-    ends = np.empty((tasks["worker"].nunique(), k_max))
-    for i, (_, w) in enumerate(tasks.groupby("worker")):
-        e = np.sort(w["end_ns"].to_numpy() / NS)
-        pace = float(((w["end_ns"] - w["start_ns"]) / NS).mean())
-        ends[i, : len(e)] = e[:k_max]
-        ends[i, len(e):] = e[-1] + pace * np.arange(1, k_max - len(e) + 1)
+    w = tasks["worker"].to_numpy(dtype=np.int64)
+    end = tasks["end_ns"].to_numpy() / NS
+    dur = (tasks["end_ns"].to_numpy() - tasks["start_ns"].to_numpy()) / NS
+    order = np.lexsort((end, w))
+    w, end, dur = w[order], end[order], dur[order]
+    ids, first, count = np.unique(w, return_index=True, return_counts=True)
+    row = np.repeat(np.arange(len(ids)), count)
+    k = np.arange(len(w)) - first[row]  # each task's place among its worker's, 0-based
+    last = end[first + count - 1]
+    pace = np.add.reduceat(dur, first) / count
+    j = np.arange(k_max)[None, :]
+    ends = last[:, None] + pace[:, None] * (j - count[:, None] + 1)
+    keep = k < k_max
+    ends[row[keep], k[keep]] = end[keep]
     return ends.mean(axis=0)
 
 
