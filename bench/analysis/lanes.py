@@ -32,6 +32,7 @@ class LaneLimit:
 GANTT = LaneLimit(64, 64)  # 64 bands of ~10 px in a 6.5-inch panel at 120 dpi
 UTILIZATION = LaneLimit(64, 32)  # a strip is a small chart: fewer, taller bands, each labelled
 TERMINAL = LaneLimit(64, 16)  # rows of text per mode
+STACKED = LaneLimit(64, 8)  # segments of a bar stacked by worker (barrier wait per batch)
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,7 @@ def build_report(run: RunData) -> RunReport:
     wt = worker_table(spans)
     summary = summarize(spans, n_workers(run), modes, run.samples, wt)
     act = gpu_activity(run.samples, spans).set_index(["mode", "repeat", "worker"])
+    gpu_of, power_of = act["gpu_util"].to_dict(), act["power_w"].to_dict()  # one lookup per worker below
     reps = representative_repeats(spans)
     drift = drift_summary(spans)
     faults = mode_faults(spans)
@@ -168,8 +169,8 @@ def build_report(run: RunData) -> RunReport:
             worker=int(r["worker"]), device=str(r["device"]), tasks=int(r["tasks"]), failed=int(r["failed"]),
             busy_s=num(r["busy_s"]), barrier_s=num(r["barrier_s"]), finish_s=num(r["finish_s"]),
             tail_idle_s=num(r["tail_idle_s"]), util=num(r["util"]),
-            gpu_util=num(act["gpu_util"].get((mode, rep, int(r["worker"])))),
-            power_w=num(act["power_w"].get((mode, rep, int(r["worker"])))), slowest=int(r["worker"]) in slowest,
+            gpu_util=num(gpu_of.get((mode, rep, int(r["worker"])))),
+            power_w=num(power_of.get((mode, rep, int(r["worker"])))), slowest=int(r["worker"]) in slowest,
         ) for r in w.to_dict("records")]
         out.append(ModeReport(
             mode=mode, repeats=int(row["repeats"]), shown_repeat=rep, shown_makespan_s=num(shown.get((mode, rep))),
