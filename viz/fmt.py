@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -47,7 +48,7 @@ def lane_labels(spans: pd.DataFrame, meta: RunMeta | None = None) -> dict[int, s
     return labels
 
 
-def band_label(labels: dict[int, str], members: list[int]) -> str:
+def band_label(labels: Mapping[int, str], members: list[int]) -> str:
     """A band of consecutive workers: 'sim:0–15' (their labels' shared prefix once), else 'cuda:0–cuda:7 (w0–7)'."""
     a = labels.get(members[0], f"w{members[0]}")
     b = labels.get(members[-1], f"w{members[-1]}")

@@ -37,7 +37,7 @@ from bench.analysis.timeline import (
     representative_repeats,
     sync_points,
 )
-from bench.analysis.verdict import run_verdict, slowest_workers
+from bench.analysis.verdict import Verdict, run_verdict, slowest_workers
 from bench.schema import BARRIER_BATCH, PHASES, Kind, Status
 from bench.store import RunData
 from viz.fmt import band_label, device_noun, fmt_pct, fmt_s, lane_labels
@@ -377,16 +377,18 @@ def wants_detail(timed: pd.DataFrame) -> bool:
     return len(timed) <= DETAIL_MAX_TASKS and per_lane <= DETAIL_MAX_PER_LANE
 
 
-def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None = None) -> Figure:
+def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None = None,
+                 verdict: Verdict | None = None) -> Figure:
     """One Gantt panel per mode (run order) on a shared time axis; the title says who finished first.
 
     repeat: None shows each mode's median-makespan repeat; an int shows that repeat of every mode.
+    verdict: the run's `run_verdict`, where the caller has it already.
     """
     spans = run.spans
     lf = lane_figure(run, repeat, lane_h=0.32, base_h=0.9, min_h=1.5, extra_h=1.6, limit=GANTT)
     modes, reps, t_max, ms = lf.modes, lf.reps, lf.t_max, lf.makespans
     n_rep = ms.groupby("mode")["repeat"].nunique().to_dict()
-    verdict = run_verdict(spans, run.meta, modes)
+    verdict = verdict or run_verdict(spans, run.meta, modes)
     noun = device_noun(spans, run.meta)
     bar = waits(spans)
     any_detail = False

@@ -199,12 +199,13 @@ def plot_drift(ax: Axes, progress: pd.DataFrame, mode: str, labels: Mapping[int,
     return ax
 
 
-def overhead_figure(run: RunData) -> Figure:
-    """Top: makespans vs prediction and bound, batch-sync's barrier wait per batch. Bottom: drift per mode."""
+def overhead_figure(run: RunData, *, verdict: Verdict | None = None) -> Figure:
+    """Top: makespans vs prediction and bound, batch-sync's barrier wait per batch. Bottom: drift per mode.
+    verdict: the run's `run_verdict`, where the caller has it already."""
     spans = run.spans
     modes = run_modes(run)
     summary = summarize(spans, n_workers(run), modes)
-    verdict = run_verdict(spans, run.meta, modes)
+    verdict = verdict or run_verdict(spans, run.meta, modes)
     reps = representative_repeats(spans)
     labels = lane_labels(spans, run.meta)
     fig = Figure(figsize=(14.0, 8.5), layout="constrained")

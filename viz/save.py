@@ -14,6 +14,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bench.analysis.report import run_modes
+from bench.analysis.verdict import run_verdict
 from bench.store import RunData
 from viz.gantt import gantt_figure
 from viz.overhead import overhead_figure
@@ -36,12 +38,13 @@ def write_report(run: RunData, out_dir: Path | None = None) -> Iterator[Path]:
     """Write the three PNGs and trace.json into `out_dir` (default: the run folder), yielding each path as it
     is written (so a caller can say so while the next one is drawn)."""
     out = Path(out_dir) if out_dir is not None else run.path
+    verdict = run_verdict(run.spans, run.meta, run_modes(run))  # once, for every chart's title
     for name, build in (("gantt.png", gantt_figure), ("utilization.png", utilization_figure),
                         ("overhead.png", overhead_figure)):
-        yield save_figure(build(run), out / name)
+        yield save_figure(build(run, verdict=verdict), out / name)
     trace = out / "trace.json"
     tmp = trace.with_name(trace.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(chrome_trace(run), f, separators=(",", ":"))
+        f.write(json.dumps(chrome_trace(run), separators=(",", ":")))  # one C-encoder pass, not a write per item
     tmp.replace(trace)
     yield trace

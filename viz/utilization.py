@@ -20,7 +20,7 @@ from bench.analysis.lanes import UTILIZATION, lane_shares, plan_lanes
 from bench.analysis.metrics import gpu_activity
 from bench.analysis.select import is_wait, one_run, tasks, waits
 from bench.analysis.timeline import representative_repeats
-from bench.analysis.verdict import run_verdict
+from bench.analysis.verdict import Verdict, run_verdict
 from bench.schema import RunMeta
 from bench.store import RunData
 from viz.fmt import band_label, device_noun, fmt_pct, lane_labels
@@ -111,9 +111,9 @@ def plot_utilization(
         t = ax.text(t_max * 1.01, y0 + STRIP / 2, fmt_pct(util), va="center", ha="left", fontsize=font,
                     color="#333333")
         t.set_gid("util-label")
-        gpu = [float(act[w]) for w in members if w in act.index]
-        if gpu and n <= 16:  # the GPU's own activity under it, where a second line fits
-            t = ax.text(t_max * 1.01, y0 + STRIP / 2, f"\nGPU {fmt_pct(sum(gpu) / len(gpu))}", va="top", ha="left",
+        active = [float(act[w]) for w in members if w in act.index]
+        if active and n <= 16:  # the GPU's own activity under it, where a second line fits
+            t = ax.text(t_max * 1.01, y0 + STRIP / 2, f"\nGPU {fmt_pct(sum(active) / len(active))}", va="top", ha="left",
                         fontsize=font - 1, color=NVML_COLOR)
             t.set_gid("nvml-label")
     if have_nvml:
@@ -155,8 +155,9 @@ def legend_handles(have_barriers: bool, have_nvml: bool) -> list[Artist]:
     return handles
 
 
-def utilization_figure(run: RunData, repeat: int | None = None) -> Figure:
-    """A panel per mode (run order), shared time axis and bins; strips per worker; % = worker utilisation."""
+def utilization_figure(run: RunData, repeat: int | None = None, *, verdict: Verdict | None = None) -> Figure:
+    """A panel per mode (run order), shared time axis and bins; strips per worker; % = worker utilisation.
+    verdict: the run's `run_verdict`, where the caller has it already."""
     spans = run.spans
     lf = lane_figure(run, repeat, lane_h=0.34, base_h=0.8, min_h=1.6, extra_h=1.4, limit=UTILIZATION)
     bins = default_bins(spans, lf.t_max)
@@ -172,7 +173,7 @@ def utilization_figure(run: RunData, repeat: int | None = None) -> Figure:
     strip = f"one {noun}" if per == 1 else f"a band of {per} consecutive {noun}s (their mean share)"
     ends = ("at its end: its share of the makespan in tasks, and in red its GPU's NVML activity"
             if have_nvml else "the number at its end is its utilisation over the makespan")
-    lf.fig.suptitle(f"{textwrap.fill(verdict_line(run_verdict(spans, run.meta, lf.modes)), 150)}\n"
+    lf.fig.suptitle(f"{textwrap.fill(verdict_line(verdict or run_verdict(spans, run.meta, lf.modes)), 150)}\n"
                     + textwrap.fill(f"Utilisation over time: each strip is {strip} from 0 to 100 % busy; {ends}",
                                     150), fontsize=12)
     handles = legend_handles(have_bar, have_nvml)
