@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bench.analysis.faults import mode_faults
+from bench.analysis.faults import Faults, mode_faults
 from bench.analysis.lanes import GANTT, Lanes, lane_shares, plan_lanes
 from bench.analysis.select import (
     failed_tasks,
@@ -150,6 +150,7 @@ def plot_gantt(
     t_max: float | None = None,
     detail: bool | None = None,
     nodes: Mapping[int, int] | None = None,
+    faults: Faults | None = None,
 ) -> Axes:
     """Draw the Gantt lanes of one (mode, repeat) into `ax` and return it (`nodes`: worker -> its node; with
     several, a line separates each node's lanes).
@@ -157,6 +158,7 @@ def plot_gantt(
     repeat: None picks the median-makespan repeat. labels: lane label per worker (default: its device).
     t_max: right end of the time axis before the label margin (default: this makespan); pass the largest
     makespan of all modes to share one scale. detail: force (True) or forbid (False) per-task drawing.
+    faults: this (mode, repeat)'s `mode_faults`, where the caller has them already.
     Artists carry gids ("tasks", "phase:<name>", "failed", "barrier", "sync-points", "tail-idle",
     "makespan", "lower-bound", "finish", "finish-slowest", "lanes-aggregated", "barrier-ticks") so tests can
     find them.
@@ -231,7 +233,9 @@ def plot_gantt(
             f1 = np.concatenate([p[1] for p in parts])
         _bars(ax, fy, f0, f1, "failed", h, facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR,
               hatch="xxx", linewidth=0.8, zorder=5)
-    _fault_marks(ax, sel, timed, lane, h, t_max, detail, lanes.aggregated)
+    if faults is None:
+        faults = next(iter(mode_faults(sel).values()), None)
+    _fault_marks(ax, sel, timed, lane, h, t_max, detail, faults, lanes.aggregated)
 
     # Sync points: when the last worker reached each batch barrier.
     if len(bars):
@@ -313,11 +317,9 @@ def plot_gantt(
 
 
 def _fault_marks(ax: Axes, sel: pd.DataFrame, timed: pd.DataFrame, lane: Callable[[pd.DataFrame], np.ndarray],
-                 h: float, t_max: float, detail: bool, banded: bool = False) -> None:
+                 h: float, t_max: float, detail: bool, f: Faults | None, banded: bool = False) -> None:
     """Tries after the first, outlined (retried on the same worker, requeued from a lost one), and each lost
     worker's end: what it was doing, hatched, a ✕ where the loss was noticed and the time."""
-    faults = mode_faults(sel)
-    f = next(iter(faults.values())) if faults else None
     if f is None:
         return
     again = timed[(timed["retry"] > 0) & (timed["status"] == Status.OK)]
@@ -393,6 +395,7 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
     bar = waits(spans)
     any_detail = False
     per_lane = 1
+    faults = mode_faults(spans)  # once: every panel's retried, requeued and lost marks and counts
     for ax, mode in zip(lf.axes, modes, strict=True):
         rep = reps.get(mode, 0)
         sel = one_run(spans, mode, rep)
@@ -401,8 +404,9 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
         lane_detail = (wants_detail(timed) if detail is None else detail) and not lanes.aggregated
         per_lane = max(per_lane, lanes.per_lane)
         any_detail |= lane_detail
+        f = faults.get((mode, rep))
         plot_gantt(ax, spans, mode, rep, labels=lf.labels, t_max=t_max, detail=lane_detail,
-                   nodes={w.worker: w.node for w in run.meta.workers})
+                   nodes={w.worker: w.node for w in run.meta.workers}, faults=f or Faults())
         row = one_run(ms, mode, rep)
         mk = float(row["makespan_s"].iloc[0]) if len(row) else float("nan")
         lb = float(row["lower_bound_s"].iloc[0]) if len(row) else float("nan")
@@ -434,7 +438,6 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
                              f"{fmt_s(float(each.max()))})")
             elif not lane_detail and share < 0.03:
                 parts.append("waits too thin to see at this scale")
-        f = mode_faults(sel).get((mode, rep))
         done = f"{timed['task'].nunique()} tasks" + (f", {len(f.failed)} FAILED" if f and f.failed else "")
         if f and f.retried:
             done += f", {len(f.retried)} retried"
