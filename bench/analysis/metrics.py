@@ -135,7 +135,7 @@ def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None
                 "mode": mode,
                 "repeat": int(rep),
                 "tasks": int(g["task"].nunique()),
-                "failed": int((final_tries(g)["status"] == Status.ERROR).sum()),
+                "failed": int((final_tries(g, ordered=False)["status"] == Status.ERROR).sum()),
                 "makespan_s": makespan,
                 "lower_bound_s": lower,
                 **{origin_column(m): v for m, v in origins.items()},

@@ -177,7 +177,9 @@ def progress_drift(spans: pd.DataFrame) -> pd.DataFrame:
     pace), behind_s = t_s - avg_kth_s (positive: late), behind_tasks = behind_s / the mean task duration."""
     frames = []
     workers = spans.groupby(KEYS)["worker"].nunique()
-    for (mode, rep), g in _groups(final_tries(spans), KEYS):
+    narrow = spans[["mode", "repeat", "worker", "device", "task", "kind", "start_ns", "end_ns", "retry"]]
+    # Sorted below per (mode, repeat) by (end, worker), stably: ties keep the spans' order (by start).
+    for (mode, rep), g in _groups(final_tries(narrow, ordered=False), KEYS):
         n = int(workers.loc[(mode, rep)])
         g = g.sort_values(["end_ns", "worker"], kind="stable")
         t = g["end_ns"].to_numpy()
