@@ -19,7 +19,7 @@ from matplotlib.ticker import MaxNLocator
 
 from bench.analysis.lanes import STACKED, plan_lanes
 from bench.analysis.metrics import ORIGIN_COLUMNS, summarize
-from bench.analysis.report import n_workers, run_modes
+from bench.analysis.report import RunReport, n_workers, run_modes
 from bench.analysis.timeline import barrier_waits, progress_drift, representative_repeats, worst_drift
 from bench.analysis.verdict import Verdict, run_verdict
 from bench.store import RunData
@@ -199,13 +199,13 @@ def plot_drift(ax: Axes, progress: pd.DataFrame, mode: str, labels: Mapping[int,
     return ax
 
 
-def overhead_figure(run: RunData, *, verdict: Verdict | None = None) -> Figure:
+def overhead_figure(run: RunData, *, verdict: Verdict | None = None, report: RunReport | None = None) -> Figure:
     """Top: makespans vs prediction and bound, batch-sync's barrier wait per batch. Bottom: drift per mode.
-    verdict: the run's `run_verdict`, where the caller has it already."""
+    verdict, report: the run's `run_verdict` and `build_report`, where the caller has them already."""
     spans = run.spans
     modes = run_modes(run)
-    summary = summarize(spans, n_workers(run), modes)
-    verdict = verdict or run_verdict(spans, run.meta, modes)
+    summary = report.summary if report is not None else summarize(spans, n_workers(run), modes)
+    verdict = verdict or (report.verdict if report is not None else run_verdict(spans, run.meta, modes))
     reps = representative_repeats(spans)
     labels = lane_labels(spans, run.meta)
     fig = Figure(figsize=(14.0, 8.5), layout="constrained")
@@ -218,7 +218,7 @@ def overhead_figure(run: RunData, *, verdict: Verdict | None = None) -> Figure:
     sel = waits[(waits["mode"] == bs) & (waits["repeat"] == reps.get(str(bs), 0))] if bs else waits
     plot_barrier_waits(ax_bw, sel, labels, batch_sync_ran="batch-sync" in modes)
     drift_axes = bottom.subplots(1, max(len(modes), 1), sharey=True, squeeze=False)[0]
-    progress = progress_drift(spans)
+    progress = report.progress if report is not None else progress_drift(spans)
     for ax, mode in zip(drift_axes, modes, strict=False):
         p = progress[(progress["mode"] == mode) & (progress["repeat"] == reps.get(mode, 0))]
         plot_drift(ax, p, mode, labels)

@@ -250,18 +250,18 @@ class _FitWidth:
         yield self.build(max(40, min(self.width, options.max_width)))
 
 
-def render_report(run: RunData, width: int = 100) -> RenderableType:
+def render_report(run: RunData, width: int = 100, report: RunReport | None = None) -> RenderableType:
     """Header, a Unicode Gantt per mode on one time scale, and the comparison table, in at most `width`
-    columns (fewer if the console is narrower)."""
-    return _FitWidth(lambda w: _report(run, w), width)
+    columns (fewer if the console is narrower). report: `build_report(run)`, where the caller has it."""
+    return _FitWidth(lambda w: _report(run, w, report), width)
 
 
-def _report(run: RunData, width: int) -> Group:
+def _report(run: RunData, width: int, report: RunReport | None = None) -> Group:
     parts: list[RenderableType] = [_header(run)]
     if not is_task(run.spans).any():
         parts.append(Text("no task records in this run", style="bold red"))
         return Group(*parts)
-    r = build_report(run)
+    r = report or build_report(run)
     data = report_json(run, r)
     t_max = max(m["shown_makespan_s"] or 0.0 for m in data["modes"])
     labels = lane_labels(run.spans, run.meta)
@@ -308,17 +308,17 @@ def _report(run: RunData, width: int) -> Group:
     return Group(*parts)
 
 
-def render_summary(run: RunData, width: int = 100) -> RenderableType:
+def render_summary(run: RunData, width: int = 100, report: RunReport | None = None) -> RenderableType:
     """Short end-of-run summary: per mode makespan, lower bound, finishes (slowest marked), wait, util."""
-    return _FitWidth(lambda w: _summary(run, w), width)
+    return _FitWidth(lambda w: _summary(run, w, report), width)
 
 
-def _summary(run: RunData, width: int) -> Group:
+def _summary(run: RunData, width: int, report: RunReport | None = None) -> Group:
     parts: list[RenderableType] = [_header(run)]
     if not is_task(run.spans).any():
         parts.append(Text("no task records in this run", style="bold red"))
         return Group(*parts)
-    r = build_report(run)
+    r = report or build_report(run)
     data = report_json(run, r)
     for m in data["modes"]:
         t = Text()

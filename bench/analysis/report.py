@@ -11,10 +11,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from bench.analysis.faults import Agreement, Faults, mode_faults, output_agreement
 from bench.analysis.metrics import ORIGIN_COLUMNS, gpu_activity, summarize, worker_table
 from bench.analysis.select import one_run
-from bench.analysis.timeline import drift_summary, makespans, representative_repeats
+from bench.analysis.timeline import drift_summary, makespans, progress_drift, representative_repeats
 from bench.analysis.verdict import Verdict, run_verdict, slowest_workers
 from bench.modes import BASELINE
 from bench.store import RunData
@@ -124,6 +126,10 @@ class RunReport:
     has_gpu_util: bool
     outputs: Agreement
     """Whether every mode produced the same output for each task."""
+    summary: pd.DataFrame
+    """`metrics.summarize` of the run, the rows the figures above come from (the makespan chart draws it)."""
+    progress: pd.DataFrame
+    """`timeline.progress_drift` of the run (the drift chart draws it)."""
 
     @property
     def first(self) -> str | None:
@@ -154,7 +160,8 @@ def build_report(run: RunData) -> RunReport:
     act = gpu_activity(run.samples, spans).set_index(["mode", "repeat", "worker"])
     gpu_of, power_of = act["gpu_util"].to_dict(), act["power_w"].to_dict()  # one lookup per worker below
     reps = representative_repeats(spans)
-    drift = drift_summary(spans)
+    progress = progress_drift(spans)
+    drift = drift_summary(spans, progress)
     faults = mode_faults(spans)
     shown = makespans(spans).set_index(["mode", "repeat"])["makespan_s"]
     nodes = {w.worker: (w.node, w.host) for w in run.meta.workers}
@@ -197,4 +204,5 @@ def build_report(run: RunData) -> RunReport:
             origin_basis = bs.origin_basis
     return RunReport(run=run, verdict=run_verdict(spans, run.meta, modes), modes=out, sync_overhead_s=overhead,
                      origin_sync_overhead_s=origin_overhead, origin_basis=origin_basis,
-                     has_gpu_util=any(m.gpu_util is not None for m in out), outputs=output_agreement(spans))
+                     has_gpu_util=any(m.gpu_util is not None for m in out), outputs=output_agreement(spans),
+                     summary=summary, progress=progress)

@@ -243,9 +243,10 @@ def worst_drift(progress: pd.DataFrame) -> dict[str, float | int]:
     return {"max_behind": count, "max_behind_s": max(late, 0.0), "worker": who, "t_s": when}
 
 
-def drift_summary(spans: pd.DataFrame) -> pd.DataFrame:
-    """Per (mode, repeat): `worst_drift` of `progress_drift` (max_behind in tasks, max_behind_s in seconds)."""
-    p = progress_drift(spans)
+def drift_summary(spans: pd.DataFrame, progress: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (mode, repeat): `worst_drift` of `progress_drift` (max_behind in tasks, max_behind_s in seconds;
+    `progress`: `progress_drift(spans)`, where the caller has it already)."""
+    p = progress_drift(spans) if progress is None else progress
     rows = [{"mode": mode, "repeat": int(rep), **worst_drift(g)} for (mode, rep), g in _groups(p, KEYS)]
     return pd.DataFrame(rows, columns=["mode", "repeat", "max_behind", "max_behind_s", "worker", "t_s"])
 
