@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.faults import final_tries
-from bench.analysis.select import batch_barriers, tasks, waits
+from bench.analysis.select import batch_barriers, narrow, tasks, waits
 from bench.modes import BASELINE, MODES
 from bench.schema import BARRIER_START, Kind, Status
 
@@ -51,6 +51,7 @@ def worker_table(spans: pd.DataFrame) -> pd.DataFrame:
     cols = ["mode", "repeat", "worker", "device", "tasks", "failed", "busy_s", "barrier_s", "finish_s",
             "tail_idle_s", "util"]
     keys = ["mode", "repeat"]
+    spans = narrow(spans, *keys, "worker", "device", "kind", "name", "start_ns", "end_ns", "status")
     timed = task_frame(spans)
     if timed.empty:
         return pd.DataFrame(columns=cols)
@@ -107,6 +108,8 @@ def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None
     """One row per (mode, repeat): makespan, lower bound, origin predictions, barrier wait, utilisation, and
     gpu_util (mean over workers of `gpu_activity`; NaN without samples). `workers`: `worker_table(spans)`,
     where the caller has it already."""
+    spans = narrow(spans, "mode", "repeat", "worker", "device", "kind", "name", "task", "batch", "start_ns", "end_ns",
+                   "status", "retry")
     timed = task_frame(spans)
     wt = worker_table(spans) if workers is None else workers
     wt_of = dict(iter(wt.groupby(["mode", "repeat"], sort=False)))

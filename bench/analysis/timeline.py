@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.faults import final_tries
-from bench.analysis.select import batch_barriers, is_task, is_wait, tasks, waits
+from bench.analysis.select import batch_barriers, is_task, is_wait, narrow, tasks, waits
 from bench.schema import Kind
 
 NS = 1e9
@@ -43,11 +43,11 @@ def _groups(frame: pd.DataFrame, keys: list[str]) -> Iterator[tuple[tuple, pd.Da
 
 def makespans(spans: pd.DataFrame) -> pd.DataFrame:
     """One row per (mode, repeat): makespan_s (last task end) and lower_bound_s, G from the spans' workers."""
-    t = tasks(spans)
+    t = tasks(narrow(spans, *KEYS, "kind", "start_ns", "end_ns"))
     if t.empty:
         return pd.DataFrame(columns=[*KEYS, "makespan_s", "lower_bound_s", "n_workers"])
     dur = (t["end_ns"] - t["start_ns"]) / NS
-    n_workers = spans.groupby(KEYS)["worker"].nunique().rename("n_workers")
+    n_workers = narrow(spans, *KEYS, "worker").groupby(KEYS)["worker"].nunique().rename("n_workers")
     g = t.assign(dur=dur, end=t["end_ns"] / NS).groupby(KEYS)
     out = pd.DataFrame({"makespan_s": g["end"].max(), "total": g["dur"].sum(), "longest": g["dur"].max()})
     out = out.join(n_workers)

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from bench.analysis.faults import degraded_modes
-from bench.analysis.select import tasks
+from bench.analysis.select import narrow, tasks
 from bench.analysis.timeline import makespans
 from bench.schema import RunMeta
 
@@ -137,7 +137,7 @@ def incomplete_modes(spans: pd.DataFrame, meta: RunMeta) -> dict[str, str]:
     in run order. Their makespan is that of a partial run: it must never be ranked against complete modes."""
     if not meta.n_tasks:
         return {}
-    counts = tasks(spans).groupby(["mode", "repeat"])["task"].nunique()
+    counts = tasks(narrow(spans, "mode", "repeat", "kind", "task")).groupby(["mode", "repeat"])["task"].nunique()
     out: dict[str, str] = {}
     for (mode, _), n in counts.items():  # type: ignore[misc]
         if n < meta.n_tasks and mode not in out:
@@ -148,7 +148,7 @@ def incomplete_modes(spans: pd.DataFrame, meta: RunMeta) -> dict[str, str]:
 
 def task_work(spans: pd.DataFrame) -> dict[str, float]:
     """Total task seconds per mode (median over repeats): the same tasks' own time, whatever the schedule."""
-    t = tasks(spans)
+    t = tasks(narrow(spans, "mode", "repeat", "kind", "start_ns", "end_ns"))
     if t.empty:
         return {}
     per = ((t["end_ns"] - t["start_ns"]) / 1e9).groupby([t["mode"], t["repeat"]]).sum()
