@@ -72,10 +72,12 @@ def mode_faults(spans: pd.DataFrame) -> dict[tuple[str, int], Faults]:
     return out
 
 
-def degraded_modes(spans: pd.DataFrame, meta: RunMeta) -> dict[str, str]:
-    """Modes that ran every task but not on every worker, with why: {"dynamic": "worker 2 lost at 3.2 s"}."""
+def degraded_modes(spans: pd.DataFrame, meta: RunMeta,
+                   faults: dict[tuple[str, int], Faults] | None = None) -> dict[str, str]:
+    """Modes that ran every task but not on every worker, with why: {"dynamic": "worker 2 lost at 3.2 s"}
+    (`faults`: `mode_faults(spans)`, where the caller has them already)."""
     out: dict[str, str] = {}
-    for (mode, _), f in mode_faults(spans).items():
+    for (mode, _), f in (mode_faults(spans) if faults is None else faults).items():
         if mode in out:
             continue
         if f.lost:

@@ -159,11 +159,12 @@ def build_report(run: RunData) -> RunReport:
     summary = summarize(spans, n_workers(run), modes, run.samples, wt)
     act = gpu_activity(run.samples, spans).set_index(["mode", "repeat", "worker"])
     gpu_of, power_of = act["gpu_util"].to_dict(), act["power_w"].to_dict()  # one lookup per worker below
-    reps = representative_repeats(spans)
+    ms = makespans(spans)
+    reps = representative_repeats(spans, ms)
     progress = progress_drift(spans)
     drift = drift_summary(spans, progress)
     faults = mode_faults(spans)
-    shown = makespans(spans).set_index(["mode", "repeat"])["makespan_s"]
+    shown = ms.set_index(["mode", "repeat"])["makespan_s"]
     nodes = {w.worker: (w.node, w.host) for w in run.meta.workers}
     out: list[ModeReport] = []
     for row in summary.to_dict("records"):
@@ -202,7 +203,7 @@ def build_report(run: RunData) -> RunReport:
         if pred_bs is not None and pred_fr is not None:
             origin_overhead = pred_bs - pred_fr
             origin_basis = bs.origin_basis
-    return RunReport(run=run, verdict=run_verdict(spans, run.meta, modes), modes=out, sync_overhead_s=overhead,
+    return RunReport(run=run, verdict=run_verdict(spans, run.meta, modes, ms=ms, faults=faults), modes=out, sync_overhead_s=overhead,
                      origin_sync_overhead_s=origin_overhead, origin_basis=origin_basis,
                      has_gpu_util=any(m.gpu_util is not None for m in out), outputs=output_agreement(spans),
                      summary=summary, progress=progress)

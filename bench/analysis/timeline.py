@@ -55,9 +55,10 @@ def makespans(spans: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns=["total", "longest"]).reset_index()
 
 
-def representative_repeats(spans: pd.DataFrame) -> dict[str, int]:
-    """Per mode, the repeat whose makespan is the median (the lower one of the middle two; ties: lowest)."""
-    ms = makespans(spans)
+def representative_repeats(spans: pd.DataFrame, ms: pd.DataFrame | None = None) -> dict[str, int]:
+    """Per mode, the repeat whose makespan is the median (the lower one of the middle two; ties: lowest).
+    `ms`: `makespans(spans)`, where the caller has it already."""
+    ms = makespans(spans) if ms is None else ms
     out: dict[str, int] = {}
     for mode, g in ms.groupby("mode", sort=False):
         g = g.sort_values(["makespan_s", "repeat"], kind="stable")
@@ -176,10 +177,10 @@ def progress_drift(spans: pd.DataFrame) -> pd.DataFrame:
     average worker completed its k-th task, a worker with fewer than k tasks counting as going on at its own
     pace), behind_s = t_s - avg_kth_s (positive: late), behind_tasks = behind_s / the mean task duration."""
     frames = []
-    workers = spans.groupby(KEYS)["worker"].nunique()
-    narrow = spans[["mode", "repeat", "worker", "device", "task", "kind", "start_ns", "end_ns", "retry"]]
+    workers = narrow(spans, *KEYS, "worker").groupby(KEYS)["worker"].nunique()
+    cols = spans[["mode", "repeat", "worker", "device", "task", "kind", "start_ns", "end_ns", "retry"]]
     # Sorted below per (mode, repeat) by (end, worker), stably: ties keep the spans' order (by start).
-    for (mode, rep), g in _groups(final_tries(narrow, ordered=False), KEYS):
+    for (mode, rep), g in _groups(final_tries(cols, ordered=False), KEYS):
         n = int(workers.loc[(mode, rep)])
         g = g.sort_values(["end_ns", "worker"], kind="stable")
         t = g["end_ns"].to_numpy()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.analysis.faults import degraded_modes
+from bench.analysis.faults import Faults, degraded_modes
 from bench.analysis.select import narrow, tasks
 from bench.analysis.timeline import makespans
 from bench.schema import RunMeta
@@ -155,10 +155,12 @@ def task_work(spans: pd.DataFrame) -> dict[str, float]:
     return {str(m): float(v) for m, v in per.groupby(level=0).median().items()}
 
 
-def run_verdict(spans: pd.DataFrame, meta: RunMeta, modes: list[str] | None = None) -> Verdict:
+def run_verdict(spans: pd.DataFrame, meta: RunMeta, modes: list[str] | None = None, *,
+                ms: pd.DataFrame | None = None, faults: dict[tuple[str, int], Faults] | None = None) -> Verdict:
     """The verdict of a run, the same in every view: median makespan per mode over repeats, incomplete modes
-    unranked, gaps that may be noise caveated."""
-    ms = makespans(spans)
+    unranked, gaps that may be noise caveated. `ms`, `faults`: `makespans(spans)` and `mode_faults(spans)`,
+    where the caller has them already."""
+    ms = makespans(spans) if ms is None else ms
     pieced = {m: "several attempts" for _, m in meta.pieced}
     if ms.empty:
         return rank({}, incomplete_modes(spans, meta), pieced=pieced)
@@ -169,7 +171,7 @@ def run_verdict(spans: pd.DataFrame, meta: RunMeta, modes: list[str] | None = No
     return rank({m: float(median[m]) for m in order}, incomplete_modes(spans, meta),
                 spread={m: (float(lo[m]), float(hi[m])) for m in order},
                 repeats={m: int(n[m]) for m in order}, work=task_work(spans), pieced=pieced,
-                degraded=degraded_modes(spans, meta))
+                degraded=degraded_modes(spans, meta, faults))
 
 
 def slowest_workers(finish: Mapping[int, float], tie_s: float = TIE_S) -> set[int]:
