@@ -26,6 +26,7 @@ from bench.analysis.lanes import GANTT, Lanes, lane_shares, plan_lanes
 from bench.analysis.select import (
     failed_tasks,
     is_batch_barrier,
+    is_task,
     is_wait,
     one_run,
     tasks,
@@ -151,6 +152,7 @@ def plot_gantt(
     detail: bool | None = None,
     nodes: Mapping[int, int] | None = None,
     faults: Faults | None = None,
+    lower_bound: float | None = None,
 ) -> Axes:
     """Draw the Gantt lanes of one (mode, repeat) into `ax` and return it (`nodes`: worker -> its node; with
     several, a line separates each node's lanes).
@@ -158,7 +160,7 @@ def plot_gantt(
     repeat: None picks the median-makespan repeat. labels: lane label per worker (default: its device).
     t_max: right end of the time axis before the label margin (default: this makespan); pass the largest
     makespan of all modes to share one scale. detail: force (True) or forbid (False) per-task drawing.
-    faults: this (mode, repeat)'s `mode_faults`, where the caller has them already.
+    faults, lower_bound: this (mode, repeat)'s `mode_faults` and lower bound, where the caller has them.
     Artists carry gids ("tasks", "phase:<name>", "failed", "barrier", "sync-points", "tail-idle",
     "makespan", "lower-bound", "finish", "finish-slowest", "lanes-aggregated", "barrier-ticks") so tests can
     find them.
@@ -276,8 +278,10 @@ def plot_gantt(
         txt.set_gid("finish-slowest" if is_slow else "finish")
 
     # Makespan and lower bound, labelled in a strip above the first lane.
-    ms = makespans(sel)
-    lower = float(ms["lower_bound_s"].iloc[0]) if len(ms) else 0.0
+    if lower_bound is None:
+        ms = makespans(sel)
+        lower_bound = float(ms["lower_bound_s"].iloc[0]) if len(ms) else 0.0
+    lower = lower_bound
     strip = max(0.8, 0.07 * n)
     for x, gid, color, style in ((makespan, "makespan", MAKESPAN_COLOR, "-"),
                                  (lower, "lower-bound", LOWER_BOUND_COLOR, "--")):
@@ -358,11 +362,11 @@ def legend_handles(spans: pd.DataFrame, detail: bool = True) -> list[Artist]:
         handles.append(Patch(facecolor=BARRIER_COLOR, label="waiting at barrier"))
     if is_batch_barrier(spans).any():
         handles.append(Line2D([], [], color="#444444", linewidth=0.8, label="sync point"))
-    if len(failed_tasks(spans)):
+    task = is_task(spans)
+    if (task & (spans["status"] == Status.ERROR)).any():
         handles.append(Patch(facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR, hatch="xxx",
                              label="failed task"))
-    t = tasks(spans)
-    if (t["retry"] > 0).any():
+    if (task & (spans["retry"] > 0)).any():
         handles.append(Patch(facecolor="none", edgecolor=RETRY_COLOR, linewidth=1.6, label="retried (ok)"))
     if (spans["kind"] == Kind.LOST).any():
         handles.append(Patch(facecolor="none", edgecolor=REQUEUE_COLOR, linewidth=1.6, label="requeued (ok)"))
@@ -405,11 +409,12 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
         per_lane = max(per_lane, lanes.per_lane)
         any_detail |= lane_detail
         f = faults.get((mode, rep))
-        plot_gantt(ax, spans, mode, rep, labels=lf.labels, t_max=t_max, detail=lane_detail,
-                   nodes={w.worker: w.node for w in run.meta.workers}, faults=f or Faults())
         row = one_run(ms, mode, rep)
         mk = float(row["makespan_s"].iloc[0]) if len(row) else float("nan")
         lb = float(row["lower_bound_s"].iloc[0]) if len(row) else float("nan")
+        plot_gantt(ax, sel, mode, rep, labels=lf.labels, t_max=t_max, detail=lane_detail,
+                   nodes={w.worker: w.node for w in run.meta.workers}, faults=f or Faults(),
+                   lower_bound=lb if len(row) else 0.0)
         if mode in verdict.incomplete:
             rank = f", INCOMPLETE ({verdict.incomplete[mode]}): not comparable"
         elif mode == verdict.first:

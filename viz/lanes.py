@@ -39,7 +39,7 @@ def lane_figure(run: RunData, repeat: int | None, *, lane_h: float, base_h: floa
     spans = run.spans
     modes = run_modes(run)
     ms = makespans(spans)
-    reps = representative_repeats(spans) if repeat is None else dict.fromkeys(modes, repeat)
+    reps = representative_repeats(spans, ms) if repeat is None else dict.fromkeys(modes, repeat)
     shown = [ms[(ms["mode"] == m) & (ms["repeat"] == reps.get(m, 0))]["makespan_s"] for m in modes]
     t_max = max([float(s.iloc[0]) for s in shown if len(s)] + [1e-9])
     n_workers = int(spans.groupby(["mode", "repeat"])["worker"].nunique().max()) if len(spans) else 1
