@@ -3,7 +3,8 @@
 A process per (mode, repeat), a thread per worker; task ⊃ phase ⊃ step slices, barriers, NVML counters.
 Every (mode, repeat) keeps its t0 at the same timestamp (`otherData.t0_us`), so the modes line up. Measured
 spans can overlap by a few ns, which trace viewers draw wrongly, so slices are clamped until on every track
-they strictly nest or are disjoint. Builds a dict only; `viz.save` writes it.
+they strictly nest or are disjoint. A big run is capped as `bench.analysis.tracecap` decides (the trace's
+metadata says how). Builds a dict only; `viz.save` writes it.
 """
 
 from __future__ import annotations
