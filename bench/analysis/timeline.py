@@ -149,14 +149,11 @@ def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: flo
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
-def _average_kth(tasks: pd.DataFrame, k_max: int) -> np.ndarray:
+def _average_kth(worker: np.ndarray, end: np.ndarray, dur: np.ndarray, k_max: int) -> np.ndarray:
     """For k = 1..k_max, the mean over workers of the end of each one's k-th task (in end order); past a
-    worker's last task, its last end plus its mean task duration per further task."""
-    w = tasks["worker"].to_numpy(dtype=np.int64)
-    end = tasks["end_ns"].to_numpy() / NS
-    dur = (tasks["end_ns"].to_numpy() - tasks["start_ns"].to_numpy()) / NS
-    order = np.lexsort((end, w))
-    w, end, dur = w[order], end[order], dur[order]
+    worker's last task, its last end plus its mean task duration per further task (seconds in, out)."""
+    order = np.lexsort((end, worker))
+    w, end, dur = worker[order], end[order], dur[order]
     ids, first, count = np.unique(w, return_index=True, return_counts=True)
     row = np.repeat(np.arange(len(ids)), count)
     k = np.arange(len(w)) - first[row]  # each task's place among its worker's, 0-based
@@ -178,26 +175,34 @@ def progress_drift(spans: pd.DataFrame) -> pd.DataFrame:
     pace), behind_s = t_s - avg_kth_s (positive: late), behind_tasks = behind_s / the mean task duration."""
     frames = []
     workers = narrow(spans, *KEYS, "worker").groupby(KEYS)["worker"].nunique()
-    cols = spans[["mode", "repeat", "worker", "device", "task", "kind", "start_ns", "end_ns", "retry"]]
-    # Sorted below per (mode, repeat) by (end, worker), stably: ties keep the spans' order (by start).
-    for (mode, rep), g in _groups(final_tries(cols, ordered=False), KEYS):
+    fin = final_tries(narrow(spans, *KEYS, "worker", "device", "task", "kind", "start_ns", "end_ns", "retry"),
+                      ordered=False)
+    f_worker, f_end = fin["worker"].to_numpy(dtype=np.int64), fin["end_ns"].to_numpy(dtype=np.int64)
+    f_start, f_device, f_task = (fin["start_ns"].to_numpy(dtype=np.int64), fin["device"].to_numpy(),
+                                 fin["task"].to_numpy())
+    for (mode, rep), idx in sorted(fin.groupby(KEYS).indices.items()):
         n = int(workers.loc[(mode, rep)])
-        g = g.sort_values(["end_ns", "worker"], kind="stable")
-        t = g["end_ns"].to_numpy()
-        done = g.groupby("worker").cumcount().to_numpy() + 1
+        # By (end, worker), stably: ties keep the spans' order (by start).
+        at = idx[np.lexsort((f_worker[idx], f_end[idx]))]
+        t, w = f_end[at], f_worker[at]
+        by_w = np.argsort(w, kind="stable")  # each worker's completions in time order
+        first = np.searchsorted(w[by_w], w[by_w], side="left")
+        done = np.empty(len(at), dtype=np.int64)
+        done[by_w] = np.arange(len(at)) - first + 1
         after = np.searchsorted(t, t, side="right")  # completions at or before t, all workers
         before = np.searchsorted(t, t, side="left")  # completions strictly before t
-        avg_kth = _average_kth(g, int(done.max()))[done - 1]
-        mean_task = float(((g["end_ns"] - g["start_ns"]) / NS).mean())
+        dur = (t - f_start[at]) / NS
+        avg_kth = _average_kth(w, t / NS, dur, int(done.max()))[done - 1]
+        mean_task = float(dur.mean())
         behind_s = t / NS - avg_kth
         frames.append(
             pd.DataFrame(
                 {
                     "mode": mode,
                     "repeat": int(rep),
-                    "worker": g["worker"].to_numpy(dtype=int),
-                    "device": g["device"].to_numpy(),
-                    "task": g["task"].to_numpy(),
+                    "worker": w.astype(int),
+                    "device": f_device[at],
+                    "task": f_task[at],
                     "t_s": t / NS,
                     "done": done,
                     "mean_done": after / n,
