@@ -344,17 +344,24 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
     if as_json:
         out.print_json(json.dumps(report_json(data)))
         return
-    out.print(render_summary(data) if summary_only else render_report(data))
+    from bench.analysis.report import build_report
+
+    built = build_report(data)  # once: the text report and the charts show the same record
+    out.print(render_summary(data, report=built) if summary_only else render_report(data, report=built))
     if not charts:
         return
+    from bench.analysis.tracecap import trace_cap
     from bench.store import check_out_dir
     from viz.save import write_report
+    from viz.words import trace_cap_text
 
     target = charts_to or run_dir
+    capped = trace_cap_text(trace_cap(data.spans))
     try:
         check_out_dir(target)
-        for p in write_report(data, target):
-            out.print(f"wrote {p}", highlight=False, soft_wrap=True)  # a path is not wrapped
+        for p in write_report(data, target, built):  # a line per file as soon as it is written
+            note = f" ({capped})" if capped and p.name == "trace.json" else ""
+            out.print(f"wrote {p}{note}", highlight=False, soft_wrap=True)  # a path is not wrapped
     except BenchError as e:
         _fail(BenchError(f"{e}: the charts were not written (--out DIR writes them elsewhere)"))
     except OSError as e:

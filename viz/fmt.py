@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -45,6 +46,18 @@ def lane_labels(spans: pd.DataFrame, meta: RunMeta | None = None) -> dict[int, s
     if len(set(labels.values())) < len(labels):  # e.g. several workers on "cpu": add the worker index
         labels = {w: f"{name} (w{w})" for w, name in labels.items()}
     return labels
+
+
+def band_label(labels: Mapping[int, str], members: list[int]) -> str:
+    """A band of consecutive workers: 'sim:0–15' (their labels' shared prefix once), else 'cuda:0–cuda:7 (w0–7)'."""
+    a = labels.get(members[0], f"w{members[0]}")
+    b = labels.get(members[-1], f"w{members[-1]}")
+    if len(members) == 1:
+        return a
+    head, sep, tail = b.rpartition(":")
+    if sep and a.startswith(head + sep) and tail.isdigit():
+        return f"{a}–{tail}"
+    return f"w{members[0]}–{members[-1]}"
 
 
 def device_noun(spans: pd.DataFrame, meta: RunMeta | None = None) -> str:

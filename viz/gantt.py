@@ -9,7 +9,7 @@ anything (see `viz.save`).
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -21,26 +21,27 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bench.analysis.faults import mode_faults
+from bench.analysis.faults import Faults, mode_faults
+from bench.analysis.lanes import GANTT, Lanes, lane_shares, plan_lanes
 from bench.analysis.select import (
     failed_tasks,
     is_batch_barrier,
+    is_task,
     is_wait,
     one_run,
     tasks,
     waits,
 )
 from bench.analysis.timeline import (
-    cumulative_time,
     makespans,
     merge_intervals,
     representative_repeats,
     sync_points,
 )
-from bench.analysis.verdict import run_verdict, slowest_workers
+from bench.analysis.verdict import Verdict, run_verdict, slowest_workers
 from bench.schema import BARRIER_BATCH, PHASES, Kind, Status
 from bench.store import RunData
-from viz.fmt import device_noun, fmt_pct, fmt_s, lane_labels
+from viz.fmt import band_label, device_noun, fmt_pct, fmt_s, lane_labels
 from viz.lanes import lane_figure
 from viz.style import (
     BARRIER_COLOR,
@@ -104,31 +105,31 @@ def _bars(ax: Axes, y: np.ndarray, x0: np.ndarray, x1: np.ndarray, gid: str, h: 
     return pc
 
 
-def _lane_image(ax: Axes, tasks: pd.DataFrame, bars: pd.DataFrame, lane: Mapping[int, int], n: int,
-                t_end: float) -> None:
+def _smooth(x: np.ndarray) -> np.ndarray:
+    """A few pixels' running mean along each row: the shares, not one batch's luck per pixel."""
+    if AGG_SMOOTH <= 1:
+        return x
+    k = np.ones(AGG_SMOOTH) / AGG_SMOOTH
+    return np.stack([np.convolve(row, k, mode="same") for row in x]) if len(x) else x
+
+
+def _lane_image(ax: Axes, sel: pd.DataFrame, lanes: Lanes, t_end: float) -> None:
     """Each lane as an image of pixel-wide time bins, each bin filled from the lane's top like a stacked bar:
     the busy share in the task colour, then the barrier share in grey, the rest (idle) white. So a lane
-    that spent a third of its time at barriers is a third grey, however finely the waits are interleaved."""
-    edges = np.linspace(0.0, t_end, AGG_BINS + 1)
-    width = np.diff(edges)
+    that spent a third of its time at barriers is a third grey, however finely the waits are interleaved;
+    a band of workers shows their mean shares."""
+    n = max(lanes.n, 1)
+    shares = lane_shares(sel, lanes, np.linspace(0.0, t_end, AGG_BINS + 1))
+    busy_all, wait_all = _smooth(shares.busy), _smooth(shares.waiting)
     rows_per_lane = AGG_ROWS
     inner = rows_per_lane - 2  # a white row above and below each lane
-    shares = {}
-    for key, frame in (("busy", tasks), ("barrier", bars)):
-        for w, g in frame.groupby("worker"):
-            cum = cumulative_time(g["start_ns"].to_numpy() / NS, g["end_ns"].to_numpy() / NS, edges)
-            share = np.clip(np.diff(cum) / width, 0.0, 1.0)
-            if AGG_SMOOTH > 1:  # a few pixels' running mean: the shares, not one batch's luck per pixel
-                share = np.convolve(share, np.ones(AGG_SMOOTH) / AGG_SMOOTH, mode="same")
-            shares[key, int(w)] = share
     img = np.ones((n * rows_per_lane, AGG_BINS, 3))
     task_rgb = np.array(mcolors.to_rgb(TASK_COLOR))
     bar_rgb = np.array(mcolors.to_rgb(BARRIER_COLOR))
     rows = np.arange(inner, dtype=float)[:, None]  # row r covers [r, r + 1) of the lane's inner height
-    zero = np.zeros(AGG_BINS)
-    for w, i in lane.items():
-        busy = shares.get(("busy", w), zero) * inner
-        wait = np.minimum(shares.get(("barrier", w), zero) * inner, inner - busy)
+    for i in range(lanes.n):
+        busy = busy_all[i] * inner
+        wait = np.minimum(wait_all[i] * inner, inner - busy)
         # How much of each row the busy part and the barrier part above it cover (partial rows blend).
         cov_busy = np.clip(busy[None, :] - rows, 0.0, 1.0)
         cov_wait = np.clip((busy + wait)[None, :] - rows, 0.0, 1.0) - cov_busy
@@ -150,6 +151,8 @@ def plot_gantt(
     t_max: float | None = None,
     detail: bool | None = None,
     nodes: Mapping[int, int] | None = None,
+    faults: Faults | None = None,
+    lower_bound: float | None = None,
 ) -> Axes:
     """Draw the Gantt lanes of one (mode, repeat) into `ax` and return it (`nodes`: worker -> its node; with
     several, a line separates each node's lanes).
@@ -157,6 +160,7 @@ def plot_gantt(
     repeat: None picks the median-makespan repeat. labels: lane label per worker (default: its device).
     t_max: right end of the time axis before the label margin (default: this makespan); pass the largest
     makespan of all modes to share one scale. detail: force (True) or forbid (False) per-task drawing.
+    faults, lower_bound: this (mode, repeat)'s `mode_faults` and lower bound, where the caller has them.
     Artists carry gids ("tasks", "phase:<name>", "failed", "barrier", "sync-points", "tail-idle",
     "makespan", "lower-bound", "finish", "finish-slowest", "lanes-aggregated", "barrier-ticks") so tests can
     find them.
@@ -165,16 +169,21 @@ def plot_gantt(
         repeat = representative_repeats(spans).get(mode, 0)
     sel = one_run(spans, mode, repeat)
     timed = tasks(sel)
-    workers = sorted(int(w) for w in sel["worker"].unique())
-    n = max(len(workers), 1)
-    lane = {w: i for i, w in enumerate(workers)}
+    lanes = plan_lanes(sel["worker"].unique(), GANTT)
+    workers = [int(w) for w in lanes.workers]
+    n = max(lanes.n, 1)
+
+    def lane(frame: pd.DataFrame) -> np.ndarray:
+        return lanes.lane_of(frame["worker"]).astype(float)
+
     names = dict(labels) if labels is not None else lane_labels(sel)
     makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
     t_max = max(t_max or 0.0, makespan, 1e-9)
     bars = waits(sel)
     if detail is None:
         detail = wants_detail(timed)
-    y_of = timed["worker"].map(lane).to_numpy(dtype=float)
+    detail = detail and not lanes.aggregated  # a band of workers has no single task to draw
+    y_of = lane(timed)
     t0, t1 = timed["start_ns"].to_numpy() / NS, timed["end_ns"].to_numpy() / NS
     font = 8 if n <= 12 else (7 if n <= 24 else 6)
 
@@ -182,7 +191,7 @@ def plot_gantt(
     if detail:
         # Waits too narrow to see at their true width stay findable: a tick above the lane (lanes are drawn
         # thinner to make room), its height proportional to the wait, the panel's longest the tallest.
-        by, b0, b1 = (bars["worker"].map(lane).to_numpy(dtype=float), bars["start_ns"].to_numpy() / NS,
+        by, b0, b1 = (lane(bars), bars["start_ns"].to_numpy() / NS,
                       bars["end_ns"].to_numpy() / NS)
         wait = b1 - b0
         short = short_waits(wait, t_max)
@@ -192,7 +201,7 @@ def plot_gantt(
         phases = sel[sel["kind"] == Kind.PHASE]
         for name in [p for p in PHASES if p in set(phases["name"])] + sorted(set(phases["name"]) - set(PHASES)):
             ph = phases[phases["name"] == name]
-            _bars(ax, ph["worker"].map(lane).to_numpy(dtype=float), ph["start_ns"].to_numpy() / NS,
+            _bars(ax, lane(ph), ph["start_ns"].to_numpy() / NS,
                   ph["end_ns"].to_numpy() / NS, f"phase:{name}", h, facecolor=PHASE_COLORS.get(name, "#bbbbbb"),
                   edgecolor="none", zorder=3)
         _bars(ax, y_of, t0, t1, "task-edges", h, facecolor="none", edgecolor="white", linewidth=0.6, zorder=4)
@@ -211,11 +220,11 @@ def plot_gantt(
             pc.set_gid("barrier-ticks")
             ax.add_collection(pc, autolim=False)
     else:
-        _lane_image(ax, timed, bars, lane, n, t_max)
+        _lane_image(ax, sel, lanes, t_max)
 
     failed = failed_tasks(timed)
     if len(failed):
-        fy = failed["worker"].map(lane).to_numpy(dtype=float)
+        fy = lane(failed)
         f0, f1 = failed["start_ns"].to_numpy() / NS, failed["end_ns"].to_numpy() / NS
         if not detail:  # merge per lane, and keep each mark at least ~2 px wide so it stays visible
             min_w = t_max / 700
@@ -226,7 +235,9 @@ def plot_gantt(
             f1 = np.concatenate([p[1] for p in parts])
         _bars(ax, fy, f0, f1, "failed", h, facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR,
               hatch="xxx", linewidth=0.8, zorder=5)
-    _fault_marks(ax, sel, timed, lane, h, t_max, detail)
+    if faults is None:
+        faults = next(iter(mode_faults(sel).values()), None)
+    _fault_marks(ax, sel, timed, lane, h, t_max, detail, faults, lanes.aggregated)
 
     # Sync points: when the last worker reached each batch barrier.
     if len(bars):
@@ -237,33 +248,40 @@ def plot_gantt(
             lc.set_gid("sync-points")
             ax.add_collection(lc, autolim=False)
 
-    # Finish per worker, idle tail to the makespan, the slowest marked.
-    finish = timed.groupby("worker")["end_ns"].max() / NS
-    finish = finish.reindex(workers).fillna(0.0)
-    slowest = slowest_workers(finish.to_dict()) if len(timed) else set()
+    # Finish per lane (a band: its last worker's), idle tail to the makespan, the slowest marked.
+    by_worker = timed.groupby("worker")["end_ns"].max() / NS
+    by_worker = by_worker.reindex(workers).fillna(0.0)
+    slowest = slowest_workers(by_worker.to_dict()) if len(timed) else set()
+    finish = np.maximum.reduceat(by_worker.to_numpy(), lanes.first) if len(workers) else np.zeros(0)
     gone = set(sel.loc[sel["kind"] == Kind.LOST, "worker"].astype(int))  # their lane ends at the loss mark
-    tails = [[(float(f), lane[w]), (makespan, lane[w])] for w, f in finish.items()
-             if makespan - f > 0 and w not in gone]
+    ended = set() if lanes.aggregated else {i for i, w in enumerate(workers) if w in gone}
+    tails = [[(float(f), i), (makespan, i)] for i, f in enumerate(finish) if makespan - f > 0 and i not in ended]
     if tails:
         lc = LineCollection(tails, colors="#777777", linewidths=1.0, linestyles=(0, (1, 2)), zorder=2)
         lc.set_gid("tail-idle")
         ax.add_collection(lc, autolim=False)
     pad = t_max * 0.006
-    for w, f in finish.items():
-        if w in gone:
+    for i, f in enumerate(finish):
+        if i in ended:
             continue
-        is_slow = int(w) in slowest
+        slow_here = [int(w) for w in lanes.members(i) if int(w) in slowest]
+        is_slow = bool(slow_here)
         if not is_slow and n > MAX_FINISH_LABELS:
             continue
-        txt = ax.text(float(f) + pad, lane[int(w)], f"{fmt_s(float(f))} ◀ slowest" if is_slow else fmt_s(float(f)),
+        label = f"{fmt_s(float(f))} ◀ slowest" if is_slow else fmt_s(float(f))
+        if is_slow and lanes.aggregated:  # which worker of the band
+            label += f" ({', '.join(names.get(w, f'w{w}') for w in slow_here[:2])}{'…' if len(slow_here) > 2 else ''})"
+        txt = ax.text(float(f) + pad, i, label,
                       va="center", ha="left", fontsize=font, color=FAIL_COLOR if is_slow else "#333333",
                       fontweight="bold" if is_slow else "normal", zorder=10, clip_on=False,
                       bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.6})
         txt.set_gid("finish-slowest" if is_slow else "finish")
 
     # Makespan and lower bound, labelled in a strip above the first lane.
-    ms = makespans(sel)
-    lower = float(ms["lower_bound_s"].iloc[0]) if len(ms) else 0.0
+    if lower_bound is None:
+        ms = makespans(sel)
+        lower_bound = float(ms["lower_bound_s"].iloc[0]) if len(ms) else 0.0
+    lower = lower_bound
     strip = max(0.8, 0.07 * n)
     for x, gid, color, style in ((makespan, "makespan", MAKESPAN_COLOR, "-"),
                                  (lower, "lower-bound", LOWER_BOUND_COLOR, "--")):
@@ -282,7 +300,8 @@ def plot_gantt(
         t.set_gid(f"{gid}-label")
 
     if nodes and len({nodes.get(w, 0) for w in workers}) > 1:  # a line between the lanes of two hosts
-        cuts = [i + 0.5 for i in range(n - 1) if nodes.get(workers[i], 0) != nodes.get(workers[i + 1], 0)]
+        cuts = [i + 0.5 for i in range(n - 1)
+                if nodes.get(int(lanes.members(i)[-1]), 0) != nodes.get(int(lanes.members(i + 1)[0]), 0)]
         lc = LineCollection([[(0.0, y), (t_max * (1 + RIGHT_MARGIN), y)] for y in cuts], colors="#333333",
                             linewidths=1.2, zorder=7)
         lc.set_gid("host-separator")
@@ -291,7 +310,7 @@ def plot_gantt(
     ax.set_xlim(0.0, t_max * (1 + RIGHT_MARGIN))
     every = 1 if n <= 32 else -(-n // 16)
     ticks = list(range(0, n, every))
-    ax.set_yticks(ticks, [names.get(workers[i], f"w{workers[i]}") for i in ticks], fontsize=font + 1)
+    ax.set_yticks(ticks, [band_label(names, [int(w) for w in lanes.members(i)]) for i in ticks], fontsize=font + 1)
     ax.tick_params(axis="y", length=0)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -301,24 +320,22 @@ def plot_gantt(
     return ax
 
 
-def _fault_marks(ax: Axes, sel: pd.DataFrame, timed: pd.DataFrame, lane: Mapping[int, int], h: float,
-                 t_max: float, detail: bool) -> None:
+def _fault_marks(ax: Axes, sel: pd.DataFrame, timed: pd.DataFrame, lane: Callable[[pd.DataFrame], np.ndarray],
+                 h: float, t_max: float, detail: bool, f: Faults | None, banded: bool = False) -> None:
     """Tries after the first, outlined (retried on the same worker, requeued from a lost one), and each lost
     worker's end: what it was doing, hatched, a ✕ where the loss was noticed and the time."""
-    faults = mode_faults(sel)
-    f = next(iter(faults.values())) if faults else None
     if f is None:
         return
     again = timed[(timed["retry"] > 0) & (timed["status"] == Status.OK)]
     for gid, color, ids in (("retried", RETRY_COLOR, f.retried), ("requeued", REQUEUE_COLOR, f.requeued)):
         t = again[again["task"].isin(ids)]
         if len(t) and detail:
-            _bars(ax, t["worker"].map(lane).to_numpy(dtype=float), t["start_ns"].to_numpy() / NS,
+            _bars(ax, lane(t), t["start_ns"].to_numpy() / NS,
                   t["end_ns"].to_numpy() / NS, gid, h, facecolor="none", edgecolor=color, linewidth=1.6, zorder=6)
     lost = sel[sel["kind"] == Kind.LOST]
     if lost.empty:
         return
-    y = lost["worker"].map(lane).to_numpy(dtype=float)
+    y = lane(lost)
     s0 = np.maximum(lost["start_ns"].to_numpy() / NS, 0.0)
     s1 = np.maximum(lost["end_ns"].to_numpy() / NS, 0.0)
     _bars(ax, y, s0, np.maximum(s1, s0 + t_max / 700), "lost-task", h, facecolor=mcolors.to_rgba(FAIL_COLOR, 0.15),
@@ -326,7 +343,8 @@ def _fault_marks(ax: Axes, sel: pd.DataFrame, timed: pd.DataFrame, lane: Mapping
     ax.scatter(s1, y, marker="X", s=70, color=FAIL_COLOR, edgecolors="white", linewidths=0.8, zorder=11,
                gid="lost")
     for x, yy, (_, row) in zip(s1, y, lost.iterrows(), strict=True):
-        t = ax.text(x + t_max * 0.006, yy, f"lost {fmt_s(float(x))} ({row['name']})", va="center", ha="left",
+        who = f"w{int(row['worker'])} " if banded else ""
+        t = ax.text(x + t_max * 0.006, yy, f"{who}lost {fmt_s(float(x))} ({row['name']})", va="center", ha="left",
                     fontsize=8, color=FAIL_COLOR, fontweight="bold", zorder=11, clip_on=False,
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.6})
         t.set_gid("lost-label")
@@ -344,11 +362,11 @@ def legend_handles(spans: pd.DataFrame, detail: bool = True) -> list[Artist]:
         handles.append(Patch(facecolor=BARRIER_COLOR, label="waiting at barrier"))
     if is_batch_barrier(spans).any():
         handles.append(Line2D([], [], color="#444444", linewidth=0.8, label="sync point"))
-    if len(failed_tasks(spans)):
+    task = is_task(spans)
+    if (task & (spans["status"] == Status.ERROR)).any():
         handles.append(Patch(facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR, hatch="xxx",
                              label="failed task"))
-    t = tasks(spans)
-    if (t["retry"] > 0).any():
+    if (task & (spans["retry"] > 0)).any():
         handles.append(Patch(facecolor="none", edgecolor=RETRY_COLOR, linewidth=1.6, label="retried (ok)"))
     if (spans["kind"] == Kind.LOST).any():
         handles.append(Patch(facecolor="none", edgecolor=REQUEUE_COLOR, linewidth=1.6, label="requeued (ok)"))
@@ -365,30 +383,38 @@ def wants_detail(timed: pd.DataFrame) -> bool:
     return len(timed) <= DETAIL_MAX_TASKS and per_lane <= DETAIL_MAX_PER_LANE
 
 
-def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None = None) -> Figure:
+def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None = None,
+                 verdict: Verdict | None = None) -> Figure:
     """One Gantt panel per mode (run order) on a shared time axis; the title says who finished first.
 
     repeat: None shows each mode's median-makespan repeat; an int shows that repeat of every mode.
+    verdict: the run's `run_verdict`, where the caller has it already.
     """
     spans = run.spans
-    lf = lane_figure(run, repeat, lane_h=0.32, base_h=0.9, min_h=1.5, extra_h=1.6)
+    lf = lane_figure(run, repeat, lane_h=0.32, base_h=0.9, min_h=1.5, extra_h=1.6, limit=GANTT)
     modes, reps, t_max, ms = lf.modes, lf.reps, lf.t_max, lf.makespans
     n_rep = ms.groupby("mode")["repeat"].nunique().to_dict()
-    verdict = run_verdict(spans, run.meta, modes)
+    verdict = verdict or run_verdict(spans, run.meta, modes)
     noun = device_noun(spans, run.meta)
     bar = waits(spans)
     any_detail = False
+    per_lane = 1
+    faults = mode_faults(spans)  # once: every panel's retried, requeued and lost marks and counts
     for ax, mode in zip(lf.axes, modes, strict=True):
         rep = reps.get(mode, 0)
         sel = one_run(spans, mode, rep)
         timed = tasks(sel)
-        lane_detail = wants_detail(timed) if detail is None else detail
+        lanes = plan_lanes(sel["worker"].unique(), GANTT)
+        lane_detail = (wants_detail(timed) if detail is None else detail) and not lanes.aggregated
+        per_lane = max(per_lane, lanes.per_lane)
         any_detail |= lane_detail
-        plot_gantt(ax, spans, mode, rep, labels=lf.labels, t_max=t_max, detail=lane_detail,
-                   nodes={w.worker: w.node for w in run.meta.workers})
+        f = faults.get((mode, rep))
         row = one_run(ms, mode, rep)
         mk = float(row["makespan_s"].iloc[0]) if len(row) else float("nan")
         lb = float(row["lower_bound_s"].iloc[0]) if len(row) else float("nan")
+        plot_gantt(ax, sel, mode, rep, labels=lf.labels, t_max=t_max, detail=lane_detail,
+                   nodes={w.worker: w.node for w in run.meta.workers}, faults=f or Faults(),
+                   lower_bound=lb if len(row) else 0.0)
         if mode in verdict.incomplete:
             rank = f", INCOMPLETE ({verdict.incomplete[mode]}): not comparable"
         elif mode == verdict.first:
@@ -417,7 +443,6 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
                              f"{fmt_s(float(each.max()))})")
             elif not lane_detail and share < 0.03:
                 parts.append("waits too thin to see at this scale")
-        f = mode_faults(sel).get((mode, rep))
         done = f"{timed['task'].nunique()} tasks" + (f", {len(f.failed)} FAILED" if f and f.failed else "")
         if f and f.retried:
             done += f", {len(f.retried)} retried"
@@ -425,7 +450,7 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
             done += f", {len(f.requeued)} requeued"
         parts.append(done)
         if not lane_detail:
-            parts.append("aggregated")
+            parts.append(f"aggregated: {lanes.per_lane} {noun}s per lane" if lanes.aggregated else "aggregated")
         rep_note = f"repeat {rep}" + (f", median of {n_rep[mode]}" if n_rep.get(mode, 1) > 1 else "")
         parts.append(rep_note)
         body = "\n".join(textwrap.wrap("  ·  ".join(parts), 150, break_on_hyphens=False))
@@ -435,8 +460,11 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
     shown_note = ("each mode's median-makespan repeat" if repeat is None and max(n_rep.values(), default=1) > 1
                   else f"repeat {repeat if repeat is not None else 0}")
     lf.fig.suptitle(f"{textwrap.fill(verdict_line(verdict), 150)}\n"
-                    f"Gantt: one lane per {noun}, {shown_note}; grey = waiting at a barrier"
-                    + ("" if any_detail else " (each lane stacks its busy and waiting share per pixel)"),
+                    + textwrap.fill((f"Gantt: one lane per {noun}" if per_lane == 1 else
+                                     f"Gantt: one lane per {per_lane} {noun}s (consecutive; their mean shares)")
+                                    + f", {shown_note}; grey = waiting at a barrier"
+                                    + ("" if any_detail else
+                                       " (each lane stacks its busy and waiting share per pixel)"), 150),
                     fontsize=12)
     handles = legend_handles(spans, any_detail)
     if any(_has_gid(ax, "barrier-ticks") for ax in lf.axes):

@@ -17,12 +17,13 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
+from bench.analysis.lanes import STACKED, plan_lanes
 from bench.analysis.metrics import ORIGIN_COLUMNS, summarize
-from bench.analysis.report import n_workers, run_modes
+from bench.analysis.report import RunReport, n_workers, run_modes
 from bench.analysis.timeline import barrier_waits, progress_drift, representative_repeats, worst_drift
 from bench.analysis.verdict import Verdict, run_verdict
 from bench.store import RunData
-from viz.fmt import fmt_pct, fmt_s, lane_labels
+from viz.fmt import band_label, fmt_pct, fmt_s, lane_labels
 from viz.style import LOWER_BOUND_COLOR, mode_color, worker_colors
 from viz.words import caveat_stacked, verdict_line
 
@@ -112,9 +113,14 @@ def plot_barrier_waits(ax: Axes, waits: pd.DataFrame, labels: Mapping[int, str] 
         ax.set_axis_off()
         return ax
     table = waits.pivot_table(index="batch", columns="worker", values="wait_s", aggfunc="sum", fill_value=0.0)
+    names = labels or {}
+    lanes = plan_lanes(table.columns.to_numpy(), STACKED)
+    if lanes.aggregated:  # a segment per band of consecutive workers
+        table = table.T.groupby(lanes.lane_of(table.columns.to_numpy())).sum().T
+        bands = [[int(w) for w in lanes.members(i)] for i in range(lanes.n)]
+        names = {i: band_label(labels or {}, b) for i, b in enumerate(bands)}
     workers = [int(c) for c in table.columns]
     colors = worker_colors(len(workers))
-    names = labels or {}
     batches = table.index.to_numpy()
     if len(batches) <= MAX_BAR_BATCHES:
         bottom = np.zeros(len(batches))
@@ -131,9 +137,10 @@ def plot_barrier_waits(ax: Axes, waits: pd.DataFrame, labels: Mapping[int, str] 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("batch (sync point after it)")
     ax.set_ylabel("seconds waiting (sum over workers)")
-    ax.set_title(f"{mode} barrier wait per batch, stacked by worker: {fmt_s(total)} in all "
+    by = f"by band of {lanes.per_lane} workers" if lanes.aggregated else "by worker"
+    ax.set_title(f"{mode} barrier wait per batch, stacked {by}: {fmt_s(total)} in all "
                  f"over {len(batches)} sync points (repeat {rep})", loc="left", fontsize=10)
-    if len(workers) <= 16:
+    if len(workers) <= 16:  # workers or bands
         ax.legend(fontsize=7, ncol=min(len(workers), 8), loc="upper left", frameon=False)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -192,12 +199,13 @@ def plot_drift(ax: Axes, progress: pd.DataFrame, mode: str, labels: Mapping[int,
     return ax
 
 
-def overhead_figure(run: RunData) -> Figure:
-    """Top: makespans vs prediction and bound, batch-sync's barrier wait per batch. Bottom: drift per mode."""
+def overhead_figure(run: RunData, *, verdict: Verdict | None = None, report: RunReport | None = None) -> Figure:
+    """Top: makespans vs prediction and bound, batch-sync's barrier wait per batch. Bottom: drift per mode.
+    verdict, report: the run's `run_verdict` and `build_report`, where the caller has them already."""
     spans = run.spans
     modes = run_modes(run)
-    summary = summarize(spans, n_workers(run), modes)
-    verdict = run_verdict(spans, run.meta, modes)
+    summary = report.summary if report is not None else summarize(spans, n_workers(run), modes)
+    verdict = verdict or (report.verdict if report is not None else run_verdict(spans, run.meta, modes))
     reps = representative_repeats(spans)
     labels = lane_labels(spans, run.meta)
     fig = Figure(figsize=(14.0, 8.5), layout="constrained")
@@ -210,7 +218,7 @@ def overhead_figure(run: RunData) -> Figure:
     sel = waits[(waits["mode"] == bs) & (waits["repeat"] == reps.get(str(bs), 0))] if bs else waits
     plot_barrier_waits(ax_bw, sel, labels, batch_sync_ran="batch-sync" in modes)
     drift_axes = bottom.subplots(1, max(len(modes), 1), sharey=True, squeeze=False)[0]
-    progress = progress_drift(spans)
+    progress = report.progress if report is not None else progress_drift(spans)
     for ax, mode in zip(drift_axes, modes, strict=False):
         p = progress[(progress["mode"] == mode) & (progress["repeat"] == reps.get(mode, 0))]
         plot_drift(ax, p, mode, labels)

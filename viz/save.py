@@ -14,6 +14,8 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from bench.analysis.report import RunReport, run_modes
+from bench.analysis.verdict import run_verdict
 from bench.store import RunData
 from viz.gantt import gantt_figure
 from viz.overhead import overhead_figure
@@ -32,16 +34,18 @@ def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     return path
 
 
-def write_report(run: RunData, out_dir: Path | None = None) -> Iterator[Path]:
+def write_report(run: RunData, out_dir: Path | None = None, report: RunReport | None = None) -> Iterator[Path]:
     """Write the three PNGs and trace.json into `out_dir` (default: the run folder), yielding each path as it
-    is written (so a caller can say so while the next one is drawn)."""
+    is written (so a caller can say so while the next one is drawn). report: `build_report(run)`, where the
+    caller has it already (its verdict titles every chart)."""
     out = Path(out_dir) if out_dir is not None else run.path
-    for name, build in (("gantt.png", gantt_figure), ("utilization.png", utilization_figure),
-                        ("overhead.png", overhead_figure)):
-        yield save_figure(build(run), out / name)
+    verdict = report.verdict if report is not None else run_verdict(run.spans, run.meta, run_modes(run))
+    yield save_figure(gantt_figure(run, verdict=verdict), out / "gantt.png")
+    yield save_figure(utilization_figure(run, verdict=verdict), out / "utilization.png")
+    yield save_figure(overhead_figure(run, verdict=verdict, report=report), out / "overhead.png")
     trace = out / "trace.json"
     tmp = trace.with_name(trace.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(chrome_trace(run), f, separators=(",", ":"))
+        f.write(json.dumps(chrome_trace(run), separators=(",", ":")))  # one C-encoder pass, not a write per item
     tmp.replace(trace)
     yield trace

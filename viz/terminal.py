@@ -20,13 +20,13 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.analysis.faults import runs_agreement
+from bench.analysis.lanes import TERMINAL, lane_shares, plan_lanes
 from bench.analysis.report import RunReport, build_report, n_workers
 from bench.analysis.select import failed_tasks, is_task, one_run, tasks, waits
-from bench.analysis.timeline import busy_over_time
 from bench.analysis.verdict import comparability
 from bench.schema import Kind
 from bench.store import RunData
-from viz.fmt import describe_devices, describe_workload, fmt_pct, fmt_s, lane_labels
+from viz.fmt import band_label, describe_devices, describe_workload, fmt_pct, fmt_s, lane_labels
 from viz.words import agreement_text, difference_text, faults_text, verdict_line
 
 NS = 1e9
@@ -104,11 +104,11 @@ def _tick_label(x: float) -> str:
     return f"{x:g} s"
 
 
-def _lane_cells(busy: pd.DataFrame, failed: pd.DataFrame, cells: int, edges: np.ndarray,
-                makespan: float, lost: tuple[float, float] | None = None) -> str:
-    b = busy.sort_values("bin")
-    share_busy = b["busy"].to_numpy()
-    share_wait = b["barrier"].to_numpy()
+def _lane_cells(share_busy: np.ndarray, share_wait: np.ndarray, failed: pd.DataFrame, cells: int,
+                edges: np.ndarray, makespan: float, lost: tuple[float, float] | None = None,
+                lost_ends: bool = True) -> str:
+    """One lane's cells from its busy and waiting share per cell; failed tries and what a lost worker was
+    doing marked FAIL, and (`lost_ends`) the lane ended where the worker was lost."""
     chars = []
     for i in range(cells):
         if edges[i] >= makespan:
@@ -127,7 +127,7 @@ def _lane_cells(busy: pd.DataFrame, failed: pd.DataFrame, cells: int, edges: np.
             chars[i] = FAIL
     if lost is not None:  # the lane ends where the worker was lost
         i = min(max(int(np.searchsorted(edges, lost[1], side="right")) - 1, 0), cells - 1)
-        chars[i:] = [LOST] + [AFTER] * (cells - i - 1)
+        chars[i:] = [LOST] + ([AFTER] * (cells - i - 1) if lost_ends else chars[i + 1:])
     return "".join(chars)
 
 
@@ -138,30 +138,33 @@ def _gantt(run: RunData, mode: str, rep: int, width: int, t_max: float, label_w:
     timed = tasks(sel)
     cells = max(10, width - label_w - 2 - right_w)
     edges = np.linspace(0.0, t_max, cells + 1)
-    busy = busy_over_time(sel, edges)
+    lanes = plan_lanes(sel["worker"].unique(), TERMINAL)
+    shares = lane_shares(sel, lanes, edges)
     labels = lane_labels(spans, run.meta)
     makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
-    finish = (timed.groupby("worker")["end_ns"].max() / NS).to_dict()
-    workers = sorted(int(w) for w in sel["worker"].unique())
     wait = waits(sel)
-    waited = ((wait["end_ns"] - wait["start_ns"]) / NS).groupby(wait["worker"]).sum().to_dict()
+    waited = len(wait) > 0
     lines = []
     failed = failed_tasks(timed)
+    failed_lane = lanes.lane_of(failed["worker"])
     lost_rows = sel[sel["kind"] == Kind.LOST]
     lost = {int(r.worker): (max(r.start_ns, 0) / NS, max(r.end_ns, 0) / NS) for r in lost_rows.itertuples()}
-    for w in workers:
-        lane = _lane_cells(busy[busy["worker"] == w], failed[failed["worker"] == w], cells, edges, makespan,
-                           lost.get(w))
-        line = Text(f"{labels.get(w, f'w{w}')[:label_w]:<{label_w}} ")
+    for i in range(lanes.n):
+        members = [int(w) for w in lanes.members(i)]
+        gone = [lost[w] for w in members if w in lost]
+        lane = _lane_cells(shares.busy[i], shares.waiting[i], failed[failed_lane == i], cells, edges, makespan,
+                           gone[0] if gone else None, lost_ends=not lanes.aggregated)
+        name = band_label(labels, members) if lanes.aggregated else labels.get(members[0], f"w{members[0]}")
+        line = Text(f"{name[:label_w]:<{label_w}} ")
         line.append(lane, style="blue")
-        f = finish.get(w)
+        f = None if math.isnan(shares.finish_s[i]) else float(shares.finish_s[i])
         right = f" {fmt_s(f) if f is not None else 'no tasks':>8}"
-        if w in lost:
-            right = f" {'lost ' + fmt_s(lost[w][1]):>8}"
-        if waited:
-            right += f" waited {fmt_s(waited.get(w, 0.0)):>7}"
+        if gone and not lanes.aggregated:
+            right = f" {'lost ' + fmt_s(gone[0][1]):>8}"
+        if waited:  # a band: the mean per worker
+            right += f" waited {fmt_s(float(shares.waited_s[i]) / len(members)):>7}"
         line.append(right)
-        if w in slowest:
+        if slowest & set(members):
             line.append(f" {SLOWEST}", style="bold red")
         lines.append(line)
     ticks = _ticks(t_max, cells)
@@ -247,22 +250,25 @@ class _FitWidth:
         yield self.build(max(40, min(self.width, options.max_width)))
 
 
-def render_report(run: RunData, width: int = 100) -> RenderableType:
+def render_report(run: RunData, width: int = 100, report: RunReport | None = None) -> RenderableType:
     """Header, a Unicode Gantt per mode on one time scale, and the comparison table, in at most `width`
-    columns (fewer if the console is narrower)."""
-    return _FitWidth(lambda w: _report(run, w), width)
+    columns (fewer if the console is narrower). report: `build_report(run)`, where the caller has it."""
+    return _FitWidth(lambda w: _report(run, w, report), width)
 
 
-def _report(run: RunData, width: int) -> Group:
+def _report(run: RunData, width: int, report: RunReport | None = None) -> Group:
     parts: list[RenderableType] = [_header(run)]
     if not is_task(run.spans).any():
         parts.append(Text("no task records in this run", style="bold red"))
         return Group(*parts)
-    r = build_report(run)
+    r = report or build_report(run)
     data = report_json(run, r)
     t_max = max(m["shown_makespan_s"] or 0.0 for m in data["modes"])
     labels = lane_labels(run.spans, run.meta)
-    label_w = min(max(len(v) for v in labels.values()), 14)
+    banded = plan_lanes(run.spans["worker"].unique(), TERMINAL)
+    names = ([band_label(labels, [int(w) for w in banded.members(i)]) for i in range(banded.n)]
+             if banded.aggregated else list(labels.values()))
+    label_w = min(max(len(v) for v in names), 14)
     has_wait = any(m["barrier_wait_s"] for m in data["modes"])
     right_w = 9 + (15 if has_wait else 0) + len(SLOWEST) + 1
     for m in data["modes"]:
@@ -293,23 +299,26 @@ def _report(run: RunData, width: int) -> Group:
     lost = f"{LOST} worker lost  " if any(x.faults.lost for x in r.modes) else ""
     parts.append(Text(f"{BUSY} busy  {some}{WAIT} waiting at a barrier  {FAIL} failed  {lost}{IDLE} idle  "
                       "(time scale shared)", style="dim"))
+    if banded.aggregated:
+        parts.append(Text(f"each row is {banded.per_lane} workers: a cell shows their mean busy and waiting share; "
+                          "finish = the row's last, waited = mean per worker", style="dim"))
     parts.append(Text(""))
     parts.append(_comparison_table(run, data))
     parts.append(_footer(data))
     return Group(*parts)
 
 
-def render_summary(run: RunData, width: int = 100) -> RenderableType:
+def render_summary(run: RunData, width: int = 100, report: RunReport | None = None) -> RenderableType:
     """Short end-of-run summary: per mode makespan, lower bound, finishes (slowest marked), wait, util."""
-    return _FitWidth(lambda w: _summary(run, w), width)
+    return _FitWidth(lambda w: _summary(run, w, report), width)
 
 
-def _summary(run: RunData, width: int) -> Group:
+def _summary(run: RunData, width: int, report: RunReport | None = None) -> Group:
     parts: list[RenderableType] = [_header(run)]
     if not is_task(run.spans).any():
         parts.append(Text("no task records in this run", style="bold red"))
         return Group(*parts)
-    r = build_report(run)
+    r = report or build_report(run)
     data = report_json(run, r)
     for m in data["modes"]:
         t = Text()

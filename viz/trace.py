@@ -3,7 +3,8 @@
 A process per (mode, repeat), a thread per worker; task ⊃ phase ⊃ step slices, barriers, NVML counters.
 Every (mode, repeat) keeps its t0 at the same timestamp (`otherData.t0_us`), so the modes line up. Measured
 spans can overlap by a few ns, which trace viewers draw wrongly, so slices are clamped until on every track
-they strictly nest or are disjoint. Builds a dict only; `viz.save` writes it.
+they strictly nest or are disjoint. A big run is capped as `bench.analysis.tracecap` decides (the trace's
+metadata says how). Builds a dict only; `viz.save` writes it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.analysis.select import one_run, tasks, waits
+from bench.analysis.timeline import worker_shares
+from bench.analysis.tracecap import COUNTER_BINS, MAX_SLICES, TraceCap, trace_cap
 from bench.schema import Kind, Status
 from bench.store import RunData
 from viz.fmt import lane_labels
@@ -119,10 +123,12 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def chrome_trace(run: RunData) -> dict[str, Any]:
+def chrome_trace(run: RunData, max_slices: int = MAX_SLICES) -> dict[str, Any]:
     """The run as a Chrome trace-event JSON object ({"traceEvents": [...], ...}). With workers on several
-    nodes, each (mode, repeat) gets a process per node."""
+    nodes, each (mode, repeat) gets a process per node. Above `max_slices` spans, `trace_cap` says which are
+    shown; each capped (mode, repeat) then also gets whole-run counters of busy and waiting workers."""
     spans, samples = run.spans, run.samples
+    cap = trace_cap(spans, max_slices)
     node_of = {w.worker: w.node for w in run.meta.workers}
     hosts = {w.node: w.host for w in run.meta.workers}
     nodes = sorted(set(node_of.values())) if len(set(node_of.values())) > 1 else [0]
@@ -139,8 +145,11 @@ def chrome_trace(run: RunData) -> dict[str, Any]:
     events: list[dict[str, Any]] = []
     for (mode, rep, node), p in pid_of.items():
         where = f" · node {node} ({hosts.get(node, '')})" if len(nodes) > 1 else ""
+        until = cap.until_s.get((mode, rep))
+        shown = "" if until is None else \
+            f" · spans starting before {until:.4g} s of {cap.makespan_s[(mode, rep)]:.4g} s (capped)"
         events.append({"ph": "M", "pid": p, "tid": 0, "name": "process_name",
-                       "args": {"name": f"{mode} (repeat {rep}){where}"}})
+                       "args": {"name": f"{mode} (repeat {rep}){where}{shown}"}})
         events.append({"ph": "M", "pid": p, "tid": 0, "name": "process_sort_index", "args": {"sort_index": p}})
         workers = sorted(int(w) for w in spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]["worker"].unique()
                          if len(nodes) == 1 or node_of.get(int(w), 0) == node)
@@ -149,7 +158,7 @@ def chrome_trace(run: RunData) -> dict[str, Any]:
                            "args": {"name": f"{labels.get(w, f'w{w}')} (worker {w})"}})
             events.append({"ph": "M", "pid": p, "tid": w, "name": "thread_sort_index", "args": {"sort_index": w}})
 
-    slices = nested_slices(spans)
+    slices = nested_slices(cap.select(spans))
     slices = slices.assign(_pid=[pid_for(m, int(r), int(w)) for m, r, w in zip(slices["mode"], slices["repeat"],
                                                                              slices["worker"], strict=True)])
     slices = slices.sort_values(["_pid", "worker", "s", "depth"], kind="stable")
@@ -184,6 +193,15 @@ def chrome_trace(run: RunData) -> dict[str, Any]:
                 if v is not None:
                     events.append({"ph": "C", "pid": sample_pid, "tid": int(row["worker"]), "name": f"{label} {unit}",
                                    "ts": (int(row["t_ns"]) + offset) / 1000.0, "args": {unit: float(v)}})
+    other: dict[str, Any] = {}
+    if cap.capped:
+        events += _counters(spans, cap, {(m, r): pid_of[(m, r, nodes[0])] for m, r, _ in procs}, offset)
+        other["capped"] = {
+            "max_slices": cap.max_slices, "spans": cap.total, "shown": cap.kept,
+            "how": "per (mode, repeat) an equal share of max_slices: its spans in start order, cut at a start "
+                   "time (until_s); the counters 'workers busy' and 'workers waiting' cover the whole run",
+            "until_s": {f"{m} r{r}": t for (m, r), t in cap.until_s.items()},
+        }
     return {
         "traceEvents": events,
         "displayTimeUnit": "ms",
@@ -194,5 +212,26 @@ def chrome_trace(run: RunData) -> dict[str, Any]:
             "clocks": {str(w.worker): {"node": w.node, "host": w.host, "offset_ns": w.clock_offset_ns,
                                        "drift": w.clock_drift, "bound_ns": w.clock_bound_ns}
                        for w in run.meta.workers},
+            **other,
         },
     }
+
+
+def _counters(spans: pd.DataFrame, cap: TraceCap, pid_of: dict[tuple[str, int], int],
+              offset: int) -> list[dict[str, Any]]:
+    """Per capped (mode, repeat): how many workers were busy and waiting, on average over each of
+    COUNTER_BINS bins from t0 to its end, as counter tracks over the whole run."""
+    out: list[dict[str, Any]] = []
+    for (mode, rep), end_s in cap.makespan_s.items():
+        sel = one_run(spans, mode, rep)
+        workers = np.unique(sel["worker"].to_numpy(dtype=np.int64))
+        edges = np.linspace(0.0, end_s, COUNTER_BINS + 1)
+        busy = worker_shares(tasks(sel), workers, edges).sum(axis=0)
+        wait = worker_shares(waits(sel), workers, edges).sum(axis=0)
+        pid = pid_of[(mode, rep)]
+        for x, b, w in zip(edges[:-1], busy, wait, strict=True):
+            ts = (x * 1e9 + offset) / 1000.0
+            out.append({"ph": "C", "pid": pid, "tid": 0, "name": "workers busy", "ts": ts, "args": {"busy": float(b)}})
+            out.append({"ph": "C", "pid": pid, "tid": 0, "name": "workers waiting", "ts": ts,
+                        "args": {"waiting": float(w)}})
+    return out

@@ -16,13 +16,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from bench.analysis.lanes import UTILIZATION, lane_shares, plan_lanes
 from bench.analysis.metrics import gpu_activity
 from bench.analysis.select import is_wait, one_run, tasks, waits
-from bench.analysis.timeline import busy_over_time, representative_repeats
-from bench.analysis.verdict import run_verdict
+from bench.analysis.timeline import representative_repeats
+from bench.analysis.verdict import Verdict, run_verdict
 from bench.schema import RunMeta
 from bench.store import RunData
-from viz.fmt import device_noun, fmt_pct, lane_labels
+from viz.fmt import band_label, device_noun, fmt_pct, lane_labels
 from viz.lanes import lane_figure
 from viz.style import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR
 from viz.words import verdict_line
@@ -67,45 +68,52 @@ def plot_utilization(
     edges = np.linspace(0.0, t_max, nbins + 1)
     if makespan > 0:
         edges = np.append(edges[edges < makespan], makespan)
-    busy = busy_over_time(sel, edges)
-    workers = sorted(int(w) for w in sel["worker"].unique())
-    n = max(len(workers), 1)
+    lanes = plan_lanes(sel["worker"].unique(), UTILIZATION)
+    shares = lane_shares(sel, lanes, edges)
+    n = max(lanes.n, 1)
     names = dict(labels) if labels is not None else lane_labels(sel)
-    base = {w: float(n - 1 - i) for i, w in enumerate(workers)}
+    base = [float(n - 1 - i) for i in range(lanes.n)]
     font = 8 if n <= 12 else (7 if n <= 24 else 6)
     have_nvml = False
     act = gpu_activity(samples, sel)
     act = one_run(act, mode, repeat).set_index("worker")["gpu_util"]
-    for w in workers:
-        b = busy[busy["worker"] == w]
-        # A worker with no task in this mode (fewer tasks than workers) has no rows: all bins 0.
-        share = np.zeros((2, len(edges) - 1))
-        share[:, b["bin"].to_numpy(dtype=int)] = b[["busy", "barrier"]].to_numpy(dtype=float).T
-        y0 = base[w]
-        # Steps: each bin's share drawn flat across the bin.
+    nvml = one_run(samples, mode, repeat) if samples is not None and len(samples) else None
+    if nvml is not None:
+        nvml = nvml[nvml["util_pct"].notna()].sort_values("t_ns")
+    for i in range(lanes.n):
+        members = [int(w) for w in lanes.members(i)]
+        y0 = base[i]
+        # Steps: each bin's share drawn flat across the bin (a band: its workers' mean share).
         x = np.repeat(edges, 2)[1:-1]
-        yb = np.repeat(share[0], 2) * STRIP
-        yw = np.repeat(share[1], 2) * STRIP
+        yb = np.repeat(shares.busy[i], 2) * STRIP
+        yw = np.repeat(shares.waiting[i], 2) * STRIP
         ax.fill_between(x, y0, y0 + yb, color=TASK_COLOR, linewidth=0, gid="busy")
         if yw.any():
             ax.fill_between(x, y0 + yb, y0 + yb + yw, color=BARRIER_COLOR, linewidth=0, gid="barrier")
         ax.hlines(y0, 0, makespan, colors="#cccccc", linewidths=0.5)
         ax.hlines(y0 + STRIP, 0, makespan, colors="#cccccc", linewidths=0.5, linestyles=":")
-        if samples is not None and len(samples):
-            s = one_run(samples, mode, repeat)
-            s = s[s["worker"] == w]
-            s = s[s["util_pct"].notna()].sort_values("t_ns")
-            if len(s):
+        if nvml is not None:
+            s = nvml[nvml["worker"].isin(members)]
+            if len(s) and not lanes.aggregated:
                 have_nvml = True
                 ax.plot(s["t_ns"].to_numpy() / NS, y0 + s["util_pct"].to_numpy(dtype=float) / 100 * STRIP,
                         color=NVML_COLOR, linewidth=0.9, gid="nvml")
-        wt = timed[timed["worker"] == w]
-        util = float(((wt["end_ns"] - wt["start_ns"]).sum() / NS) / makespan) if makespan > 0 else float("nan")
+            elif len(s):  # a band: its workers' mean NVML utilisation per bin
+                at = np.clip(np.searchsorted(edges, s["t_ns"].to_numpy() / NS, side="right") - 1, 0,
+                             len(edges) - 2)
+                mean = s["util_pct"].astype(float).groupby(at).mean()
+                have_nvml = True
+                mid = (edges[:-1] + edges[1:]) / 2
+                ax.plot(mid[mean.index.to_numpy()], y0 + mean.to_numpy() / 100 * STRIP, color=NVML_COLOR,
+                        linewidth=0.9, gid="nvml")
+        busy_s = float(shares.busy_s[i])
+        util = busy_s / (len(members) * makespan) if makespan > 0 else float("nan")
         t = ax.text(t_max * 1.01, y0 + STRIP / 2, fmt_pct(util), va="center", ha="left", fontsize=font,
                     color="#333333")
         t.set_gid("util-label")
-        if w in act.index and n <= 16:  # the GPU's own activity under it, where a second line fits
-            t = ax.text(t_max * 1.01, y0 + STRIP / 2, f"\nGPU {fmt_pct(float(act[w]))}", va="top", ha="left",
+        active = [float(act[w]) for w in members if w in act.index]
+        if active and n <= 16:  # the GPU's own activity under it, where a second line fits
+            t = ax.text(t_max * 1.01, y0 + STRIP / 2, f"\nGPU {fmt_pct(sum(active) / len(active))}", va="top", ha="left",
                         fontsize=font - 1, color=NVML_COLOR)
             t.set_gid("nvml-label")
     if have_nvml:
@@ -116,17 +124,18 @@ def plot_utilization(
     ax.set_xlim(0.0, t_max * 1.08)
     ax.set_ylim(-0.15, n - 0.1)
     every = 1 if n <= 32 else -(-n // 16)
-    idx = list(range(0, n, every))
-    ax.set_yticks([base[workers[i]] + STRIP / 2 for i in idx], [names.get(workers[i], f"w{workers[i]}")
-                                                                 for i in idx], fontsize=font + 1)
+    idx = list(range(0, lanes.n, every))
+    ax.set_yticks([base[i] + STRIP / 2 for i in idx],
+                  [band_label(names, [int(w) for w in lanes.members(i)]) for i in idx], fontsize=font + 1)
     ax.tick_params(axis="y", length=0)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     total = float((timed["end_ns"] - timed["start_ns"]).sum() / NS) if len(timed) else 0.0
-    mean_util = total / (n * makespan) if makespan > 0 else float("nan")
+    n_workers = max(len(lanes.workers), 1)
+    mean_util = total / (n_workers * makespan) if makespan > 0 else float("nan")
     bars = waits(sel)
     waited = float((bars["end_ns"] - bars["start_ns"]).sum() / NS) if len(bars) else 0.0
-    wait_share = waited / (n * makespan) if makespan > 0 else float("nan")
+    wait_share = waited / (n_workers * makespan) if makespan > 0 else float("nan")
     noun = device_noun(sel, meta)
     rest = (f"waiting at barriers {fmt_pct(wait_share)}, idle {fmt_pct(1 - mean_util - wait_share)}" if waited > 0
             else f"idle {fmt_pct(1 - mean_util)}")
@@ -146,10 +155,11 @@ def legend_handles(have_barriers: bool, have_nvml: bool) -> list[Artist]:
     return handles
 
 
-def utilization_figure(run: RunData, repeat: int | None = None) -> Figure:
-    """A panel per mode (run order), shared time axis and bins; strips per worker; % = worker utilisation."""
+def utilization_figure(run: RunData, repeat: int | None = None, *, verdict: Verdict | None = None) -> Figure:
+    """A panel per mode (run order), shared time axis and bins; strips per worker; % = worker utilisation.
+    verdict: the run's `run_verdict`, where the caller has it already."""
     spans = run.spans
-    lf = lane_figure(run, repeat, lane_h=0.34, base_h=0.8, min_h=1.6, extra_h=1.4)
+    lf = lane_figure(run, repeat, lane_h=0.34, base_h=0.8, min_h=1.6, extra_h=1.4, limit=UTILIZATION)
     bins = default_bins(spans, lf.t_max)
     samples = run.samples if len(run.samples) else None
     for ax, mode in zip(lf.axes, lf.modes, strict=True):
@@ -158,11 +168,14 @@ def utilization_figure(run: RunData, repeat: int | None = None) -> Figure:
     lf.axes[-1].set_xlabel(f"seconds since the start barrier (t0); bins of {lf.t_max / bins:.3g} s")
     have_bar = bool(is_wait(spans).any())
     have_nvml = samples is not None and bool(samples["util_pct"].notna().any())
+    noun = device_noun(spans, run.meta)
+    per = max(plan_lanes(tasks(spans)["worker"].unique(), UTILIZATION).per_lane, 1)
+    strip = f"one {noun}" if per == 1 else f"a band of {per} consecutive {noun}s (their mean share)"
     ends = ("at its end: its share of the makespan in tasks, and in red its GPU's NVML activity"
             if have_nvml else "the number at its end is its utilisation over the makespan")
-    lf.fig.suptitle(f"{textwrap.fill(verdict_line(run_verdict(spans, run.meta, lf.modes)), 150)}\n"
-                    f"Utilisation over time: each strip is one {device_noun(spans, run.meta)} from 0 to 100 % busy; "
-                    f"{ends}", fontsize=12)
+    lf.fig.suptitle(f"{textwrap.fill(verdict_line(verdict or run_verdict(spans, run.meta, lf.modes)), 150)}\n"
+                    + textwrap.fill(f"Utilisation over time: each strip is {strip} from 0 to 100 % busy; {ends}",
+                                    150), fontsize=12)
     handles = legend_handles(have_bar, have_nvml)
     lf.fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
     return lf.fig

@@ -13,6 +13,9 @@ import pandas as pd
 
 from bench.schema import BARRIER_START, Kind, RunMeta, Status
 
+FAULT_COLUMNS = ("mode", "repeat", "worker", "device", "kind", "name", "task", "start_ns", "end_ns", "status",
+                 "error", "retry")
+
 
 @dataclass(frozen=True)
 class LostWorker:
@@ -39,14 +42,19 @@ class Faults:
         return bool(self.lost or self.retried or self.requeued or self.failed)
 
 
-def final_tries(spans: pd.DataFrame) -> pd.DataFrame:
-    """Each task's last try per (mode, repeat): what counts as the task's outcome."""
+def final_tries(spans: pd.DataFrame, ordered: bool = True) -> pd.DataFrame:
+    """Each task's last try per (mode, repeat): what counts as the task's outcome, in (retry, end) order
+    (`ordered=False`: in any order, which saves sorting when every task has one try)."""
     t = spans[spans["kind"] == Kind.TASK]
+    if not (t["retry"] > 0).any() and \
+            int(t.groupby(["mode", "repeat"], sort=False)["task"].nunique().sum()) == len(t):
+        return t.sort_values("end_ns", kind="stable") if ordered else t  # one try each
     return t.sort_values(["retry", "end_ns"], kind="stable").groupby(["mode", "repeat", "task"]).tail(1)
 
 
 def mode_faults(spans: pd.DataFrame) -> dict[tuple[str, int], Faults]:
     """Faults per (mode, repeat) of the spans that count."""
+    spans = spans[[c for c in FAULT_COLUMNS if c in spans]]  # narrow: every row subset below copies less
     out: dict[tuple[str, int], Faults] = {}
     for (mode, rep), g in spans.groupby(["mode", "repeat"], sort=False):
         lost_rows = g[g["kind"] == Kind.LOST]
@@ -57,17 +65,19 @@ def mode_faults(spans: pd.DataFrame) -> dict[tuple[str, int], Faults]:
         again = t[t["retry"] > 0]
         requeued = sorted({int(x) for x in again["task"] if int(x) in lost_tasks})
         retried = sorted({int(x) for x in again["task"]} - set(requeued))
-        fin = final_tries(g)
+        fin = final_tries(g, ordered=False)
         failed = sorted(int(x) for x in fin.loc[fin["status"] == Status.ERROR, "task"])
         start = g[(g["kind"] == Kind.BARRIER) & (g["name"] == BARRIER_START)]
         out[(str(mode), int(rep))] = Faults(lost, retried, requeued, failed, int(start["worker"].nunique()))
     return out
 
 
-def degraded_modes(spans: pd.DataFrame, meta: RunMeta) -> dict[str, str]:
-    """Modes that ran every task but not on every worker, with why: {"dynamic": "worker 2 lost at 3.2 s"}."""
+def degraded_modes(spans: pd.DataFrame, meta: RunMeta,
+                   faults: dict[tuple[str, int], Faults] | None = None) -> dict[str, str]:
+    """Modes that ran every task but not on every worker, with why: {"dynamic": "worker 2 lost at 3.2 s"}
+    (`faults`: `mode_faults(spans)`, where the caller has them already)."""
     out: dict[str, str] = {}
-    for (mode, _), f in mode_faults(spans).items():
+    for (mode, _), f in (mode_faults(spans) if faults is None else faults).items():
         if mode in out:
             continue
         if f.lost:
@@ -92,6 +102,8 @@ class Agreement:
 
 
 def _outputs(spans: pd.DataFrame) -> pd.DataFrame:
+    if "output" in spans and not spans["output"].notna().any():  # no outputs recorded (simulated runs)
+        return spans.iloc[:0]
     fin = final_tries(spans)
     if "output" not in fin:
         return fin.iloc[:0]

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.faults import final_tries
-from bench.analysis.select import batch_barriers, one_run, tasks, waits
+from bench.analysis.select import batch_barriers, narrow, tasks, waits
 from bench.modes import BASELINE, MODES
 from bench.schema import BARRIER_START, Kind, Status
 
@@ -45,41 +45,44 @@ def origin_prediction(durations: pd.Series, n_workers: int) -> dict[str, float]:
 
 
 def worker_table(spans: pd.DataFrame) -> pd.DataFrame:
-    """One row per (mode, repeat, worker): tasks, failed, busy_s, barrier_s, finish_s, tail_idle_s, util."""
-    timed = task_frame(spans)
-    bar = waits(spans)
-    rows = []
+    """One row per (mode, repeat, worker): tasks, failed, busy_s, barrier_s, finish_s, tail_idle_s, util.
+
+    Every worker with a span in a (mode, repeat) that ran tasks gets a row; one groupby per column."""
+    cols = ["mode", "repeat", "worker", "device", "tasks", "failed", "busy_s", "barrier_s", "finish_s",
+            "tail_idle_s", "util"]
     keys = ["mode", "repeat"]
-    for (mode, rep), tgroup in timed.groupby(keys, sort=False):
-        makespan = tgroup["end_s"].max()
-        makespan_ns = int(tgroup["end_ns"].max())
-        run_spans = one_run(spans, mode, rep)
-        devices = run_spans.drop_duplicates("worker").set_index("worker")["device"]
-        workers = sorted(run_spans["worker"].unique())
-        bgroup = one_run(bar, mode, rep)
-        for w in workers:
-            wt = tgroup[tgroup["worker"] == w]
-            wb = bgroup[bgroup["worker"] == w]
-            busy = float(wt["dur_s"].sum())
-            # A barrier span can outlast the makespan only after the last task; clip to the timed window.
-            wait = float((wb["end_ns"].clip(upper=makespan_ns) - wb["start_ns"]).clip(lower=0).sum())
-            finish = float(wt["end_s"].max()) if len(wt) else 0.0
-            rows.append(
-                {
-                    "mode": mode,
-                    "repeat": int(rep),
-                    "worker": int(w),
-                    "device": str(devices.get(w, "")),
-                    "tasks": len(wt),
-                    "failed": int((wt["status"] == Status.ERROR).sum()),
-                    "busy_s": busy,
-                    "barrier_s": wait / NS,
-                    "finish_s": finish,
-                    "tail_idle_s": float(makespan) - finish,
-                    "util": busy / makespan if makespan > 0 else math.nan,
-                }
-            )
-    return pd.DataFrame(rows)
+    spans = narrow(spans, *keys, "worker", "device", "kind", "name", "start_ns", "end_ns", "status")
+    timed = task_frame(spans)
+    if timed.empty:
+        return pd.DataFrame(columns=cols)
+    runs = timed.groupby(keys, sort=False)["end_ns"].max().rename("makespan_ns")
+    # The workers of each (mode, repeat) that ran tasks, with the device of each one's first span.
+    w = spans.drop_duplicates([*keys, "worker"])[[*keys, "worker", "device"]]
+    w = w.join(runs, on=keys, how="inner")
+    t = timed.assign(failed=timed["status"] == Status.ERROR).groupby([*keys, "worker"], sort=False).agg(
+        tasks=("dur_s", "size"), failed=("failed", "sum"), busy_s=("dur_s", "sum"), finish_ns=("end_ns", "max"))
+    bar = waits(spans)
+    bar = bar.join(runs, on=keys, how="inner")
+    # A barrier span can outlast the makespan only after the last task; clip to the timed window.
+    clipped = (np.minimum(bar["end_ns"], bar["makespan_ns"]) - bar["start_ns"]).clip(lower=0)
+    wait = clipped.groupby([bar["mode"], bar["repeat"], bar["worker"]], sort=False).sum().rename("wait_ns")
+    out = w.join(t, on=[*keys, "worker"]).join(wait, on=[*keys, "worker"])
+    makespan = out["makespan_ns"] / NS
+    out["tasks"] = out["tasks"].fillna(0).astype(int)
+    out["failed"] = out["failed"].fillna(0).astype(int)
+    out["busy_s"] = out["busy_s"].fillna(0.0).astype(float)
+    out["barrier_s"] = out["wait_ns"].fillna(0).astype(float) / NS
+    out["finish_s"] = (out["finish_ns"] / NS).fillna(0.0).astype(float)
+    out["tail_idle_s"] = makespan - out["finish_s"]
+    out["util"] = (out["busy_s"] / makespan).where(makespan > 0, math.nan)
+    # Rows in the order of the (mode, repeat)s' first task, workers ascending, as before.
+    order = {k: i for i, k in enumerate(runs.index)}
+    out["_run"] = [order[(m, r)] for m, r in zip(out["mode"], out["repeat"], strict=True)]
+    out = out.sort_values(["_run", "worker"], kind="stable").reset_index(drop=True)
+    out["repeat"] = out["repeat"].astype(int)
+    out["worker"] = out["worker"].astype(int)
+    out["device"] = out["device"].astype(str)
+    return out[cols]
 
 
 def gpu_activity(samples: pd.DataFrame | None, spans: pd.DataFrame) -> pd.DataFrame:
@@ -100,16 +103,23 @@ def gpu_activity(samples: pd.DataFrame | None, spans: pd.DataFrame) -> pd.DataFr
     return out.reset_index()
 
 
-def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None = None) -> pd.DataFrame:
+def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None = None,
+               workers: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (mode, repeat): makespan, lower bound, origin predictions, barrier wait, utilisation, and
-    gpu_util (mean over workers of `gpu_activity`; NaN without samples)."""
+    gpu_util (mean over workers of `gpu_activity`; NaN without samples). `workers`: `worker_table(spans)`,
+    where the caller has it already."""
+    spans = narrow(spans, "mode", "repeat", "worker", "device", "kind", "name", "task", "batch", "start_ns", "end_ns",
+                   "status", "retry")
     timed = task_frame(spans)
-    wt = worker_table(spans)
+    wt = worker_table(spans) if workers is None else workers
+    wt_of = dict(iter(wt.groupby(["mode", "repeat"], sort=False)))
     act = gpu_activity(samples, spans)
+    act_of = dict(iter(act.groupby(["mode", "repeat"], sort=False))) if len(act) else {}
+    batches = batch_barriers(spans).groupby(["mode", "repeat"])["batch"].nunique()
     rows = []
     fr = timed[timed["mode"] == BASELINE]
-    baseline = {rep: _per_task(f) for rep, f in fr.groupby("repeat")
-                if f["task"].nunique() == timed[timed["repeat"] == rep]["task"].nunique()}
+    per_rep = timed.groupby("repeat")["task"].nunique()
+    baseline = {rep: _per_task(f) for rep, f in fr.groupby("repeat") if f["task"].nunique() == per_rep[rep]}
     started = starters(spans)
     for (mode, rep), g in timed.groupby(["mode", "repeat"], sort=False):
         makespan = float(g["end_s"].max())
@@ -122,15 +132,13 @@ def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None
         basis_name = BASELINE if basis is not None else str(mode)
         durations = basis if basis is not None else _per_task(g)
         origins = origin_prediction(durations, G)
-        w = one_run(wt, mode, rep)
-        # Sync points are the batch barriers actually recorded (a partial run has fewer than ceil(T/G) - 1).
-        recorded = one_run(batch_barriers(spans), mode, rep)
+        w = wt_of.get((mode, rep), wt.iloc[:0])
         rows.append(
             {
                 "mode": mode,
                 "repeat": int(rep),
                 "tasks": int(g["task"].nunique()),
-                "failed": int((final_tries(g)["status"] == Status.ERROR).sum()),
+                "failed": int((final_tries(g, ordered=False)["status"] == Status.ERROR).sum()),
                 "makespan_s": makespan,
                 "lower_bound_s": lower,
                 **{origin_column(m): v for m, v in origins.items()},
@@ -139,9 +147,10 @@ def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None
                 "mean_task_s": float(g["dur_s"].mean()),
                 "task_cv": float(g["dur_s"].std(ddof=0) / g["dur_s"].mean()) if total > 0 else 0.0,
                 "barrier_wait_s": float(w["barrier_s"].sum()),
-                "sync_points": int(recorded["batch"].nunique()),
+                # The batch barriers actually recorded (a partial run has fewer than ceil(T/G) - 1).
+                "sync_points": int(batches.get((mode, rep), 0)),
                 "util": total / (G * makespan) if makespan > 0 else math.nan,
-                "gpu_util": _mean_or_nan(one_run(act, mode, rep)["gpu_util"]),
+                "gpu_util": _mean_or_nan(act_of[(mode, rep)]["gpu_util"]) if (mode, rep) in act_of else math.nan,
                 "finish_spread_s": float(w["finish_s"].max() - w["finish_s"].min()),
                 "slowest_worker": int(w.loc[w["finish_s"].idxmax(), "worker"]),
             }
@@ -165,9 +174,10 @@ def _mean_or_nan(x: pd.Series) -> float:
 
 
 def summarize(spans: pd.DataFrame, n_workers: int, modes: list[str],
-              samples: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Median (and min/max) over repeats per mode, in `modes` order, with ratios to free-run."""
-    mt = mode_table(spans, n_workers, samples)
+              samples: pd.DataFrame | None = None, workers: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Median (and min/max) over repeats per mode, in `modes` order, with ratios to free-run (`workers`: as
+    for `mode_table`)."""
+    mt = mode_table(spans, n_workers, samples, workers)
     if mt.empty:
         return mt
     agg = mt.groupby("mode", sort=False).agg(

@@ -11,10 +11,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from bench.analysis.faults import Agreement, Faults, mode_faults, output_agreement
 from bench.analysis.metrics import ORIGIN_COLUMNS, gpu_activity, summarize, worker_table
 from bench.analysis.select import one_run
-from bench.analysis.timeline import drift_summary, makespans, representative_repeats
+from bench.analysis.timeline import drift_summary, makespans, progress_drift, representative_repeats
 from bench.analysis.verdict import Verdict, run_verdict, slowest_workers
 from bench.modes import BASELINE
 from bench.store import RunData
@@ -124,6 +126,10 @@ class RunReport:
     has_gpu_util: bool
     outputs: Agreement
     """Whether every mode produced the same output for each task."""
+    summary: pd.DataFrame
+    """`metrics.summarize` of the run, the rows the figures above come from (the makespan chart draws it)."""
+    progress: pd.DataFrame
+    """`timeline.progress_drift` of the run (the drift chart draws it)."""
 
     @property
     def first(self) -> str | None:
@@ -149,13 +155,16 @@ def n_workers(run: RunData) -> int:
 def build_report(run: RunData) -> RunReport:
     spans = run.spans
     modes = run_modes(run)
-    summary = summarize(spans, n_workers(run), modes, run.samples)
     wt = worker_table(spans)
+    summary = summarize(spans, n_workers(run), modes, run.samples, wt)
     act = gpu_activity(run.samples, spans).set_index(["mode", "repeat", "worker"])
-    reps = representative_repeats(spans)
-    drift = drift_summary(spans)
+    gpu_of, power_of = act["gpu_util"].to_dict(), act["power_w"].to_dict()  # one lookup per worker below
+    ms = makespans(spans)
+    reps = representative_repeats(spans, ms)
+    progress = progress_drift(spans)
+    drift = drift_summary(spans, progress)
     faults = mode_faults(spans)
-    shown = makespans(spans).set_index(["mode", "repeat"])["makespan_s"]
+    shown = ms.set_index(["mode", "repeat"])["makespan_s"]
     nodes = {w.worker: (w.node, w.host) for w in run.meta.workers}
     out: list[ModeReport] = []
     for row in summary.to_dict("records"):
@@ -168,8 +177,8 @@ def build_report(run: RunData) -> RunReport:
             worker=int(r["worker"]), device=str(r["device"]), tasks=int(r["tasks"]), failed=int(r["failed"]),
             busy_s=num(r["busy_s"]), barrier_s=num(r["barrier_s"]), finish_s=num(r["finish_s"]),
             tail_idle_s=num(r["tail_idle_s"]), util=num(r["util"]),
-            gpu_util=num(act["gpu_util"].get((mode, rep, int(r["worker"])))),
-            power_w=num(act["power_w"].get((mode, rep, int(r["worker"])))), slowest=int(r["worker"]) in slowest,
+            gpu_util=num(gpu_of.get((mode, rep, int(r["worker"])))),
+            power_w=num(power_of.get((mode, rep, int(r["worker"])))), slowest=int(r["worker"]) in slowest,
         ) for r in w.to_dict("records")]
         out.append(ModeReport(
             mode=mode, repeats=int(row["repeats"]), shown_repeat=rep, shown_makespan_s=num(shown.get((mode, rep))),
@@ -194,6 +203,7 @@ def build_report(run: RunData) -> RunReport:
         if pred_bs is not None and pred_fr is not None:
             origin_overhead = pred_bs - pred_fr
             origin_basis = bs.origin_basis
-    return RunReport(run=run, verdict=run_verdict(spans, run.meta, modes), modes=out, sync_overhead_s=overhead,
+    return RunReport(run=run, verdict=run_verdict(spans, run.meta, modes, ms=ms, faults=faults), modes=out, sync_overhead_s=overhead,
                      origin_sync_overhead_s=origin_overhead, origin_basis=origin_basis,
-                     has_gpu_util=any(m.gpu_util is not None for m in out), outputs=output_agreement(spans))
+                     has_gpu_util=any(m.gpu_util is not None for m in out), outputs=output_agreement(spans),
+                     summary=summary, progress=progress)

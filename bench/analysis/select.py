@@ -45,6 +45,11 @@ def batch_barriers(spans: pd.DataFrame) -> pd.DataFrame:
     return spans[is_batch_barrier(spans)]
 
 
+def narrow(spans: pd.DataFrame, *columns: str) -> pd.DataFrame:
+    """`spans` with only `columns` (those it has): every row subset of it then copies only those."""
+    return spans[[c for c in columns if c in spans]]
+
+
 def one_run(frame: pd.DataFrame, mode: str, repeat: int) -> pd.DataFrame:
     """The rows of one (mode, repeat), from spans or samples."""
     return frame[(frame["mode"] == mode) & (frame["repeat"] == repeat)]

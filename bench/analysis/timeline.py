@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bench.analysis.faults import final_tries
-from bench.analysis.select import batch_barriers, is_task, is_wait, tasks, waits
+from bench.analysis.select import batch_barriers, is_task, is_wait, narrow, tasks, waits
 from bench.schema import Kind
 
 NS = 1e9
@@ -43,11 +43,11 @@ def _groups(frame: pd.DataFrame, keys: list[str]) -> Iterator[tuple[tuple, pd.Da
 
 def makespans(spans: pd.DataFrame) -> pd.DataFrame:
     """One row per (mode, repeat): makespan_s (last task end) and lower_bound_s, G from the spans' workers."""
-    t = tasks(spans)
+    t = tasks(narrow(spans, *KEYS, "kind", "start_ns", "end_ns"))
     if t.empty:
         return pd.DataFrame(columns=[*KEYS, "makespan_s", "lower_bound_s", "n_workers"])
     dur = (t["end_ns"] - t["start_ns"]) / NS
-    n_workers = spans.groupby(KEYS)["worker"].nunique().rename("n_workers")
+    n_workers = narrow(spans, *KEYS, "worker").groupby(KEYS)["worker"].nunique().rename("n_workers")
     g = t.assign(dur=dur, end=t["end_ns"] / NS).groupby(KEYS)
     out = pd.DataFrame({"makespan_s": g["end"].max(), "total": g["dur"].sum(), "longest": g["dur"].max()})
     out = out.join(n_workers)
@@ -55,9 +55,10 @@ def makespans(spans: pd.DataFrame) -> pd.DataFrame:
     return out.drop(columns=["total", "longest"]).reset_index()
 
 
-def representative_repeats(spans: pd.DataFrame) -> dict[str, int]:
-    """Per mode, the repeat whose makespan is the median (the lower one of the middle two; ties: lowest)."""
-    ms = makespans(spans)
+def representative_repeats(spans: pd.DataFrame, ms: pd.DataFrame | None = None) -> dict[str, int]:
+    """Per mode, the repeat whose makespan is the median (the lower one of the middle two; ties: lowest).
+    `ms`: `makespans(spans)`, where the caller has it already."""
+    ms = makespans(spans) if ms is None else ms
     out: dict[str, int] = {}
     for mode, g in ms.groupby("mode", sort=False):
         g = g.sort_values(["makespan_s", "repeat"], kind="stable")
@@ -77,6 +78,29 @@ def cumulative_time(starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.
     return np.interp(at, x, y, left=0.0, right=float(before[-1]))
 
 
+def worker_shares(frame: pd.DataFrame, workers: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Per worker of `workers` (sorted; a row each) and bin of `edges` (seconds; a column each): the share of
+    the bin inside the union of that worker's spans in `frame` (0..1). One pass over all workers: each
+    worker's spans are shifted onto a time axis of their own, so `cumulative_time` never merges two workers'."""
+    width = np.diff(edges)
+    n = len(workers)
+    out = np.zeros((n, len(width)))
+    if frame.empty or n == 0:
+        return out
+    w = frame["worker"].to_numpy(dtype=np.int64)
+    row = np.minimum(np.searchsorted(workers, w), n - 1)
+    mine = workers[row] == w
+    s, e = frame["start_ns"].to_numpy()[mine] / NS, frame["end_ns"].to_numpy()[mine] / NS
+    if len(s) == 0:
+        return out
+    lo = min(float(s.min()), float(edges[0]))
+    span = max(float(e.max()), float(edges[-1])) - lo + 1.0  # each worker's axis, a second apart
+    shift = np.arange(n) * span - lo
+    at = (edges[None, :] + shift[:, None]).ravel()
+    cum = cumulative_time(s + shift[row[mine]], e + shift[row[mine]], at).reshape(n, len(edges))
+    return np.clip(np.diff(cum, axis=1) / width, 0.0, 1.0)
+
+
 def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: float | None = None) -> pd.DataFrame:
     """Busy fraction per (mode, repeat, worker) and time bin.
 
@@ -92,30 +116,32 @@ def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: flo
         edges = np.linspace(0.0, t_max if t_max > 0 else 1.0, bins + 1)
     else:
         edges = np.asarray(bins, dtype=float)
-    width = np.diff(edges)
+    nb = len(edges) - 1
     timed = spans[is_task(spans) | is_wait(spans)]
-    groups = dict(_groups(timed, ["mode", "repeat", "worker"]))
+    parts_of = dict(_groups(timed, KEYS))
     frames = []
     # Every worker of a (mode, repeat) gets its rows, also one without a task in it (fewer tasks than workers).
-    for key, everything in _groups(spans[["mode", "repeat", "worker", "device"]], ["mode", "repeat", "worker"]):
-        mode, rep, worker = key
-        g = groups.get(key, timed.iloc[:0])
-        parts = {}
-        for col, sub in (("busy", g[g["kind"] == Kind.TASK]), ("barrier", g[g["kind"] == Kind.BARRIER])):
-            cum = cumulative_time(sub["start_ns"].to_numpy() / NS, sub["end_ns"].to_numpy() / NS, edges)
-            parts[col] = np.clip(np.diff(cum) / width, 0.0, 1.0)
+    for key, everything in _groups(spans[["mode", "repeat", "worker", "device"]], KEYS):
+        mode, rep = key
+        first = everything.drop_duplicates("worker").sort_values("worker")
+        workers = first["worker"].to_numpy(dtype=np.int64)
+        g = parts_of.get(key, timed.iloc[:0])
+        is_t = (g["kind"] == Kind.TASK).to_numpy()
+        busy = worker_shares(g[is_t], workers, edges)
+        barrier = worker_shares(g[~is_t], workers, edges)
         frames.append(
             pd.DataFrame(
                 {
                     "mode": mode,
                     "repeat": int(rep),
-                    "worker": int(worker),
-                    "device": str(everything["device"].iloc[0]),
-                    "bin": np.arange(len(width)),
-                    "t0_s": edges[:-1],
-                    "t1_s": edges[1:],
-                    "t_s": (edges[:-1] + edges[1:]) / 2,
-                    **parts,
+                    "worker": np.repeat(workers.astype(int), nb),
+                    "device": np.repeat(first["device"].astype(str).to_numpy(), nb),
+                    "bin": np.tile(np.arange(nb), len(workers)),
+                    "t0_s": np.tile(edges[:-1], len(workers)),
+                    "t1_s": np.tile(edges[1:], len(workers)),
+                    "t_s": np.tile((edges[:-1] + edges[1:]) / 2, len(workers)),
+                    "busy": busy.ravel(),
+                    "barrier": barrier.ravel(),
                 }
             )
         )
@@ -123,15 +149,20 @@ def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: flo
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
 
 
-def _average_kth(tasks: pd.DataFrame, k_max: int) -> np.ndarray:
+def _average_kth(worker: np.ndarray, end: np.ndarray, dur: np.ndarray, k_max: int) -> np.ndarray:
     """For k = 1..k_max, the mean over workers of the end of each one's k-th task (in end order); past a
-    worker's last task, its last end plus its mean task duration per further task."""
-    ends = np.empty((tasks["worker"].nunique(), k_max))
-    for i, (_, w) in enumerate(tasks.groupby("worker")):
-        e = np.sort(w["end_ns"].to_numpy() / NS)
-        pace = float(((w["end_ns"] - w["start_ns"]) / NS).mean())
-        ends[i, : len(e)] = e[:k_max]
-        ends[i, len(e):] = e[-1] + pace * np.arange(1, k_max - len(e) + 1)
+    worker's last task, its last end plus its mean task duration per further task (seconds in, out)."""
+    order = np.lexsort((end, worker))
+    w, end, dur = worker[order], end[order], dur[order]
+    ids, first, count = np.unique(w, return_index=True, return_counts=True)
+    row = np.repeat(np.arange(len(ids)), count)
+    k = np.arange(len(w)) - first[row]  # each task's place among its worker's, 0-based
+    last = end[first + count - 1]
+    pace = np.add.reduceat(dur, first) / count
+    j = np.arange(k_max)[None, :]
+    ends = last[:, None] + pace[:, None] * (j - count[:, None] + 1)
+    keep = k < k_max
+    ends[row[keep], k[keep]] = end[keep]
     return ends.mean(axis=0)
 
 
@@ -143,25 +174,35 @@ def progress_drift(spans: pd.DataFrame) -> pd.DataFrame:
     average worker completed its k-th task, a worker with fewer than k tasks counting as going on at its own
     pace), behind_s = t_s - avg_kth_s (positive: late), behind_tasks = behind_s / the mean task duration."""
     frames = []
-    workers = spans.groupby(KEYS)["worker"].nunique()
-    for (mode, rep), g in _groups(final_tries(spans), KEYS):
+    workers = narrow(spans, *KEYS, "worker").groupby(KEYS)["worker"].nunique()
+    fin = final_tries(narrow(spans, *KEYS, "worker", "device", "task", "kind", "start_ns", "end_ns", "retry"),
+                      ordered=False)
+    f_worker, f_end = fin["worker"].to_numpy(dtype=np.int64), fin["end_ns"].to_numpy(dtype=np.int64)
+    f_start, f_device, f_task = (fin["start_ns"].to_numpy(dtype=np.int64), fin["device"].to_numpy(),
+                                 fin["task"].to_numpy())
+    for (mode, rep), idx in sorted(fin.groupby(KEYS).indices.items()):
         n = int(workers.loc[(mode, rep)])
-        g = g.sort_values(["end_ns", "worker"], kind="stable")
-        t = g["end_ns"].to_numpy()
-        done = g.groupby("worker").cumcount().to_numpy() + 1
+        # By (end, worker), stably: ties keep the spans' order (by start).
+        at = idx[np.lexsort((f_worker[idx], f_end[idx]))]
+        t, w = f_end[at], f_worker[at]
+        by_w = np.argsort(w, kind="stable")  # each worker's completions in time order
+        first = np.searchsorted(w[by_w], w[by_w], side="left")
+        done = np.empty(len(at), dtype=np.int64)
+        done[by_w] = np.arange(len(at)) - first + 1
         after = np.searchsorted(t, t, side="right")  # completions at or before t, all workers
         before = np.searchsorted(t, t, side="left")  # completions strictly before t
-        avg_kth = _average_kth(g, int(done.max()))[done - 1]
-        mean_task = float(((g["end_ns"] - g["start_ns"]) / NS).mean())
+        dur = (t - f_start[at]) / NS
+        avg_kth = _average_kth(w, t / NS, dur, int(done.max()))[done - 1]
+        mean_task = float(dur.mean())
         behind_s = t / NS - avg_kth
         frames.append(
             pd.DataFrame(
                 {
                     "mode": mode,
                     "repeat": int(rep),
-                    "worker": g["worker"].to_numpy(dtype=int),
-                    "device": g["device"].to_numpy(),
-                    "task": g["task"].to_numpy(),
+                    "worker": w.astype(int),
+                    "device": f_device[at],
+                    "task": f_task[at],
                     "t_s": t / NS,
                     "done": done,
                     "mean_done": after / n,
@@ -212,9 +253,10 @@ def worst_drift(progress: pd.DataFrame) -> dict[str, float | int]:
     return {"max_behind": count, "max_behind_s": max(late, 0.0), "worker": who, "t_s": when}
 
 
-def drift_summary(spans: pd.DataFrame) -> pd.DataFrame:
-    """Per (mode, repeat): `worst_drift` of `progress_drift` (max_behind in tasks, max_behind_s in seconds)."""
-    p = progress_drift(spans)
+def drift_summary(spans: pd.DataFrame, progress: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (mode, repeat): `worst_drift` of `progress_drift` (max_behind in tasks, max_behind_s in seconds;
+    `progress`: `progress_drift(spans)`, where the caller has it already)."""
+    p = progress_drift(spans) if progress is None else progress
     rows = [{"mode": mode, "repeat": int(rep), **worst_drift(g)} for (mode, rep), g in _groups(p, KEYS)]
     return pd.DataFrame(rows, columns=["mode", "repeat", "max_behind", "max_behind_s", "worker", "t_s"])
 

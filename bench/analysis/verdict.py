@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.analysis.faults import degraded_modes
-from bench.analysis.select import tasks
+from bench.analysis.faults import Faults, degraded_modes
+from bench.analysis.select import narrow, tasks
 from bench.analysis.timeline import makespans
 from bench.schema import RunMeta
 
@@ -137,7 +137,7 @@ def incomplete_modes(spans: pd.DataFrame, meta: RunMeta) -> dict[str, str]:
     in run order. Their makespan is that of a partial run: it must never be ranked against complete modes."""
     if not meta.n_tasks:
         return {}
-    counts = tasks(spans).groupby(["mode", "repeat"])["task"].nunique()
+    counts = tasks(narrow(spans, "mode", "repeat", "kind", "task")).groupby(["mode", "repeat"])["task"].nunique()
     out: dict[str, str] = {}
     for (mode, _), n in counts.items():  # type: ignore[misc]
         if n < meta.n_tasks and mode not in out:
@@ -148,17 +148,19 @@ def incomplete_modes(spans: pd.DataFrame, meta: RunMeta) -> dict[str, str]:
 
 def task_work(spans: pd.DataFrame) -> dict[str, float]:
     """Total task seconds per mode (median over repeats): the same tasks' own time, whatever the schedule."""
-    t = tasks(spans)
+    t = tasks(narrow(spans, "mode", "repeat", "kind", "start_ns", "end_ns"))
     if t.empty:
         return {}
     per = ((t["end_ns"] - t["start_ns"]) / 1e9).groupby([t["mode"], t["repeat"]]).sum()
     return {str(m): float(v) for m, v in per.groupby(level=0).median().items()}
 
 
-def run_verdict(spans: pd.DataFrame, meta: RunMeta, modes: list[str] | None = None) -> Verdict:
+def run_verdict(spans: pd.DataFrame, meta: RunMeta, modes: list[str] | None = None, *,
+                ms: pd.DataFrame | None = None, faults: dict[tuple[str, int], Faults] | None = None) -> Verdict:
     """The verdict of a run, the same in every view: median makespan per mode over repeats, incomplete modes
-    unranked, gaps that may be noise caveated."""
-    ms = makespans(spans)
+    unranked, gaps that may be noise caveated. `ms`, `faults`: `makespans(spans)` and `mode_faults(spans)`,
+    where the caller has them already."""
+    ms = makespans(spans) if ms is None else ms
     pieced = {m: "several attempts" for _, m in meta.pieced}
     if ms.empty:
         return rank({}, incomplete_modes(spans, meta), pieced=pieced)
@@ -169,7 +171,7 @@ def run_verdict(spans: pd.DataFrame, meta: RunMeta, modes: list[str] | None = No
     return rank({m: float(median[m]) for m in order}, incomplete_modes(spans, meta),
                 spread={m: (float(lo[m]), float(hi[m])) for m in order},
                 repeats={m: int(n[m]) for m in order}, work=task_work(spans), pieced=pieced,
-                degraded=degraded_modes(spans, meta))
+                degraded=degraded_modes(spans, meta, faults))
 
 
 def slowest_workers(finish: Mapping[int, float], tie_s: float = TIE_S) -> set[int]:
