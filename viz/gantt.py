@@ -459,12 +459,12 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
     lf.axes[-1].set_xlabel("seconds since the start barrier (t0)")
     shown_note = ("each mode's median-makespan repeat" if repeat is None and max(n_rep.values(), default=1) > 1
                   else f"repeat {repeat if repeat is not None else 0}")
+    second = ((f"Gantt: one lane per {noun}" if per_lane == 1 else
+               f"Gantt: one lane per {per_lane} {noun}s (consecutive; their mean shares)")
+              + f", {shown_note}; grey = waiting at a barrier"
+              + ("" if any_detail else " (each lane stacks its busy and waiting share per pixel)"))
     lf.fig.suptitle(f"{textwrap.fill(verdict_line(verdict), 150)}\n"
-                    + textwrap.fill((f"Gantt: one lane per {noun}" if per_lane == 1 else
-                                     f"Gantt: one lane per {per_lane} {noun}s (consecutive; their mean shares)")
-                                    + f", {shown_note}; grey = waiting at a barrier"
-                                    + ("" if any_detail else
-                                       " (each lane stacks its busy and waiting share per pixel)"), 150),
+                    + (second if per_lane == 1 else textwrap.fill(second, 150)),  # a small run's: one line
                     fontsize=12)
     handles = legend_handles(spans, any_detail)
     if any(_has_gid(ax, "barrier-ticks") for ax in lf.axes):

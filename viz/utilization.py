@@ -171,11 +171,15 @@ def utilization_figure(run: RunData, repeat: int | None = None, *, verdict: Verd
     noun = device_noun(spans, run.meta)
     per = max(plan_lanes(tasks(spans)["worker"].unique(), UTILIZATION).per_lane, 1)
     strip = f"one {noun}" if per == 1 else f"a band of {per} consecutive {noun}s (their mean share)"
+
+    def wrap(line: str) -> str:  # a small run's line stays one line, as it always was
+        return line if per == 1 else textwrap.fill(line, 150)
+
     ends = ("at its end: its share of the makespan in tasks, and in red its GPU's NVML activity"
             if have_nvml else "the number at its end is its utilisation over the makespan")
     lf.fig.suptitle(f"{textwrap.fill(verdict_line(verdict or run_verdict(spans, run.meta, lf.modes)), 150)}\n"
-                    + textwrap.fill(f"Utilisation over time: each strip is {strip} from 0 to 100 % busy; {ends}",
-                                    150), fontsize=12)
+                    + wrap(f"Utilisation over time: each strip is {strip} from 0 to 100 % busy; {ends}"),
+                    fontsize=12)
     handles = legend_handles(have_bar, have_nvml)
     lf.fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
     return lf.fig
