@@ -37,15 +37,16 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("/tmp/syncbench-overhead"))
     p.add_argument("--repeats", type=int, default=3, help="whole runs per backend; medians over them")
+    p.add_argument("--backends", default="processes,threads", help="comma list")
     a = p.parse_args()
     print("| backend | mode | gaps × runs | gap median ms | gap p99 ms | task span median ms |\n"
           "| --- | --- | --- | --- | --- | --- |")
-    for backend in ("processes", "threads"):
+    for backend in a.backends.split(","):
         stats: dict[str, list[tuple[float, float, float]]] = {}
         for _ in range(a.repeats):
             config = RunConfig(modes=["free-run", "batch-sync", "dynamic"], images=a.images, backend=backend,
                                workload="synthetic:mean=0", workers=a.workers, out=a.out / backend)
-            run_dir = execute(prepare(config), poll=lambda _: None)
+            run_dir = execute(prepare(config), poll=lambda *_: None, argv=["runner_overhead"])
             for mode, (g, d) in gaps_ms(run_dir).items():
                 stats.setdefault(mode, []).append((np.median(g), np.percentile(g, 99), np.median(d)))
         for mode, rows in stats.items():
