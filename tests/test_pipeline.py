@@ -206,6 +206,7 @@ def test_tiny_cache_rebuilds_broken_folder_in_process_on_rank_0(tmp_path: Path,
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [tiny.TINY_NAME]  # no temporary folders left
 
 
+@pytest.mark.slow  # builds the model in fresh processes
 def test_tiny_cache_built_in_a_fresh_process_on_other_ranks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # transformers writes the text encoder's weights on rank 0 only: another rank that finds no build under way
     # (here: after no grace at all) builds in a fresh Python process instead.

@@ -118,6 +118,7 @@ def test_stages_say_what_a_worker_waits_on() -> None:
     assert [clock_text(x) for x in (None, 0.4, 42, 61.6, 3725)] == ["?", "0:00", "0:42", "1:02", "1:02:05"]
 
 
+@pytest.mark.slow  # a real run
 def test_a_run_into_a_file_prints_progress_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench.cli, "PLAIN_EVERY_S", 0.5)
     result = CliRunner().invoke(bench.cli.app, [

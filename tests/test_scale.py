@@ -113,6 +113,7 @@ def test_terminal_report_bounds_rows(big: RunData) -> None:
     assert max(len(line) for line in text.splitlines()) <= 100
 
 
+@pytest.mark.slow  # draws the 256-worker charts
 def test_charts_draw_bands_with_thinned_labels(big: RunData) -> None:
     fig = gantt_figure(big)
     for ax in fig.axes[:len(MODES)]:
@@ -173,6 +174,7 @@ def test_trace_cap_shares_the_budget(big: RunData) -> None:
     assert "capped: " in trace_cap_text(cap)
 
 
+@pytest.mark.slow  # draws the 256-worker charts
 def test_write_report_lines(tmp_path: Path, big: RunData) -> None:
     from typer.testing import CliRunner
 
