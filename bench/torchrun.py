@@ -5,29 +5,25 @@ connection — is one red line and exit code 2 instead of torchrun's 40-line tra
     bench-torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint head:29500 \\
         --rdzv-conf join_timeout=120 -m bench run --mode all
 
-It does not check anything else: the workers it starts are `bench run` as under plain torchrun.
+It does not check anything else: the workers it starts are `bench run` as under plain torchrun. The torch
+side lives in `runners.launch.run_torchrun`; this module only words its error, as `bench` does.
 """
 
 from __future__ import annotations
 
 import sys
 
+from bench.errors import BenchError
+
 
 def main(argv: list[str] | None = None) -> None:
-    from torch.distributed.elastic.rendezvous.api import RendezvousError
-    from torch.distributed.run import get_args_parser
-    from torch.distributed.run import run as torchrun
+    from runners.launch import run_torchrun
 
-    args = get_args_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        torchrun(args)
-    except RendezvousError as e:
-        timeout = dict(kv.split("=", 1) for kv in args.rdzv_conf.split(",") if "=" in kv).get("join_timeout", "600")
-        why = f": {' '.join(str(e).split())}" if str(e) else ""
+        run_torchrun(sys.argv[1:] if argv is None else argv)
+    except BenchError as e:
         red = ("\033[1;31m", "\033[0m") if sys.stderr.isatty() else ("", "")
-        sys.stderr.write(f"{red[0]}error:{red[1]} the rendezvous at {args.rdzv_endpoint or '(no endpoint)'} failed "
-                         f"({type(e).__name__}{why}); nobody answered within join_timeout={timeout} s, or it "
-                         f"refused: is node 0 started, and --rdzv-endpoint its address?\n")
+        sys.stderr.write(f"{red[0]}error:{red[1]} {' '.join(str(e).split())}\n")
         sys.exit(2)
 
 

@@ -393,3 +393,21 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
     return run_dir, rank0
 
 
+
+
+def run_torchrun(argv: list[str]) -> None:
+    """torchrun itself (`torch.distributed.run`) on `argv`; a rendezvous that fails — nobody answers within the
+    join timeout, or the endpoint refuses — is a BenchError in one line instead of torchrun's traceback."""
+    from torch.distributed.elastic.rendezvous.api import RendezvousError
+    from torch.distributed.run import get_args_parser
+    from torch.distributed.run import run as torchrun
+
+    args = get_args_parser().parse_args(argv)
+    try:
+        torchrun(args)
+    except RendezvousError as e:
+        timeout = dict(kv.split("=", 1) for kv in args.rdzv_conf.split(",") if "=" in kv).get("join_timeout", "600")
+        why = f": {' '.join(str(e).split())}" if str(e) else ""
+        raise BenchError(f"the rendezvous at {args.rdzv_endpoint or '(no endpoint)'} failed ({type(e).__name__}{why}); "
+                         f"nobody answered within join_timeout={timeout} s, or it refused: is node 0 started, and "
+                         f"--rdzv-endpoint its address?") from None
