@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from runner_overhead import gaps_ms  # this script's folder is on the path when it runs
 
 from bench.store import load_run
 
@@ -74,15 +75,9 @@ def one_node(out: Path, images: int) -> Path:
     return _run_dir(out, before)
 
 
-def gaps_ms(run_dir: Path) -> dict[str, float]:
-    """Per mode: the median gap between consecutive tasks on a worker, ms."""
-    spans = load_run(run_dir).spans
-    t = spans[spans["kind"] == "task"].sort_values(["mode", "worker", "start_ns"])
-    out = {}
-    for mode, g in t.groupby("mode", sort=False):
-        per = [w["start_ns"].to_numpy()[1:] - w["end_ns"].to_numpy()[:-1] for _, w in g.groupby("worker")]
-        out[str(mode)] = float(np.median(np.concatenate(per))) / 1e6
-    return out
+def gap_medians_ms(run_dir: Path) -> dict[str, float]:
+    """Per mode: the median gap between consecutive tasks on a worker, ms (runner_overhead.py's gaps)."""
+    return {mode: float(np.median(g)) for mode, (g, _) in gaps_ms(run_dir).items()}
 
 
 def clocks(run_dir: Path) -> dict[str, float]:
@@ -105,8 +100,8 @@ def main() -> None:
     single: list[dict[str, float]] = []
     for i in range(a.runs):
         d = two_nodes(a.out / "two", a.images)
-        rows.append({**clocks(d), **{f"gap_ms {m}": v for m, v in gaps_ms(d).items()}})
-        single.append({f"gap_ms {m}": v for m, v in gaps_ms(one_node(a.out / "one", a.images)).items()})
+        rows.append({**clocks(d), **{f"gap_ms {m}": v for m, v in gap_medians_ms(d).items()}})
+        single.append({f"gap_ms {m}": v for m, v in gap_medians_ms(one_node(a.out / "one", a.images)).items()})
         print(f"run {i + 1}: bound {rows[-1]['bound_ns'] / 1e3:.1f} us, offset {rows[-1]['offset_ns'] / 1e3:.1f} us, "
               f"exchange {rows[-1]['exchange_ms free-run']:.2f} ms", flush=True)
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
