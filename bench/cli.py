@@ -69,7 +69,7 @@ FAULT_HELP = (
 # Options that define the work: --resume takes them from the run folder and refuses new values.
 WORK_OPTIONS = ("mode", "images", "gpus", "workers", "backend", "workload", "model", "input_dir", "prompt",
                 "tasks", "steps", "size", "true_cfg_scale", "negative_prompt", "save_images", "trace_steps",
-                "compile", "attention", "out_dir", "seed", "repeat")
+                "compile", "attention", "fp8", "out_dir", "seed", "repeat")
 
 
 @app.command()
@@ -96,6 +96,8 @@ def run(
                                               "the model loads (outside the timed window; its time is recorded).")] = False,
     attention: Annotated[str, typer.Option(help="edit only: diffusers' attention backend: default | native | "
                                                 "_native_cudnn | _native_flash | _native_efficient | _native_math.")] = "default",
+    fp8: Annotated[str, typer.Option(help="edit only: fp8 matrix products (lossy; needs sm_89+ on CUDA) for the "
+                                          "transformer blocks' linear layers: none | mlp | all.")] = "none",
     out_dir: Annotated[Path, typer.Option("--out", help="Parent folder of run folders (never overwritten).")] = Path("results"),
     seed: Annotated[int, typer.Option(help="Seed of task 0; task i gets seed + i.")] = 0,
     repeat: Annotated[int, typer.Option(help="Repeats; modes alternate within each repeat.")] = 1,
@@ -151,12 +153,13 @@ def run(
                 "model": model, "input_dir": input_dir, "prompt": prompt, "tasks_file": tasks,
                 "steps": steps, "size": size, "true_cfg_scale": true_cfg_scale,
                 "negative_prompt": negative_prompt, "save_images": save_images, "trace_steps": trace_steps,
-                "compile": compile, "attention": attention,
+                "compile": compile, "attention": attention, "fp8": fp8,
             }
             if workload != "edit":
                 given = [k for k in ("input_dir", "prompt", "tasks_file", "steps", "size") if edit[k] is not None]
                 given += ["compile"] if compile else []
                 given += ["attention"] if attention != "default" else []
+                given += ["fp8"] if fp8 != "none" else []
                 if given or model != "auto":
                     raise BenchError(f"--{(given or ['model'])[0].replace('_', '-')} applies to --workload edit only")
                 edit = {}

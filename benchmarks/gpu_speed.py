@@ -5,12 +5,13 @@
 Builds random:full once; captures the transformer's inputs (step 0, both CFG passes) at each measured size from
 an eager edit and counts their FLOPs (FlopCounterMode; a step = both passes); times torch's SDPA kernels on the
 large size's attention shape (`--attention auto` takes the fastest one that matches the math kernel); then for
-each configuration (eager, attention, compile, all) applies it to the same pipeline through `EditExecutor`
+each configuration (eager, attention, compile, fp8, all) applies it to the same pipeline through `EditExecutor`
 (compile time = `compile_s`), checks the noise prediction on the captured inputs against eager
 (‖a−b‖/‖b‖ and max |a−b|), and times edits through the executor: one warm-up edit, then `--n` edits, per-edit
 wall time, per-step CUDA-event times from the executor's step records, peak memory, and how many graphs torch
-compiled during the timed edits (should be 0). Phases: `--small` for every configuration, `--short` (short
-edits at the large size, for per-step times) for `--short-configs`, `--large` for `--large-configs`. Writes
+compiled during the timed edits (should be 0). Phases, each configuration's before the next one's (fp8 cannot
+be undone: give fp8 configurations last): `--small` for every configuration, `--short` (short edits at the
+large size, for per-step times) for `--short-configs`, `--large` for `--large-configs`. Writes
 gpu_speed.json under --out after every measurement and prints a table last. `--shrink` builds random:full with
 CPU-sized configs, to check the code path on a CPU.
 """
@@ -30,7 +31,11 @@ from pathlib import Path
 from typing import Any
 
 CARD_BF16_FLOPS = 790e12  # the H200's dense bf16 matrix rate as measured on these machines (KINDS.md)
-CONFIGS = {"eager": (False, False), "attention": (False, True), "compile": (True, False), "all": (True, True)}
+# name: (compile, attention from --attention, fp8 choice). fp8 cannot be undone on a loaded pipeline, so
+# configurations run in the order given, each one's phases before the next, and fp8 ones come last.
+CONFIGS = {"eager": (False, False, "none"), "attention": (False, True, "none"), "compile": (True, False, "none"),
+           "fp8": (False, False, "mlp"), "all": (True, True, "mlp"), "compile_fp8": (True, False, "mlp"),
+           "compile_fp8all": (True, False, "all")}
 
 
 class _Collect:
@@ -57,7 +62,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python benchmarks/gpu_speed.py", description=__doc__.split("\n")[0])
     p.add_argument("--device", default=None, help="cuda:N or cpu (default: cuda:0 if available)")
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")), help="folder for gpu_speed.json")
-    p.add_argument("--configs", default="eager,attention,compile,all")
+    p.add_argument("--configs", default="eager,attention,compile,fp8,all")
     p.add_argument("--attention", default="auto", help="backend for 'attention' and 'all'; auto = the fastest")
     p.add_argument("--small", type=_size_steps, default=(512, 4), help="SIZE:STEPS, every configuration")
     p.add_argument("--short", type=_size_steps, default=(1024, 6), help="SIZE:STEPS for --short-configs")
@@ -294,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     short_set, large_set = set(a.short_configs.split(",")), set(a.large_configs.split(","))
 
     def executor(name: str) -> Any:
-        comp, att = CONFIGS[name]
-        wl = replace(base, compile=comp, attention=attention if att else "default",
+        comp, att, f8 = CONFIGS[name]
+        wl = replace(base, compile=comp, attention=attention if att else "default", fp8=f8,
                      size=a.large[0])  # the compile forward uses the large size's shapes
         if cuda:
             torch.cuda.reset_peak_memory_stats(dev)
@@ -319,12 +324,12 @@ def main(argv: list[str] | None = None) -> int:
                 ex.close()
             save()
 
-    # 5. Each configuration: apply it (compile time), check the output, the small edits.
+    # 5. Each configuration: apply it (compile time), check the output.
     for name in names:
         entry = res["configs"].setdefault(name, {})
-        comp, att = CONFIGS[name]
-        entry["compile"], entry["attention"] = comp, attention if att else "default"
-        print(f"config {name}: compile={comp} attention={entry['attention']}", flush=True)
+        comp, att, f8 = CONFIGS[name]
+        entry["compile"], entry["attention"], entry["fp8"] = comp, attention if att else "default", f8
+        print(f"config {name}: compile={comp} attention={entry['attention']} fp8={f8}", flush=True)
         try:
             try:
                 ex = executor(name)
@@ -355,12 +360,10 @@ def main(argv: list[str] | None = None) -> int:
             save()
             continue
         save()
+        # 6. This configuration's edits: small, short at the large size (per-step), full at the large size.
         run_phase(name, "small", a.small)
-
-    # 6. Short edits at the large size (per-step), 7. full edits at the large size.
-    for phase, size_steps, chosen in (("short", a.short, short_set), ("large", a.large, large_set)):
-        for name in names:
-            if name in chosen and "error" not in res["configs"][name]:
+        for phase, size_steps, chosen in (("short", a.short, short_set), ("large", a.large, large_set)):
+            if name in chosen:
                 run_phase(name, phase, size_steps)
 
     res["total_s"] = time.perf_counter() - t_begin

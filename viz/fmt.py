@@ -99,6 +99,8 @@ def describe_workload(meta: RunMeta) -> str:
         parts.append("compiled")
     if w.get("attention") not in (None, "default"):
         parts.append(f"attention {w['attention']}")
+    if w.get("fp8") not in (None, "none"):
+        parts.append(f"fp8 {w['fp8']}")
     if not parts:  # an unknown workload: its short scalar fields
         parts = [f"{k} {v}" for k, v in w.items()
                  if k != "kind" and isinstance(v, str | int | float) and len(str(v)) <= 24]

@@ -68,6 +68,8 @@ class EditWorkload:
     attention: str = "default"
     """diffusers' attention backend for the transformer (`speed.ATTENTION_BACKENDS`); "default" leaves it to
     diffusers and PyTorch."""
+    fp8: str = "none"
+    """Which of the blocks' linear layers multiply in fp8 (`speed.FP8_CHOICES`: none, mlp, all); lossy."""
     kind: str = field(default="edit", init=False)
 
     def __post_init__(self) -> None:
@@ -78,6 +80,7 @@ class EditWorkload:
             if v is not None and v < 1:
                 raise BenchError(f"{name} must be >= 1, got {v}")
         speed.check_attention(self.attention)
+        speed.check_fp8(self.fp8)
 
     @property
     def defaults(self) -> ModelDefaults:
@@ -103,6 +106,7 @@ class EditWorkload:
             "trace_steps": self.trace_steps,
             "compile": self.compile,
             "attention": self.attention,
+            "fp8": self.fp8,
             "timing": "phases encode (call start -> first transformer forward), denoise (-> last step end), "
                       "decode (-> image on host), save (-> PIL conversion [+ PNG]); CUDA events per step "
                       "resolved after each task, no per-step synchronize",
@@ -111,7 +115,8 @@ class EditWorkload:
         if self.compile:
             out["compile_how"] = ("diffusers compile_repeated_blocks(" + ", ".join(
                 f"{k}={v}" for k, v in speed.COMPILE_KWARGS.items()) + ") at load, then one transformer forward on "
-                "dummy inputs (its time is the executor's compile_s)")
+                "dummy inputs (its time is the executor's compile_s); inductor " + ", ".join(
+                f"{k}={v}" for k, v in speed.INDUCTOR_CONFIG.items()))
         if self.model == TINY:
             from runners.pipelines import tiny
 
@@ -148,6 +153,9 @@ class EditWorkload:
         if self.compile:
             dev.append("transformer blocks compiled (torch.compile, regional): the same math through fused kernels, "
                        "so outputs differ from eager by rounding (tolerance: BENCHMARKS.md §6)")
+        if self.fp8 != "none":
+            dev.append(f"{speed.FP8_CHOICES[self.fp8]}: lossy, outputs differ from eager by more than rounding "
+                       "(measured: BENCHMARKS.md §6)")
         if self.attention != "default":
             dev.append(f"attention backend {self.attention} ({speed.ATTENTION_BACKENDS[self.attention]}): "
                        "outputs differ from the default kernel's by rounding")
@@ -188,7 +196,7 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
                        true_cfg_scale: float | None = None, negative_prompt: str | None = None,
                        save_images: bool = False, trace_steps: bool = True,
                        save_dir: str | Path | None = None, compile: bool = False,
-                       attention: str = "default") -> tuple[EditWorkload, list[str]]:
+                       attention: str = "default", fp8: str = "none") -> tuple[EditWorkload, list[str]]:
     """The CLI's options -> (workload, notes). Inputs are read and checked here (BenchError on problems),
     and so is the attention backend against the device and the model's dtype (random:tiny is float32).
 
@@ -226,12 +234,13 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
         if inp.image is not None and inp.width and inp.height:
             check_condition(inp.image, inp.width, inp.height, cond * cond)
     speed.check_attention(attention, cuda, half=resolved != TINY)
+    speed.check_fp8(fp8, cuda)
     wl = EditWorkload(
         model=resolved, inputs=inputs, steps=steps, size=size,
         true_cfg_scale=4.0 if true_cfg_scale is None else true_cfg_scale,
         negative_prompt=" " if negative_prompt is None else negative_prompt,
         save_dir=str(save_dir) if save_dir is not None else None, save_images=save_images,
-        trace_steps=trace_steps, compile=compile, attention=attention,
+        trace_steps=trace_steps, compile=compile, attention=attention, fp8=fp8,
     )
     return wl, notes
 
@@ -292,7 +301,8 @@ class EditExecutor:
         self.dev = torch.device(device)
         self.cond_side = workload._cond_side()
         self.compile_s: float | None = speed.apply(
-            pipe, speed.SpeedOptions(compile=workload.compile, attention=workload.attention), device,
+            pipe, speed.SpeedOptions(compile=workload.compile, attention=workload.attention, fp8=workload.fp8),
+            device,
             speed.warm_shape(workload.size or workload.defaults.size, self.cond_side))
         self._call: _Call | None = None
         self._nvtx = _Nvtx(self.cuda and workload.trace_steps)

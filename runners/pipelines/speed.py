@@ -1,11 +1,13 @@
-"""Speed options for a loaded edit pipeline: regional compile of the transformer and its attention backend.
+"""Speed options for a loaded edit pipeline: regional compile, the attention backend, fp8 matrix products.
 
-`apply` makes a pipeline's transformer match the options — compiles or un-compiles its repeated blocks
-(diffusers' `compile_repeated_blocks`, torch.compile with fullgraph and dynamic shapes), sets or resets the
-attention backend of its processors (never diffusers' process-wide one) — and, when compiling, runs one transformer forward on dummy inputs of the edit's shapes, so
-the compile happens there (at load) and not in a step; it returns how long that forward took. It changes no
+`apply` makes a pipeline's transformer match the options — quantises the blocks' linear layers to fp8
+(`fp8.quantize`, the one lossy option, which cannot be undone), compiles or un-compiles its repeated blocks
+(diffusers' `compile_repeated_blocks`, torch.compile with fullgraph and dynamic shapes, inductor rounding to
+bf16 where eager does), sets or resets the attention backend of its processors (never diffusers' process-wide
+one) — and, when compiling, runs one transformer forward on dummy inputs of the edit's shapes, so the compile
+happens there (at load) and not in a step; it returns how long that forward took. Without fp8 it changes no
 weight, dtype, scheduler, input or pipeline call: the same math runs through other kernels. It does not batch
-the two true-CFG passes of a step (BENCHMARKS.md §6 says why), and it does not check the output (the tests and
+the two true-CFG passes of a step (slower: BENCHMARKS.md §6), and it does not check the output (the tests and
 `benchmarks/gpu_speed.py` do).
 """
 
@@ -29,12 +31,22 @@ ATTENTION_BACKENDS: dict[str, str] = {
     "_native_efficient": "torch SDPA, memory-efficient attention only (CUDA)",
     "_native_math": "torch SDPA, the math reference only",
 }
+# `--fp8`: which of the blocks' linear layers run their matrix products in fp8 (`fp8.quantize`).
+FP8_CHOICES: dict[str, str] = {
+    "none": "no fp8",
+    "mlp": "fp8 e4m3 for the blocks' MLP linear layers (rowwise scales)",
+    "all": "fp8 e4m3 for the blocks' MLP and attention linear layers (rowwise scales)",
+}
 _NEEDS_CUDA = {"_native_cudnn", "_native_efficient"}
 _NEEDS_HALF_ON_CUDA = {"_native_cudnn", "_native_flash"}
 
 # What `compile=True` passes to torch.compile for each block. dynamic=True: one compile serves every text
 # length (the two CFG passes differ) and output size, so nothing recompiles inside the timed window.
 COMPILE_KWARGS: dict[str, Any] = {"fullgraph": True, "dynamic": True}
+# Inductor settings `compile=True` makes (process-wide). emulate_precision_casts: a fused kernel rounds to bf16
+# where eager's separate kernels do, so compiled output stays at eager's rounding (measured on the H200 at
+# 1024²: 6.0e-3 from eager with it, 2.0e-2 without, at the same speed; BENCHMARKS.md §6).
+INDUCTOR_CONFIG: dict[str, Any] = {"emulate_precision_casts": True}
 # One compiled graph per (device, attention backend, ...) is kept per block function, two per device (block 0
 # and the rest); torch's default limit (8) would silently send the later GPUs of a threads run back to eager.
 _RECOMPILE_LIMIT = 64
@@ -52,6 +64,17 @@ _STATE = "_syncbench_speed"  # attribute on the transformer: the options it curr
 class SpeedOptions:
     compile: bool = False
     attention: str = "default"
+    fp8: str = "none"  # FP8_CHOICES
+
+
+def check_fp8(name: str, cuda: bool | None = None, capability: tuple[int, int] | None = None) -> None:
+    """BenchError unless `name` is an fp8 choice that can run here (fp8 matrix products need sm_89 or newer
+    on CUDA; the CPU runs them too, slowly)."""
+    if name not in FP8_CHOICES:
+        raise BenchError(f"--fp8 must be one of {', '.join(FP8_CHOICES)}, got {name!r}")
+    if name != "none" and cuda and capability is not None and capability < (8, 9):
+        raise BenchError(f"--fp8 {name} needs a GPU of compute capability 8.9 or newer (this one is "
+                         f"{capability[0]}.{capability[1]})")
 
 
 def check_attention(name: str, cuda: bool | None = None, half: bool | None = None) -> None:
@@ -72,15 +95,28 @@ def apply(pipe: Any, opts: SpeedOptions, device: str, warm_shape: tuple[int, int
 
     tr = pipe.transformer
     dev = torch.device(device)
-    check_attention(opts.attention, dev.type == "cuda", tr.dtype in (torch.bfloat16, torch.float16))
+    cuda = dev.type == "cuda"
+    check_attention(opts.attention, cuda, tr.dtype in (torch.bfloat16, torch.float16))
+    check_fp8(opts.fp8, cuda, torch.cuda.get_device_capability(dev) if cuda else None)
     with _LOCK:
         before: SpeedOptions = getattr(tr, _STATE, SpeedOptions())
+        if before.fp8 != opts.fp8:
+            from runners.pipelines import fp8
+
+            if before.fp8 != "none" and not (before.fp8, opts.fp8) == ("mlp", "all"):
+                raise BenchError(f"this pipeline's layers are already fp8 ({before.fp8}); load it again for "
+                                 f"--fp8 {opts.fp8}")
+            fp8.quantize(tr, opts.fp8)  # before a compile, which then traces the new layers
         if before.attention != opts.attention:
             _set_attention(tr, opts.attention)
         if opts.compile != before.compile:
             if opts.compile:
                 limit = getattr(torch._dynamo.config, "recompile_limit", 8)
                 torch._dynamo.config.recompile_limit = max(limit, _RECOMPILE_LIMIT)
+                import torch._inductor.config as inductor_config
+
+                for key, value in INDUCTOR_CONFIG.items():
+                    setattr(inductor_config, key, value)
                 tr.compile_repeated_blocks(**COMPILE_KWARGS)
             else:
                 _uncompile(tr)

@@ -1,0 +1,89 @@
+"""fp8 matrix products for the transformer's big linear layers: the one speed option that is lossy by design.
+
+`quantize(transformer, which)` replaces, in every block, the `nn.Linear` layers that `which` names ("mlp": the
+image and text MLPs, two thirds of a block's matrix FLOPs; "all": those and the attention projections) with
+`Fp8Linear`: the weight is quantised once to float8 e4m3 with one scale per output channel, each input row is
+quantised on the fly with its own scale, and `torch._scaled_mm` multiplies with float32 accumulation and
+writes the layer's dtype. The modulation layers (one row each) and everything outside the blocks keep their
+precision. The bf16 weights it replaces are freed, so it cannot be undone on a loaded pipeline (load again).
+
+Its error against eager is measured, not bounded: BENCHMARKS.md §6 on random:full, `tests/test_fp8.py` on
+random:tiny. On real weights with outlier channels the error can be larger than on random ones; rowwise scales
+are what keeps an outlier token from costing the others their precision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+_E4M3 = torch.float8_e4m3fn
+_MAX = float(torch.finfo(_E4M3).max)
+
+
+class Fp8Linear(torch.nn.Module):
+    """y = x Wᵀ + b with W and each row of x in float8 e4m3, each with its own float32 scale."""
+
+    weight_fp8: torch.Tensor
+    weight_scale: torch.Tensor
+
+    def __init__(self, linear: torch.nn.Linear) -> None:
+        super().__init__()
+        w = linear.weight.detach().float()
+        scale = (w.abs().amax(dim=1, keepdim=True) / _MAX).clamp(min=1e-12)  # [N, 1]
+        # _scaled_mm wants the second operand column-major: quantise [N, K] and hand over its transpose.
+        self.register_buffer("weight_fp8", (w / scale).to(_E4M3).t(), persistent=False)  # [K, N]
+        self.register_buffer("weight_scale", scale.t().contiguous(), persistent=False)  # [1, N]
+        self.bias = linear.bias
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, self.in_features)
+        scale = (rows.abs().amax(dim=1, keepdim=True).float() / _MAX).clamp(min=1e-12)  # [M, 1]
+        q = (rows.float() / scale).to(_E4M3)
+        y = torch._scaled_mm(q, self.weight_fp8, scale_a=scale, scale_b=self.weight_scale, out_dtype=x.dtype)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*x.shape[:-1], self.out_features)
+
+
+def _targets(block: Any, which: str) -> list[tuple[Any, str]]:
+    """(parent module, attribute) of each linear layer `which` covers in one QwenImageTransformerBlock."""
+    out: list[tuple[Any, str]] = []
+    for mlp in (block.img_mlp, block.txt_mlp):  # diffusers' FeedForward: net = [GELU(proj), Dropout, Linear]
+        out += [(mlp.net[0], "proj"), (mlp.net, "2")]
+    if which == "all":
+        out += [(block.attn, n) for n in ("to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj",
+                                          "to_add_out")]
+        out.append((block.attn.to_out, "0"))
+    return out
+
+
+def quantize(transformer: Any, which: str) -> int:
+    """Replace the layers `which` names in every block by Fp8Linear; returns how many were replaced."""
+    if which not in ("mlp", "all"):
+        raise ValueError(f"fp8: nothing to quantize for {which!r}")
+    n = 0
+    for block in transformer.transformer_blocks:
+        for parent, name in _targets(block, which):
+            layer = getattr(parent, name) if not name.isdigit() else parent[int(name)]
+            if isinstance(layer, Fp8Linear):
+                continue
+            if not isinstance(layer, torch.nn.Linear):
+                raise TypeError(f"fp8: expected a Linear at {type(parent).__name__}.{name}, found {type(layer)}")
+            new = Fp8Linear(layer)
+            if name.isdigit():
+                parent[int(name)] = new
+            else:
+                setattr(parent, name, new)
+            n += 1
+    return n
+
+
+def quantized(transformer: Any) -> str:
+    """Which of speed.FP8_CHOICES the transformer's blocks currently run ("none" if no layer is fp8)."""
+    block = transformer.transformer_blocks[0]
+    if isinstance(block.attn.to_q, Fp8Linear):
+        return "all"
+    return "mlp" if isinstance(block.img_mlp.net[2], Fp8Linear) else "none"
