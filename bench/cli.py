@@ -52,7 +52,8 @@ WORKLOAD_HELP = (
 )
 
 
-MODE_HELP = (" | ".join(MODE_NAMES) + " | " + " | ".join(f"{g} ({', '.join(ms)})" for g, ms in MODE_GROUPS.items())
+MODE_HELP = (" | ".join(MODE_NAMES) + " | "
+             + " | ".join(f"{g} ({', '.join(ms)})" for g, ms in MODE_GROUPS.items())
              + ", or a comma list")
 
 
@@ -63,8 +64,8 @@ def _fail(e: BenchError) -> None:
 
 FAULT_HELP = (
     "Faults on demand (synthetic workload): fail=P (each try of a task raises with probability P, drawn from "
-    "the seed), hang=I (task I never returns), die=I (the worker running task I exits hard); hang and die fire "
-    "once per run folder."
+    "the seed), hang=I (task I never returns), die=I (the worker running task I exits hard); hang and die "
+    "fire once per run folder."
 )
 # Options that define the work: --resume takes them from the run folder and refuses new values.
 WORK_OPTIONS = ("mode", "images", "gpus", "workers", "backend", "workload", "model", "input_dir", "prompt",
@@ -77,35 +78,52 @@ def run(
     ctx: typer.Context,
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "both",
     images: Annotated[int, typer.Option(help="Number of tasks (edits); inputs are cycled.")] = 270,
-    gpus: Annotated[str | None, typer.Option(help="CUDA devices: all | N (the first N) | 0,2,5. Default: all.")] = None,
+    gpus: Annotated[str | None, typer.Option(
+        help="CUDA devices: all | N (the first N) | 0,2,5. Default: all.")] = None,
     workers: Annotated[int | None, typer.Option(help="CPU workers (no CUDA). Default: one per core.")] = None,
-    backend: Annotated[str, typer.Option(help="processes (one per device) | threads (one process; cannot end a "
-                                              "hung thread or survive a worker that exits).")] = "processes",
+    backend: Annotated[str, typer.Option(
+        help="processes (one per device) | threads (one process; cannot end a "
+             "hung thread or survive a worker that exits).")] = "processes",
     workload: Annotated[str, typer.Option(help=WORKLOAD_HELP + " " + FAULT_HELP)] = "edit",
-    model: Annotated[str, typer.Option(help="edit only: auto | random:tiny | random:full | hub id | local folder. auto = tiny without CUDA; with CUDA real weights if cached, else random:full.")] = "auto",
-    input_dir: Annotated[Path | None, typer.Option(help="edit only: folder of input images (use with --prompt).")] = None,
+    model: Annotated[str, typer.Option(
+        help="edit only: auto | random:tiny | random:full | hub id | local folder. auto = tiny without CUDA; "
+             "with CUDA real weights if cached, else random:full.")] = "auto",
+    input_dir: Annotated[Path | None, typer.Option(
+        help="edit only: folder of input images (use with --prompt).")] = None,
     prompt: Annotated[str | None, typer.Option(help="edit only: the prompt for --input-dir.")] = None,
-    tasks: Annotated[Path | None, typer.Option(help="edit only: JSONL or CSV with image, prompt[, seed, size, steps, cost].")] = None,
-    steps: Annotated[int | None, typer.Option(help="edit only: denoising steps (default: the model's; real 50).")] = None,
-    size: Annotated[int | None, typer.Option(help="edit only: output side in pixels (default: real 1024).")] = None,
-    true_cfg_scale: Annotated[float | None, typer.Option(help="edit only: true CFG scale (default 4.0).")] = None,
-    negative_prompt: Annotated[str | None, typer.Option(help="edit only: negative prompt (default ' ').")] = None,
-    save_images: Annotated[bool, typer.Option(help="edit only: write edited images into the run folder.")] = False,
-    trace_steps: Annotated[bool, typer.Option(help="edit only: per-step CUDA events and NVTX ranges.")] = True,
-    compile: Annotated[bool, typer.Option(help="edit only: torch.compile the transformer's repeated blocks when "
-                                              "the model loads (outside the timed window; its time is recorded).")] = False,
-    attention: Annotated[str, typer.Option(help="edit only: diffusers' attention backend: default | native | "
-                                                "_native_cudnn | _native_flash | _native_efficient | _native_math.")] = "default",
-    fp8: Annotated[str, typer.Option(help="edit only: fp8 matrix products (lossy; needs sm_89+ on CUDA) for the "
-                                          "transformer blocks' linear layers: none | mlp | all.")] = "none",
-    out_dir: Annotated[Path, typer.Option("--out", help="Parent folder of run folders (never overwritten).")] = Path("results"),
+    tasks: Annotated[Path | None, typer.Option(
+        help="edit only: JSONL or CSV with image, prompt[, seed, size, steps, cost].")] = None,
+    steps: Annotated[int | None, typer.Option(
+        help="edit only: denoising steps (default: the model's; real 50).")] = None,
+    size: Annotated[int | None, typer.Option(
+        help="edit only: output side in pixels (default: real 1024).")] = None,
+    true_cfg_scale: Annotated[float | None, typer.Option(
+        help="edit only: true CFG scale (default 4.0).")] = None,
+    negative_prompt: Annotated[str | None, typer.Option(
+        help="edit only: negative prompt (default ' ').")] = None,
+    save_images: Annotated[bool, typer.Option(
+        help="edit only: write edited images into the run folder.")] = False,
+    trace_steps: Annotated[bool, typer.Option(
+        help="edit only: per-step CUDA events and NVTX ranges.")] = True,
+    compile: Annotated[bool, typer.Option(
+        help="edit only: torch.compile the transformer's repeated blocks when "
+             "the model loads (outside the timed window; its time is recorded).")] = False,
+    attention: Annotated[str, typer.Option(
+        help="edit only: diffusers' attention backend: default | native | "
+             "_native_cudnn | _native_flash | _native_efficient | _native_math.")] = "default",
+    fp8: Annotated[str, typer.Option(
+        help="edit only: fp8 matrix products (lossy; needs sm_89+ on CUDA) for the "
+             "transformer blocks' linear layers: none | mlp | all.")] = "none",
+    out_dir: Annotated[Path, typer.Option(
+        "--out", help="Parent folder of run folders (never overwritten).")] = Path("results"),
     seed: Annotated[int, typer.Option(help="Seed of task 0; task i gets seed + i.")] = 0,
     repeat: Annotated[int, typer.Option(help="Repeats; modes alternate within each repeat.")] = 1,
     retries: Annotated[int, typer.Option(help="Run a task that raised again on the same worker up to N times "
                                               "(every try is recorded).")] = 0,
     task_timeout: Annotated[float | None, typer.Option(
         help="Seconds a worker may spend in one task before it counts as hung: it is ended and treated as "
-             "lost. Default: 10 × that worker's first warm-up edit, at least 300 s; 0 turns the watch off.")] = None,
+             "lost. Default: 10 × that worker's first warm-up edit, at least 300 s; 0 turns the watch "
+             "off.")] = None,
     on_worker_loss: Annotated[str, typer.Option(
         help="When a worker dies or hangs: dynamic carries on with the survivors (the lost task goes back to "
              "the queue) and free-run/batch-sync end, marked incomplete; then stop (the run ends after that "
@@ -117,8 +135,10 @@ def run(
         help="With --resume: run only the tasks with no ok record (for the edits, not the timing: the mode's "
              "timeline is then pieced together and marked so).")] = False,
     no_shared_fs: Annotated[bool, typer.Option(
-        "--no-shared-fs", help="Under torchrun: the nodes share no filesystem; each writes its records into its own --out and "
-             "rank 0 collects them at the end of each mode (detected when rank 0's folder is not visible).")] = False,
+        "--no-shared-fs",
+        help="Under torchrun: the nodes share no filesystem; each writes its records into its own --out "
+             "and rank 0 collects them at the end of each mode (detected when rank 0's folder is not "
+             "visible).")] = False,
     report: Annotated[bool, typer.Option(help="Write charts and trace when done.")] = True,
 ) -> None:
     """Run the workload on every device under each mode; write a run folder and report it.
@@ -142,7 +162,8 @@ def run(
             given = [o for o in WORK_OPTIONS if _given(ctx, o)]
             if given:
                 flag = "--out" if given[0] == "out_dir" else "--" + given[0].replace("_", "-")
-                raise BenchError(f"--resume runs the work its folder recorded: it cannot take {flag} (drop it)")
+                raise BenchError(f"--resume runs the work its folder recorded: it cannot take {flag} "
+                                 "(drop it)")
             from runners.run import plan_resume
 
             explicit = {k: v for k, v in changes.items() if _given(ctx, k)}
@@ -156,12 +177,14 @@ def run(
                 "compile": compile, "attention": attention, "fp8": fp8,
             }
             if workload != "edit":
-                given = [k for k in ("input_dir", "prompt", "tasks_file", "steps", "size") if edit[k] is not None]
+                given = [k for k in ("input_dir", "prompt", "tasks_file", "steps", "size")
+                         if edit[k] is not None]
                 given += ["compile"] if compile else []
                 given += ["attention"] if attention != "default" else []
                 given += ["fp8"] if fp8 != "none" else []
                 if given or model != "auto":
-                    raise BenchError(f"--{(given or ['model'])[0].replace('_', '-')} applies to --workload edit only")
+                    raise BenchError(
+                        f"--{(given or ['model'])[0].replace('_', '-')} applies to --workload edit only")
                 edit = {}
             config = RunConfig(
                 modes=parse_modes(mode), images=images, backend=backend, workload=workload, gpus=gpus,
@@ -264,11 +287,12 @@ def _progress_view(feed: ProgressFeed, prep: Any, plan: list[Planned]) -> tuple[
 
         return plain, contextlib.nullcontext()
 
-    progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), TextColumn("{task.fields[info]}"),
-                        console=err, transient=False)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20),
+                        TextColumn("{task.fields[info]}"), console=err, transient=False)
     head = progress.add_task("all workers".ljust(14), total=sum(x.tasks for x in plan), info="starting")
     bars = [] if G > MAX_BARS else [
-        progress.add_task(f"{d.name[:14]:<14}", total=total(None, d.worker), info="starting") for d in prep.devices]
+        progress.add_task(f"{d.name[:14]:<14}", total=total(None, d.worker), info="starting")
+        for d in prep.devices]
 
     def rich(run_dir: Path, states: dict[int, tuple[str, str]]) -> None:
         feed.update(run_dir, states)
@@ -284,7 +308,8 @@ def _progress_view(feed: ProgressFeed, prep: Any, plan: list[Planned]) -> tuple[
             if p is None:
                 continue
             fail = f" [red]{p.failed} failed[/]" if p.failed else ""
-            last_s = f" · last {p.last_task_s:.2f}s" if p.last_task_s is not None and p.state != "done" else ""
+            last_s = (f" · last {p.last_task_s:.2f}s" if p.last_task_s is not None and p.state != "done"
+                      else "")
             where = f"{p.mode} r{p.repeat} " if p.mode and p.state != "done" else ""
             stage = stage_text(p, feed.cold_build)
             info = f"{where}{stage} {clock_text(now - p.since)}{fail}{last_s}"
@@ -375,10 +400,13 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (holds meta.json).")],
-    charts: Annotated[bool, typer.Option(help="Also write gantt/utilization/overhead PNGs and trace.json.")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the numbers as one JSON document instead.")] = False,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Write the charts and trace here instead of into "
-                                                            "the run folder (e.g. for a read-only one).")] = None,
+    charts: Annotated[bool, typer.Option(
+        help="Also write gantt/utilization/overhead PNGs and trace.json.")] = True,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the numbers as one JSON document instead.")] = False,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Write the charts and trace here instead of into "
+                      "the run folder (e.g. for a read-only one).")] = None,
 ) -> None:
     """Terminal report of a run, then gantt.png, utilization.png, overhead.png and trace.json (into the run
     folder, or --out)."""
@@ -406,11 +434,13 @@ def simulate(
     gpus: Annotated[int, typer.Option(help="Simulated workers.")] = 6,
     images: Annotated[int, typer.Option(help="Tasks.")] = 270,
     mean: Annotated[float, typer.Option(help="Mean task time in seconds.")] = 2.0,
-    skew: Annotated[float, typer.Option(help="Worker speed spread: factors evenly over [1-skew, 1+skew].")] = 0.05,
+    skew: Annotated[float, typer.Option(
+        help="Worker speed spread: factors evenly over [1-skew, 1+skew].")] = 0.05,
     jitter: Annotated[float, typer.Option(help="Per-task coefficient of variation.")] = 0.05,
     dist: Annotated[str, typer.Option(help="normal | lognormal per-task factor.")] = "normal",
-    mix: Annotated[str | None, typer.Option(help="SHARExFACTOR: that share of the tasks (chosen from the seed) "
-                                                 "takes FACTOR × as long, known up front (e.g. 0.1x4).")] = None,
+    mix: Annotated[str | None, typer.Option(
+        help="SHARExFACTOR: that share of the tasks (chosen from the seed) "
+             "takes FACTOR × as long, known up front (e.g. 0.1x4).")] = None,
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "all",
     seed: Annotated[int, typer.Option(help="Seed of the task durations; repeat r uses seed + r.")] = 0,
     repeat: Annotated[int, typer.Option(help="Simulated repeats (fresh durations each).")] = 1,
@@ -463,8 +493,9 @@ def simulate(
                      "p95_s": float(np.percentile(ms, 95)), "theory_s": expected, "theory": how,
                      "drift_tasks": float(np.median(drift[m]))})
     meta = finish_run(run_dir, meta, "complete", elapsed_s=time.perf_counter() - started)
-    out.print(sim_table(pd.DataFrame(rows), f"simulated makespans: {images} tasks on {gpus} workers, mean {mean} s, "
-                                            f"skew ±{skew:.0%}, jitter {jitter:.0%} ({repeat} repeats)"))
+    out.print(sim_table(pd.DataFrame(rows),
+                        f"simulated makespans: {images} tasks on {gpus} workers, mean {mean} s, "
+                        f"skew ±{skew:.0%}, jitter {jitter:.0%} ({repeat} repeats)"))
     err.print(f"simulated in {meta.elapsed_s:.1f} s → {run_dir}", highlight=False)
     if report:
         _report(run_dir, charts=True, summary_only=True)
@@ -479,7 +510,9 @@ def replay(
     repeat: Annotated[int, typer.Option(help="Resampled runs behind each prediction.")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
 ) -> None:
-    """Fit a measured run (speed per worker, task-time distribution) and predict every mode at another scale."""
+    # The docstring is this command's help, printed as is: split in two literals to keep its one line.
+    ("Fit a measured run (speed per worker, task-time distribution) and predict every mode at another "
+     "scale.")
     import pandas as pd
 
     from bench.analysis import mode_table
@@ -517,7 +550,8 @@ def replay(
     if (g, t) == (G, fit.n_tasks):
         measured = mode_table(spans, G).groupby("mode")["makespan_s"].median()
         rows["measured_s"] = [measured.get(m, float("nan")) for m in rows["mode"]]
-    out.print(sim_table(pd.DataFrame(rows), f"predicted makespans: {t} tasks on {g} workers ({repeat} resampled runs)"))
+    out.print(sim_table(pd.DataFrame(rows),
+                        f"predicted makespans: {t} tasks on {g} workers ({repeat} resampled runs)"))
 
 
 def main() -> None:

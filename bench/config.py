@@ -42,9 +42,11 @@ class RunConfig:
         if self.retries < 0:
             raise BenchError(f"--retries must be at least 0, got {self.retries}")
         if self.task_timeout is not None and self.task_timeout < 0:
-            raise BenchError(f"--task-timeout must be >= 0 seconds (0 turns the watch off), got {self.task_timeout}")
+            raise BenchError("--task-timeout must be >= 0 seconds (0 turns the watch off), "
+                             f"got {self.task_timeout}")
         if self.on_worker_loss not in LOSS_POLICIES:
-            raise BenchError(f"--on-worker-loss must be {' or '.join(LOSS_POLICIES)}, got {self.on_worker_loss!r}")
+            raise BenchError(f"--on-worker-loss must be {' or '.join(LOSS_POLICIES)}, "
+                             f"got {self.on_worker_loss!r}")
 
     def schedule(self) -> list[tuple[int, str]]:
         """(repeat, mode) in run order: the modes alternate, in mirrored order on every other repeat (A B C,

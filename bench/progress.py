@@ -5,8 +5,8 @@ retry or a requeue is not counted twice) and each worker's beacon state (loading
 which the backend hands over on every poll. `ProgressFeed` keeps the counts; `Snapshot` is what a view needs,
 worded by `stage_text` and `plain_line`. The CLI renders it; this module neither prints nor draws.
 
-Time left is an estimate, marked "~": the current mode run's remaining tasks at the rate the records show so far
-(finished tasks over the latest end time, which the rows give from the mode's start),
+Time left is an estimate, marked "~": the current mode run's remaining tasks at the rate the records show so
+far (finished tasks over the latest end time, which the rows give from the mode's start),
 plus, for the whole run, each mode run still to come at the mean length of the ones that finished (or at the
 current one's projected length before any has).
 """
@@ -66,7 +66,8 @@ class ProgressFeed:
     _failed: dict[tuple[int, str], set[int]] = field(default_factory=dict)
     _first_task: dict[tuple[int, str], float] = field(default_factory=dict)
     _finished: dict[tuple[int, str], float] = field(default_factory=dict)  # run -> its length in seconds
-    _latest_end: dict[tuple[int, str], float] = field(default_factory=dict)  # run -> last task end (its t0 = 0)
+    # run -> last task end (its t0 = 0)
+    _latest_end: dict[tuple[int, str], float] = field(default_factory=dict)
     _started: float | None = None
 
     def __post_init__(self) -> None:
@@ -170,7 +171,8 @@ class ProgressFeed:
         after = len(self.plan) - index - 1
         if current is not None and after > 0:
             lengths = list(self._finished.values())
-            per_run = sum(lengths) / len(lengths) if lengths else (elapsed + left if left is not None else None)
+            per_run = (sum(lengths) / len(lengths) if lengths
+                       else (elapsed + left if left is not None else None))
             total_left = None if per_run is None or left is None else left + after * per_run
         elif current is None:
             total_left = 0.0
@@ -178,7 +180,8 @@ class ProgressFeed:
         for w in sorted(self.workers):
             s = stage_text(self.workers[w], self.cold_build)
             states[s] = states.get(s, 0) + 1
-        return Snapshot(index, current, done, elapsed, left, total_left, now - (now if self._started is None else self._started), states)
+        return Snapshot(index, current, done, elapsed, left, total_left,
+                        now - (now if self._started is None else self._started), states)
 
 
 STAGES = {

@@ -229,8 +229,9 @@ class RunMeta:
     """How the workers were started: {"by": "bench"} or, under torchrun, its rendezvous id, nodes, world size,
     restart count and whether the ranks shared the run folder."""
     clocks: list[dict[str, Any]] = field(default_factory=list)
-    """Every clock exchange with worker 0: worker, when (which mode run, start or end), offset, round trip, and
-    cost_ns: the wall time that worker spent in the exchange (its ping-pongs and the wait for its turn)."""
+    """Every clock exchange with worker 0: worker, when (which mode run, start or end), offset, round trip,
+    and cost_ns: the wall time that worker spent in the exchange (its ping-pongs and the wait for its
+    turn)."""
     schema_version: int = SCHEMA_VERSION
     """The version of this schema the folder was written with."""
 

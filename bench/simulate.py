@@ -30,7 +30,8 @@ class SimResult:
     start: np.ndarray  # (T,) float
     end: np.ndarray  # (T,) float
     batch: np.ndarray  # (T,) int, -1 where the mode has no batches
-    barriers: dict[str, np.ndarray]  # one row per worker per wait: worker, batch, arrive, leave, name (batch|gate)
+    # One row per worker per wait: worker, batch, arrive, leave, name (batch|gate).
+    barriers: dict[str, np.ndarray]
 
     @property
     def makespan(self) -> float:
@@ -38,7 +39,8 @@ class SimResult:
 
 
 def durations_model(n_tasks: int, n_workers: int, mean: float, skew: float, jitter: float,
-                    dist: Dist, seed: int, mix: tuple[float, float] = (0.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+                    dist: Dist, seed: int,
+                    mix: tuple[float, float] = (0.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
     """(per-task factor (T,), per-worker factor (G,)): duration of task i on worker g = mean·f_i·s_g, as the
     synthetic workload draws them (jitter, then the mixture's share × factor)."""
     f = mean * jitter_factors(n_tasks, seed, jitter, dist) * mix_factors(n_tasks, seed, *mix)
@@ -55,10 +57,12 @@ def simulate(mode: str, task_factor: np.ndarray, worker_factor: np.ndarray,
     are tested against)."""
     record = get_mode(mode)
     T = len(task_factor)
-    queue = np.asarray(record.queue_order(costs.tolist() if costs is not None else [1.0] * T), dtype=np.int64) \
-        if record.queue_order else None
+    queue = (np.asarray(record.queue_order(costs.tolist() if costs is not None else [1.0] * T),
+                        dtype=np.int64)
+             if record.queue_order else None)
     if record.schedule is not None and not drive_plan:
-        s = record.schedule(np.asarray(task_factor, dtype=float), np.asarray(worker_factor, dtype=float), queue)
+        s = record.schedule(np.asarray(task_factor, dtype=float), np.asarray(worker_factor, dtype=float),
+                            queue)
         return SimResult(mode, s.worker.astype(np.int64), s.start, s.end, s.batch.astype(np.int64), s.waits)
     return _drive(mode, task_factor, worker_factor, range(T) if queue is None else queue.tolist())
 
@@ -156,5 +160,6 @@ def _drive(mode: str, task_factor: np.ndarray, worker_factor: np.ndarray, order:
         raise BenchError(f"mode {mode} deadlocked in simulation: {len(parked)} workers wait at a barrier, "
                          f"{sum(map(len, gated.values()))} at a gate")
     barriers = {"worker": np.array(b_worker, dtype=np.int64), "batch": np.array(b_batch, dtype=np.int64),
-                "arrive": np.array(b_arrive), "leave": np.array(b_leave), "name": np.array(b_name, dtype=object)}
+                "arrive": np.array(b_arrive), "leave": np.array(b_leave),
+                "name": np.array(b_name, dtype=object)}
     return SimResult(mode, worker, start, end, batch, barriers)

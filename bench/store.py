@@ -339,7 +339,8 @@ def write_spans_columns(run_dir: Path, name: str, const: dict[str, Any], worker:
     cols: dict[str, pa.Array] = {
         "worker": pa.array(worker, pa.int64()),
         "device": pa.DictionaryArray.from_arrays(pa.array(worker, pa.int32()), devices),
-        "task": pa.array(task, pa.int64(), mask=task < 0), "batch": pa.array(batch, pa.int64(), mask=batch < 0),
+        "task": pa.array(task, pa.int64(), mask=task < 0),
+        "batch": pa.array(batch, pa.int64(), mask=batch < 0),
         "start_ns": pa.array(start_ns, pa.int64()), "end_ns": pa.array(end_ns, pa.int64()),
     }
     defaults = {"status": str(Status.OK), "retry": 0, "attempt": 0}
@@ -353,5 +354,5 @@ def write_spans_columns(run_dir: Path, name: str, const: dict[str, Any], worker:
     arrays = [cols[f.name] if f.name in cols else same(const.get(f.name, defaults.get(f.name)), f.type)
               for f in SPAN_SCHEMA]
     # lz4: the fastest to write of the codecs every Parquet reader has; `_read_records` casts back to strings.
-    pq.write_table(pa.Table.from_arrays(arrays, names=SPAN_SCHEMA.names), run_dir / "spans" / f"{name}.parquet",
-                   compression="lz4", write_statistics=False)
+    pq.write_table(pa.Table.from_arrays(arrays, names=SPAN_SCHEMA.names),
+                   run_dir / "spans" / f"{name}.parquet", compression="lz4", write_statistics=False)

@@ -103,7 +103,8 @@ def _median_gap_s(tasks: pd.DataFrame, barriers: pd.DataFrame) -> float:
     gaps: list[float] = []
     for key, w in tasks.sort_values("start_ns").groupby(["mode", "repeat", "worker"]):
         starts, ends = w["start_ns"].to_numpy(), w["end_ns"].to_numpy()
-        b = barriers[(barriers["mode"] == key[0]) & (barriers["repeat"] == key[1]) & (barriers["worker"] == key[2])]
+        b = barriers[(barriers["mode"] == key[0]) & (barriers["repeat"] == key[1])
+                     & (barriers["worker"] == key[2])]
         b_start, b_len = b["start_ns"].to_numpy(), (b["end_ns"] - b["start_ns"]).to_numpy()
         for prev_end, nxt in zip(ends[:-1], starts[1:], strict=True):
             inside = (b_start >= prev_end) & (b_start < nxt)

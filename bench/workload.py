@@ -37,7 +37,8 @@ class Task:
     image: str | None = None  # a file path; None = a generated input
     size: int | None = None  # output side in pixels; None = the workload's default
     steps: int | None = None  # denoising steps; None = the workload's default
-    cost: float = 1.0  # what the task is expected to cost, known up front (pixels × steps; what longest-first sorts by)
+    # What the task is expected to cost, known up front (pixels × steps; what longest-first sorts by).
+    cost: float = 1.0
     factor: float = 1.0  # synthetic workload only: the duration multiplier it will really take (jitter × mix)
     warmup: bool = False  # the warm-up run of this task (outside the timed window: no faults, no output)
 
@@ -167,7 +168,8 @@ class SyntheticWorkload:
     def tasks(self, n: int, seed: int) -> list[Task]:
         jitter = jitter_factors(n, seed, self.jitter, self.dist)
         mix = mix_factors(n, seed, self.mix_share, self.mix_factor)
-        return [Task(id=i, seed=seed + i, steps=self.steps, cost=float(mix[i]), factor=float(jitter[i] * mix[i]))
+        return [Task(id=i, seed=seed + i, steps=self.steps, cost=float(mix[i]),
+                     factor=float(jitter[i] * mix[i]))
                 for i in range(n)]
 
     def duration_s(self, task: Task, worker: int, n_workers: int) -> float:
@@ -180,8 +182,10 @@ class SyntheticWorkload:
         return replace(self, run_dir=str(run_dir))
 
     def fails(self, task: Task, try_: int) -> bool:
-        """Whether try `try_` (0, 1, ...) of `task` raises: a draw from the task's seed, the same in every mode."""
-        return self.fail > 0 and float(np.random.default_rng([task.seed, task.id, try_, 7]).random()) < self.fail
+        """Whether try `try_` (0, 1, ...) of `task` raises: a draw from the task's seed, the same in every
+        mode."""
+        return (self.fail > 0
+                and float(np.random.default_rng([task.seed, task.id, try_, 7]).random()) < self.fail)
 
     def fires(self, fault: str, task: Task) -> bool:
         """Whether the `hang` or `die` fault fires on this task now: the first time anywhere in the run folder
@@ -259,7 +263,8 @@ SYNTHETIC_KEYS = "mean, skew, jitter, steps, dist, mix, fail, hang, die"
 
 
 def parse_synthetic(spec: str) -> SyntheticWorkload:
-    """Parse `synthetic[:mean=0.05,skew=0.05,jitter=0.1,steps=4,dist=normal,mix=0.1x4,fail=0.1,hang=3,die=5]`."""
+    """Parse a synthetic workload spec:
+    `synthetic[:mean=0.05,skew=0.05,jitter=0.1,steps=4,dist=normal,mix=0.1x4,fail=0.1,hang=3,die=5]`."""
     _, _, params = spec.partition(":")
     values: dict[str, Any] = {}
     for item in filter(None, (p.strip() for p in params.split(","))):
@@ -282,7 +287,8 @@ def parse_synthetic(spec: str) -> SyntheticWorkload:
             try:
                 values["mix_share"], values["mix_factor"] = float(share), float(factor)
             except ValueError:
-                raise BenchError(f"workload parameter mix must be SHARExFACTOR (e.g. mix=0.1x4), got {raw!r}") from None
+                raise BenchError("workload parameter mix must be SHARExFACTOR (e.g. mix=0.1x4), "
+                                 f"got {raw!r}") from None
             if not (0 <= values["mix_share"] <= 1 and values["mix_factor"] > 0 and x):
                 raise BenchError(f"workload parameter mix={raw}: the share must be in [0, 1], the factor > 0")
         elif key == "fail":

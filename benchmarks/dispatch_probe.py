@@ -1,5 +1,6 @@
-"""How much host-side work (Python + op dispatch) one QwenImage transformer forward is: full depth (60 blocks),
-toy width, on the CPU, counted with PyTorch's profiler. Evidence for BENCHMARKS.md's threads-backend note.
+"""How much host-side work (Python + op dispatch) one QwenImage transformer forward is: full depth (60
+blocks), toy width, on the CPU, counted with PyTorch's profiler. Evidence for BENCHMARKS.md's
+threads-backend note.
 
     python benchmarks/dispatch_probe.py
 """
@@ -21,7 +22,8 @@ CONFIG = Path(__file__).resolve().parent.parent / "runners/pipelines/configs/tra
 def main() -> None:
     cfg = {k: v for k, v in json.loads(CONFIG.read_text()).items() if not k.startswith("_")}
     # Real depth (num_layers stays 60), toy width: what remains is mostly per-op host overhead.
-    cfg.update(num_attention_heads=2, attention_head_dim=32, axes_dims_rope=[4, 14, 14], joint_attention_dim=56)
+    cfg.update(num_attention_heads=2, attention_head_dim=32, axes_dims_rope=[4, 14, 14],
+               joint_attention_dim=56)
     torch.set_num_threads(1)
     model = QwenImageTransformer2DModel(**cfg).eval()
     text = torch.randn(1, 16, 56)
@@ -43,8 +45,8 @@ def main() -> None:
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         forward()
     ops = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
-    print(f"blocks {cfg['num_layers']}: forward median {statistics.median(times) * 1e3:.1f} ms on 1 CPU thread, "
-          f"{ops} aten op calls (nested included)")
+    print(f"blocks {cfg['num_layers']}: forward median {statistics.median(times) * 1e3:.1f} ms on 1 CPU "
+          f"thread, {ops} aten op calls (nested included)")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
     python benchmarks/fault_latency.py [--runs 10] [--out /tmp/syncbench-faults]
 
-Each run starts `bench run` (processes backend, 2 CPU workers — forkserver children —, synthetic tasks of 0.1 s, free-run), waits for
-its first task records, sends SIGKILL to one worker process and polls `spans/lost.jsonl` every millisecond;
-the latency is from the kill to the record being there (the monitor's poll interval, 0.1 s, bounds it).
+Each run starts `bench run` (processes backend, 2 CPU workers — forkserver children —, synthetic tasks of
+0.1 s, free-run), waits for its first task records, sends SIGKILL to one worker process and polls
+`spans/lost.jsonl` every millisecond; the latency is from the kill to the record being there (the monitor's
+poll interval, 0.1 s, bounds it).
 Prints each run's latency, then the median and the range.
 """
 
@@ -53,7 +54,8 @@ def one(out: Path) -> float:
         while time.monotonic() < deadline:
             new = set(out.iterdir()) - before
             run_dir = next(iter(new), None)
-            if run_dir is not None and any('"kind":"task"' in f.read_text() for f in (run_dir / "spans").glob("w*")):
+            if run_dir is not None and any('"kind":"task"' in f.read_text()
+                                           for f in (run_dir / "spans").glob("w*")):
                 break
             time.sleep(0.01)
         assert run_dir is not None, "the run did not start"

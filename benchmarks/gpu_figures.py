@@ -17,7 +17,8 @@ from bench.store import load_run
 def main() -> None:
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "results/reference")
     print("| run | backend | GPUs | mode | tasks | makespan s | lower bound s | throughput img/s "
-          "| task median s | task CV | step median s | encode median s | barrier wait s | GPU active | power W |")
+          "| task median s | task CV | step median s | encode median s "
+          "| barrier wait s | GPU active | power W |")
     print("| --- " * 15 + "|")
     for d in sorted(root.iterdir()):
         if not (d / "meta.json").is_file():
@@ -36,7 +37,8 @@ def main() -> None:
             power = act[act["mode"] == mode]["power_w"].mean()  # mean over the GPUs of each one's mean
             print(f"| {d.name[:15]} | {run.meta.backend} | {G} | {mode} | {len(t)} | {r.makespan_s:.1f} "
                   f"| {r.lower_bound_s:.1f} | {len(t) / r.makespan_s:.4f} | {np.median(dur):.3f} "
-                  f"| {dur.std() / dur.mean():.1%} | {np.median((step['end_ns'] - step['start_ns']) / 1e9):.3f} "
+                  f"| {dur.std() / dur.mean():.1%} "
+                  f"| {np.median((step['end_ns'] - step['start_ns']) / 1e9):.3f} "
                   f"| {np.median((enc['end_ns'] - enc['start_ns']) / 1e9):.3f} | {r.barrier_wait_s:.1f} "
                   f"| {'—' if np.isnan(r.gpu_util) else f'{r.gpu_util:.1%}'} "
                   f"| {'—' if np.isnan(power) else f'{power:.0f}'} |")

@@ -41,8 +41,8 @@ def _one(repo: Path, cache: Path, env: dict[str, str]) -> tuple[float, dict[str,
     with tempfile.TemporaryDirectory() as out:
         full = {**os.environ, **env, "SYNCBENCH_CACHE": str(cache), "PYTHONPATH": str(repo)}
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bench", *COMMAND, "--out", out], cwd=repo, env=full, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "bench", *COMMAND, "--out", out], cwd=repo, env=full,
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.perf_counter() - t
         (run_dir,) = [d for d in Path(out).iterdir() if (d / "meta.json").is_file()]
         return wall, _phases(run_dir)
@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
                     phases.setdefault(k, []).extend(v)
                 print(f"repeat {i + 1} {kind}: {wall:.1f} s (load {load[-1]:.2f})", flush=True)
     res = {
-        "repo": str(a.repo), "isa": a.isa, "command": ["bench", *COMMAND], "walls_s": walls, "load_after": load,
+        "repo": str(a.repo), "isa": a.isa, "command": ["bench", *COMMAND], "walls_s": walls,
+        "load_after": load,
         "cpu": _cpu(),
         "median_s": {k: statistics.median(v) for k, v in walls.items()},
         "phase_median_s": {k: statistics.median(v) for k, v in sorted(phases.items())},

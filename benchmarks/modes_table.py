@@ -1,11 +1,13 @@
-"""Every mode on the synthetic workload, simulated and run on CPU workers: makespan ÷ lower bound, largest drift.
+"""Every mode on the synthetic workload, simulated and run on CPU workers: makespan ÷ lower bound, largest
+drift.
 
     python benchmarks/modes_table.py [--seeds 30] [--cpu-images 60] [--cpu-mean 0.1] [--out DIR] [--json F]
 
 Three workloads: normal jitter 0.1, jitter 0.3, and jitter 0.1 with `mix=0.1x4` (10 % of the tasks, chosen
 from the seed, take 4x as long). For each:
-- simulated: `bench simulate --mode all --gpus 6 --images 270 --mean 2 --skew 0`, `--seeds` repeats (seed + r),
-  the mean over them; and at the CPU run's own scale (2 workers, `--cpu-images` tasks), for comparison;
+- simulated: `bench simulate --mode all --gpus 6 --images 270 --mean 2 --skew 0`, `--seeds` repeats
+  (seed + r), the mean over them; and at the CPU run's own scale (2 workers, `--cpu-images` tasks), for
+  comparison;
 - on CPU: `bench run --mode all --workers 2 --images N --workload synthetic:mean=M,...` once (the synthetic
   task sleeps: the 2 cores are not its limit).
 Lower bound = max(total task time ÷ workers, the longest task): no schedule beats it. Drift = the most tasks a
@@ -27,7 +29,8 @@ from bench.analysis.timeline import drift_summary
 from bench.modes import MODE_GROUPS
 from bench.store import load_run
 
-WORKLOADS = {"jitter 0.1": ("0.1", None), "jitter 0.3": ("0.3", None), "jitter 0.1, mix 0.1x4": ("0.1", "0.1x4")}
+WORKLOADS = {"jitter 0.1": ("0.1", None), "jitter 0.3": ("0.3", None),
+             "jitter 0.1, mix 0.1x4": ("0.1", "0.1x4")}
 
 
 def _new(out: Path, before: set[Path]) -> Path:
@@ -64,10 +67,11 @@ def main() -> None:
     res: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
     for name, (jitter, mix) in WORKLOADS.items():
         extra = ["--mix", mix] if mix else []
-        sim = _bench(a.out / "sim", "simulate", "--mode", "all", "--gpus", "6", "--images", "270", "--mean", "2",
-                     "--skew", "0", "--jitter", jitter, "--repeat", str(a.seeds), *extra)
-        small = _bench(a.out / "sim", "simulate", "--mode", "all", "--gpus", "2", "--images", str(a.cpu_images),
-                       "--mean", str(a.cpu_mean), "--skew", "0", "--jitter", jitter, "--repeat", str(a.seeds), *extra)
+        sim = _bench(a.out / "sim", "simulate", "--mode", "all", "--gpus", "6", "--images", "270",
+                     "--mean", "2", "--skew", "0", "--jitter", jitter, "--repeat", str(a.seeds), *extra)
+        small = _bench(a.out / "sim", "simulate", "--mode", "all", "--gpus", "2",
+                       "--images", str(a.cpu_images), "--mean", str(a.cpu_mean), "--skew", "0",
+                       "--jitter", jitter, "--repeat", str(a.seeds), *extra)
         spec = f"synthetic:mean={a.cpu_mean},skew=0,jitter={jitter}" + (f",mix={mix}" if mix else "")
         cpu = _bench(a.out / "cpu", "run", "--mode", "all", "--workers", "2", "--images", str(a.cpu_images),
                      "--workload", spec, "--no-report")
@@ -82,7 +86,8 @@ def main() -> None:
             cells = " | ".join(f"{by[c][mode][0]:.3f} | {by[c][mode][1]:.1f}" for c in cols)
             print(f"| {name} | {mode} | {cells} |")
     if a.json:
-        a.json.write_text(json.dumps({"results": res, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        a.json.write_text(json.dumps({"results": res,
+                                      "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                       "seeds": a.seeds}, indent=1))
 
 

@@ -2,10 +2,11 @@
 
     python benchmarks/runner_overhead.py [--images 2000] [--workers 2] [--out /tmp/overhead]
 
-Runs the equivalent of `bench run --mode all --workload synthetic:mean=0` with each backend, then prints, per mode and
-backend, the median over `--repeats` runs of the median and p99 of (start of task k+1 - end of task k) on the same worker, and the median
-length of a zero-duration task's span (the 8 phase and step records it writes happen inside it). For batch-sync the
-gap includes the barrier (that is its cost); the records (9 spans a task) are written inside the gap.
+Runs the equivalent of `bench run --mode all --workload synthetic:mean=0` with each backend, then prints,
+per mode and backend, the median over `--repeats` runs of the median and p99 of (start of task k+1 - end
+of task k) on the same worker, and the median length of a zero-duration task's span (the 8 phase and step
+records it writes happen inside it). For batch-sync the gap includes the barrier (that is its cost); the
+records (9 spans a task) are written inside the gap.
 """
 
 from __future__ import annotations

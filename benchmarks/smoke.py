@@ -49,7 +49,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--n", type=int, default=3, help="timed edits per tracing setting")
     p.add_argument("--true-cfg-scale", type=float, default=4.0)
     p.add_argument("--condition-side", type=int, default=None, help="shrink the condition image to ~side²")
-    p.add_argument("--shrink", action="store_true", help="random:full with CPU-sized configs (code-path check)")
+    p.add_argument("--shrink", action="store_true",
+                   help="random:full with CPU-sized configs (code-path check)")
     p.add_argument("--no-compare", action="store_true", help="skip the tracing-off run")
     p.add_argument("--json", type=Path, default=None, help="also write the results here")
     return p.parse_args(argv)
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         ex.run(task, rec)
         wall = (time.perf_counter_ns() - t0) / 1e9
         ph = " ".join(f"{k} {v:.3f}" for k, v in rec.phases.items())
-        print(f"  {label}: {wall:.3f} s | {ph} | phases sum {sum(rec.phases.values()) / wall * 100:.1f} % of wall"
+        print(f"  {label}: {wall:.3f} s | {ph} | phases sum "
+              f"{sum(rec.phases.values()) / wall * 100:.1f} % of wall"
               + (f" | steps {_fmt(rec.steps)}" if rec.steps else ""), flush=True)
         return wall, rec
 
@@ -145,14 +147,17 @@ def main(argv: list[str] | None = None) -> int:
         for i, task in enumerate(tasks[1:], start=1):
             order = [True, False] if i % 2 else [False, True]
             for trace in order if not a.no_compare else [True]:
-                wall, rec = one(traced if trace else plain, f"edit {i} ({'trace' if trace else 'no trace'})", task)
+                wall, rec = one(traced if trace else plain, f"edit {i} ({'trace' if trace else 'no trace'})",
+                                task)
                 (on if trace else off).append(wall)
-                out["edits"].append({"trace": trace, "wall_s": wall, "phases": rec.phases, "steps": rec.steps})
+                out["edits"].append({"trace": trace, "wall_s": wall, "phases": rec.phases,
+                                     "steps": rec.steps})
         out["median_trace_on_s"] = statistics.median(on)
         if cuda:
             out["peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
             out["peak_reserved_gib"] = torch.cuda.max_memory_reserved(device) / 2**30
-            print(f"peak GPU memory: {out['peak_gib']:.1f} GiB allocated, {out['peak_reserved_gib']:.1f} GiB reserved")
+            print(f"peak GPU memory: {out['peak_gib']:.1f} GiB allocated, "
+                  f"{out['peak_reserved_gib']:.1f} GiB reserved")
         steps_all = [s for e in out["edits"] if e["trace"] for s in e["steps"]]
         if steps_all:
             print(f"per step (tracing on): median {statistics.median(steps_all):.3f} s over {len(steps_all)}")
@@ -160,9 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         if off:
             out["median_trace_off_s"] = m_off = statistics.median(off)
             m_on = out["median_trace_on_s"]
-            print(f"tracing on vs off: median {m_on:.3f} s vs {m_off:.3f} s ({(m_on - m_off) / m_off * 100:+.1f} %)")
-            # The denoise phase is where tracing acts (step events, NVTX) and it is timed by CUDA events in both
-            # settings, without the encode phase's host noise: compare it per task, traced minus untraced.
+            print(f"tracing on vs off: median {m_on:.3f} s vs {m_off:.3f} s "
+                  f"({(m_on - m_off) / m_off * 100:+.1f} %)")
+            # The denoise phase is where tracing acts (step events, NVTX) and it is timed by CUDA events in
+            # both settings, without the encode phase's host noise: compare it per task, traced minus
+            # untraced.
             den = {(e["trace"], i // 2): e["phases"]["denoise"] for i, e in enumerate(out["edits"])}
             diffs = [den[True, k] - den[False, k] for k in range(len(tasks) - 1)]
             d_off = statistics.median(den[False, k] for k in range(len(tasks) - 1))

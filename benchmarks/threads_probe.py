@@ -77,10 +77,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def grab(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         if not captured:
-            captured.update({k: v.clone() if torch.is_tensor(v) else v for k, v in kwargs.items() if k != "return_dict"})
+            captured.update({k: v.clone() if torch.is_tensor(v) else v
+                             for k, v in kwargs.items() if k != "return_dict"})
 
     hook = pipe.transformer.register_forward_pre_hook(grab, with_kwargs=True)
-    # --shrink: the condition image at the output size too (the pipeline would make it ~1024², thousands of tokens)
+    # --shrink: the condition image at the output size too (the pipeline would make it ~1024², thousands
+    # of tokens)
     wl = EditWorkload(model=FULL, steps=2, size=a.size, true_cfg_scale=4.0, trace_steps=False,
                       condition_side=a.size if a.shrink else None)
     task = Task(id=0, image=None, prompt="make the sky purple", seed=0)
@@ -152,9 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         th.join()
     predicted = max(r1[0], a.gpus * h)
     print(f"{a.gpus} threads at once: {statistics.median(rg):.3f} s per step (each thread: "
-          + ", ".join(f"{x:.3f}" for x in sorted(rg)) + f"); GIL model max(step, {a.gpus} x host) = {predicted:.3f} s")
-    out.update(host_s=h, step_sync_s=s, step_free_alone_s=r1[0], step_threads_s=sorted(rg), predicted_s=predicted,
-               host_samples=host, step_samples=full)
+          + ", ".join(f"{x:.3f}" for x in sorted(rg))
+          + f"); GIL model max(step, {a.gpus} x host) = {predicted:.3f} s")
+    out.update(host_s=h, step_sync_s=s, step_free_alone_s=r1[0], step_threads_s=sorted(rg),
+               predicted_s=predicted, host_samples=host, step_samples=full)
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))
     return 0

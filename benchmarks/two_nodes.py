@@ -50,8 +50,9 @@ def two_nodes(out: Path, images: int) -> Path:
     before = set(out.iterdir())
     port, rdzv = _port(), f"bench-{time.monotonic_ns()}"
     procs = [subprocess.Popen(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", "--node-rank",
-         str(node), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", rdzv,
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+         "--node-rank", str(node), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
+         "--rdzv-id", rdzv,
          "-m", "bench", "run", "--workers", "1", "--out", str(out), "--no-report", "--images", str(images),
          "--mode", ",".join(MODES), "--workload", "synthetic:mean=0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True) for node in (0, 1)]
@@ -101,14 +102,17 @@ def main() -> None:
     for i in range(a.runs):
         d = two_nodes(a.out / "two", a.images)
         rows.append({**clocks(d), **{f"gap_ms {m}": v for m, v in gap_medians_ms(d).items()}})
-        single.append({f"gap_ms {m}": v for m, v in gap_medians_ms(one_node(a.out / "one", a.images)).items()})
-        print(f"run {i + 1}: bound {rows[-1]['bound_ns'] / 1e3:.1f} us, offset {rows[-1]['offset_ns'] / 1e3:.1f} us, "
+        single.append({f"gap_ms {m}": v
+                       for m, v in gap_medians_ms(one_node(a.out / "one", a.images)).items()})
+        print(f"run {i + 1}: bound {rows[-1]['bound_ns'] / 1e3:.1f} us, "
+              f"offset {rows[-1]['offset_ns'] / 1e3:.1f} us, "
               f"exchange {rows[-1]['exchange_ms free-run']:.2f} ms", flush=True)
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     med_one = {k: statistics.median(r[k] for r in single) for k in single[0]}
     print(json.dumps({"two nodes (median)": med, "one node (median)": med_one}, indent=1))
     if a.json:
-        a.json.write_text(json.dumps({"runs": rows, "single": single, "median_two": med, "median_one": med_one,
+        a.json.write_text(json.dumps({"runs": rows, "single": single, "median_two": med,
+                                      "median_one": med_one,
                                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, indent=1))
 
 

@@ -3,8 +3,9 @@
 `Timeline` turns a worker's own `perf_counter_ns` reading into timeline time; on one host it is the identity.
 `exchange` measures it between rank 0 and every other rank, through the group's store: each of `n` ping-pongs
 gives an offset (the worker's clock at the middle of the round trip minus rank 0's reading) whose error is at
-most half the round trip; the exchange with the shortest round trip is kept (Cristian's method). `fit` turns the exchanges of one
-worker into an offset and a drift (least squares over time), which `Timeline` then applies.
+most half the round trip; the exchange with the shortest round trip is kept (Cristian's method). `fit` turns
+the exchanges of one worker into an offset and a drift (least squares over time), which `Timeline` then
+applies.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def exchange(store: Any, key: str, rank: int, world: int, n: int = EXCHANGES) ->
 def fit(measurements: list[Measurement]) -> Timeline:
     """Offset and drift from a worker's measurements (least squares). A drift is kept only where it moved the
     offset by more than the measurements can tell apart (twice the worst error bound over their time span):
-    else the offset is the most precise measurement's, and the drift 0 (on one host, the noise would fit one)."""
+    else the offset is the most precise measurement's, and the drift 0 (on one host, the noise would fit
+    one)."""
     if not measurements:
         return Timeline()
     best = min(measurements, key=lambda m: m.rtt_ns)

@@ -79,8 +79,8 @@ def resolve(gpus: str | None, workers: int | None) -> tuple[list[WorkerMeta], st
     if workers is None:
         note = f"no CUDA device: {n} CPU workers, one per core, standing in for GPUs"
     elif n > cores:
-        note = (f"{n} CPU workers on {cores} cores: with a compute workload (not a synthetic sleep) their task "
-                f"times include waiting for a core; use --workers {cores} or fewer to measure one")
+        note = (f"{n} CPU workers on {cores} cores: with a compute workload (not a synthetic sleep) their "
+                f"task times include waiting for a core; use --workers {cores} or fewer to measure one")
     elif n_cuda:
         note = f"CPU workers on a machine with {n_cuda} CUDA devices (--workers given)"
     return devices, note

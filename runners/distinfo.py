@@ -29,7 +29,8 @@ def dist_info() -> DistInfo | None:
     if not dist.is_torchelastic_launched():
         return None
     e = os.environ
-    return DistInfo(int(e["RANK"]), int(e["LOCAL_RANK"]), int(e["WORLD_SIZE"]), int(e.get("LOCAL_WORLD_SIZE", "1")),
+    return DistInfo(int(e["RANK"]), int(e["LOCAL_RANK"]), int(e["WORLD_SIZE"]),
+                    int(e.get("LOCAL_WORLD_SIZE", "1")),
                     int(e.get("GROUP_RANK", "0")), int(e.get("TORCHELASTIC_RESTART_COUNT", "0")),
                     e.get("TORCHELASTIC_RUN_ID", "none"))
 

@@ -57,15 +57,16 @@ def _fresh_namespace(store: Any, info: DistInfo, timeout_s: float) -> str:
 
     def wait() -> None:
         if time.monotonic() > deadline:
-            raise BenchError(f"rank {info.rank}: the other ranks of this torchrun group did not answer within "
-                             f"{timeout_s:g} s")
+            raise BenchError(f"rank {info.rank}: the other ranks of this torchrun group did not answer "
+                             f"within {timeout_s:g} s")
         time.sleep(0.005)
 
     if info.rank == 0:
         store.set("syncbench/round", me)
         for r in range(1, info.world):
             while True:
-                hello = store.get(f"syncbench/hello/{r}").decode() if store.check([f"syncbench/hello/{r}"]) else ""
+                hello = (store.get(f"syncbench/hello/{r}").decode() if store.check([f"syncbench/hello/{r}"])
+                         else "")
                 ours, _, theirs = hello.partition(":")
                 if ours == me:
                     store.set(f"syncbench/welcome/{r}", f"{theirs}:{me}")
@@ -125,11 +126,11 @@ def _differences(configs: list[dict[str, Any]]) -> str | None:
     for rank, c in enumerate(configs[1:], start=1):
         for key in SAME:
             if c["config"].get(key) != first["config"].get(key):
-                flag = {"modes": "--mode", "task_timeout": "--task-timeout", "on_worker_loss": "--on-worker-loss",
-                        "edit": "the edit options"}.get(key, f"--{key}")
+                flag = {"modes": "--mode", "task_timeout": "--task-timeout",
+                        "on_worker_loss": "--on-worker-loss", "edit": "the edit options"}.get(key, f"--{key}")
                 return (f"node {c['node']} (rank {rank}, {c['host']}) was started with {flag} "
-                        f"{c['config'].get(key)!r}, rank 0 with {first['config'].get(key)!r}: start every node "
-                        "with the same bench run options")
+                        f"{c['config'].get(key)!r}, rank 0 with {first['config'].get(key)!r}: start every "
+                        "node with the same bench run options")
     return None
 
 
@@ -145,8 +146,9 @@ def _device(info: DistInfo) -> WorkerMeta:
                              f"{torch.cuda.device_count()} CUDA devices (--nproc-per-node is too large)")
         props = torch.cuda.get_device_properties(info.local_rank)
         short = props.name.replace("NVIDIA ", "").split(" ")[0]
-        return WorkerMeta(info.rank, f"cuda:{info.local_rank}", f"n{info.node} cuda:{info.local_rank} {short}",
-                          props.name, str(getattr(props, "uuid", "")) or None, host, info.node, info.local_rank)
+        return WorkerMeta(info.rank, f"cuda:{info.local_rank}",
+                          f"n{info.node} cuda:{info.local_rank} {short}", props.name,
+                          str(getattr(props, "uuid", "")) or None, host, info.node, info.local_rank)
     return WorkerMeta(info.rank, "cpu", f"n{info.node} cpu:{info.local_rank}", _cpu_model(), None, host,
                       info.node, info.local_rank)
 
@@ -195,7 +197,8 @@ class _Hooks:
         if m is not None:
             self.measured.append((label, m, time.perf_counter_ns() - began))
             t = fit([x for _, x, _ in self.measured])
-            self.timeline.offset_ns, self.timeline.drift, self.timeline.ref_ns = t.offset_ns, t.drift, t.ref_ns
+            self.timeline.offset_ns, self.timeline.drift, self.timeline.ref_ns = (
+                t.offset_ns, t.drift, t.ref_ns)
 
     def before(self, run: ModeRun) -> None:
         self.measure(f"{run.mode} r{run.repeat} a{run.attempt} start")
@@ -205,8 +208,10 @@ class _Hooks:
         self.ship()
 
     def ship(self) -> None:
-        """Without a shared folder: every rank's records since the last ship, to rank 0, which appends them."""
-        for owner, name in [(r, f"{kind}/w{r}.jsonl") for r in self.local_ranks for kind in ("spans", "samples")]:
+        """Without a shared folder: every rank's records since the last ship, to rank 0, which appends
+        them."""
+        for owner, name in [(r, f"{kind}/w{r}.jsonl") for r in self.local_ranks
+                            for kind in ("spans", "samples")]:
             key = f"ship/{self.group.n}/{name}"
             if self.info.rank == owner and self.local is not None:
                 path = self.local / name
@@ -227,9 +232,11 @@ def _watch(sync: StoreSync, timeout_s: float | None, rank: int) -> None:
         while True:
             time.sleep(1.0)
             b: Beacon | None = sync.last
-            if timeout_s and b is not None and b.state == "task" and (time.perf_counter_ns() - b.since_ns) / 1e9 > timeout_s:
-                print(f"error: rank {rank} hung in task {b.task}: no progress for {timeout_s:g} s (--task-timeout); "
-                      "ending this process so that torchrun sees it", file=sys.stderr, flush=True)
+            if (timeout_s and b is not None and b.state == "task"
+                    and (time.perf_counter_ns() - b.since_ns) / 1e9 > timeout_s):
+                print(f"error: rank {rank} hung in task {b.task}: no progress for {timeout_s:g} s "
+                      "(--task-timeout); ending this process so that torchrun sees it",
+                      file=sys.stderr, flush=True)
                 os._exit(3)
 
     threading.Thread(target=loop, name="syncbench-watchdog", daemon=True).start()
@@ -241,7 +248,8 @@ def _print_progress(store: Any, run_dir: Path, schedule: list[ModeRun], world: i
     the records in the run folder and every rank's beacon in the store."""
     plan = [Planned(x.repeat, x.mode, images, x.attempt) for x in schedule]
     feed = ProgressFeed(world, plan)
-    where = f" (tasks counted: ranks on this node; ranks {local_ranks} send theirs at the end)" if local_ranks else ""
+    where = (f" (tasks counted: ranks on this node; ranks {local_ranks} send theirs at the end)"
+             if local_ranks else "")
 
     def loop() -> None:
         while True:
@@ -273,7 +281,8 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
     except Exception as e:  # nobody answers there
         raise BenchError(f"rank {info.rank}: cannot reach the torchrun group's store at {host}:{port} "
                          f"({' '.join(str(e).split())[:160]})") from None
-    store = dist.PrefixStore(f"syncbench/{_fresh_namespace(agents, info, STORE_TIMEOUT.total_seconds())}/", agents)
+    store = dist.PrefixStore(f"syncbench/{_fresh_namespace(agents, info, STORE_TIMEOUT.total_seconds())}/",
+                             agents)
     group = _Group(store, info)
     rank0 = info.rank == 0
     # 1. This rank's device and workload, checked here; then the same options on every node.
@@ -304,11 +313,13 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
             run_dir, meta = found, read_meta(found)
             schedule = _schedule(found, meta, config)
             meta = replace(meta, status="running", error=None, finished=None,
-                           resumes=[*meta.resumes, {"started": time.strftime("%Y-%m-%dT%H:%M:%S"), "argv": argv,
+                           resumes=[*meta.resumes, {"started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                                                    "argv": argv,
                                                     "ran": [[x.repeat, x.mode, x.attempt] for x in schedule],
                                                     "torchrun_restart": True}])
         else:
-            label = config.label or f"{modes_label(config.modes)}-torchrun-{config.workload.split(':')[0]}-{info.world}x"
+            label = (config.label
+                     or f"{modes_label(config.modes)}-torchrun-{config.workload.split(':')[0]}-{info.world}x")
             run_dir = create_run_dir(config.out, label)
             meta, schedule = None, [ModeRun(r, m) for r, m in config.schedule()]  # type: ignore[assignment]
         token = secrets.token_hex(8)
@@ -317,7 +328,8 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
     plan = group.share(plan)
     run_dir = Path(plan["dir"])
     schedule = [ModeRun(x["repeat"], x["mode"], x["attempt"], None) for x in plan["schedule"]]
-    # 3. Every rank: the shared folder, or (no shared filesystem) a folder of its own whose records rank 0 gets.
+    # 3. Every rank: the shared folder, or (no shared filesystem) a folder of its own whose records rank 0
+    # gets.
     shared = rank0 or (not no_shared_fs and (run_dir / TOKEN).is_file()
                        and (run_dir / TOKEN).read_text() == plan["token"])
     local: Path | None = None
@@ -329,7 +341,8 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
             for sub in ("spans", "samples"):
                 (local / sub).mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            problem = f"rank {info.rank} ({socket.gethostname()}): cannot write its records in {local}: {e.strerror}"
+            problem = (f"rank {info.rank} ({socket.gethostname()}): cannot write its records in {local}: "
+                       f"{e.strerror}")
     elif not os.access(run_dir / "spans", os.W_OK) and not rank0:
         problem = f"rank {info.rank} ({socket.gethostname()}): cannot write into the run folder {run_dir}"
     group.agree(problem)
@@ -343,10 +356,12 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
                      clock_bound_ns=first.rtt_ns // 2 if first else 0)
     workers = group.gather(device)
     launch = {"by": "torchrun", "rdzv_id": info.rdzv_id, "world": info.world,
-              "nodes": len({w.node for w in workers}), "restart": info.restart, "shared_folder": not local_ranks}
+              "nodes": len({w.node for w in workers}), "restart": info.restart,
+              "shared_folder": not local_ranks}
     if rank0:
         fresh = RunMeta(
-            run_id=run_dir.name, status="running", modes=config.modes, n_workers=info.world, n_tasks=len(tasks),
+            run_id=run_dir.name, status="running", modes=config.modes, n_workers=info.world,
+            n_tasks=len(tasks),
             workers=workers, workload=workload.describe(), backend="torchrun", repeat=config.repeat,
             schedule=config.schedule(), seed=config.seed, argv=argv, config=config.to_dict(),
             host=socket.gethostname(), cpu_count=os.cpu_count(), versions=_versions(), git=_git_revision(),
@@ -375,7 +390,8 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
         error = error_text(e)
         if rank0:
             assert meta is not None
-            finish_run(run_dir, meta, "interrupted", f"stopped under torchrun: {error}", time.monotonic() - started)
+            finish_run(run_dir, meta, "interrupted", f"stopped under torchrun: {error}",
+                       time.monotonic() - started)
         raise
     # 6. The end: every worker done; rank 0 records the clocks and the outcome.
     sync.barrier("run", "end", abortable=False)
@@ -396,8 +412,9 @@ def run_under_torchrun(config: RunConfig, argv: list[str], no_shared_fs: bool) -
 
 
 def run_torchrun(argv: list[str]) -> None:
-    """torchrun itself (`torch.distributed.run`) on `argv`; a rendezvous that fails — nobody answers within the
-    join timeout, or the endpoint refuses — is a BenchError in one line instead of torchrun's traceback."""
+    """torchrun itself (`torch.distributed.run`) on `argv`; a rendezvous that fails — nobody answers within
+    the join timeout, or the endpoint refuses — is a BenchError in one line instead of torchrun's
+    traceback."""
     from torch.distributed.elastic.rendezvous.api import RendezvousError
     from torch.distributed.run import get_args_parser
     from torch.distributed.run import run as torchrun
@@ -406,8 +423,9 @@ def run_torchrun(argv: list[str]) -> None:
     try:
         torchrun(args)
     except RendezvousError as e:
-        timeout = dict(kv.split("=", 1) for kv in args.rdzv_conf.split(",") if "=" in kv).get("join_timeout", "600")
+        timeout = dict(
+            kv.split("=", 1) for kv in args.rdzv_conf.split(",") if "=" in kv).get("join_timeout", "600")
         why = f": {' '.join(str(e).split())}" if str(e) else ""
-        raise BenchError(f"the rendezvous at {args.rdzv_endpoint or '(no endpoint)'} failed ({type(e).__name__}{why}); "
-                         f"nobody answered within join_timeout={timeout} s, or it refused: is node 0 started, and "
-                         f"--rdzv-endpoint its address?") from None
+        raise BenchError(f"the rendezvous at {args.rdzv_endpoint or '(no endpoint)'} failed "
+                         f"({type(e).__name__}{why}); nobody answered within join_timeout={timeout} s, "
+                         "or it refused: is node 0 started, and --rdzv-endpoint its address?") from None

@@ -53,7 +53,8 @@ def exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
-# What a backend calls about every 0.1 s with each worker's (beacon state, mode-run key), for the progress view.
+# What a backend calls about every 0.1 s with each worker's (beacon state, mode-run key), for the progress
+# view.
 Poll = Callable[[dict[int, tuple[str, str]]], None]
 
 
@@ -78,7 +79,8 @@ class Monitor:
         return None if warm is None else max(MIN_TASK_TIMEOUT_S, WARMUPS_PER_TIMEOUT * warm)
 
     def states(self) -> dict[int, tuple[str, str]]:
-        """Each worker's last seen beacon as (state, mode-run key), "lost" for a lost one: for the progress view."""
+        """Each worker's last seen beacon as (state, mode-run key), "lost" for a lost one: for the progress
+        view."""
         out = {w: (b.state, b.key) for w, b in self._seen.items()}
         for x in self.losses:
             out[x.worker] = ("lost", out.get(x.worker, ("", ""))[1])
@@ -104,14 +106,15 @@ class Monitor:
                 code = ended[w]
                 if code == 0 or asked_to_stop:
                     continue  # done, or stopped because we asked
-                new.append(self._lose(spec, b, "died", exit_text(code) + _last_log_line(self.run_dir, w), now))
+                new.append(self._lose(spec, b, "died", exit_text(code) + _last_log_line(self.run_dir, w),
+                                      now))
                 continue
             limit = self.timeout_for(w)
             if b is not None and b.state == "task" and limit is not None and (now - b.since_ns) / 1e9 > limit:
                 if self.end is not None:
                     self.end(w)
-                new.append(self._lose(spec, b, "hung", f"no progress for {limit:g} s in a task (--task-timeout)",
-                                      now))
+                new.append(self._lose(spec, b, "hung",
+                                      f"no progress for {limit:g} s in a task (--task-timeout)", now))
         return new
 
     def _learn_warmup(self, w: int, b: Beacon, now: int) -> None:
@@ -126,7 +129,8 @@ class Monitor:
         attempt, repeat, mode = _parse_key(b.key if b else "")
         task_id: int | None = None
         if b is not None and b.state == "task" and b.task is not None:
-            run = next((r for r in spec.schedule if (r.attempt, r.repeat, r.mode) == (attempt, repeat, mode)), None)
+            run = next((r for r in spec.schedule if (r.attempt, r.repeat, r.mode) == (attempt, repeat, mode)),
+                       None)
             indices = run.tasks if run is not None and run.tasks is not None else range(len(spec.tasks))
             task_id = spec.tasks[indices[b.task]].id
         loss = Loss(w, cause, detail, task_id, mode, repeat)

@@ -33,9 +33,12 @@ class NvmlSampler:
 
     def _sample(self) -> tuple[int, float | None, float | None, float | None]:
         util, mem, power = _Util(), _Mem(), ctypes.c_uint()
-        u = float(util.gpu) if self._lib.nvmlDeviceGetUtilizationRates(self._handle, ctypes.byref(util)) == 0 else None
-        m = mem.used / 2**20 if self._lib.nvmlDeviceGetMemoryInfo(self._handle, ctypes.byref(mem)) == 0 else None
-        p = power.value / 1000 if self._lib.nvmlDeviceGetPowerUsage(self._handle, ctypes.byref(power)) == 0 else None
+        u = (float(util.gpu)
+             if self._lib.nvmlDeviceGetUtilizationRates(self._handle, ctypes.byref(util)) == 0 else None)
+        m = (mem.used / 2**20
+             if self._lib.nvmlDeviceGetMemoryInfo(self._handle, ctypes.byref(mem)) == 0 else None)
+        p = (power.value / 1000
+             if self._lib.nvmlDeviceGetPowerUsage(self._handle, ctypes.byref(power)) == 0 else None)
         return time.perf_counter_ns(), u, m, p
 
     def _loop(self) -> None:

@@ -79,8 +79,8 @@ def prepare(config: RunConfig) -> Prepared:
                 raise BenchError(f"workload parameter {fault}={task} names a task the run does not have "
                                  f"(--images {config.images}: tasks 0..{config.images - 1})")
         if workload.die is not None and config.backend == "threads":
-            raise BenchError("die=I ends its worker's process, which with --backend threads is the whole run: "
-                             "use --backend processes")
+            raise BenchError("die=I ends its worker's process, which with --backend threads is the whole "
+                             "run: use --backend processes")
     return Prepared(config, workload, devices, ([note] if note else []) + notes)
 
 
@@ -116,7 +116,9 @@ def execute(prep: Prepared, poll: RunPoll, argv: list[str] | None = None) -> Pat
     G = len(prep.devices)
     tasks = prep.workload.tasks(config.images, config.seed)
     kind = config.workload.split(":")[0]
-    label = config.label or f"{modes_label(config.modes)}-{config.backend}-{kind}-{G}x{prep.devices[0].device.split(':')[0]}"
+    label = (config.label
+             or f"{modes_label(config.modes)}-{config.backend}-{kind}-"
+                f"{G}x{prep.devices[0].device.split(':')[0]}")
     cpu = not prep.devices[0].device.startswith("cuda")
     run_dir, meta = start_run(config.out, label, RunMeta(
         run_id="", status="running", modes=config.modes, n_workers=G, n_tasks=len(tasks),
@@ -141,7 +143,8 @@ class Resumption:
     schedule: list[ModeRun]
 
 
-def plan_resume(run_dir: Path, keep_partial: bool = False, changes: dict[str, Any] | None = None) -> Resumption:
+def plan_resume(run_dir: Path, keep_partial: bool = False,
+                changes: dict[str, Any] | None = None) -> Resumption:
     """Check that `run_dir` can be finished with the configuration its meta.json recorded, and plan it.
 
     Complete (repeat, mode) runs are kept as they are; each other one runs again from its start as a new
@@ -171,7 +174,8 @@ def plan_resume(run_dir: Path, keep_partial: bool = False, changes: dict[str, An
         if st is not None and st.complete:
             continue
         attempt = 0 if st is None else st.last_attempt + 1
-        left = tuple(i for i, t in enumerate(tasks) if t.id not in st.ok_tasks) if keep_partial and st else None
+        left = (tuple(i for i, t in enumerate(tasks) if t.id not in st.ok_tasks) if keep_partial and st
+                else None)
         schedule.append(ModeRun(repeat, mode, attempt, left))
     if not schedule:
         raise BenchError(f"{run_dir}: every (repeat, mode) is already complete; there is nothing to resume")

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 LOST, STOP = "lost", "stop"
-POLL_MIN_S, POLL_MAX_S = 5e-5, 2e-3  # waits poll fast first, then back off (a long wait costs < 1 poll / 2 ms)
+# Waits poll fast first, then back off (a long wait costs < 1 poll / 2 ms).
+POLL_MIN_S, POLL_MAX_S = 5e-5, 2e-3
 
 
 class ModeAborted(Exception):
@@ -28,8 +29,9 @@ class ModeAborted(Exception):
 
 
 class RunStopped(BaseException):
-    """The run is stopping: Ctrl-C, SIGTERM, a lost worker under --on-worker-loss stop, or a hang in the threads
-    backend. A BaseException, like KeyboardInterrupt: it ends a task in flight instead of failing it."""
+    """The run is stopping: Ctrl-C, SIGTERM, a lost worker under --on-worker-loss stop, or a hang in the
+    threads backend. A BaseException, like KeyboardInterrupt: it ends a task in flight instead of failing
+    it."""
 
 
 class Store(Protocol):
@@ -81,7 +83,8 @@ class LocalStore:
 @dataclass(frozen=True)
 class Beacon:
     """What a worker is doing, for the monitor: `state` (load, warmup, start, task, barrier, claim, done) in
-    mode run `key` since `since_ns` (its own clock), the task if any, and the mode run's t0 (its own clock)."""
+    mode run `key` since `since_ns` (its own clock), the task if any, and the mode run's t0 (its own
+    clock)."""
 
     state: str
     key: str
@@ -116,8 +119,8 @@ def _sleep(delay: float) -> float:
 class StoreSync:
     """One worker's side of the protocol (see the module docstring)."""
 
-    def __init__(self, store: Store, worker: int, n_workers: int, timeline: Callable[[int], int] | None = None,
-                 ) -> None:
+    def __init__(self, store: Store, worker: int, n_workers: int,
+                 timeline: Callable[[int], int] | None = None) -> None:
         self.store, self.me, self.G = store, worker, n_workers
         self.timeline = timeline or (lambda c: c)  # this worker's clock to the run's timeline
         self.last: Beacon | None = None  # the beacon last set, for a watchdog in this process
@@ -129,7 +132,8 @@ class StoreSync:
         self.store.set(f"beacon/{self.me}", b.dumps())
 
     def check(self, key: str, abortable: bool = True) -> None:
-        """Raise RunStopped if the run is stopping, or ModeAborted if mode run `key` was ended (and `abortable`)."""
+        """Raise RunStopped if the run is stopping, or ModeAborted if mode run `key` was ended (and
+        `abortable`)."""
         if self.store.check([STOP]):
             raise RunStopped(self.store.get(STOP).decode())
         if abortable and self.store.check([f"{key}/abort"]):
@@ -159,8 +163,8 @@ class StoreSync:
         return arrived >= self.G - len(missing)
 
     def start(self, key: str) -> tuple[int, list[int]]:
-        """The common start barrier of mode run `key`: (t0, the workers that arrived). t0 is when the last of them
-        arrived, on the run's timeline (see `bench.schema`)."""
+        """The common start barrier of mode run `key`: (t0, the workers that arrived). t0 is when the last of
+        them arrived, on the run's timeline (see `bench.schema`)."""
         arrived_at = self.timeline(time.perf_counter_ns())
         who = self._arrive(key, "start", arrived_at)
         values = self.store.multi_get([f"{key}/arr/start/w{w}" for w in who])
@@ -203,7 +207,8 @@ class StoreSync:
                 return order[i], 0
             self.store.set(status, "idle")
             while True:  # drained for this worker: wait for a requeue or for every peer to be idle or lost
-                lost = lost_set(self.store)  # read before the requeue count: the monitor requeues, then marks lost
+                # Read before the requeue count: the monitor requeues, then marks lost.
+                lost = lost_set(self.store)
                 if self._requeued_waiting(key):
                     self.store.set(status, "busy")
                     break
@@ -224,7 +229,8 @@ class StoreSync:
     def _take_requeued(self, key: str) -> tuple[int, int] | None:
         n = self.store.add(f"{key}/rq/n", 0)
         for k in range(n):
-            if self.store.add(f"{key}/rq/{k}/taken", 0) == 0 and self.store.add(f"{key}/rq/{k}/taken", 1) == 1:
+            if (self.store.add(f"{key}/rq/{k}/taken", 0) == 0
+                    and self.store.add(f"{key}/rq/{k}/taken", 1) == 1):
                 index, retry = self.store.get(f"{key}/rq/{k}").decode().split(",")
                 return int(index), int(retry)
         return None

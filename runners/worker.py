@@ -30,7 +30,8 @@ def now() -> int:
 
 # A test hook: SYNCBENCH_TEST_ALTER=MODE:TASK runs that task with another seed in that mode, so the outputs
 # differ; the check that every mode did the same work must then name it.
-ALTER = "SYNCBENCH_TEST_ALTER"  # read when a mode run starts (a forked worker gets its parent's environment then)
+# Read when a mode run starts (a forked worker gets its parent's environment then).
+ALTER = "SYNCBENCH_TEST_ALTER"
 
 
 class SampleSource(Protocol):

@@ -1,4 +1,5 @@
-"""Formatting every view shares: seconds and percentages, lane labels, and the run's one-phrase descriptions."""
+"""Formatting every view shares: seconds and percentages, lane labels, and the run's one-phrase
+descriptions."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def fmt_pct(x: float | None, signed: bool = False) -> str:
 
 def lane_labels(spans: pd.DataFrame, meta: RunMeta | None = None) -> dict[int, str]:
     """A label per worker: its device (e.g. "cuda:3"), from meta's workers where given, else from spans."""
-    labels: dict[int, str] = {w.worker: w.name or w.device or f"w{w.worker}" for w in (meta.workers if meta else [])}
+    labels: dict[int, str] = {w.worker: w.name or w.device or f"w{w.worker}"
+                              for w in (meta.workers if meta else [])}
     if "worker" in spans and "device" in spans:
         for worker, device in spans[["worker", "device"]].drop_duplicates("worker").itertuples(index=False):
             labels.setdefault(int(worker), str(device))
@@ -49,7 +51,8 @@ def lane_labels(spans: pd.DataFrame, meta: RunMeta | None = None) -> dict[int, s
 
 
 def band_label(labels: Mapping[int, str], members: list[int]) -> str:
-    """A band of consecutive workers: 'sim:0–15' (their labels' shared prefix once), else 'cuda:0–cuda:7 (w0–7)'."""
+    """A band of consecutive workers: 'sim:0–15' (their labels' shared prefix once), else
+    'cuda:0–cuda:7 (w0–7)'."""
     a = labels.get(members[0], f"w{members[0]}")
     b = labels.get(members[-1], f"w{members[-1]}")
     if len(members) == 1:

@@ -199,11 +199,12 @@ def plot_gantt(
         h = BAR_H_TICKS if short.any() else BAR_H
         _bars(ax, y_of, t0, t1, "tasks", h, facecolor=TASK_COLOR, edgecolor="none", zorder=2)
         phases = sel[sel["kind"] == Kind.PHASE]
-        for name in [p for p in PHASES if p in set(phases["name"])] + sorted(set(phases["name"]) - set(PHASES)):
+        for name in ([p for p in PHASES if p in set(phases["name"])]
+                     + sorted(set(phases["name"]) - set(PHASES))):
             ph = phases[phases["name"] == name]
             _bars(ax, lane(ph), ph["start_ns"].to_numpy() / NS,
-                  ph["end_ns"].to_numpy() / NS, f"phase:{name}", h, facecolor=PHASE_COLORS.get(name, "#bbbbbb"),
-                  edgecolor="none", zorder=3)
+                  ph["end_ns"].to_numpy() / NS, f"phase:{name}", h,
+                  facecolor=PHASE_COLORS.get(name, "#bbbbbb"), edgecolor="none", zorder=3)
         _bars(ax, y_of, t0, t1, "task-edges", h, facecolor="none", edgecolor="white", linewidth=0.6, zorder=4)
         if len(bars):
             _bars(ax, by, b0, b1, "barrier", h, facecolor=BARRIER_COLOR, edgecolor="none", zorder=2)
@@ -216,7 +217,8 @@ def plot_gantt(
             verts[:, 2, 0] = verts[:, 3, 0] = mid + min_w
             verts[:, 0, 1] = verts[:, 3, 1] = top
             verts[:, 1, 1] = verts[:, 2, 1] = top - tall
-            pc = PolyCollection(list(verts), closed=True, facecolor=BARRIER_MARK_COLOR, edgecolor="none", zorder=5)
+            pc = PolyCollection(list(verts), closed=True, facecolor=BARRIER_MARK_COLOR, edgecolor="none",
+                                zorder=5)
             pc.set_gid("barrier-ticks")
             ax.add_collection(pc, autolim=False)
     else:
@@ -255,7 +257,8 @@ def plot_gantt(
     finish = np.maximum.reduceat(by_worker.to_numpy(), lanes.first) if len(workers) else np.zeros(0)
     gone = set(sel.loc[sel["kind"] == Kind.LOST, "worker"].astype(int))  # their lane ends at the loss mark
     ended = set() if lanes.aggregated else {i for i, w in enumerate(workers) if w in gone}
-    tails = [[(float(f), i), (makespan, i)] for i, f in enumerate(finish) if makespan - f > 0 and i not in ended]
+    tails = [[(float(f), i), (makespan, i)] for i, f in enumerate(finish)
+             if makespan - f > 0 and i not in ended]
     if tails:
         lc = LineCollection(tails, colors="#777777", linewidths=1.0, linestyles=(0, (1, 2)), zorder=2)
         lc.set_gid("tail-idle")
@@ -270,7 +273,8 @@ def plot_gantt(
             continue
         label = f"{fmt_s(float(f))} ◀ slowest" if is_slow else fmt_s(float(f))
         if is_slow and lanes.aggregated:  # which worker of the band
-            label += f" ({', '.join(names.get(w, f'w{w}') for w in slow_here[:2])}{'…' if len(slow_here) > 2 else ''})"
+            label += (f" ({', '.join(names.get(w, f'w{w}') for w in slow_here[:2])}"
+                      f"{'…' if len(slow_here) > 2 else ''})")
         txt = ax.text(float(f) + pad, i, label,
                       va="center", ha="left", fontsize=font, color=FAIL_COLOR if is_slow else "#333333",
                       fontweight="bold" if is_slow else "normal", zorder=10, clip_on=False,
@@ -310,7 +314,8 @@ def plot_gantt(
     ax.set_xlim(0.0, t_max * (1 + RIGHT_MARGIN))
     every = 1 if n <= 32 else -(-n // 16)
     ticks = list(range(0, n, every))
-    ax.set_yticks(ticks, [band_label(names, [int(w) for w in lanes.members(i)]) for i in ticks], fontsize=font + 1)
+    ax.set_yticks(ticks, [band_label(names, [int(w) for w in lanes.members(i)]) for i in ticks],
+                  fontsize=font + 1)
     ax.tick_params(axis="y", length=0)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
@@ -331,21 +336,23 @@ def _fault_marks(ax: Axes, sel: pd.DataFrame, timed: pd.DataFrame, lane: Callabl
         t = again[again["task"].isin(ids)]
         if len(t) and detail:
             _bars(ax, lane(t), t["start_ns"].to_numpy() / NS,
-                  t["end_ns"].to_numpy() / NS, gid, h, facecolor="none", edgecolor=color, linewidth=1.6, zorder=6)
+                  t["end_ns"].to_numpy() / NS, gid, h, facecolor="none", edgecolor=color, linewidth=1.6,
+                  zorder=6)
     lost = sel[sel["kind"] == Kind.LOST]
     if lost.empty:
         return
     y = lane(lost)
     s0 = np.maximum(lost["start_ns"].to_numpy() / NS, 0.0)
     s1 = np.maximum(lost["end_ns"].to_numpy() / NS, 0.0)
-    _bars(ax, y, s0, np.maximum(s1, s0 + t_max / 700), "lost-task", h, facecolor=mcolors.to_rgba(FAIL_COLOR, 0.15),
-          edgecolor=FAIL_COLOR, hatch="////", linewidth=0.8, zorder=5)
+    _bars(ax, y, s0, np.maximum(s1, s0 + t_max / 700), "lost-task", h,
+          facecolor=mcolors.to_rgba(FAIL_COLOR, 0.15), edgecolor=FAIL_COLOR, hatch="////", linewidth=0.8,
+          zorder=5)
     ax.scatter(s1, y, marker="X", s=70, color=FAIL_COLOR, edgecolors="white", linewidths=0.8, zorder=11,
                gid="lost")
     for x, yy, (_, row) in zip(s1, y, lost.iterrows(), strict=True):
         who = f"w{int(row['worker'])} " if banded else ""
-        t = ax.text(x + t_max * 0.006, yy, f"{who}lost {fmt_s(float(x))} ({row['name']})", va="center", ha="left",
-                    fontsize=8, color=FAIL_COLOR, fontweight="bold", zorder=11, clip_on=False,
+        t = ax.text(x + t_max * 0.006, yy, f"{who}lost {fmt_s(float(x))} ({row['name']})", va="center",
+                    ha="left", fontsize=8, color=FAIL_COLOR, fontweight="bold", zorder=11, clip_on=False,
                     bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 0.6})
         t.set_gid("lost-label")
 
@@ -418,7 +425,8 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
         if mode in verdict.incomplete:
             rank = f", INCOMPLETE ({verdict.incomplete[mode]}): not comparable"
         elif mode == verdict.first:
-            rank = ", finished first" + (f", DEGRADED: {verdict.degraded[mode]}" if mode in verdict.degraded else "")
+            rank = ", finished first" + (f", DEGRADED: {verdict.degraded[mode]}" if mode in verdict.degraded
+                                         else "")
         elif mode in verdict.gaps:
             gap = verdict.gaps[mode]
             note = caveat_short(gap)
@@ -438,8 +446,8 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
             parts.append(f"waited at {where}: {fmt_s(wait)} in all ({fmt_pct(share)} of {noun} time)")
             each = ((wb["end_ns"] - wb["start_ns"]) / NS).to_numpy()
             if lane_detail and short_waits(each, t_max).any():
-                parts.append(f"waits under {fmt_s(min_mark(t_max))} are too short to see at this scale: a tick "
-                             f"above the lane marks each, its height ∝ the wait (full height = "
+                parts.append(f"waits under {fmt_s(min_mark(t_max))} are too short to see at this scale: a "
+                             f"tick above the lane marks each, its height ∝ the wait (full height = "
                              f"{fmt_s(float(each.max()))})")
             elif not lane_detail and share < 0.03:
                 parts.append("waits too thin to see at this scale")
@@ -450,14 +458,16 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
             done += f", {len(f.requeued)} requeued"
         parts.append(done)
         if not lane_detail:
-            parts.append(f"aggregated: {lanes.per_lane} {noun}s per lane" if lanes.aggregated else "aggregated")
+            parts.append(f"aggregated: {lanes.per_lane} {noun}s per lane" if lanes.aggregated
+                         else "aggregated")
         rep_note = f"repeat {rep}" + (f", median of {n_rep[mode]}" if n_rep.get(mode, 1) > 1 else "")
         parts.append(rep_note)
         body = "\n".join(textwrap.wrap("  ·  ".join(parts), 150, break_on_hyphens=False))
         ax.set_title(f"{head}\n{body}", loc="left", fontsize=10,
                      fontweight="bold" if mode == verdict.first else "normal")
     lf.axes[-1].set_xlabel("seconds since the start barrier (t0)")
-    shown_note = ("each mode's median-makespan repeat" if repeat is None and max(n_rep.values(), default=1) > 1
+    shown_note = ("each mode's median-makespan repeat"
+                  if repeat is None and max(n_rep.values(), default=1) > 1
                   else f"repeat {repeat if repeat is not None else 0}")
     second = ((f"Gantt: one lane per {noun}" if per_lane == 1 else
                f"Gantt: one lane per {per_lane} {noun}s (consecutive; their mean shares)")

@@ -32,12 +32,14 @@ MAX_BAR_BATCHES = 150  # above this, barrier waits are drawn as a stacked area i
 
 
 def plot_makespans(ax: Axes, summary: pd.DataFrame, verdict: Verdict) -> Axes:
-    """Bars per mode (`metrics.summarize` rows): measured, origin's prediction (hatched), lower bound (dashed).
+    """Bars per mode (`metrics.summarize` rows): measured, origin's prediction (hatched), lower bound
+    (dashed).
 
     The bars start at 0 (honest lengths); so that a few per cent still show at a glance, a dotted line marks
     the fastest measured makespan and every slower bar carries a bracket from that line to its top with the
     gap written in it, with its caveat from `verdict`. Artists carry gids "measured", "origin", "lower-bound",
-    "fastest-level", "gap", "gap-label"; each bar is labelled with its value. Incomplete modes are labelled so."""
+    "fastest-level", "gap", "gap-label"; each bar is labelled with its value. Incomplete modes are labelled
+    so."""
     incomplete = verdict.incomplete
     x = np.arange(len(summary))
     w = 0.38
@@ -68,8 +70,8 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, verdict: Verdict) -> Axes:
             gap.set_gid("gap")
             label = (f"{fmt_s(gap_rec.seconds, signed=True)}\n({fmt_pct(gap_rec.fraction, signed=True)})"
                      "\nvs fastest" + caveat_stacked(gap_rec))
-            t = ax.text(x[i] - w / 2, best * 0.97, label, ha="center", va="top", fontsize=8, fontweight="bold",
-                        color="white", zorder=5)
+            t = ax.text(x[i] - w / 2, best * 0.97, label, ha="center", va="top", fontsize=8,
+                        fontweight="bold", color="white", zorder=5)
             t.set_gid("gap-label")
         pred = row["origin_prediction_s"]
         if pred == pred:  # not NaN: the origin document gave this mode a formula
@@ -192,14 +194,16 @@ def plot_drift(ax: Axes, progress: pd.DataFrame, mode: str, labels: Mapping[int,
         ax.set_title(f"{mode}: one worker, nothing to drift from", loc="left", fontsize=10)
     else:
         ax.set_title(f"{mode}: at worst {behind:.{1 if behind >= 1 else 2}f} tasks behind the mean "
-                     f"({names.get(who, f'w{who}')})\nat worst {fmt_s(behind_s)} late", loc="left", fontsize=10)
+                     f"({names.get(who, f'w{who}')})\nat worst {fmt_s(behind_s)} late", loc="left",
+                     fontsize=10)
     ax.set_xlabel("seconds since t0")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return ax
 
 
-def overhead_figure(run: RunData, *, verdict: Verdict | None = None, report: RunReport | None = None) -> Figure:
+def overhead_figure(run: RunData, *, verdict: Verdict | None = None,
+                    report: RunReport | None = None) -> Figure:
     """Top: makespans vs prediction and bound, batch-sync's barrier wait per batch. Bottom: drift per mode.
     verdict, report: the run's `run_verdict` and `build_report`, where the caller has them already."""
     spans = run.spans
@@ -233,8 +237,9 @@ def overhead_figure(run: RunData, *, verdict: Verdict | None = None, report: Run
         handles = [Line2D([], [], color=c, label=labels.get(w, f"w{w}"))
                    for c, w in zip(worker_colors(len(workers)), workers, strict=True)]
         bottom.legend(handles=handles, loc="outside right center", fontsize=8, frameon=False)
-    bottom.suptitle("Progress drift: how many tasks each worker had completed against the mean of all workers, "
-                    "just before each of its completions\n(− behind; a steady drift is a sloped line; in dynamic "
-                    "mode a slower worker simply takes fewer tasks; 'late' = the same drift in seconds)", fontsize=10)
+    bottom.suptitle("Progress drift: how many tasks each worker had completed against the mean of all "
+                    "workers, just before each of its completions\n(− behind; a steady drift is a sloped "
+                    "line; in dynamic mode a slower worker simply takes fewer tasks; 'late' = the same drift "
+                    "in seconds)", fontsize=10)
     fig.suptitle(textwrap.fill(verdict_line(verdict), 130), fontsize=13, fontweight="bold")
     return fig

@@ -34,7 +34,8 @@ def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     return path
 
 
-def write_report(run: RunData, out_dir: Path | None = None, report: RunReport | None = None) -> Iterator[Path]:
+def write_report(run: RunData, out_dir: Path | None = None,
+                 report: RunReport | None = None) -> Iterator[Path]:
     """Write the three PNGs and trace.json into `out_dir` (default: the run folder), yielding each path as it
     is written (so a caller can say so while the next one is drawn). report: `build_report(run)`, where the
     caller has it already (its verdict titles every chart)."""
@@ -46,6 +47,7 @@ def write_report(run: RunData, out_dir: Path | None = None, report: RunReport | 
     trace = out / "trace.json"
     tmp = trace.with_name(trace.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(chrome_trace(run), separators=(",", ":")))  # one C-encoder pass, not a write per item
+        # One C-encoder pass, not a write per item.
+        f.write(json.dumps(chrome_trace(run), separators=(",", ":")))
     tmp.replace(trace)
     yield trace

@@ -33,7 +33,8 @@ NS = 1e9
 BUSY, BUSY_WAIT, WAIT, FAIL, IDLE, AFTER, LOST = "█", "▓", "░", "x", "·", " ", "✕"
 SOME_WAIT = 0.2  # a mostly busy cell with at least this share of barrier wait is drawn BUSY_WAIT
 SLOWEST = "◀ slowest"
-MAX_FINISH_LISTED = 8  # the summary lists every worker's finish up to this many workers, else first/median/last
+# The summary lists every worker's finish up to this many workers, else first/median/last.
+MAX_FINISH_LISTED = 8
 
 
 def report_json(run: RunData, report: RunReport | None = None) -> dict[str, Any]:
@@ -152,8 +153,8 @@ def _gantt(run: RunData, mode: str, rep: int, width: int, t_max: float, label_w:
     for i in range(lanes.n):
         members = [int(w) for w in lanes.members(i)]
         gone = [lost[w] for w in members if w in lost]
-        lane = _lane_cells(shares.busy[i], shares.waiting[i], failed[failed_lane == i], cells, edges, makespan,
-                           gone[0] if gone else None, lost_ends=not lanes.aggregated)
+        lane = _lane_cells(shares.busy[i], shares.waiting[i], failed[failed_lane == i], cells, edges,
+                           makespan, gone[0] if gone else None, lost_ends=not lanes.aggregated)
         name = band_label(labels, members) if lanes.aggregated else labels.get(members[0], f"w{members[0]}")
         line = Text(f"{name[:label_w]:<{label_w}} ")
         line.append(lane, style="blue")
@@ -300,8 +301,8 @@ def _report(run: RunData, width: int, report: RunReport | None = None) -> Group:
     parts.append(Text(f"{BUSY} busy  {some}{WAIT} waiting at a barrier  {FAIL} failed  {lost}{IDLE} idle  "
                       "(time scale shared)", style="dim"))
     if banded.aggregated:
-        parts.append(Text(f"each row is {banded.per_lane} workers: a cell shows their mean busy and waiting share; "
-                          "finish = the row's last, waited = mean per worker", style="dim"))
+        parts.append(Text(f"each row is {banded.per_lane} workers: a cell shows their mean busy and waiting "
+                          "share; finish = the row's last, waited = mean per worker", style="dim"))
     parts.append(Text(""))
     parts.append(_comparison_table(run, data))
     parts.append(_footer(data))
@@ -349,7 +350,8 @@ def _summary(run: RunData, width: int, report: RunReport | None = None) -> Group
         parts.append(t)
     parts.append(Text(data["verdict"], style="bold"))
     ratios = [f"{m['mode']}/free-run = {m['vs_free_run']:.3f}×" for m in data["modes"]
-              if m["mode"] != "free-run" and m["vs_free_run"] is not None and m["mode"] not in data["incomplete"]]
+              if m["mode"] != "free-run" and m["vs_free_run"] is not None
+              and m["mode"] not in data["incomplete"]]
     if ratios:
         parts.append(Text("ratios: " + " · ".join(ratios)))
     return Group(*parts)
@@ -387,7 +389,8 @@ def render_compare(a: RunData, b: RunData) -> RenderableType:
     head.append(f"A: {da['verdict']}\nB: {db['verdict']}")
     same = agreement_text(runs_agreement(a.spans, b.spans), "run B")
     if same:
-        head.append("\n" + same.replace("run B produced the same output", "run B produced the same output as A"),
+        head.append("\n" + same.replace("run B produced the same output",
+                                        "run B produced the same output as A"),
                     style="" if "DIFFER" not in same else "bold red")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for name, justify in (("mode", "left"), ("", "left"), ("A", "right"), ("B", "right"), ("B / A", "right")):
@@ -400,7 +403,8 @@ def render_compare(a: RunData, b: RunData) -> RenderableType:
                ("origin predicted", "origin_prediction_s", fmt_s), ("lower bound", "lower_bound_s", fmt_s),
                ("sync points", "sync_points", lambda x: f"{x:d}"), ("barrier wait", "barrier_wait_s", fmt_s),
                ("utilisation", "util", fmt_pct),
-               *((("GPU active (NVML)", "gpu_util", fmt_pct),) if da["has_gpu_util"] or db["has_gpu_util"] else ()),
+               *((("GPU active (NVML)", "gpu_util", fmt_pct),) if da["has_gpu_util"] or db["has_gpu_util"]
+                 else ()),
                ("finish spread", "finish_spread_s", fmt_s))
     partial = {**{m: "A" for m in da["incomplete"]}, **{m: "B" for m in db["incomplete"]}}
     for mode in modes:

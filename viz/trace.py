@@ -32,7 +32,8 @@ def _processes(run: RunData) -> list[tuple[str, int]]:
         if (mode, rep) in present and (mode, rep) not in order:
             order.append((mode, rep))
     modes = run.modes
-    rest = sorted(present - set(order), key=lambda mr: (mr[1], modes.index(mr[0]) if mr[0] in modes else 99, mr[0]))
+    rest = sorted(present - set(order),
+                  key=lambda mr: (mr[1], modes.index(mr[0]) if mr[0] in modes else 99, mr[0]))
     return order + [(str(m), int(r)) for m, r in rest]
 
 
@@ -150,17 +151,21 @@ def chrome_trace(run: RunData, max_slices: int = MAX_SLICES) -> dict[str, Any]:
             f" · spans starting before {until:.4g} s of {cap.makespan_s[(mode, rep)]:.4g} s (capped)"
         events.append({"ph": "M", "pid": p, "tid": 0, "name": "process_name",
                        "args": {"name": f"{mode} (repeat {rep}){where}{shown}"}})
-        events.append({"ph": "M", "pid": p, "tid": 0, "name": "process_sort_index", "args": {"sort_index": p}})
-        workers = sorted(int(w) for w in spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]["worker"].unique()
+        events.append({"ph": "M", "pid": p, "tid": 0, "name": "process_sort_index",
+                       "args": {"sort_index": p}})
+        workers = sorted(int(w)
+                         for w in spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]["worker"].unique()
                          if len(nodes) == 1 or node_of.get(int(w), 0) == node)
         for w in workers:
             events.append({"ph": "M", "pid": p, "tid": w, "name": "thread_name",
                            "args": {"name": f"{labels.get(w, f'w{w}')} (worker {w})"}})
-            events.append({"ph": "M", "pid": p, "tid": w, "name": "thread_sort_index", "args": {"sort_index": w}})
+            events.append({"ph": "M", "pid": p, "tid": w, "name": "thread_sort_index",
+                           "args": {"sort_index": w}})
 
     slices = nested_slices(cap.select(spans))
-    slices = slices.assign(_pid=[pid_for(m, int(r), int(w)) for m, r, w in zip(slices["mode"], slices["repeat"],
-                                                                             slices["worker"], strict=True)])
+    slices = slices.assign(_pid=[pid_for(m, int(r), int(w))
+                                 for m, r, w in zip(slices["mode"], slices["repeat"], slices["worker"],
+                                                    strict=True)])
     slices = slices.sort_values(["_pid", "worker", "s", "depth"], kind="stable")
     cols = ["kind", "name", "task", "batch", "step", "status", "error", "device", "s", "e", "_pid", "worker",
             "start_ns", "end_ns", "retry"]
@@ -174,8 +179,9 @@ def chrome_trace(run: RunData, max_slices: int = MAX_SLICES) -> dict[str, Any]:
                 args[key] = _clean(v)
         row = {"kind": kind, "name": name, "task": task, "batch": batch, "step": step, "status": status,
                "retry": retry, "error": error}
-        ev: dict[str, Any] = {"ph": "X", "pid": int(pid), "tid": int(worker), "name": _name(row), "cat": str(kind),
-                              "ts": (int(s) + offset) / 1000.0, "dur": (int(e) - int(s)) / 1000.0, "args": args}
+        ev: dict[str, Any] = {"ph": "X", "pid": int(pid), "tid": int(worker), "name": _name(row),
+                              "cat": str(kind), "ts": (int(s) + offset) / 1000.0,
+                              "dur": (int(e) - int(s)) / 1000.0, "args": args}
         if status == Status.ERROR:
             ev["cname"] = "terrible"
         elif kind == Kind.BARRIER:
@@ -191,15 +197,17 @@ def chrome_trace(run: RunData, max_slices: int = MAX_SLICES) -> dict[str, Any]:
             for key, unit in (("util_pct", "util %"), ("mem_used_mib", "memory MiB"), ("power_w", "power W")):
                 v = _clean(row.get(key))
                 if v is not None:
-                    events.append({"ph": "C", "pid": sample_pid, "tid": int(row["worker"]), "name": f"{label} {unit}",
-                                   "ts": (int(row["t_ns"]) + offset) / 1000.0, "args": {unit: float(v)}})
+                    events.append({"ph": "C", "pid": sample_pid, "tid": int(row["worker"]),
+                                   "name": f"{label} {unit}", "ts": (int(row["t_ns"]) + offset) / 1000.0,
+                                   "args": {unit: float(v)}})
     other: dict[str, Any] = {}
     if cap.capped:
         events += _counters(spans, cap, {(m, r): pid_of[(m, r, nodes[0])] for m, r, _ in procs}, offset)
         other["capped"] = {
             "max_slices": cap.max_slices, "spans": cap.total, "shown": cap.kept,
-            "how": "per (mode, repeat) an equal share of max_slices: its spans in start order, cut at a start "
-                   "time (until_s); the counters 'workers busy' and 'workers waiting' cover the whole run",
+            "how": "per (mode, repeat) an equal share of max_slices: its spans in start order, cut at a "
+                   "start time (until_s); the counters 'workers busy' and 'workers waiting' cover the whole "
+                   "run",
             "until_s": {f"{m} r{r}": t for (m, r), t in cap.until_s.items()},
         }
     return {
@@ -208,7 +216,8 @@ def chrome_trace(run: RunData, max_slices: int = MAX_SLICES) -> dict[str, Any]:
         "otherData": {
             "run_id": run.meta.run_id,
             "t0_us": offset / 1000.0,
-            "note": "one process per (mode, repeat) (and node); every mode's t0 (start barrier left) is at t0_us",
+            "note": "one process per (mode, repeat) (and node); every mode's t0 (start barrier left) is at "
+                    "t0_us",
             "clocks": {str(w.worker): {"node": w.node, "host": w.host, "offset_ns": w.clock_offset_ns,
                                        "drift": w.clock_drift, "bound_ns": w.clock_bound_ns}
                        for w in run.meta.workers},
@@ -231,7 +240,8 @@ def _counters(spans: pd.DataFrame, cap: TraceCap, pid_of: dict[tuple[str, int], 
         pid = pid_of[(mode, rep)]
         for x, b, w in zip(edges[:-1], busy, wait, strict=True):
             ts = (x * 1e9 + offset) / 1000.0
-            out.append({"ph": "C", "pid": pid, "tid": 0, "name": "workers busy", "ts": ts, "args": {"busy": float(b)}})
+            out.append({"ph": "C", "pid": pid, "tid": 0, "name": "workers busy", "ts": ts,
+                        "args": {"busy": float(b)}})
             out.append({"ph": "C", "pid": pid, "tid": 0, "name": "workers waiting", "ts": ts,
                         "args": {"waiting": float(w)}})
     return out

@@ -113,8 +113,8 @@ def plot_utilization(
         t.set_gid("util-label")
         active = [float(act[w]) for w in members if w in act.index]
         if active and n <= 16:  # the GPU's own activity under it, where a second line fits
-            t = ax.text(t_max * 1.01, y0 + STRIP / 2, f"\nGPU {fmt_pct(sum(active) / len(active))}", va="top", ha="left",
-                        fontsize=font - 1, color=NVML_COLOR)
+            t = ax.text(t_max * 1.01, y0 + STRIP / 2, f"\nGPU {fmt_pct(sum(active) / len(active))}", va="top",
+                        ha="left", fontsize=font - 1, color=NVML_COLOR)
             t.set_gid("nvml-label")
     if have_nvml:
         ax.set_gid("has-nvml")
@@ -137,11 +137,11 @@ def plot_utilization(
     waited = float((bars["end_ns"] - bars["start_ns"]).sum() / NS) if len(bars) else 0.0
     wait_share = waited / (n_workers * makespan) if makespan > 0 else float("nan")
     noun = device_noun(sel, meta)
-    rest = (f"waiting at barriers {fmt_pct(wait_share)}, idle {fmt_pct(1 - mean_util - wait_share)}" if waited > 0
-            else f"idle {fmt_pct(1 - mean_util)}")
+    rest = (f"waiting at barriers {fmt_pct(wait_share)}, idle {fmt_pct(1 - mean_util - wait_share)}"
+            if waited > 0 else f"idle {fmt_pct(1 - mean_util)}")
     gpu = f"  ·  NVML: GPUs active {fmt_pct(float(act.mean()))}" if len(act) else ""
-    ax.set_title(f"{mode}: {noun}s busy {fmt_pct(mean_util)} of the makespan, {rest}{gpu}  ·  repeat {repeat}",
-                 loc="left", fontsize=10)
+    ax.set_title(f"{mode}: {noun}s busy {fmt_pct(mean_util)} of the makespan, {rest}{gpu}  ·  "
+                 f"repeat {repeat}", loc="left", fontsize=10)
     return ax
 
 
@@ -163,8 +163,8 @@ def utilization_figure(run: RunData, repeat: int | None = None, *, verdict: Verd
     bins = default_bins(spans, lf.t_max)
     samples = run.samples if len(run.samples) else None
     for ax, mode in zip(lf.axes, lf.modes, strict=True):
-        plot_utilization(ax, spans, mode, lf.reps.get(mode, 0), samples=samples, labels=lf.labels, t_max=lf.t_max,
-                         bins=bins, meta=run.meta)
+        plot_utilization(ax, spans, mode, lf.reps.get(mode, 0), samples=samples, labels=lf.labels,
+                         t_max=lf.t_max, bins=bins, meta=run.meta)
     lf.axes[-1].set_xlabel(f"seconds since the start barrier (t0); bins of {lf.t_max / bins:.3g} s")
     have_bar = bool(is_wait(spans).any())
     have_nvml = samples is not None and bool(samples["util_pct"].notna().any())

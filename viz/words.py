@@ -14,8 +14,8 @@ def caveat_text(gap: Gap) -> str:
     if gap.caveat == Caveat.NOISE:
         return "within the noise of a single run: use --repeat 3"
     if gap.caveat == Caveat.TASKS_SLOWER:
-        return (f"its tasks alone took {fmt_pct(gap.tasks_slower, signed=True)} longer: host drift, or contention "
-                "the mode causes if it holds over --repeat 3")
+        return (f"its tasks alone took {fmt_pct(gap.tasks_slower, signed=True)} longer: host drift, or "
+                "contention the mode causes if it holds over --repeat 3")
     if gap.caveat == Caveat.RANGES_OVERLAP:
         return f"ranges over {gap.repeats} repeats overlap"
     if gap.caveat == Caveat.DEGRADED:

@@ -82,7 +82,8 @@ def degraded_modes(spans: pd.DataFrame, meta: RunMeta,
             continue
         if f.lost:
             x = f.lost[0]
-            out[mode] = f"worker {x.worker} lost at {x.t_s:.3g} s" if x.t_s >= 0 else f"worker {x.worker} lost"
+            out[mode] = (f"worker {x.worker} lost at {x.t_s:.3g} s" if x.t_s >= 0
+                         else f"worker {x.worker} lost")
         elif 0 < f.workers_at_start < meta.n_workers:
             out[mode] = f"ran on {f.workers_at_start} of {meta.n_workers} workers"
     return out

@@ -100,7 +100,8 @@ class LaneShares:
 
 
 def lane_shares(sel: pd.DataFrame, lanes: Lanes, edges: np.ndarray) -> LaneShares:
-    """The lanes of one (mode, repeat)'s spans `sel` over the bins `edges`: one numpy pass over all workers."""
+    """The lanes of one (mode, repeat)'s spans `sel` over the bins `edges`: one numpy pass over all
+    workers."""
     edges = np.asarray(edges, dtype=float)
     tasks, waits = sel[is_task(sel)], sel[is_wait(sel)]
     busy = worker_shares(tasks, lanes.workers, edges)

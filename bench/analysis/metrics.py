@@ -60,7 +60,8 @@ def worker_table(spans: pd.DataFrame) -> pd.DataFrame:
     w = spans.drop_duplicates([*keys, "worker"])[[*keys, "worker", "device"]]
     w = w.join(runs, on=keys, how="inner")
     t = timed.assign(failed=timed["status"] == Status.ERROR).groupby([*keys, "worker"], sort=False).agg(
-        tasks=("dur_s", "size"), failed=("failed", "sum"), busy_s=("dur_s", "sum"), finish_ns=("end_ns", "max"))
+        tasks=("dur_s", "size"), failed=("failed", "sum"), busy_s=("dur_s", "sum"),
+        finish_ns=("end_ns", "max"))
     bar = waits(spans)
     bar = bar.join(runs, on=keys, how="inner")
     # A barrier span can outlast the makespan only after the last task; clip to the timed window.
@@ -108,8 +109,8 @@ def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None
     """One row per (mode, repeat): makespan, lower bound, origin predictions, barrier wait, utilisation, and
     gpu_util (mean over workers of `gpu_activity`; NaN without samples). `workers`: `worker_table(spans)`,
     where the caller has it already."""
-    spans = narrow(spans, "mode", "repeat", "worker", "device", "kind", "name", "task", "batch", "start_ns", "end_ns",
-                   "status", "retry")
+    spans = narrow(spans, "mode", "repeat", "worker", "device", "kind", "name", "task", "batch", "start_ns",
+                   "end_ns", "status", "retry")
     timed = task_frame(spans)
     wt = worker_table(spans) if workers is None else workers
     wt_of = dict(iter(wt.groupby(["mode", "repeat"], sort=False)))
@@ -150,7 +151,8 @@ def mode_table(spans: pd.DataFrame, n_workers: int, samples: pd.DataFrame | None
                 # The batch barriers actually recorded (a partial run has fewer than ceil(T/G) - 1).
                 "sync_points": int(batches.get((mode, rep), 0)),
                 "util": total / (G * makespan) if makespan > 0 else math.nan,
-                "gpu_util": _mean_or_nan(act_of[(mode, rep)]["gpu_util"]) if (mode, rep) in act_of else math.nan,
+                "gpu_util": (_mean_or_nan(act_of[(mode, rep)]["gpu_util"]) if (mode, rep) in act_of
+                             else math.nan),
                 "finish_spread_s": float(w["finish_s"].max() - w["finish_s"].min()),
                 "slowest_worker": int(w.loc[w["finish_s"].idxmax(), "worker"]),
             }
@@ -166,7 +168,8 @@ def _per_task(t: pd.DataFrame) -> pd.Series:
 def starters(spans: pd.DataFrame) -> dict[tuple[str, int], int]:
     """Workers that left the start barrier, per (mode, repeat) (none recorded: not in the dict)."""
     s = spans[(spans["kind"] == Kind.BARRIER) & (spans["name"] == BARRIER_START)]
-    return {(str(m), int(r)): int(n) for (m, r), n in s.groupby(["mode", "repeat"])["worker"].nunique().items()}
+    return {(str(m), int(r)): int(n)
+            for (m, r), n in s.groupby(["mode", "repeat"])["worker"].nunique().items()}
 
 
 def _mean_or_nan(x: pd.Series) -> float:

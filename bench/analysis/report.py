@@ -171,7 +171,8 @@ def build_report(run: RunData) -> RunReport:
         mode = str(row["mode"])
         rep = reps.get(mode, 0)
         w = one_run(wt, mode, rep).sort_values("worker")
-        slowest = slowest_workers(dict(zip(w["worker"].astype(int), w["finish_s"].astype(float), strict=True)))
+        slowest = slowest_workers(dict(zip(w["worker"].astype(int), w["finish_s"].astype(float),
+                                           strict=True)))
         d = drift[drift["mode"] == mode]["max_behind"]
         workers = [WorkerReport(
             worker=int(r["worker"]), device=str(r["device"]), tasks=int(r["tasks"]), failed=int(r["failed"]),
@@ -181,13 +182,15 @@ def build_report(run: RunData) -> RunReport:
             power_w=num(power_of.get((mode, rep, int(r["worker"])))), slowest=int(r["worker"]) in slowest,
         ) for r in w.to_dict("records")]
         out.append(ModeReport(
-            mode=mode, repeats=int(row["repeats"]), shown_repeat=rep, shown_makespan_s=num(shown.get((mode, rep))),
-            tasks=int(row["tasks"]),
-            failed=int(row["failed"]), makespan_s=num(row["makespan_s"]), makespan_min_s=num(row["makespan_min_s"]),
+            mode=mode, repeats=int(row["repeats"]), shown_repeat=rep,
+            shown_makespan_s=num(shown.get((mode, rep))), tasks=int(row["tasks"]),
+            failed=int(row["failed"]), makespan_s=num(row["makespan_s"]),
+            makespan_min_s=num(row["makespan_min_s"]),
             makespan_max_s=num(row["makespan_max_s"]), vs_free_run=num(row["vs_free_run"]),
             lower_bound_s=num(row["lower_bound_s"]), origin_prediction_s=num(row["origin_prediction_s"]),
             origins={c: num(row[c]) for c in ORIGIN_COLUMNS}, origin_basis=row.get("origin_basis"),
-            sync_points=int(row["sync_points"]), barrier_wait_s=num(row["barrier_wait_s"]), util=num(row["util"]),
+            sync_points=int(row["sync_points"]), barrier_wait_s=num(row["barrier_wait_s"]),
+            util=num(row["util"]),
             gpu_util=num(row.get("gpu_util")), finish_spread_s=num(row["finish_spread_s"]),
             max_behind_tasks=num(d.median()) if len(d) else None, mean_task_s=num(row["mean_task_s"]),
             task_cv=num(row["task_cv"]), workers=workers, faults=faults.get((mode, rep), Faults()),
@@ -203,7 +206,8 @@ def build_report(run: RunData) -> RunReport:
         if pred_bs is not None and pred_fr is not None:
             origin_overhead = pred_bs - pred_fr
             origin_basis = bs.origin_basis
-    return RunReport(run=run, verdict=run_verdict(spans, run.meta, modes, ms=ms, faults=faults), modes=out, sync_overhead_s=overhead,
+    return RunReport(run=run, verdict=run_verdict(spans, run.meta, modes, ms=ms, faults=faults), modes=out,
+                     sync_overhead_s=overhead,
                      origin_sync_overhead_s=origin_overhead, origin_basis=origin_basis,
                      has_gpu_util=any(m.gpu_util is not None for m in out), outputs=output_agreement(spans),
                      summary=summary, progress=progress)

@@ -20,7 +20,8 @@ def is_batch_barrier(spans: pd.DataFrame) -> pd.Series:
 
 
 def is_wait(spans: pd.DataFrame) -> pd.Series:
-    """Waiting on the other workers, what counts as barrier wait: batch-sync's barriers and staleness gates."""
+    """Waiting on the other workers, what counts as barrier wait: batch-sync's barriers and staleness
+    gates."""
     return (spans["kind"] == Kind.BARRIER) & spans["name"].isin([BARRIER_BATCH, BARRIER_GATE])
 
 

@@ -81,7 +81,8 @@ def cumulative_time(starts: np.ndarray, ends: np.ndarray, at: np.ndarray) -> np.
 def worker_shares(frame: pd.DataFrame, workers: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Per worker of `workers` (sorted; a row each) and bin of `edges` (seconds; a column each): the share of
     the bin inside the union of that worker's spans in `frame` (0..1). One pass over all workers: each
-    worker's spans are shifted onto a time axis of their own, so `cumulative_time` never merges two workers'."""
+    worker's spans are shifted onto a time axis of their own, so `cumulative_time` never merges two
+    workers'."""
     width = np.diff(edges)
     n = len(workers)
     out = np.zeros((n, len(width)))
@@ -101,7 +102,8 @@ def worker_shares(frame: pd.DataFrame, workers: np.ndarray, edges: np.ndarray) -
     return np.clip(np.diff(cum, axis=1) / width, 0.0, 1.0)
 
 
-def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: float | None = None) -> pd.DataFrame:
+def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200,
+                   t_max: float | None = None) -> pd.DataFrame:
     """Busy fraction per (mode, repeat, worker) and time bin.
 
     `bins`: a number of equal bins over [0, t_max] (t_max defaults to the latest task end of any mode, so
@@ -120,7 +122,8 @@ def busy_over_time(spans: pd.DataFrame, bins: int | np.ndarray = 200, t_max: flo
     timed = spans[is_task(spans) | is_wait(spans)]
     parts_of = dict(_groups(timed, KEYS))
     frames = []
-    # Every worker of a (mode, repeat) gets its rows, also one without a task in it (fewer tasks than workers).
+    # Every worker of a (mode, repeat) gets its rows, also one without a task in it (fewer tasks than
+    # workers).
     for key, everything in _groups(spans[["mode", "repeat", "worker", "device"]], KEYS):
         mode, rep = key
         first = everything.drop_duplicates("worker").sort_values("worker")
@@ -280,7 +283,8 @@ def barrier_waits(spans: pd.DataFrame) -> pd.DataFrame:
 
 
 def sync_points(spans: pd.DataFrame) -> pd.DataFrame:
-    """One row per (mode, repeat, batch) batch-sync barrier: t_s = when the last worker arrived (the release)."""
+    """One row per (mode, repeat, batch) batch-sync barrier: t_s = when the last worker arrived (the
+    release)."""
     b = batch_barriers(spans)
     if b.empty:
         return pd.DataFrame(columns=["mode", "repeat", "batch", "t_s"])

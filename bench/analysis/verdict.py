@@ -1,9 +1,10 @@
 """Who finished first and by how much, and why a gap may not be the mode's doing: decided once, as data.
 
-`rank` is the one function that ranks modes; `run_verdict` applies it to a run. A `Verdict` says which complete
-mode finished first, each other mode's gap to it with at most one `Caveat`, and which modes are incomplete (a
-partial run's makespan is never ranked). `incomplete_modes`, `slowest_workers` and `comparability` are the
-other decisions the views show. Views word these records (`viz.words`); nothing here makes sentences.
+`rank` is the one function that ranks modes; `run_verdict` applies it to a run. A `Verdict` says which
+complete mode finished first, each other mode's gap to it with at most one `Caveat`, and which modes are
+incomplete (a partial run's makespan is never ranked). `incomplete_modes`, `slowest_workers` and
+`comparability` are the other decisions the views show. Views word these records (`viz.words`); nothing
+here makes sentences.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ class Caveat(StrEnum):
     RANGES_OVERLAP = "ranges-overlap"
     """Several repeats, and the mode's (min, max) range reaches the fastest mode's."""
     DEGRADED = "degraded"
-    """The mode ran every task, but a worker was lost on the way or it ran on fewer workers than the run has."""
+    """The mode ran every task, but a worker was lost on the way or it ran on fewer workers than the run
+    has."""
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,8 @@ def rank(makespan_s: Mapping[str, float], incomplete: Mapping[str, str] | None =
     return Verdict(valid, best_mode, gaps=gaps, incomplete=partial, pieced=pieced_, degraded=hurt)
 
 
-def _caveat(gap: Gap, best_mode: str, best: float, reps: int, spread: Mapping[str, tuple[float, float]] | None,
-            work: Mapping[str, float] | None) -> Gap:
+def _caveat(gap: Gap, best_mode: str, best: float, reps: int,
+            spread: Mapping[str, tuple[float, float]] | None, work: Mapping[str, float] | None) -> Gap:
     m = gap.mode
     if reps <= 1:
         rel = gap.fraction or 0.0
@@ -137,7 +139,8 @@ def incomplete_modes(spans: pd.DataFrame, meta: RunMeta) -> dict[str, str]:
     in run order. Their makespan is that of a partial run: it must never be ranked against complete modes."""
     if not meta.n_tasks:
         return {}
-    counts = tasks(narrow(spans, "mode", "repeat", "kind", "task")).groupby(["mode", "repeat"])["task"].nunique()
+    counts = (tasks(narrow(spans, "mode", "repeat", "kind", "task"))
+              .groupby(["mode", "repeat"])["task"].nunique())
     out: dict[str, str] = {}
     for (mode, _), n in counts.items():  # type: ignore[misc]
         if n < meta.n_tasks and mode not in out:
@@ -156,7 +159,8 @@ def task_work(spans: pd.DataFrame) -> dict[str, float]:
 
 
 def run_verdict(spans: pd.DataFrame, meta: RunMeta, modes: list[str] | None = None, *,
-                ms: pd.DataFrame | None = None, faults: dict[tuple[str, int], Faults] | None = None) -> Verdict:
+                ms: pd.DataFrame | None = None,
+                faults: dict[tuple[str, int], Faults] | None = None) -> Verdict:
     """The verdict of a run, the same in every view: median makespan per mode over repeats, incomplete modes
     unranked, gaps that may be noise caveated. `ms`, `faults`: `makespans(spans)` and `mode_faults(spans)`,
     where the caller has them already."""
@@ -196,8 +200,8 @@ class Difference:
 
 # The workload fields that change what a task is, with the label a view shows for each.
 WORKLOAD_KEYS = (("model", "model"), ("size", "size"), ("height", "height"), ("width", "width"),
-                 ("steps", "steps"), ("true_cfg_scale", "true CFG"), ("mean_s", "mean task"), ("skew", "skew"),
-                 ("jitter", "jitter"), ("dist", "distribution"))
+                 ("steps", "steps"), ("true_cfg_scale", "true CFG"), ("mean_s", "mean task"),
+                 ("skew", "skew"), ("jitter", "jitter"), ("dist", "distribution"))
 
 
 def device_kinds(meta: RunMeta) -> dict[str, int]:

@@ -1,8 +1,8 @@
 """What a mode is: a record (`Mode`) around a plan generator, and the actions a plan can yield.
 
-A plan is a generator per worker (`plan(worker, n_workers, n_tasks)`) that yields actions; the executor (a real
-backend or the simulator) carries each out and, for `Claim`, sends back the task id it got. The record carries
-what every other layer needs to know of a mode, so none of them holds per-mode code.
+A plan is a generator per worker (`plan(worker, n_workers, n_tasks)`) that yields actions; the executor (a
+real backend or the simulator) carries each out and, for `Claim`, sends back the task id it got. The record
+carries what every other layer needs to know of a mode, so none of them holds per-mode code.
 """
 
 from __future__ import annotations
@@ -98,7 +98,8 @@ class Mode:
     """What the mode does when a worker dies or hangs: "requeue" its task in flight and carry on with the
     survivors (a shared queue can), or "end" the mode, marked incomplete (a fixed assignment cannot)."""
     queue_order: QueueOrderFn | None = None
-    """For a queue mode: the order its queue hands tasks out in, from their expected costs (None: task order)."""
+    """For a queue mode: the order its queue hands tasks out in, from their expected costs (None: task
+    order)."""
     when: str = ""
     """When to pick it, in a sentence (README, --help)."""
     schedule: ScheduleFn | None = None

@@ -65,5 +65,6 @@ def origin(ids: np.ndarray, durations: np.ndarray, n_workers: int) -> float:
 
 # Task bG+g runs on worker g, as in free-run; its tasks start together, batch by batch.
 MODE = Mode("batch-sync", "batch b is tasks bG..bG+G-1, task bG+g on worker g; a barrier between consecutive "
-            "batches", plan, theory, origin, tasks_per_worker=round_robin_share, synchronised_starts=True, schedule=schedule,
+            "batches", plan, theory, origin, tasks_per_worker=round_robin_share, synchronised_starts=True,
+            schedule=schedule,
             when="only to reproduce the origin document's scheme: every batch waits for its slowest task")

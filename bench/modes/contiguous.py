@@ -42,7 +42,7 @@ def theory(n_tasks: int, mean: float, worker_factor: np.ndarray, jitter: float) 
     return expected_max(n * mu, np.sqrt(n) * sd), "free-run's formula on the blocks: E[max of the block sums]"
 
 
-MODE = Mode("contiguous", "worker g runs one contiguous block of the tasks (accelerate's split), in order", plan,
-            theory, tasks_per_worker=lambda w, g, t: len(block(w, g, t)), schedule=schedule,
-            when="to compare against what the diffusers guide teaches; like free-run, but a block of slow tasks "
-                 "(similar inputs side by side) lands on one worker")
+MODE = Mode("contiguous", "worker g runs one contiguous block of the tasks (accelerate's split), in order",
+            plan, theory, tasks_per_worker=lambda w, g, t: len(block(w, g, t)), schedule=schedule,
+            when="to compare against what the diffusers guide teaches; like free-run, but a block of slow "
+                 "tasks (similar inputs side by side) lands on one worker")

@@ -32,13 +32,15 @@ def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarr
         e = t + tf[i] * wf[g]
         who[i], starts[i], ends[i] = g, t, e
         heapq.heapreplace(free, (e, g))
-    return Schedule(np.array(who, dtype=np.int64), np.array(starts), np.array(ends), np.full(T, -1), no_waits())
+    return Schedule(np.array(who, dtype=np.int64), np.array(starts), np.array(ends), np.full(T, -1),
+                    no_waits())
 
 
 def theory(n_tasks: int, mean: float, worker_factor: np.ndarray, jitter: float) -> tuple[float, str]:
     mu, sd = mean * worker_factor, mean * worker_factor * jitter
     if n_tasks <= len(worker_factor):  # every task starts at once, on the first T workers to claim
-        return expected_max(mu[:n_tasks], sd[:n_tasks]), "fewer tasks than workers: E[max of the T task times]"
+        return (expected_max(mu[:n_tasks], sd[:n_tasks]),
+                "fewer tasks than workers: E[max of the T task times]")
     rate = float((1.0 / mu).sum())  # tasks per second when every worker is busy
     return n_tasks / rate + 0.5 * float(mu.mean()), "list scheduling: T / Σ rates + half a task of tail"
 

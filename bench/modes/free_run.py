@@ -40,5 +40,5 @@ def origin(ids: np.ndarray, durations: np.ndarray, n_workers: int) -> float:
 
 MODE = Mode("free-run", "worker g runs tasks g, g+G, g+2G, ... in order, never waiting", plan, theory, origin,
             tasks_per_worker=round_robin_share, schedule=schedule,
-            when="when the GPUs are equal and the tasks alike: no coordination at all; but a slow GPU, or slow "
-                 "tasks that land on one worker, set the end")
+            when="when the GPUs are equal and the tasks alike: no coordination at all; but a slow GPU, or "
+                 "slow tasks that land on one worker, set the end")

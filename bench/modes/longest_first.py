@@ -26,6 +26,8 @@ def theory(n_tasks: int, mean: float, worker_factor: np.ndarray, jitter: float) 
     return e, f"as dynamic for equal costs; LPT is within {4 / 3 - 1 / (3 * G):.3f} x the optimum (Graham)"
 
 
-MODE = Mode("longest-first", "one shared queue, longest expected task first (LPT); a free worker takes the next",
+MODE = Mode("longest-first",
+            "one shared queue, longest expected task first (LPT); a free worker takes the next",
             queue_plan, theory, on_worker_loss="requeue", queue_order=order, schedule=queue_schedule,
-            when="when tasks differ (sizes, step counts): the long ones start first instead of ending the run")
+            when="when tasks differ (sizes, step counts): the long ones start first instead of ending the "
+                 "run")

@@ -1,8 +1,8 @@
 """staleness:K (bounded staleness): tasks assigned as in batch-sync (task bG+g on worker g); worker g starts
 its batch-b task once it has finished its own batch b-1 and every worker has finished its batch b-1-K.
 
-K = 0 is batch-sync; K -> infinity is free-run. It keeps every worker within K+1 tasks of the others, without a
-barrier per batch: each worker counts its finished batches (`Done`) and waits only at a `Gate`.
+K = 0 is batch-sync; K -> infinity is free-run. It keeps every worker within K+1 tasks of the others, without
+a barrier per batch: each worker counts its finished batches (`Done`) and waits only at a `Gate`.
 """
 
 from __future__ import annotations
@@ -75,9 +75,12 @@ def make(k: int) -> Mode:
                 seen[n.tobytes()] = expected_max(n * mu, np.sqrt(n) * sd)
             total += seen[n.tobytes()]
             b += w
-        return total, f"windows of {k + 1} batches paced like free-run (exact at K=0 and K→∞, else an upper estimate)"
+        return total, (f"windows of {k + 1} batches paced like free-run (exact at K=0 and K→∞, else an upper "
+                       "estimate)")
 
-    return Mode(f"{FAMILY}:{k}", f"as batch-sync, but a worker may run up to {k} batches ahead of the slowest",
-                plan, theory, tasks_per_worker=round_robin_share, synchronised_starts=k == 0, schedule=schedule,
-                when="to keep every GPU within K+1 tasks of the others (the origin document's worry) at a fraction "
-                     "of batch-sync's cost; pick the smallest K that holds your drift bound (bench replay)")
+    return Mode(f"{FAMILY}:{k}",
+                f"as batch-sync, but a worker may run up to {k} batches ahead of the slowest", plan, theory,
+                tasks_per_worker=round_robin_share, synchronised_starts=k == 0, schedule=schedule,
+                when="to keep every GPU within K+1 tasks of the others (the origin document's worry) at a "
+                     "fraction of batch-sync's cost; pick the smallest K that holds your drift bound (bench "
+                     "replay)")

@@ -54,5 +54,5 @@ def back_to_back(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def no_waits() -> dict[str, np.ndarray]:
     """The waits of a mode that never waits: none."""
-    return {"worker": np.zeros(0, dtype=np.int64), "batch": np.zeros(0, dtype=np.int64), "arrive": np.zeros(0),
-            "leave": np.zeros(0), "name": np.zeros(0, dtype=object)}
+    return {"worker": np.zeros(0, dtype=np.int64), "batch": np.zeros(0, dtype=np.int64),
+            "arrive": np.zeros(0), "leave": np.zeros(0), "name": np.zeros(0, dtype=object)}

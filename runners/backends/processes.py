@@ -44,7 +44,8 @@ def _child(spec: WorkerSpec, port: int, environ: dict[str, str]) -> None:
     # A forkserver child starts with the environment the server had; the run's is the parent's of now.
     os.environ.clear()
     os.environ.update(environ)
-    # Ctrl-C reaches every process of the terminal: the parent decides, and tells the workers through the store.
+    # Ctrl-C reaches every process of the terminal: the parent decides, and tells the workers through the
+    # store.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     if spec.torch_threads:
@@ -79,12 +80,14 @@ def _context(specs: list[WorkerSpec]) -> ForkServerContext | SpawnContext:
 
 def run(specs: list[WorkerSpec], poll: Poll, task_timeout_s: float | None) -> list[Loss]:
     """Run the workers to the end; returns the workers lost on the way. Raises BenchError when the run cannot
-    go on (a worker lost before any mode started), KeyboardInterrupt or Terminated when stopped from outside."""
+    go on (a worker lost before any mode started), KeyboardInterrupt or Terminated when stopped from
+    outside."""
     server = dist.TCPStore("127.0.0.1", 0, None, True, timeout=STORE_TIMEOUT, wait_for_workers=False)
     server.set(LOST, "")
     ctx = _context(specs)
     # Children must not inherit a thread count meant for the parent; each sets its own share.
-    procs = {s.worker: ctx.Process(target=_child, args=(s, server.port, dict(os.environ)), name=f"syncbench-w{s.worker}")
+    procs = {s.worker: ctx.Process(target=_child, args=(s, server.port, dict(os.environ)),
+                                   name=f"syncbench-w{s.worker}")
              for s in specs}
     for p in procs.values():
         p.start()

@@ -51,7 +51,8 @@ def run(specs: list[WorkerSpec], poll: Poll, task_timeout_s: float | None) -> li
     def watch() -> None:
         ended = {w: (1 if w in errors else 0) for w, t in threads.items() if not t.is_alive()}
         for loss in monitor.poll(ended, asked_to_stop=stopped):
-            why = f"failed: {errors[loss.worker]}" if loss.worker in errors else f"{loss.cause}: {loss.detail}"
+            why = (f"failed: {errors[loss.worker]}" if loss.worker in errors
+                   else f"{loss.cause}: {loss.detail}")
             if loss.mode is None or loss.cause == "hung":
                 raise BenchError(f"worker {loss.worker} ({_name(specs, loss.worker)}) {why}"
                                  + ("; the threads backend cannot end a thread, so the run stopped"
