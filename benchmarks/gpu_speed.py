@@ -2,18 +2,18 @@
 
     python benchmarks/gpu_speed.py --device cuda:0 --out results/gpu-speed
 
-Builds random:full once; captures the transformer's inputs (step 0, both CFG passes) at each measured size from
-an eager edit and counts their FLOPs (FlopCounterMode; a step = both passes); times torch's SDPA kernels on the
-large size's attention shape (`--attention auto` takes the fastest one that matches the math kernel); then for
-each configuration (eager, attention, compile, fp8, all) applies it to the same pipeline through `EditExecutor`
-(compile time = `compile_s`), checks the noise prediction on the captured inputs against eager
+Builds random:full once; captures the transformer's inputs (step 0, both CFG passes) at each measured size
+from an eager edit and counts their FLOPs (FlopCounterMode; a step = both passes); times torch's SDPA kernels
+on the large size's attention shape (`--attention auto` takes the fastest one that matches the math kernel);
+then for each configuration (eager, attention, compile, fp8, all) applies it to the same pipeline through
+`EditExecutor` (compile time = `compile_s`), checks the noise prediction on the captured inputs against eager
 (‖a−b‖/‖b‖ and max |a−b|), and times edits through the executor: one warm-up edit, then `--n` edits, per-edit
 wall time, per-step CUDA-event times from the executor's step records, peak memory, and how many graphs torch
 compiled during the timed edits (should be 0). Phases, each configuration's before the next one's (fp8 cannot
 be undone: give fp8 configurations last): `--small` for every configuration, `--short` (short edits at the
-large size, for per-step times) for `--short-configs`, `--large` for `--large-configs`. Writes
-gpu_speed.json under --out after every measurement and prints a table last. `--shrink` builds random:full with
-CPU-sized configs, to check the code path on a CPU.
+large size, for per-step times) for `--short-configs`, `--large` for `--large-configs`. Writes gpu_speed.json
+under --out after every measurement and prints a table last. `--shrink` builds random:full with CPU-sized
+configs, to check the code path on a CPU.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from typing import Any
 CARD_BF16_FLOPS = 790e12  # the H200's dense bf16 matrix rate as measured on these machines (KINDS.md)
 # name: (compile, attention from --attention, fp8 choice). fp8 cannot be undone on a loaded pipeline, so
 # configurations run in the order given, each one's phases before the next, and fp8 ones come last.
-CONFIGS = {"eager": (False, False, "none"), "attention": (False, True, "none"), "compile": (True, False, "none"),
-           "fp8": (False, False, "mlp"), "all": (True, True, "mlp"), "compile_fp8": (True, False, "mlp"),
-           "compile_fp8all": (True, False, "all")}
+CONFIGS = {"eager": (False, False, "none"), "attention": (False, True, "none"),
+           "compile": (True, False, "none"), "fp8": (False, False, "mlp"), "all": (True, True, "mlp"),
+           "compile_fp8": (True, False, "mlp"), "compile_fp8all": (True, False, "all")}
 
 
 class _Collect:
@@ -61,9 +61,11 @@ def _size_steps(text: str) -> tuple[int, int]:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python benchmarks/gpu_speed.py", description=__doc__.split("\n")[0])
     p.add_argument("--device", default=None, help="cuda:N or cpu (default: cuda:0 if available)")
-    p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")), help="folder for gpu_speed.json")
+    p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")),
+                   help="folder for gpu_speed.json")
     p.add_argument("--configs", default="eager,attention,compile,fp8,all")
-    p.add_argument("--attention", default="auto", help="backend for 'attention' and 'all'; auto = the fastest")
+    p.add_argument("--attention", default="auto",
+                   help="backend for 'attention' and 'all'; auto = the fastest")
     p.add_argument("--small", type=_size_steps, default=(512, 4), help="SIZE:STEPS, every configuration")
     p.add_argument("--short", type=_size_steps, default=(1024, 6), help="SIZE:STEPS for --short-configs")
     p.add_argument("--large", type=_size_steps, default=(1024, 50), help="SIZE:STEPS for --large-configs")
@@ -72,7 +74,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--n", type=int, default=5, help="timed edits per measurement (after one warm-up edit)")
     p.add_argument("--condition-side", type=int, default=None, help="shrink the condition image to ~side²")
     p.add_argument("--deadline-s", type=float, default=None, help="skip measurements that start after this")
-    p.add_argument("--shrink", action="store_true", help="random:full with CPU-sized configs (code-path check)")
+    p.add_argument("--shrink", action="store_true",
+                   help="random:full with CPU-sized configs (code-path check)")
     return p.parse_args(argv)
 
 
@@ -88,8 +91,8 @@ def _sdpa_bench(torch: Any, dev: Any, heads: int, seq: int, dim: int, dtype: Any
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     kernels = {"native": None, "_native_cudnn": SDPBackend.CUDNN_ATTENTION,
-               "_native_flash": SDPBackend.FLASH_ATTENTION, "_native_efficient": SDPBackend.EFFICIENT_ATTENTION,
-               "_native_math": SDPBackend.MATH}
+               "_native_flash": SDPBackend.FLASH_ATTENTION,
+               "_native_efficient": SDPBackend.EFFICIENT_ATTENTION, "_native_math": SDPBackend.MATH}
     g = torch.Generator(dev).manual_seed(1)
     q, k, v = (torch.randn(1, heads, seq, dim, generator=g, device=dev, dtype=dtype) for _ in range(3))
     with sdpa_kernel(SDPBackend.MATH):
@@ -118,7 +121,8 @@ def _sdpa_bench(torch: Any, dev: Any, heads: int, seq: int, dim: int, dtype: Any
                         times.append(time.perf_counter() - t)
             med = statistics.median(times[2:])
             rel, mx = _rel(o, ref)
-            out[name] = {"median_s": med, "tflops": flops / med / 1e12, "rel_err_vs_fp32_math": rel, "max_abs": mx}
+            out[name] = {"median_s": med, "tflops": flops / med / 1e12, "rel_err_vs_fp32_math": rel,
+                         "max_abs": mx}
         except Exception as e:
             out[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
         print(f"  sdpa {name}: {out[name]}", flush=True)
@@ -150,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     cuda = dev.type == "cuda"
     a.out.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {
-        "argv": sys.argv if argv is None else argv, "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "device": device, "versions": {m: __import__(m).__version__ for m in ("torch", "transformers", "diffusers")},
+        "argv": sys.argv if argv is None else argv,
+        "date": datetime.datetime.now().isoformat(timespec="seconds"), "device": device,
+        "versions": {m: __import__(m).__version__ for m in ("torch", "transformers", "diffusers")},
         "card_bf16_flops": CARD_BF16_FLOPS, "compile_kwargs": dict(speed.COMPILE_KWARGS),
         "configs": {}, "errors": [],
     }
@@ -210,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         h.remove()
         eager_ex.close()
-    res["tokens"] = {s: [{"image": int(c["hidden_states"].shape[1]), "text": int(c["encoder_hidden_states"].shape[1])}
+    res["tokens"] = {s: [{"image": int(c["hidden_states"].shape[1]),
+                          "text": int(c["encoder_hidden_states"].shape[1])}
                          for c in captured[s]] for s in sizes}
     print(f"transformer tokens per pass (step 0, cond and uncond): {res['tokens']}", flush=True)
 
@@ -219,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
             return tr(**kw, return_dict=False)[0]
 
     # 3. FLOPs of one step (both CFG passes) at each size, and eager's reference outputs (twice: the floor).
-    # FlopCounterMode counts CUDA's fused attention kernels but not the CPU one: on CPU it counts the math kernel.
+    # FlopCounterMode counts CUDA's fused attention kernels but not the CPU one: on CPU it counts the math
+    # kernel.
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     res["flops_per_step"], res["attention_flops_per_step"], refs = {}, {}, {}
@@ -227,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     for size in sizes:
         total = att = 0
         for kw in captured[size]:
-            with FlopCounterMode(display=False) as fc, (sdpa_kernel(SDPBackend.MATH) if not cuda else _nullctx()):
+            with FlopCounterMode(display=False) as fc, \
+                    (sdpa_kernel(SDPBackend.MATH) if not cuda else _nullctx()):
                 forward(kw)
             total += fc.get_total_flops()
             seq = kw["hidden_states"].shape[1] + kw["encoder_hidden_states"].shape[1]
@@ -237,12 +245,13 @@ def main(argv: list[str] | None = None) -> int:
         refs[size] = forward(captured[size][0])
         again = forward(captured[size][0])
         res.setdefault("eager_repeat_err", {})[size] = _rel(again, refs[size])
-        # Another valid bf16 evaluation for scale: eager with the math attention kernel instead of the default.
+        # Another valid bf16 evaluation for scale: eager with the math attention kernel instead of the
+        # default.
         speed.apply(pipe, speed.SpeedOptions(attention="_native_math"), device, (1, 1, 1))
         res.setdefault("eager_math_attention_err", {})[size] = _rel(forward(captured[size][0]), refs[size])
         speed.apply(pipe, speed.SpeedOptions(), device, (1, 1, 1))
-        print(f"{size}²: {total / 1e12:.3f} TFLOP per step (attention {att / 1e12:.3f}, by formula) -> card floor "
-              f"{total / CARD_BF16_FLOPS:.4f} s per step at {CARD_BF16_FLOPS / 1e12:.0f} TFLOP/s; "
+        print(f"{size}²: {total / 1e12:.3f} TFLOP per step (attention {att / 1e12:.3f}, by formula) -> card "
+              f"floor {total / CARD_BF16_FLOPS:.4f} s per step at {CARD_BF16_FLOPS / 1e12:.0f} TFLOP/s; "
               f"eager vs eager {res['eager_repeat_err'][size]}, vs eager with math attention "
               f"{res['eager_math_attention_err'][size]}", flush=True)
     save()
@@ -278,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             walls.append(time.perf_counter() - t)
             steps_s += rec.steps
             denoise.append(rec.phases["denoise"])
-        r = {"size": size, "steps": steps, "n": len(walls), "attention_in_effect": speed.attention_in_effect(tr),
+        r = {"size": size, "steps": steps, "n": len(walls),
+             "attention_in_effect": speed.attention_in_effect(tr),
              "compiled": all(b._compiled_call_impl is not None for b in tr.transformer_blocks),
              "warmup_s": warm_s, "edit_s": walls,
              "edit_median_s": statistics.median(walls), "step_s": steps_s,
@@ -381,14 +391,16 @@ def _allowed(speed: Any, name: str, cuda: bool) -> bool:
 
 
 def _table(res: dict[str, Any], a: argparse.Namespace) -> None:
-    """The summary: per configuration, each phase's step and edit medians, peak memory, compile, output error."""
+    """The summary: per configuration, each phase's step and edit medians, peak memory, compile, output
+    error."""
     def f(x: Any, fmt: str) -> str:
         return format(x, fmt) if isinstance(x, int | float) else "—"
 
     large = a.large[0]
     floor = res["flops_per_step"].get(large, 0) / CARD_BF16_FLOPS
     print(f"\nfloor at {large}²: {res['flops_per_step'].get(large, 0) / 1e12:.1f} TFLOP per step / "
-          f"{CARD_BF16_FLOPS / 1e12:.0f} TFLOP/s = {floor:.3f} s per step; attention backend {res.get('attention')}")
+          f"{CARD_BF16_FLOPS / 1e12:.0f} TFLOP/s = {floor:.3f} s per step; attention backend "
+          f"{res.get('attention')}")
     head = ("| config | compile s | " + " | ".join(
         f"{ph} {s}²/{k} step s | edit s | peak GiB" for ph, (s, k) in
         (("small", a.small), ("short", a.short), ("large", a.large))) + f" | rel err {large}² | max abs |")
@@ -398,13 +410,15 @@ def _table(res: dict[str, Any], a: argparse.Namespace) -> None:
         cells = [name, f(e.get("compile_s"), ".1f")]
         for ph in ("small", "short", "large"):
             r = e.get(ph, {})
-            cells += [f(r.get("step_median_s"), ".3f"), f(r.get("edit_median_s"), ".2f"), f(r.get("peak_gib"), ".1f")]
+            cells += [f(r.get("step_median_s"), ".3f"), f(r.get("edit_median_s"), ".2f"),
+                      f(r.get("peak_gib"), ".1f")]
         out = e.get("output", {}).get(large, {})
         cells += [f(out.get("rel_l2"), ".2e") + ("" if out.get("within", True) else " (over tolerance)"),
                   f(out.get("max_abs"), ".2e")]
         print("| " + " | ".join(cells) + " |")
-    print(f"output: the noise prediction at {large}² on eager's captured step-0 input, ‖a−b‖/‖b‖ against eager; "
-          f"tolerance {res.get('output_tolerance')}; eager vs eager {res.get('eager_repeat_err', {}).get(large)}, "
+    print(f"output: the noise prediction at {large}² on eager's captured step-0 input, ‖a−b‖/‖b‖ against "
+          f"eager; tolerance {res.get('output_tolerance')}; eager vs eager "
+          f"{res.get('eager_repeat_err', {}).get(large)}, "
           f"eager vs eager with math attention {res.get('eager_math_attention_err', {}).get(large)}")
     for err in res["errors"]:
         print(f"error: {err}")

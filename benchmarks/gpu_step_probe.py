@@ -37,7 +37,8 @@ from typing import Any
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python benchmarks/gpu_step_probe.py", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python benchmarks/gpu_step_probe.py",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--device", default=None)
     p.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
     p.add_argument("--size", type=int, default=1024)
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     h.remove()
     ex.close()
     cond, unc = grab
-    res["tokens"] = [[int(c["hidden_states"].shape[1]), int(c["encoder_hidden_states"].shape[1])] for c in grab]
+    res["tokens"] = [[int(c["hidden_states"].shape[1]), int(c["encoder_hidden_states"].shape[1])]
+                     for c in grab]
     res["mask_given"] = [c.get("encoder_hidden_states_mask") is not None for c in grab]
     print(f"tokens (image, text) per pass: {res['tokens']}; masks given: {res['mask_given']}", flush=True)
 
@@ -145,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         tr.to(torch.float32)
         with torch.no_grad():
             for kw in (cond, unc):
-                k32 = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v) for k, v in kw.items()}
+                k32 = {k: (v.float() if torch.is_tensor(v) and v.is_floating_point() else v)
+                       for k, v in kw.items()}
                 f32.append(tr(**k32, return_dict=False)[0])
         tr.to(torch.bfloat16)
         torch.cuda.empty_cache() if cuda else None
@@ -231,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                 r["peak_gib"] = torch.cuda.max_memory_allocated(dev) / 2**30
             print(f"{name}: step median {r['step_median_s']:.4f} s {[round(x, 4) for x in times]}, "
                   f"rel err cond {r['rel_cond']:.3e} uncond {r['rel_uncond']:.3e}, "
-                  f"vs compile {r.get('rel_cond_vs_compile', 0):.3e}, vs fp32 {r.get('rel_cond_vs_fp32', 0):.3e}, compile {r.get('compile_s', 0):.1f} s",
+                  f"vs compile {r.get('rel_cond_vs_compile', 0):.3e}, "
+                  f"vs fp32 {r.get('rel_cond_vs_fp32', 0):.3e}, compile {r.get('compile_s', 0):.1f} s",
                   flush=True)
             if name == "compile" and a.profile:
                 r["profile"] = _profile(torch, step, cuda)
@@ -331,7 +335,8 @@ class _FusedProcessor:
             iq, ik, iv = attn._fused_img(hidden_states).unflatten(-1, (3, -1, head_dim)).unbind(2)
             tq, tk, tv = attn._fused_txt(encoder_hidden_states).unflatten(-1, (3, -1, head_dim)).unbind(2)
         else:
-            iq, ik, iv = (f(hidden_states).unflatten(-1, (-1, head_dim)) for f in (attn.to_q, attn.to_k, attn.to_v))
+            iq, ik, iv = (f(hidden_states).unflatten(-1, (-1, head_dim))
+                          for f in (attn.to_q, attn.to_k, attn.to_v))
             tq, tk, tv = (f(encoder_hidden_states).unflatten(-1, (-1, head_dim))
                           for f in (attn.add_q_proj, attn.add_k_proj, attn.add_v_proj))
         iq, ik = attn.norm_q(iq), attn.norm_k(ik)
@@ -427,7 +432,8 @@ def _profile(torch: Any, step: Any, cuda: bool) -> dict[str, Any]:
             continue
         n = ev.key.lower()
         cat = ("attention" if any(s in n for s in ("fmha", "flash", "cudnn", "attention", "sdpa")) else
-               "gemm" if any(s in n for s in ("gemm", "xmma", "cutlass", "nvjet", "matmul", "scaled_mm", "sm90"))
+               "gemm" if any(s in n for s in ("gemm", "xmma", "cutlass", "nvjet", "matmul", "scaled_mm",
+                                              "sm90"))
                else "triton" if "triton" in n else "other")
         cats[cat] = cats.get(cat, 0.0) + dt / 1e6
         total += dt / 1e6

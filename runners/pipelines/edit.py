@@ -45,7 +45,9 @@ from runners.pipelines.models import (
 )
 from runners.pipelines.qwen import condition_area, quiet_numpy
 
-__all__ = ["FULL", "REAL_HUB_ID", "TINY", "TINY_DEFAULTS", "EditExecutor", "EditWorkload", "make_edit_workload"]
+__all__ = [
+    "FULL", "REAL_HUB_ID", "TINY", "TINY_DEFAULTS", "EditExecutor", "EditWorkload", "make_edit_workload",
+]
 
 
 @dataclass(frozen=True)
@@ -97,11 +99,14 @@ class EditWorkload:
             "true_cfg_scale": self.true_cfg_scale,
             "negative_prompt": self.negative_prompt,
             "transformer_passes_per_step": 2 if self.true_cfg_scale > 1 else 1,
-            "condition_image": (f"~{self._cond_side()}² px" if self._cond_side() else "~1024² px (pipeline default)"),
+            "condition_image": (f"~{self._cond_side()}² px" if self._cond_side()
+                                else "~1024² px (pipeline default)"),
             "n_inputs": len(self.inputs),
             "generated_inputs": sum(i.image is None for i in self.inputs),
-            "inputs": [{"image": i.image, "prompt": i.prompt, "seed": i.seed, "size": i.size, "steps": i.steps}
-                       for i in self.inputs[:50]],
+            "inputs": [
+                {"image": i.image, "prompt": i.prompt, "seed": i.seed, "size": i.size, "steps": i.steps}
+                for i in self.inputs[:50]
+            ],
             "save_dir": self.save_dir,
             "trace_steps": self.trace_steps,
             "compile": self.compile,
@@ -113,10 +118,12 @@ class EditWorkload:
             "deviations": self.deviations(),
         }
         if self.compile:
-            out["compile_how"] = ("diffusers compile_repeated_blocks(" + ", ".join(
-                f"{k}={v}" for k, v in speed.COMPILE_KWARGS.items()) + ") at load, then one transformer forward on "
-                "dummy inputs (its time is the executor's compile_s); inductor " + ", ".join(
-                f"{k}={v}" for k, v in speed.INDUCTOR_CONFIG.items()))
+            out["compile_how"] = (
+                "diffusers compile_repeated_blocks("
+                + ", ".join(f"{k}={v}" for k, v in speed.COMPILE_KWARGS.items())
+                + ") at load, then one transformer forward on dummy inputs (its time is the executor's "
+                "compile_s); inductor "
+                + ", ".join(f"{k}={v}" for k, v in speed.INDUCTOR_CONFIG.items()))
         if self.model == TINY:
             from runners.pipelines import tiny
 
@@ -151,11 +158,11 @@ class EditWorkload:
             dev.append(f"true CFG {self.true_cfg_scale} with negative prompt {self.negative_prompt!r} "
                        "(default 4.0 with ' ')")
         if self.compile:
-            dev.append("transformer blocks compiled (torch.compile, regional): the same math through fused kernels, "
-                       "so outputs differ from eager by rounding (tolerance: BENCHMARKS.md §6)")
+            dev.append("transformer blocks compiled (torch.compile, regional): the same math through fused "
+                       "kernels, so outputs differ from eager by rounding (tolerance: BENCHMARKS.md §6)")
         if self.fp8 != "none":
-            dev.append(f"{speed.FP8_CHOICES[self.fp8]}: lossy, outputs differ from eager by more than rounding "
-                       "(measured: BENCHMARKS.md §6)")
+            dev.append(f"{speed.FP8_CHOICES[self.fp8]}: lossy, outputs differ from eager by more than "
+                       "rounding (measured: BENCHMARKS.md §6)")
         if self.attention != "default":
             dev.append(f"attention backend {self.attention} ({speed.ATTENTION_BACKENDS[self.attention]}): "
                        "outputs differ from the default kernel's by rounding")
@@ -172,7 +179,8 @@ class EditWorkload:
         return self.condition_side or self.defaults.condition_side
 
     def tasks(self, n: int, seed: int) -> list[Task]:
-        """Task i edits inputs[i % len(inputs)] with seed `seed + i` (or the input's own seed, if it has one)."""
+        """Task i edits inputs[i % len(inputs)] with seed `seed + i` (or the input's own seed, if it has
+        one)."""
         d = self.defaults
         out = []
         for i in range(n):
@@ -223,12 +231,14 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
         inputs = from_tasks_file(tasks_file)
     else:
         if prompt is not None:
-            raise BenchError("--prompt needs --input-dir (without inputs, generated images and prompts are used)")
+            raise BenchError("--prompt needs --input-dir (without inputs, generated images and prompts are "
+                             "used)")
         inputs = generated()
     if resolved not in (TINY, FULL):
         check_model_name(resolved)
     if resolved == FULL and not cuda:
-        raise BenchError("random:full needs a CUDA device (about 60 GB of GPU memory); use random:tiny on CPU")
+        raise BenchError("random:full needs a CUDA device (about 60 GB of GPU memory); use random:tiny "
+                         "on CPU")
     cond = (TINY_DEFAULTS.condition_side if resolved == TINY else None) or 1024
     for inp in inputs:  # what the pipeline cannot make a condition image of fails here, not in every mode
         if inp.image is not None and inp.width and inp.height:
@@ -287,9 +297,9 @@ class _Call:
 class EditExecutor:
     """A loaded pipeline on one device; `run` does one edit and reports phases and steps.
 
-    Making one applies the workload's speed options to `pipe` (`speed.apply`); `compile_s` is then None without
-    compile, else the seconds this executor spent compiling (one transformer forward on dummy inputs of the
-    workload's default size; 0.0 if the pipeline was already compiled with the same options).
+    Making one applies the workload's speed options to `pipe` (`speed.apply`); `compile_s` is then None
+    without compile, else the seconds this executor spent compiling (one transformer forward on dummy inputs
+    of the workload's default size; 0.0 if the pipeline was already compiled with the same options).
     """
 
     def __init__(self, workload: EditWorkload, pipe: Any, device: str) -> None:
@@ -301,7 +311,8 @@ class EditExecutor:
         self.dev = torch.device(device)
         self.cond_side = workload._cond_side()
         self.compile_s: float | None = speed.apply(
-            pipe, speed.SpeedOptions(compile=workload.compile, attention=workload.attention, fp8=workload.fp8),
+            pipe,
+            speed.SpeedOptions(compile=workload.compile, attention=workload.attention, fp8=workload.fp8),
             device,
             speed.warm_shape(workload.size or workload.defaults.size, self.cond_side))
         self._call: _Call | None = None

@@ -71,7 +71,8 @@ def quantize(transformer: Any, which: str) -> int:
             if isinstance(layer, Fp8Linear):
                 continue
             if not isinstance(layer, torch.nn.Linear):
-                raise TypeError(f"fp8: expected a Linear at {type(parent).__name__}.{name}, found {type(layer)}")
+                raise TypeError(f"fp8: expected a Linear at {type(parent).__name__}.{name}, "
+                                f"found {type(layer)}")
             new = Fp8Linear(layer)
             if name.isdigit():
                 parent[int(name)] = new

@@ -1,8 +1,9 @@
-"""Choosing a model: `auto`, a hub id, a local folder, `random:tiny` or `random:full`; checked before a run.
+"""Choosing a model: `auto`, a hub id, a local folder, `random:tiny` or `random:full`; checked before a
+run.
 
-`resolve_model` turns `auto` into a concrete model, `check_model_name` rejects what cannot load (one line, before
-any worker starts), `build_pipeline` builds the chosen one on a device. Torch and diffusers are imported only
-when a pipeline is built.
+`resolve_model` turns `auto` into a concrete model, `check_model_name` rejects what cannot load (one line,
+before any worker starts), `build_pipeline` builds the chosen one on a device. Torch and diffusers are
+imported only when a pipeline is built.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def resolve_model(model: str, cuda_available: bool) -> tuple[str, str | None]:
     snap = cached_snapshot(REAL_HUB_ID)
     if snap is not None:
         return str(snap), f"model auto -> {REAL_HUB_ID} real weights from the local cache ({snap})"
-    return FULL, (f"model auto -> random:full ({REAL_HUB_ID} is not in the local HF cache): real architecture, "
-                  "random bf16 weights")
+    return FULL, (f"model auto -> random:full ({REAL_HUB_ID} is not in the local HF cache): real "
+                  "architecture, random bf16 weights")
 
 
 _BUILD_LOCK = threading.Lock()
@@ -116,7 +117,8 @@ def check_model_name(model: str) -> None:
     folder = Path(model).expanduser()
     if folder.exists() or model.startswith((".", "/", "~")):
         if not (folder / "model_index.json").is_file():
-            raise BenchError(f"model folder {folder} has no model_index.json (expected a diffusers pipeline folder)")
+            raise BenchError(f"model folder {folder} has no model_index.json (expected a diffusers pipeline "
+                             "folder)")
     elif model.count("/") != 1 or not all(model.split("/")):
         raise BenchError(f"model {model!r} is neither a folder nor a hub id like {REAL_HUB_ID} "
                          f"(or auto, {TINY}, {FULL})")
@@ -131,17 +133,17 @@ def _check_hub_model(repo_id: str) -> None:
         return
     fix = f"download it first (hf download {repo_id}) or pass a local folder"
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        raise BenchError(f"model {repo_id} is not (fully) in the local Hugging Face cache and HF_HUB_OFFLINE is "
-                         f"set: {fix}")
+        raise BenchError(f"model {repo_id} is not (fully) in the local Hugging Face cache and HF_HUB_OFFLINE "
+                         f"is set: {fix}")
     from huggingface_hub import HfApi
     from huggingface_hub.utils import RepositoryNotFoundError
 
     try:
         HfApi().model_info(repo_id, timeout=10)
     except RepositoryNotFoundError:
-        raise BenchError(f"model {repo_id}: no such model on the Hugging Face Hub (or it is private and no token "
-                         "is set)") from None
+        raise BenchError(f"model {repo_id}: no such model on the Hugging Face Hub (or it is private and no "
+                         "token is set)") from None
     except Exception as e:
         reason = " ".join(str(e).split())[:160] or type(e).__name__
-        raise BenchError(f"model {repo_id} is not (fully) in the local Hugging Face cache and the Hub cannot be "
-                         f"reached ({reason}): {fix}") from None
+        raise BenchError(f"model {repo_id} is not (fully) in the local Hugging Face cache and the Hub cannot "
+                         f"be reached ({reason}): {fix}") from None

@@ -2,8 +2,8 @@
 
 The tokenizer is a byte-level BPE trained offline (Qwen2's pre-tokenizer, the 14 Qwen special tokens, a system
 turn of exactly the length the edit pipeline drops); the component configs are Qwen/Qwen-Image-Edit's as
-published (`configs/`); `condition_area` shrinks the condition image the edit pipeline always resizes to ~1024².
-It builds no model: `tiny` and `full` do, `models` chooses between them.
+published (`configs/`); `condition_area` shrinks the condition image the edit pipeline always resizes to
+~1024². It builds no model: `tiny` and `full` do, `models` chooses between them.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ SPECIAL_TOKENS = (
 # diffusers 0.42.1 QwenImageEditPipeline: prompt_template_encode and prompt_template_encode_start_idx.
 EDIT_SYSTEM_PROMPT = (
     "Describe the key features of the input image (color, shape, size, texture, objects, background), then "
-    "explain how the user's text instruction should alter or modify the image. Generate a new image that meets "
-    "the user's requirements while maintaining consistency with the original input where appropriate."
+    "explain how the user's text instruction should alter or modify the image. Generate a new image that "
+    "meets the user's requirements while maintaining consistency with the original input where appropriate."
 )
 TEMPLATE_DROP = 64
 
@@ -99,7 +99,8 @@ def check_template_drop(tokenizer: Any, drop: int = TEMPLATE_DROP) -> None:
     ids = tokenizer(head + "<|vision_start|><|image_pad|><|vision_end|>x<|im_end|>")["input_ids"]
     n_head = len(tokenizer(head)["input_ids"])
     if n_head != drop or ids[drop] != tokenizer.convert_tokens_to_ids("<|vision_start|>"):
-        raise RuntimeError(f"tokenizer: the edit template's system turn is {n_head} tokens, the pipeline drops {drop}")
+        raise RuntimeError(f"tokenizer: the edit template's system turn is {n_head} tokens, the pipeline "
+                           f"drops {drop}")
 
 
 def special_token_ids(tokenizer: Any) -> dict[str, int]:
@@ -107,7 +108,8 @@ def special_token_ids(tokenizer: Any) -> dict[str, int]:
     ids = {k: int(tokenizer.convert_tokens_to_ids(t)) for k, t in (
         ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
         ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"),
-        ("vision_token_id", "<|vision_pad|>"), ("bos_token_id", "<|endoftext|>"), ("eos_token_id", "<|im_end|>"),
+        ("vision_token_id", "<|vision_pad|>"), ("bos_token_id", "<|endoftext|>"),
+        ("eos_token_id", "<|im_end|>"),
     )}
     if len(set(ids.values())) != len(ids):
         raise RuntimeError(f"tokenizer: special tokens share ids: {ids}")
@@ -185,8 +187,9 @@ def load_pipeline(path: str | Path, device: str, dtype: torch.dtype) -> Any:
 
     quiet_libraries()
     local = Path(path).expanduser().is_dir()
-    pipe: Any = QwenImageEditPipeline.from_pretrained(str(Path(path).expanduser()) if local else str(path),
-                                                      dtype=dtype, use_safetensors=True, local_files_only=local)
+    pipe: Any = QwenImageEditPipeline.from_pretrained(
+        str(Path(path).expanduser()) if local else str(path),
+        dtype=dtype, use_safetensors=True, local_files_only=local)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -225,7 +228,8 @@ def _install_condition_hook() -> None:
 
 @contextlib.contextmanager
 def condition_area(area: int | None) -> Iterator[None]:
-    """Within this block the edit pipeline resizes the condition image to ~`area` pixels (None: its ~1024²)."""
+    """Within this block the edit pipeline resizes the condition image to ~`area` pixels (None: its
+    ~1024²)."""
     if area is None:
         yield
         return
@@ -241,5 +245,6 @@ def condition_area(area: int | None) -> Iterator[None]:
 def quiet_numpy() -> Iterator[None]:
     """Random weights give NaN/inf pixels; numpy's cast warning about them is noise, not an error."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="invalid value encountered in cast", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message="invalid value encountered in cast",
+                                category=RuntimeWarning)
         yield

@@ -21,8 +21,8 @@ from typing import Any
 
 from bench.errors import BenchError
 
-# diffusers' names (`transformer.set_attention_backend`), restricted to the PyTorch-native ones: the others need
-# packages (flash-attn, sageattention, xformers) or a Hub download that no lent machine has.
+# diffusers' names (`transformer.set_attention_backend`), restricted to the PyTorch-native ones: the others
+# need packages (flash-attn, sageattention, xformers) or a Hub download that no lent machine has.
 ATTENTION_BACKENDS: dict[str, str] = {
     "default": "diffusers' default: torch SDPA, PyTorch picks the kernel",
     "native": "torch SDPA, PyTorch picks the kernel (set explicitly)",
@@ -43,9 +43,9 @@ _NEEDS_HALF_ON_CUDA = {"_native_cudnn", "_native_flash"}
 # What `compile=True` passes to torch.compile for each block. dynamic=True: one compile serves every text
 # length (the two CFG passes differ) and output size, so nothing recompiles inside the timed window.
 COMPILE_KWARGS: dict[str, Any] = {"fullgraph": True, "dynamic": True}
-# Inductor settings `compile=True` makes (process-wide). emulate_precision_casts: a fused kernel rounds to bf16
-# where eager's separate kernels do, so compiled output stays at eager's rounding (measured on the H200 at
-# 1024²: 6.0e-3 from eager with it, 2.0e-2 without, at the same speed; BENCHMARKS.md §6).
+# Inductor settings `compile=True` makes (process-wide). emulate_precision_casts: a fused kernel rounds to
+# bf16 where eager's separate kernels do, so compiled output stays at eager's rounding (measured on the H200
+# at 1024²: 6.0e-3 from eager with it, 2.0e-2 without, at the same speed; BENCHMARKS.md §6).
 INDUCTOR_CONFIG: dict[str, Any] = {"emulate_precision_casts": True}
 # One compiled graph per (device, attention backend, ...) is kept per block function, two per device (block 0
 # and the rest); torch's default limit (8) would silently send the later GPUs of a threads run back to eager.
@@ -56,7 +56,8 @@ _RECOMPILE_LIMIT = 64
 # bf16 rounding; a single bf16 matrix product lands between 1e-3 and 1e-2).
 OUTPUT_TOLERANCE: dict[str, float] = {"float32": 1e-5, "bfloat16": 2e-2}
 
-_LOCK = threading.Lock()  # the threads backend loads one pipeline per thread; torch.compile is not thread-safe
+# the threads backend loads one pipeline per thread; torch.compile is not thread-safe
+_LOCK = threading.Lock()
 _STATE = "_syncbench_speed"  # attribute on the transformer: the options it currently runs with
 
 
@@ -136,10 +137,10 @@ def apply(pipe: Any, opts: SpeedOptions, device: str, warm_shape: tuple[int, int
 def _set_attention(tr: Any, name: str) -> None:
     """Set (or, for "default", reset) the backend of every attention processor of `tr`, and only that.
 
-    diffusers' `set_attention_backend` also makes the backend process-wide (the registry's active backend, what a
-    processor without one of its own uses), and `reset_attention_backend` does not undo that: after
-    set('_native_math') then reset, the model still ran math attention. So the registry's active backend is put
-    back as it was, and "default" means what it says for every pipeline of the process.
+    diffusers' `set_attention_backend` also makes the backend process-wide (the registry's active backend,
+    what a processor without one of its own uses), and `reset_attention_backend` does not undo that: after
+    set('_native_math') then reset, the model still ran math attention. So the registry's active backend is
+    put back as it was, and "default" means what it says for every pipeline of the process.
     """
     from diffusers.models.attention_dispatch import _AttentionBackendRegistry
 
@@ -155,8 +156,8 @@ def _set_attention(tr: Any, name: str) -> None:
 
 
 def attention_in_effect(tr: Any) -> str:
-    """The backend the transformer's attention dispatch will use: its processors' own, else diffusers' active one
-    (several names, comma-separated, if the processors disagree)."""
+    """The backend the transformer's attention dispatch will use: its processors' own, else diffusers' active
+    one (several names, comma-separated, if the processors disagree)."""
     from diffusers.models.attention_dispatch import _AttentionBackendRegistry
 
     active = _AttentionBackendRegistry._active_backend
@@ -172,7 +173,8 @@ def _uncompile(tr: Any) -> None:
         block._compiled_call_impl = None  # what nn.Module.compile set
 
 
-def warm_shape(size: int, condition_side: int | None, vae_scale: int = 8, patch: int = 2) -> tuple[int, int, int]:
+def warm_shape(size: int, condition_side: int | None, vae_scale: int = 8,
+               patch: int = 2) -> tuple[int, int, int]:
     """The transformer's shapes for an edit of `size`² output with a ~condition_side² condition image (None:
     the pipeline's ~1024²): latent sides in patches, and a text length like a real prompt's (the condition
     image's vision tokens, 28² px each, plus ~64 template and prompt tokens)."""
@@ -188,8 +190,8 @@ def _timed_forward(tr: Any, dev: Any, shape: tuple[int, int, int]) -> float:
 
     side, cond, n_txt = shape
     cfg = tr.config
-    # A token count equal to a model width would be specialised to it (torch's duck shaping) and the first real
-    # edit of another size would compile again: keep both counts off every width.
+    # A token count equal to a model width would be specialised to it (torch's duck shaping) and the first
+    # real edit of another size would compile again: keep both counts off every width.
     inner = cfg.num_attention_heads * cfg.attention_head_dim
     widths = {1, cfg.in_channels, cfg.out_channels, cfg.joint_attention_dim, cfg.num_attention_heads,
               cfg.attention_head_dim, cfg.attention_head_dim // 2, inner, 4 * inner, 6 * inner,

@@ -47,7 +47,8 @@ TINY_SEED = 0
 # text/image transformer block, the 3-D causal VAE with 3 down-samplings and its attention mid-block, true
 # CFG) is still there; only widths, depths and the vocab shrink. At these sizes a forward is op dispatch, not
 # arithmetic, so the cost is the number of ops: one transformer block, and a VAE with the fewest res blocks
-# the classes allow (none between the encoder's down-samplings, one per decoder stage; that needs equal widths).
+# the classes allow (none between the encoder's down-samplings, one per decoder stage; that needs equal
+# widths).
 
 TINY_TEXT: dict[str, Any] = dict(
     hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
@@ -55,7 +56,8 @@ TINY_TEXT: dict[str, Any] = dict(
     rope_parameters={"mrope_section": [2, 3, 3], "rope_theta": 1000000.0, "rope_type": "default"})
 TINY_VISION: dict[str, Any] = dict(
     depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, patch_size=14,
-    spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[1], tokens_per_second=2)
+    spatial_merge_size=2, temporal_patch_size=2, window_size=112, fullatt_block_indexes=[1],
+    tokens_per_second=2)
 TINY_TRANSFORMER: dict[str, Any] = dict(
     patch_size=2, in_channels=64, out_channels=16, num_layers=1, attention_head_dim=16, num_attention_heads=2,
     joint_attention_dim=32, guidance_embeds=False, axes_dims_rope=(4, 6, 6))
@@ -66,7 +68,8 @@ TINY_VAE: dict[str, Any] = dict(
 
 def _fingerprint() -> str:
     """Changes whenever what `build_tiny_pipeline` builds changes, so a stale cache folder is never used."""
-    blob = json.dumps([TINY_TEXT, TINY_VISION, TINY_TRANSFORMER, TINY_VAE, _CORPUS, TINY_SEED], sort_keys=True)
+    blob = json.dumps([TINY_TEXT, TINY_VISION, TINY_TRANSFORMER, TINY_VAE, _CORPUS, TINY_SEED],
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -78,16 +81,16 @@ def deviations(condition_side: int | None) -> list[str]:
     t, v, x, a = TINY_TEXT, TINY_VISION, TINY_TRANSFORMER, TINY_VAE
     return [
         "random weights (float32, seeded), not the trained model: images are noise",
-        f"condition image shrunk from ~1024² to ~{condition_side}² px (the pipeline's own resize is overridden "
-        "per call)",
+        f"condition image shrunk from ~1024² to ~{condition_side}² px (the pipeline's own resize is "
+        "overridden per call)",
         f"text encoder: hidden {t['hidden_size']} (real 3584), {t['num_hidden_layers']} layers (real 28), "
         f"vocab {t['vocab_size']} (real 152064); vision tower hidden {v['hidden_size']} (real 1280), "
         f"depth {v['depth']} (real 32)",
         f"transformer: {_count(x['num_layers'], 'block')} (real 60), {x['num_attention_heads']} heads × "
         f"{x['attention_head_dim']} (real 24 × 128)",
         f"VAE: base width {a['base_dim']} (real 96), width multipliers {a['dim_mult']} (real [1, 2, 4, 4]), "
-        f"{_count(a['num_res_blocks'], 'res block')} per encoder stage and {a['num_res_blocks'] + 1} per decoder "
-        "stage (real 2 and 3); same 3 down-samplings, attention mid-blocks and 16 latent channels",
+        f"{_count(a['num_res_blocks'], 'res block')} per encoder stage and {a['num_res_blocks'] + 1} per "
+        "decoder stage (real 2 and 3); same 3 down-samplings, attention mid-blocks and 16 latent channels",
         "tokenizer: a small byte-level BPE trained offline (same special tokens and template split as "
         "Qwen2's, a different vocabulary)",
         "float32 on CPU instead of bfloat16 on GPU",
@@ -117,7 +120,8 @@ def build_tiny_pipeline(seed: int = TINY_SEED) -> Any:
 
     tokenizer = build_tokenizer()
     if len(tokenizer) > TINY_TEXT["vocab_size"]:  # type: ignore[operator]
-        raise RuntimeError(f"tiny tokenizer has {len(tokenizer)} tokens > vocab_size {TINY_TEXT['vocab_size']}")
+        raise RuntimeError(f"tiny tokenizer has {len(tokenizer)} tokens > vocab_size "
+                           f"{TINY_TEXT['vocab_size']}")
     ids = special_token_ids(tokenizer)
     text = {**TINY_TEXT, "bos_token_id": ids["bos_token_id"], "eos_token_id": ids["eos_token_id"]}
     config = Qwen2_5_VLConfig(text_config=text, vision_config=dict(TINY_VISION))
@@ -185,7 +189,8 @@ def _import_classes() -> None:
     import transformers
     import transformers.models.qwen2_vl.video_processing_qwen2_vl
 
-    for name in ("Qwen2_5_VLForConditionalGeneration", "Qwen2Tokenizer", "Qwen2VLImageProcessor", "Qwen2VLProcessor"):
+    for name in ("Qwen2_5_VLForConditionalGeneration", "Qwen2Tokenizer", "Qwen2VLImageProcessor",
+                 "Qwen2VLProcessor"):
         getattr(transformers, name)  # transformers imports lazily, on first access
     diffusers.QwenImageEditPipeline  # noqa: B018
 
@@ -237,7 +242,8 @@ def _build_into(path: Path, in_process: bool) -> None:
             _save_tiny(tmp)
         else:
             repo = str(Path(__file__).resolve().parents[2])
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
+            env = {**os.environ,
+                   "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
             subprocess.run([sys.executable, "-m", "runners.pipelines.tiny", str(tmp)], check=True, env=env,
                            stdout=subprocess.DEVNULL)
         if not is_complete(tmp):
