@@ -83,7 +83,8 @@ def test_an_fp8_edit_runs_and_predicts_the_noise_near_eager(tiny_pipe: Any) -> N
 
     def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         if not grab:
-            grab.append({k: v.clone() if torch.is_tensor(v) else v for k, v in kwargs.items() if k != "return_dict"})
+            grab.append({k: v.clone() if torch.is_tensor(v) else v for k, v in kwargs.items()
+                         if k != "return_dict"})
 
     h = tr.register_forward_pre_hook(hook, with_kwargs=True)
     EditExecutor(wl, tiny_pipe, "cpu").run(wl.tasks(1, seed=3)[0], TaskBuffer())
@@ -113,14 +114,16 @@ def test_an_fp8_edit_runs_and_predicts_the_noise_near_eager(tiny_pipe: Any) -> N
 def test_the_option_is_checked_and_recorded() -> None:
     with pytest.raises(BenchError, match=r"--fp8 must be one of none, mlp, all, got 'e5m2'"):
         EditWorkload(model=edit.TINY, fp8="e5m2")
-    with pytest.raises(BenchError, match=r"--fp8 mlp needs a GPU of compute capability 8.9 or newer \(this one is 8.0\)"):
+    with pytest.raises(BenchError, match=r"--fp8 mlp needs a GPU of compute capability 8.9 or newer "
+                                         r"\(this one is 8.0\)"):
         speed.check_fp8("mlp", cuda=True, capability=(8, 0))
     speed.check_fp8("all", cuda=True, capability=(9, 0))
     speed.check_fp8("none", cuda=True, capability=(7, 5))
     wl, _ = make_edit_workload(cuda=False, fp8="mlp")
     d = wl.describe()
     assert d["fp8"] == "mlp"
-    assert any(x.startswith("fp8 e4m3 for the blocks' MLP linear layers") and "lossy" in x for x in d["deviations"])
+    assert any(x.startswith("fp8 e4m3 for the blocks' MLP linear layers") and "lossy" in x
+               for x in d["deviations"])
     assert EditWorkload(model=edit.TINY).describe()["fp8"] == "none"
 
 
