@@ -349,6 +349,16 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+READING_NOTE_BYTES = 20_000_000  # record files at least this large get a "reading…" line before the report
+
+
+def _records_bytes(run_dir: Path) -> int:
+    """Bytes of the record files (JSON lines, Parquet) under a run folder; 0 if it is not a folder."""
+    if not run_dir.is_dir():
+        return 0
+    return sum(p.stat().st_size for p in run_dir.rglob("*") if p.suffix in (".jsonl", ".parquet") and p.is_file())
+
+
 def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bool = False,
             charts_to: Path | None = None) -> None:
     """Print the report of a run, then write its charts and trace, a line per file as it is written."""
@@ -357,6 +367,9 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
     from bench.analysis.select import is_task
     from bench.store import load_run, owner_alive
 
+    size = _records_bytes(run_dir)
+    if size >= READING_NOTE_BYTES:  # a big run takes seconds to read: say what is going on, on stderr
+        err.print(f"reading {run_dir} ({size / 1e6:,.0f} MB of records)…", highlight=False, soft_wrap=True)
     try:
         data = load_run(run_dir)
     except BenchError as e:
