@@ -218,6 +218,7 @@ def test_tiny_cache_built_in_a_fresh_process_on_other_ranks(tmp_path: Path, monk
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [tiny.TINY_NAME]
 
 
+@pytest.mark.slow  # a second thread holds the build lock; a rank other than 0 imports diffusers first
 def test_tiny_cache_waits_for_the_build_under_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import fcntl
     import threading

@@ -67,8 +67,9 @@ def test_report_fits_many_workers() -> None:
     text = render(render_report(run))
     assert_fits(text, 100)
     # Ties (equal finish within 1 ms) are all marked: free-run and batch-sync have two workers each finishing last.
+    modes = report_json(run)["modes"]
     for mode, n in (("free-run", 2), ("batch-sync", 2), ("dynamic", 1)):
-        assert sum(w["slowest"] for w in next(m for m in report_json(run)["modes"] if m["mode"] == mode)["workers"]) == n
+        assert sum(w["slowest"] for w in next(m for m in modes if m["mode"] == mode)["workers"]) == n
     assert text.count("◀ slowest") == 5
 
 

@@ -368,7 +368,7 @@ def test_ties_are_all_marked_slowest_or_none() -> None:
     assert not by_gid(fig.axes[0], "finish-slowest") and len(by_gid(fig.axes[0], "finish")) == 2
 
 
-def test_cpu_runs_say_worker_not_gpu(run_a: RunData) -> None:
+def test_cpu_runs_say_worker_not_gpu(run_a: RunData, gantt_a: Figure) -> None:
     run = on_cpu(run_a)
     g = gantt_figure(run)
     assert "one lane per worker" in g.get_suptitle() and "GPU" not in g.get_suptitle()
@@ -377,7 +377,7 @@ def test_cpu_runs_say_worker_not_gpu(run_a: RunData) -> None:
     assert "each strip is one worker" in u.get_suptitle()
     assert u.axes[0].get_title(loc="left").startswith("free-run: workers busy 75.0 % of the makespan, idle 25.0 %")
     assert "waiting at barriers 21.4 %, idle" in u.axes[1].get_title(loc="left")
-    assert "one lane per GPU" in gantt_figure(run_a).get_suptitle()
+    assert "one lane per GPU" in gantt_a.get_suptitle()  # run_a's own Gantt
 
 
 def test_every_chart_title_carries_the_same_verdict_with_the_noise_warning() -> None:
@@ -388,10 +388,11 @@ def test_every_chart_title_carries_the_same_verdict_with_the_noise_warning() -> 
     line = report_json(run)["verdict"]
     assert "free-run +0.295 s (+2.8 %, within the noise of a single run: use --repeat 3)" in line
     assert "batch-sync +0.855 s (+8.1 %)," not in line and line.endswith("batch-sync +0.855 s (+8.1 %)")
-    assert gantt_figure(run).get_suptitle().splitlines()[0] == line
+    gantt = gantt_figure(run)
+    assert gantt.get_suptitle().splitlines()[0] == line
     assert utilization_figure(run).get_suptitle().splitlines()[0] == line
     assert " ".join(overhead_figure(run).get_suptitle().split()) == line  # wrapped to fit, same words
-    assert "within the noise of one run" in gantt_figure(run).axes[0].get_title(loc="left")
+    assert "within the noise of one run" in gantt.axes[0].get_title(loc="left")
 
 
 def test_verdict_with_repeats_uses_the_ranges() -> None:
