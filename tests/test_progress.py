@@ -120,12 +120,13 @@ def test_stages_say_what_a_worker_waits_on() -> None:
 
 @pytest.mark.slow  # a real run
 def test_a_run_into_a_file_prints_progress_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench.cli, "PLAIN_EVERY_S", 0.5)
+    monkeypatch.setattr(bench.cli, "PLAIN_EVERY_S", 0.25)
     result = CliRunner().invoke(bench.cli.app, [
-        "run", "--mode", "both", "--workload", "synthetic:mean=0.05", "--images", "30", "--workers", "2",
+        "run", "--mode", "both", "--workload", "synthetic:mean=0.05", "--images", "16", "--workers", "2",
         "--backend", "threads", "--out", str(tmp_path), "--no-report"])
     assert result.exit_code == 0, result.stderr
     lines = [x for x in result.stderr.splitlines() if x.startswith("[0:")]
-    # 30 tasks of 0.05 s on 2 workers per mode: about 1.5 s of work in all, so a few lines, each with a total.
+    # 16 tasks of 0.05 s on 2 workers per mode: about 0.8 s of work in all, a line every 0.25 s: a few lines,
+    # each with a total.
     assert len(lines) >= 2, result.stderr
-    assert all("/30 tasks · " in x and " of 2) · " in x and "workers: 2 " in x for x in lines), lines
+    assert all("/16 tasks · " in x and " of 2) · " in x and "workers: 2 " in x for x in lines), lines
