@@ -58,8 +58,9 @@ def make_run(
     def add(mode: str, rep: int, w: int, kind: str, name: str, s: float, e: float, task: int | None = None,
             batch: int | None = None, status: str = "ok", step: int | None = None) -> None:
         rows.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w, "device": f"cuda:{w}",
-                     "kind": kind, "name": name, "task": task, "batch": batch, "start_ns": ns(s), "end_ns": ns(e),
-                     "status": status, "error": "boom" if status == "error" else None, "step": step,
+                     "kind": kind, "name": name, "task": task, "batch": batch,
+                     "start_ns": ns(s), "end_ns": ns(e), "status": status,
+                     "error": "boom" if status == "error" else None, "step": step,
                      "retry": 0, "attempt": 0, "output": None})
 
     def task(mode: str, rep: int, w: int, i: int, s: float, d: float, batch: int | None = None) -> float:
@@ -115,8 +116,9 @@ def make_run(
                 add(mode, rep, w, "barrier", "end", finish[w], end + 0.001)
                 if samples:
                     for k in range(int(end * 4) + 1):
-                        samp.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w, "device": f"cuda:{w}",
-                                     "t_ns": ns(k * 0.25), "util_pct": 90.0 if k * 0.25 < finish[w] else 0.0,
+                        samp.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w,
+                                     "device": f"cuda:{w}", "t_ns": ns(k * 0.25),
+                                     "util_pct": 90.0 if k * 0.25 < finish[w] else 0.0,
                                      "mem_used_mib": 1000.0, "power_w": 300.0, "attempt": 0})
     spans = pd.DataFrame(rows, columns=list(SPAN_COLUMNS))
     for col in ("task", "batch", "step"):
@@ -140,7 +142,8 @@ A = [1.0, 2.0, 3.0, 1.0, 2.0]
 
 
 
-DURATIONS = [2.0, 2.4, 1.6, 2.2, 2.0, 1.8, 2.6, 2.0, 1.9, 2.1, 2.3, 1.7, 2.0, 2.2]  # 14 tasks: last batch partial
+# 14 tasks: the last batch partial
+DURATIONS = [2.0, 2.4, 1.6, 2.2, 2.0, 1.8, 2.6, 2.0, 1.9, 2.1, 2.3, 1.7, 2.0, 2.2]
 
 
 def run_synthetic(tmp: Path, *, modes: list[str], images: int, workers: int, backend: str,

@@ -1,4 +1,5 @@
-"""Live progress: totals, time left and stages computed by hand; a plain line where stderr is not a terminal."""
+"""Live progress: totals, time left and stages computed by hand; a plain line where stderr is not a
+terminal."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def test_counts_time_left_and_the_next_mode_by_hand(tmp_path: Path) -> None:
     # 2 of 4 in 2 s: 2 s left; the next mode run at this one's projected length, 4 s: 6 s in all.
     assert (s.index, s.done, s.elapsed_s, s.left_s, s.total_left_s) == (0, 2, 2.0, 2.0, 6.0)
     assert feed.workers[0].done == 1 and feed.workers[1].done == 1
-    assert headline(s, 2) == "free-run r0 (mode run 1 of 2) · 2/4 tasks · 0:02 in this mode · ~0:02 left (~0:06 in all)"
+    assert headline(s, 2) == ("free-run r0 (mode run 1 of 2) · 2/4 tasks · 0:02 in this mode · ~0:02 left "
+                              "(~0:06 in all)")
 
     # A failed try and its successful retry are one task; a torn last line waits for its end.
     append(tmp_path, 0, row(0, "free-run", 2, "error", end_s=2.5), row(0, "free-run", 2, end_s=3.0))
@@ -111,7 +113,8 @@ def test_a_mode_ended_early_moves_on_when_its_workers_do(tmp_path: Path) -> None
 def test_stages_say_what_a_worker_waits_on() -> None:
     assert stage_text(WorkerProgress()) == "starting (Python, importing torch)"
     assert stage_text(WorkerProgress(state="load")) == "loading the model"
-    assert stage_text(WorkerProgress(state="load"), cold_build=True) == "building the tiny model (first run only)"
+    assert stage_text(WorkerProgress(state="load"), cold_build=True) == \
+        "building the tiny model (first run only)"
     assert stage_text(WorkerProgress(state="warmup")) == "warm-up"
     assert stage_text(WorkerProgress(state="start")) == "start barrier"
     assert stage_text(WorkerProgress(state="claim")) == "running"

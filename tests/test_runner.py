@@ -29,7 +29,8 @@ def flat(request: pytest.FixtureRequest, session_tmp: Path) -> RunData:
 @pytest.fixture(scope="module", params=["processes", "threads"])
 def jittery(request: pytest.FixtureRequest, session_tmp: Path) -> RunData:
     return run_synthetic(session_tmp / f"j-{request.param}", modes=["free-run", "batch-sync"],
-                         images=30, workers=G, backend=request.param, workload="synthetic:mean=0.03,jitter=0.3")
+                         images=30, workers=G, backend=request.param,
+                         workload="synthetic:mean=0.03,jitter=0.3")
 
 
 def test_free_run_assignment_and_order(flat: RunData) -> None:
@@ -112,7 +113,8 @@ def test_records_are_complete(flat: RunData) -> None:
 
 
 def test_store_round_trip(flat: RunData) -> None:
-    lines = [json.loads(x) for f in sorted((flat.path / "spans").glob("*.jsonl")) for x in f.read_text().splitlines()]
+    lines = [json.loads(x) for f in sorted((flat.path / "spans").glob("*.jsonl"))
+             for x in f.read_text().splitlines()]
     assert len(lines) == len(flat.spans)
     assert list(flat.spans.columns) == list(SPAN_COLUMNS)
     again = load_run(flat.path)

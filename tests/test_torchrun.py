@@ -48,9 +48,9 @@ def two_nodes(outs: tuple[Path, Path], *args: str, env: dict[str, str] | None = 
                "--node-rank", str(node), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
                "--rdzv-id", rdzv, *torchrun, "-m", "bench", "run", "--workers", "1", "--out", str(out),
                "--no-report", *args]
+        environ = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100", **(env or {})}
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100", **(env or {})},
-                                      start_new_session=True))
+                                      env=environ, start_new_session=True))
     done = []
     try:
         for p in procs:
@@ -82,8 +82,8 @@ def test_without_a_shared_folder_with_a_moved_clock(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     offset_s, drift, base = 1000.0, 2e-3, time.perf_counter_ns()
     modes = ["batch-sync", "free-run"]
-    res = two_nodes((a, b), "--workload", WORKLOAD, "--images", "20", "--mode", ",".join(modes), "--no-shared-fs",
-                    env={"SYNCBENCH_TEST_CLOCK": f"{offset_s},{drift},1,{base}"})
+    res = two_nodes((a, b), "--workload", WORKLOAD, "--images", "20", "--mode", ",".join(modes),
+                    "--no-shared-fs", env={"SYNCBENCH_TEST_CLOCK": f"{offset_s},{drift},1,{base}"})
     assert [r.returncode for r in res] == [0, 0], res[0].stdout[-2000:] + res[1].stdout[-2000:]
     run_dir = the_run(a)
     every_task_once(run_dir, modes, 20)  # rank 0's folder has node 1's records too
@@ -112,7 +112,8 @@ def _start_mismatched(tmp_path: Path) -> list[subprocess.CompletedProcess[str]]:
                "--workload", "synthetic:mean=0.01", "--images", images, "--mode", "free-run"]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outs = [p.communicate(timeout=120)[0] for p in procs]
-    return [subprocess.CompletedProcess(p.args, p.returncode, out, "") for p, out in zip(procs, outs, strict=True)]
+    return [subprocess.CompletedProcess(p.args, p.returncode, out, "")
+            for p, out in zip(procs, outs, strict=True)]
 
 
 @together.setup(_start_mismatched)
@@ -162,10 +163,10 @@ def test_two_nodes_share_one_run_folder_and_a_restarted_group_resumes_it(own_set
 def _start_unanswered(tmp_path: Path) -> tuple[int, subprocess.CompletedProcess[str]]:
     """One node of a job whose rendezvous endpoint nobody listens on (and this node is not node 0 of it)."""
     port = free_port()
-    return port, subprocess.run([sys.executable, "-m", "bench.torchrun", "--nnodes", "2", "--nproc-per-node", "1",
-                                 "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.2:{port}", "--rdzv-conf",
-                                 "join_timeout=1", "-m", "bench", "run", "--workers", "1", "--out", str(tmp_path)],
-                                capture_output=True, text=True, timeout=60)
+    cmd = [sys.executable, "-m", "bench.torchrun", "--nnodes", "2", "--nproc-per-node", "1",
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.2:{port}", "--rdzv-conf", "join_timeout=1",
+           "-m", "bench", "run", "--workers", "1", "--out", str(tmp_path)]
+    return port, subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
 
 @together.setup(_start_unanswered)
@@ -173,5 +174,6 @@ def test_a_rendezvous_nobody_answers_is_one_line_and_exit_2(own_setup: Outcome) 
     tmp_path, (port, p) = own_setup.path, own_setup.result()
     lines = [x for x in p.stderr.splitlines() if x.strip()]
     assert p.returncode == 2 and len(lines) == 1, p.stderr
-    assert lines[0].startswith(f"error: the rendezvous at 127.0.0.2:{port} failed") and "join_timeout=1 s" in lines[0]
+    assert lines[0].startswith(f"error: the rendezvous at 127.0.0.2:{port} failed")
+    assert "join_timeout=1 s" in lines[0]
     assert list(tmp_path.iterdir()) == []  # no worker started, no run folder
