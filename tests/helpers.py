@@ -1,13 +1,16 @@
-"""Helpers the tests share: hand-built runs (`make_run`), short real runs (`run_synthetic`), rendering."""
+"""Helpers the tests share: hand-built runs (`make_run`), short real runs (`run_synthetic`), rendering, and
+slow independent setups started together (`Together`)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from rich.console import Console, RenderableType
 
 from bench.config import RunConfig
@@ -55,8 +58,9 @@ def make_run(
     def add(mode: str, rep: int, w: int, kind: str, name: str, s: float, e: float, task: int | None = None,
             batch: int | None = None, status: str = "ok", step: int | None = None) -> None:
         rows.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w, "device": f"cuda:{w}",
-                     "kind": kind, "name": name, "task": task, "batch": batch, "start_ns": ns(s), "end_ns": ns(e),
-                     "status": status, "error": "boom" if status == "error" else None, "step": step,
+                     "kind": kind, "name": name, "task": task, "batch": batch,
+                     "start_ns": ns(s), "end_ns": ns(e), "status": status,
+                     "error": "boom" if status == "error" else None, "step": step,
                      "retry": 0, "attempt": 0, "output": None})
 
     def task(mode: str, rep: int, w: int, i: int, s: float, d: float, batch: int | None = None) -> float:
@@ -112,8 +116,9 @@ def make_run(
                 add(mode, rep, w, "barrier", "end", finish[w], end + 0.001)
                 if samples:
                     for k in range(int(end * 4) + 1):
-                        samp.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w, "device": f"cuda:{w}",
-                                     "t_ns": ns(k * 0.25), "util_pct": 90.0 if k * 0.25 < finish[w] else 0.0,
+                        samp.append({"run": run_id, "mode": mode, "repeat": rep, "worker": w,
+                                     "device": f"cuda:{w}", "t_ns": ns(k * 0.25),
+                                     "util_pct": 90.0 if k * 0.25 < finish[w] else 0.0,
                                      "mem_used_mib": 1000.0, "power_w": 300.0, "attempt": 0})
     spans = pd.DataFrame(rows, columns=list(SPAN_COLUMNS))
     for col in ("task", "batch", "step"):
@@ -137,7 +142,8 @@ A = [1.0, 2.0, 3.0, 1.0, 2.0]
 
 
 
-DURATIONS = [2.0, 2.4, 1.6, 2.2, 2.0, 1.8, 2.6, 2.0, 1.9, 2.1, 2.3, 1.7, 2.0, 2.2]  # 14 tasks: last batch partial
+# 14 tasks: the last batch partial
+DURATIONS = [2.0, 2.4, 1.6, 2.2, 2.0, 1.8, 2.6, 2.0, 1.9, 2.1, 2.3, 1.7, 2.0, 2.2]
 
 
 def run_synthetic(tmp: Path, *, modes: list[str], images: int, workers: int, backend: str,
@@ -159,3 +165,75 @@ def render(renderable: RenderableType, width: int = 100) -> str:
     console = Console(width=width, record=True, color_system=None, file=open(os.devnull, "w"))  # noqa: SIM115
     console.print(renderable)
     return console.export_text()
+
+
+class Outcome:
+    """A setup running in a thread of its own: `result()` waits for it and returns what it returned (or
+    raises what it raised)."""
+
+    def __init__(self, setup: Callable[..., Any], path: Path, params: dict[str, Any]) -> None:
+        self.path = path  # the setup's own folder
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(setup, path, params), daemon=True,
+                                        name=f"setup-{path.name}")
+        self._thread.start()
+
+    def _run(self, setup: Callable[..., Any], path: Path, params: dict[str, Any]) -> None:
+        try:
+            self._value = setup(path, **params)
+        except BaseException as e:  # handed to the test that waits for it
+            self._error = e
+
+    def result(self, timeout: float = 300.0) -> Any:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"setup in {self.path} still running after {timeout} s"
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class Together:
+    """The slow setups of one module's tests, independent of each other, started together.
+
+    A test names its setup with `@together.setup(fn)`: `fn(folder, **the test's parameters)` starts the
+    processes the test checks, drives them (waits, signals) and returns what the test asserts on. When the
+    first of these tests runs, the setups of every one of them that the session runs start at once, each in a
+    thread and a folder of its own, and each test then waits for its own (fixture `own_setup`, an `Outcome`).
+    For setups that spend their seconds starting Python and torch, one process after the other, with a core
+    idle: on 2 cores they overlap. Selected alone, a test runs its setup alone. A module gets the fixtures
+    with `together_started, own_setup = together.fixtures()`.
+    """
+
+    def __init__(self) -> None:
+        self.setups: dict[str, Callable[..., Any]] = {}
+
+    def setup(self, fn: Callable[..., Any]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+        def register(test: Callable[..., None]) -> Callable[..., None]:
+            self.setups[test.__name__] = fn
+            return test
+        return register
+
+    def fixtures(self) -> tuple[Any, Any]:
+        setups = self.setups
+
+        @pytest.fixture(scope="module")
+        def together_started(request: pytest.FixtureRequest,
+                             tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Outcome]]:
+            """Every registered setup of this module that the session runs, started now."""
+            started: dict[str, Outcome] = {}
+            for item in request.session.items:
+                name = getattr(item, "originalname", item.name)
+                if item.module is request.module and name in setups:
+                    params = dict(item.callspec.params) if hasattr(item, "callspec") else {}
+                    started[item.name] = Outcome(setups[name], tmp_path_factory.mktemp("setup"), params)
+            yield started
+            for outcome in started.values():  # none outlives the module, even one whose test failed early
+                outcome._thread.join(300.0)
+
+        @pytest.fixture
+        def own_setup(request: pytest.FixtureRequest, together_started: dict[str, Outcome]) -> Outcome:
+            """This test's setup, started with the module's others."""
+            return together_started[request.node.name]
+
+        return together_started, own_setup

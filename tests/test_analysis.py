@@ -116,7 +116,8 @@ def test_jitter_makes_batch_sync_pay_every_batch() -> None:
     mt = mode_table(run.spans, 2)
     assert _row(mt, mode="free-run")["makespan_s"] == pytest.approx(4.0)
     assert _row(mt, mode="batch-sync")["makespan_s"] == pytest.approx(6.0)
-    assert origin_prediction(pd.Series([3.0, 1.0, 1.0, 3.0]), 2) == pytest.approx({"free-run": 4.0, "batch-sync": 6.0})
+    assert origin_prediction(pd.Series([3.0, 1.0, 1.0, 3.0]), 2) == pytest.approx(
+        {"free-run": 4.0, "batch-sync": 6.0})
 
 
 def test_origin_prediction_partial_last_batch_and_empty() -> None:
@@ -191,9 +192,11 @@ def test_progress_drift_by_hand(case_a: RunData) -> None:
     # 3rd task, its last end plus its mean task time, 3 + 1.5: (6 + 4.5) / 2 = 5.25.
     assert list(fr["avg_kth_s"]) == pytest.approx([1.5, 1.5, 3.5, 3.5, 5.25])
     assert list(fr["behind_s"]) == pytest.approx([-0.5, 0.5, -0.5, 0.5, 0.75])
-    assert list(fr["behind_tasks"]) == pytest.approx([x / 1.8 for x in (-0.5, 0.5, -0.5, 0.5, 0.75)])  # 9 s / 5
+    # a mean task is 9 s / 5 = 1.8 s
+    assert list(fr["behind_tasks"]) == pytest.approx([x / 1.8 for x in (-0.5, 0.5, -0.5, 0.5, 0.75)])
     # In tasks: just before each completion, the mean count then (completions strictly before / 2) minus the
-    # k - 1 this worker had: 0/2 - 0, 1/2 - 0, 2/2 - 1, 3/2 - 1, 4/2 - 2; and at the end w1 has 2 of a mean 2.5.
+    # k - 1 this worker had: 0/2 - 0, 1/2 - 0, 2/2 - 1, 3/2 - 1, 4/2 - 2; and at the end w1 has 2 of a mean
+    # 2.5.
     assert list(fr["behind_count"]) == pytest.approx([0.0, 0.5, 0.0, 0.5, 0.0])
     d = _row(drift_summary(case_a.spans), mode="free-run")
     assert (d["max_behind"], d["max_behind_s"], d["worker"], d["t_s"]) == pytest.approx((0.5, 0.75, 1, 2.0))
@@ -203,7 +206,8 @@ def test_drift_summary_counts_a_worker_left_behind() -> None:
     # G = 2, free-run, w1 twice as slow: w0 ends tasks at 1, 2, 3, 4; w1 at 2, 4, 6, 8.
     run = make_run([1.0] * 8, 2, modes=["free-run"], speed=[1.0, 2.0], phases=False)
     d = _row(drift_summary(run.spans), mode="free-run")
-    # The average worker ends its k-th at (k + 2k) / 2: w1 is k/2 s late, worst at k = 4: 2 s = 4/3 mean tasks.
+    # The average worker ends its k-th at (k + 2k) / 2: w1 is k/2 s late, worst at k = 4: 2 s = 4/3 mean
+    # tasks.
     p = progress_drift(run.spans)
     assert list(p.loc[p["worker"] == 1, "behind_s"]) == pytest.approx([0.5, 1.0, 1.5, 2.0])
     # In tasks: just before w1's 2nd and 3rd completions (t = 4, 6) w0 had done 4 and w1 1 or 2 of a mean
@@ -255,7 +259,8 @@ def test_empty_inputs_do_not_raise() -> None:
 def _with_edge_samples(run: RunData) -> pd.DataFrame:
     """make_run's samples plus two for worker 0 outside [t0, makespan] (load time, after the end)."""
     edge = [{"run": "hand", "mode": "free-run", "repeat": 0, "worker": 0, "device": "cuda:0", "t_ns": t,
-             "util_pct": 100.0, "mem_used_mib": 1.0, "power_w": 500.0} for t in (-1_000_000_000, 6_500_000_000)]
+             "util_pct": 100.0, "mem_used_mib": 1.0, "power_w": 500.0}
+            for t in (-1_000_000_000, 6_500_000_000)]
     return pd.concat([run.samples, pd.DataFrame(edge)], ignore_index=True)
 
 
@@ -263,7 +268,8 @@ def test_gpu_activity_is_the_mean_nvml_sample_inside_the_makespan() -> None:
     from bench.analysis import gpu_activity
 
     # Case A free-run: makespan 6 s; w0 busy to 6 s, w1 to 3 s. Samples every 0.25 s from 0 to 6 s (25 per
-    # worker) read 90 % while the worker is in a task, else 0: w0 24 x 90 / 25 = 86.4 %, w1 12 x 90 / 25 = 43.2 %.
+    # worker) read 90 % while the worker is in a task, else 0: w0 24 x 90 / 25 = 86.4 %,
+    # w1 12 x 90 / 25 = 43.2 %.
     run = make_run(A, 2, modes=["free-run"], samples=True)
     samples = _with_edge_samples(run)
     act = gpu_activity(samples, run.spans).set_index("worker")

@@ -1,4 +1,5 @@
-"""The scripts behind BENCHMARKS.md: they still run (on CPU), and the published table is what the records say."""
+"""The scripts behind BENCHMARKS.md: they still run (on CPU), and the published table is what the records
+say."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def test_smoke_pairs_traced_and_untraced_edits_of_the_same_task(tmp_path: Path, 
 @pytest.mark.slow
 def test_threads_probe_runs_and_applies_its_model(tmp_path: Path) -> None:
     out = tmp_path / "probe.json"
-    assert _script("threads_probe").main(["--gpus", "2", "--shrink", "--steps", "2", "--size", "64", "--json", str(out)]) == 0
+    assert _script("threads_probe").main(["--gpus", "2", "--shrink", "--steps", "2", "--size", "64",
+                                          "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert len(r["step_threads_s"]) == 2 and len(r["host_samples"]) == 2
     assert 0 < r["host_s"] <= r["step_sync_s"]

@@ -49,7 +49,8 @@ def test_bad_input_is_one_line_and_nonzero(tmp_path: Path, args: list[str], mess
 def test_unwritable_out(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    code, stderr = invoke("run", "--workload", SYN, "--workers", "1", "--images", "2", "--out", str(blocker / "sub"))
+    code, stderr = invoke("run", "--workload", SYN, "--workers", "1", "--images", "2",
+                          "--out", str(blocker / "sub"))
     assert code == 2 and "cannot create output folder" in stderr and "Traceback" not in stderr
 
 
@@ -97,7 +98,8 @@ def test_malformed_spans_are_one_line(tmp_path: Path) -> None:
 
 
 def test_replay_rejects_zero_gpus(tmp_path: Path) -> None:
-    assert CliRunner().invoke(app, ["simulate", "--gpus", "2", "--images", "10", "--out", str(tmp_path)]).exit_code == 0
+    simulated = CliRunner().invoke(app, ["simulate", "--gpus", "2", "--images", "10", "--out", str(tmp_path)])
+    assert simulated.exit_code == 0
     run = str(next(tmp_path.iterdir()))
     for bad in (["--gpus", "0"], ["--images", "0"]):
         code, stderr = invoke("replay", run, *bad)

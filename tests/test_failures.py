@@ -90,7 +90,8 @@ def test_worker_that_cannot_load_fails_the_run_clearly(tmp_path: Path, backend: 
 
 
 def test_a_run_where_every_task_fails_is_a_failed_run(tmp_path: Path) -> None:
-    with pytest.raises(BenchError, match=r"every task failed \(16 of 16\); the first: ValueError: cannot decode"):
+    with pytest.raises(BenchError,
+                       match=r"every task failed \(16 of 16\); the first: ValueError: cannot decode"):
         execute(prepared(tmp_path, Flaky(bad=-1), "threads"), poll=lambda *_: None)
     run = load_run(next(tmp_path.iterdir()))
     assert run.meta.status == "failed" and (run.spans[run.spans["kind"] == "task"]["status"] == "error").all()
@@ -130,8 +131,8 @@ def test_device_samples_are_written_between_tasks_and_survive_an_interrupted_wor
     for d in ("spans", "samples"):
         (tmp_path / d).mkdir()
     wl = _Interrupting(bad=3)
-    spec = WorkerSpec(run_id="r", run_dir=str(tmp_path), worker=0, n_workers=1, device="cpu", device_name="cpu",
-                      workload=wl, tasks=wl.tasks(6, 0), schedule=[ModeRun(0, "free-run")])
+    spec = WorkerSpec(run_id="r", run_dir=str(tmp_path), worker=0, n_workers=1, device="cpu",
+                      device_name="cpu", workload=wl, tasks=wl.tasks(6, 0), schedule=[ModeRun(0, "free-run")])
     with pytest.raises(KeyboardInterrupt):
         worker_main(spec, StoreSync(LocalStore(), 0, 1), lambda device: Sampler())
     rows = [json.loads(line) for line in (tmp_path / "samples" / "w0.jsonl").read_text().splitlines()]

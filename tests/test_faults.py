@@ -11,17 +11,29 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
+from bench.cli import app
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.store import RunData, load_run
 from runners.run import execute, plan_resume, prepare, resume
+from tests.helpers import Outcome, Together
 
 pytestmark = pytest.mark.slow
+
+# The `bench run` processes that the Ctrl-C, SIGKILL and SIGTERM tests stop from outside start together
+# (tests.helpers.Together): each spends seconds starting Python and torch (and its forkserver, torch again)
+# before its first task, one process after the other. Each is stopped by its own setup once it has recorded
+# the tasks its test waits for; the tests then check what the setups saw, and resume in this process.
+together = Together()
+together_started, own_setup = together.fixtures()
 
 MEAN = 0.05
 
@@ -64,8 +76,8 @@ def test_a_worker_that_dies_in_dynamic_is_replaced_by_the_survivors(tmp_path: Pa
     again = tasks(data, "dynamic")[tasks(data, "dynamic")["task"] == 4]
     assert len(again) == 1 and again["worker"].iloc[0] != row.worker and again["retry"].iloc[0] == 1
     assert err is None and data.meta.status == "complete"  # the mode rode it out
-    assert not (tasks(data, "dynamic")["worker"] == row.worker).any() or \
-        tasks(data, "dynamic").loc[tasks(data, "dynamic")["worker"] == row.worker, "end_ns"].max() <= row.end_ns
+    on_lost = tasks(data, "dynamic")["worker"] == row.worker  # the lost worker's own tasks
+    assert not on_lost.any() or tasks(data, "dynamic").loc[on_lost, "end_ns"].max() <= row.end_ns
     assert multiprocessing.active_children() == []
 
 
@@ -90,14 +102,15 @@ def test_continue_runs_the_next_modes_on_the_survivors(tmp_path: Path) -> None:
     assert err is None and data.meta.status == "incomplete"  # free-run ended early; dynamic ran in full
     counted_ok_once(data, "dynamic", 18)
     dead = int(lost(data)["worker"].iloc[0])
-    assert dead not in set(tasks(data, "dynamic")["worker"]) and tasks(data, "dynamic")["worker"].nunique() == 2
+    assert dead not in set(tasks(data, "dynamic")["worker"])
+    assert tasks(data, "dynamic")["worker"].nunique() == 2
 
 
 def test_a_hung_task_is_caught_by_the_task_timeout(tmp_path: Path) -> None:
-    data, err = run(tmp_path, ["dynamic"], f"synthetic:mean={MEAN},hang=2", task_timeout=1.0)
+    data, err = run(tmp_path, ["dynamic"], f"synthetic:mean={MEAN},hang=2", task_timeout=0.5)
     (row,) = lost(data).itertuples()
     assert row.name == "hung" and row.task == 2 and "--task-timeout" in row.error
-    assert 1e9 <= row.end_ns - row.start_ns < 3e9  # ended after 1 s without progress (+ a poll)
+    assert 0.5e9 <= row.end_ns - row.start_ns < 2.5e9  # ended after 0.5 s without progress (+ a poll)
     counted_ok_once(data, "dynamic", 18)
     assert err is None
 
@@ -121,8 +134,20 @@ def test_failing_tasks_with_and_without_retries(tmp_path: Path, backend: str) ->
 
 def _bench(*args: str, out: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100"}
-    return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", *args, "--out", str(out), "--no-report"],
+    return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", *args, "--out", str(out),
+                             "--no-report"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def _bench_here(*args: str) -> Result:
+    """`bench ARGS` in this process, as tests/test_cli.py runs the CLI: the same command code, exit code and
+    output, without the seconds a fresh interpreter spends importing torch (for what needs no process of its
+    own: a resume, a report, a refusal)."""
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        return CliRunner().invoke(app, list(args))
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)  # `bench run` installs its own handler
 
 
 def _wait_for_tasks(out: Path, n: int, timeout: float = 60.0) -> Path:
@@ -177,57 +202,87 @@ def _alive(pids: set[int], within: float = 3.0) -> dict[int, str]:
     return {x: Path(f"/proc/{x}/cmdline").read_bytes().decode(errors="replace") for x in left}
 
 
-@pytest.mark.parametrize("backend", ["processes", "threads"])
-def test_ctrl_c_stops_promptly_then_resume_finishes_every_task_once(tmp_path: Path, backend: str) -> None:
-    p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "24", "--mode", "both",
+@dataclass
+class Stopped:
+    """A `bench run` of its own process, stopped from outside once it had recorded some tasks."""
+
+    run_dir: Path
+    returncode: int | None
+    output: str
+    stop_s: float  # from the signal to the process's end
+    workers: list[int]  # its worker processes when it was stopped
+    left: dict[int, str]  # what still ran below it (workers, forkserver, tracker) 3 s after it ended
+
+
+def _interrupted(tmp_path: Path, backend: str) -> Stopped:
+    """Ctrl-C, as the terminal sends it (to every process of the group), after 6 task records."""
+    p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "12", "--mode", "both",
                "--backend", backend, out=tmp_path)
     run_dir = _wait_for_tasks(tmp_path, 6)
-    below = _descendants(p.pid)
-    assert backend == "threads" or len(_workers(p.pid)) == 2
-    os.killpg(p.pid, signal.SIGINT)  # what the terminal sends: to every process of the group
+    below, workers = _descendants(p.pid), _workers(p.pid)
+    os.killpg(p.pid, signal.SIGINT)
     t = time.monotonic()
     p.wait(timeout=30)
+    stop_s = time.monotonic() - t
     output = (p.stdout.read() if p.stdout else b"").decode()
-    assert time.monotonic() - t < 6.0 and p.returncode == 130, output
-    assert "leaked" not in output  # no semaphores left for Python to warn about
+    return Stopped(run_dir, p.returncode, output, stop_s, workers, _alive(below))
+
+
+@together.setup(_interrupted)
+@pytest.mark.parametrize("backend", ["processes", "threads"])
+def test_ctrl_c_stops_promptly_then_resume_finishes_every_task_once(own_setup: Outcome, backend: str) -> None:
+    got: Stopped = own_setup.result()
+    run_dir = got.run_dir
+    assert backend == "threads" or len(got.workers) == 2
+    assert got.stop_s < 6.0 and got.returncode == 130, got.output
+    assert "leaked" not in got.output  # no semaphores left for Python to warn about
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "interrupted" and "Ctrl-C" in meta["error"]
-    assert _alive(below) == {}  # no worker, forkserver or tracker left behind
+    assert got.left == {}  # no worker, forkserver or tracker left behind
     before = load_run(run_dir)
     n_before = len(before.spans)
     assert n_before and "free-run" in set(before.spans["mode"])
-    q = subprocess.run([sys.executable, "-m", "bench.cli", "run", "--resume", str(run_dir), "--no-report"],
-                       capture_output=True, text=True, timeout=120)
-    assert q.returncode == 0, q.stdout + q.stderr
+    q = _bench_here("run", "--resume", str(run_dir), "--no-report")
+    assert q.exit_code == 0, (q.stdout + q.stderr, q.exception)
     after = load_run(run_dir)
     assert after.meta.status == "complete" and len(after.meta.resumes) == 1
     for mode in ("free-run", "batch-sync"):
-        counted_ok_once(after, mode, 24)
+        counted_ok_once(after, mode, 12)
     everything = load_run(run_dir, counted_only=False).spans
     assert len(everything) >= n_before + len(after.spans) - n_before  # nothing was deleted
     assert after.superseded is not None and len(after.superseded) > 0  # the interrupted attempt, kept aside
 
 
-def test_sigkill_from_outside_is_a_lost_worker_and_resume_reruns_the_mode(tmp_path: Path) -> None:
-    p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "30", "--mode", "free-run",
+def _killed(tmp_path: Path) -> Stopped:
+    """SIGKILL to the second of 2 worker processes, after 4 task records."""
+    p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "20", "--mode", "free-run",
                out=tmp_path)
     run_dir = _wait_for_tasks(tmp_path, 4)
-    below = _descendants(p.pid)
-    workers = _workers(p.pid)
-    assert len(workers) == 2
-    os.kill(workers[1], signal.SIGKILL)
+    below, workers = _descendants(p.pid), _workers(p.pid)
+    t = time.monotonic()
+    if len(workers) == 2:  # else the run goes on to its end, and the test says why
+        os.kill(workers[1], signal.SIGKILL)
     out, _ = p.communicate(timeout=60)
-    assert p.returncode == 2 and b"leaked" not in out, out
+    return Stopped(run_dir, p.returncode, out.decode(), time.monotonic() - t, workers, _alive(below))
+
+
+@together.setup(_killed)
+def test_sigkill_from_outside_is_a_lost_worker_and_resume_reruns_the_mode(own_setup: Outcome) -> None:
+    got: Stopped = own_setup.result()
+    run_dir = got.run_dir
+    assert len(got.workers) == 2
+    assert got.returncode == 2 and "leaked" not in got.output, got.output
     (row,) = lost(load_run(run_dir)).itertuples()
     assert row.name == "died" and "SIGKILL" in row.error and row.mode == "free-run"
-    assert _alive(below) == {}
+    assert got.left == {}
     r = plan_resume(run_dir)
     assert [(x.mode, x.attempt) for x in r.schedule] == [("free-run", 1)]
     resume(r, poll=lambda *_: None, argv=["test"])
     after = load_run(run_dir)
-    counted_ok_once(after, "free-run", 30)
+    counted_ok_once(after, "free-run", 20)
     assert (after.spans["attempt"] == 1).all() and (after.superseded["attempt"] == 0).all()
-    assert len(lost(after)) == 0 and (after.superseded["kind"] == "lost").sum() == 1  # the loss stays on record
+    # the loss stays on record
+    assert len(lost(after)) == 0 and (after.superseded["kind"] == "lost").sum() == 1
 
 
 def test_resume_with_keep_partial_runs_only_what_has_no_ok_record(tmp_path: Path) -> None:
@@ -248,27 +303,35 @@ def test_resume_with_keep_partial_runs_only_what_has_no_ok_record(tmp_path: Path
     assert "free-run" in report_json(after)["verdict"] and "PIECED" in report_json(after)["verdict"]
 
 
-def test_sigterm_is_an_interrupt_and_the_report_reads_a_dead_owner(tmp_path: Path) -> None:
+def _terminated(tmp_path: Path) -> Stopped:
+    """SIGTERM to the `bench run` process alone, after 3 task records."""
     p = _bench("--workload", "synthetic:mean=0.1", "--workers", "1", "--images", "50", "--mode", "free-run",
                out=tmp_path)
     run_dir = _wait_for_tasks(tmp_path, 3)
     p.send_signal(signal.SIGTERM)
-    p.wait(timeout=30)
-    assert p.returncode == 143
+    t = time.monotonic()
+    out, _ = p.communicate(timeout=30)
+    return Stopped(run_dir, p.returncode, out.decode(), time.monotonic() - t, [], {})
+
+
+@together.setup(_terminated)
+def test_sigterm_is_an_interrupt_and_the_report_reads_a_dead_owner(own_setup: Outcome) -> None:
+    got: Stopped = own_setup.result()
+    run_dir = got.run_dir
+    assert got.returncode == 143, got.output
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "interrupted"
     # A folder left "running" by a process that is gone is reported as interrupted, not running.
     meta = json.loads((run_dir / "meta.json").read_text())
     meta.update(status="running", owner={"host": os.uname().nodename, "pid": 2**22 + 7})
     (run_dir / "meta.json").write_text(json.dumps(meta))
-    q = subprocess.run([sys.executable, "-m", "bench.cli", "report", str(run_dir), "--no-charts"],
-                       capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "100"})
-    assert "is gone" in q.stdout and "status running" not in q.stdout
+    q = _bench_here("report", str(run_dir), "--no-charts")  # COLUMNS=100: tests/conftest.py
+    assert q.exit_code == 0 and "is gone" in q.stdout and "status running" not in q.stdout
 
 
 def test_threads_backend_stops_on_a_hang_and_says_why(tmp_path: Path) -> None:
     started = time.monotonic()
     data, err = run(tmp_path, ["dynamic"], "synthetic:mean=0.02,hang=3", workers=2, backend="threads",
-                    task_timeout=1.0)
+                    task_timeout=0.5)
     assert err is not None and "hung" in str(err) and "cannot end a thread" in str(err)
     assert time.monotonic() - started < 40 and data.meta.status == "failed"
     assert lost(data)["name"].tolist() == ["hung"]
@@ -288,9 +351,8 @@ def test_resume_refuses_in_one_line_and_changes_nothing(tmp_path: Path, case: st
             (target / "meta.json").write_text(json.dumps(meta))
         args = ["--resume", str(target)] + (["--images", "9"] if case == "changed images" else [])
     before = {f: f.read_bytes() for f in target.rglob("*") if f.is_file()}
-    q = subprocess.run([sys.executable, "-m", "bench.cli", "run", *args], capture_output=True, text=True,
-                       timeout=60)
-    assert q.returncode == 2 and len(q.stderr.strip().splitlines()) == 1 and "Traceback" not in q.stderr
+    q = _bench_here("run", *args)
+    assert q.exit_code == 2 and len(q.stderr.strip().splitlines()) == 1 and "Traceback" not in q.stderr
     assert {"not a run": "not a run folder", "complete": "is complete",
             "changed images": "cannot take --images"}[case] in q.stderr
     assert {f: f.read_bytes() for f in target.rglob("*") if f.is_file()} == before

@@ -66,13 +66,14 @@ def test_tasks_file_jsonl_and_csv(tmp_path: Path) -> None:
     jl.write_text(json.dumps({"image": "imgs/x.png", "prompt": "a", "seed": 7, "steps": 3}) + "\n\n"
                   + json.dumps({"image": None, "prompt": "b", "size": 256}) + "\n")
     got = from_tasks_file(jl)
-    assert got[0] == TaskInput(image=str((tmp_path / "imgs" / "x.png").resolve()), prompt="a", seed=7, steps=3,
-                               width=8, height=8)  # the size it was decoded at
+    assert got[0] == TaskInput(image=str((tmp_path / "imgs" / "x.png").resolve()), prompt="a", seed=7,
+                               steps=3, width=8, height=8)  # the size it was decoded at
     assert got[1] == TaskInput(image=None, prompt="b", size=256)
     csv = tmp_path / "t.csv"
     csv.write_text("image,prompt,seed\nimgs/x.png,hello there,\n,gen,3\n")
     got = from_tasks_file(csv)
-    assert [(i.prompt, i.seed, i.image is None) for i in got] == [("hello there", None, False), ("gen", 3, True)]
+    assert [(i.prompt, i.seed, i.image is None) for i in got] == [("hello there", None, False),
+                                                                  ("gen", 3, True)]
 
 
 @pytest.mark.parametrize("content, line", [

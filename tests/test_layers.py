@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bench", "runners", "viz")
 
@@ -60,9 +62,15 @@ def graph() -> dict[str, set[str]]:
     return {m: imports(p, set(mods)) - {m} for m, p in mods.items()}
 
 
-def test_no_module_imports_from_a_layer_above_its_own() -> None:
+@pytest.fixture(scope="module")
+def import_graph() -> dict[str, set[str]]:
+    """The project's import graph, parsed once for the tests that only read it."""
+    return graph()
+
+
+def test_no_module_imports_from_a_layer_above_its_own(import_graph: dict[str, set[str]]) -> None:
     bad = []
-    for src, targets in graph().items():
+    for src, targets in import_graph.items():
         for dst in targets:
             if layer(dst) > layer(src):
                 bad.append(f"{src} ({LAYERS[layer(src)][0]}) imports {dst} ({LAYERS[layer(dst)][0]})")
@@ -71,8 +79,8 @@ def test_no_module_imports_from_a_layer_above_its_own() -> None:
     assert not bad, "\n".join(sorted(bad))
 
 
-def test_no_import_cycle() -> None:
-    g = graph()
+def test_no_import_cycle(import_graph: dict[str, set[str]]) -> None:
+    g = import_graph
     cycles: list[str] = []
     state: dict[str, int] = {}  # 1 on the stack, 2 done
 

@@ -58,9 +58,10 @@ def gate_holds(run: RunData, mode: str, k: int, G: int) -> None:
 @pytest.fixture(scope="module", params=["processes", "threads"])
 def skewed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> RunData:
     """Workers of very different speeds and jittery tasks: the gates have work to do."""
-    return run_synthetic(tmp_path_factory.mktemp(request.param), modes=["staleness:0", "staleness:1", "staleness:3",
-                                                                       "batch-sync"],
-                         images=30, workers=3, backend=request.param, workload="synthetic:mean=0.01,skew=0.6,jitter=0.4")
+    return run_synthetic(tmp_path_factory.mktemp(request.param),
+                         modes=["staleness:0", "staleness:1", "staleness:3", "batch-sync"],
+                         images=30, workers=3, backend=request.param,
+                         workload="synthetic:mean=0.01,skew=0.6,jitter=0.4")
 
 
 @pytest.mark.slow

@@ -183,8 +183,10 @@ def test_full_code_path_with_shrunken_configs() -> None:
 @pytest.mark.slow
 def test_full_size_architecture_on_meta_device() -> None:
     pipe = build_full_pipeline("meta", torch.bfloat16)
-    counts = {n: round(parameter_count(getattr(pipe, n)) / 1e5) / 10 for n in ("transformer", "text_encoder", "vae")}
-    assert counts == {"transformer": 20430.4, "text_encoder": 8292.2, "vae": 126.9}  # the published model's sizes
+    counts = {n: round(parameter_count(getattr(pipe, n)) / 1e5) / 10
+              for n in ("transformer", "text_encoder", "vae")}
+    # the published model's sizes
+    assert counts == {"transformer": 20430.4, "text_encoder": 8292.2, "vae": 126.9}
 
 
 @pytest.mark.slow
@@ -207,9 +209,10 @@ def test_tiny_cache_rebuilds_broken_folder_in_process_on_rank_0(tmp_path: Path,
 
 
 @pytest.mark.slow  # builds the model in fresh processes
-def test_tiny_cache_built_in_a_fresh_process_on_other_ranks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # transformers writes the text encoder's weights on rank 0 only: another rank that finds no build under way
-    # (here: after no grace at all) builds in a fresh Python process instead.
+def test_tiny_cache_built_in_a_fresh_process_on_other_ranks(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # transformers writes the text encoder's weights on rank 0 only: another rank that finds no build under
+    # way (here: after no grace at all) builds in a fresh Python process instead.
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 1)
     monkeypatch.setattr(tiny, "RANK0_GRACE_S", 0.0)
@@ -218,6 +221,7 @@ def test_tiny_cache_built_in_a_fresh_process_on_other_ranks(tmp_path: Path, monk
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == [tiny.TINY_NAME]
 
 
+@pytest.mark.slow  # a second thread holds the build lock; a rank other than 0 imports diffusers first
 def test_tiny_cache_waits_for_the_build_under_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import fcntl
     import threading
@@ -225,7 +229,8 @@ def test_tiny_cache_waits_for_the_build_under_way(tmp_path: Path, monkeypatch: p
     # Another worker holds the build lock and finishes the folder 0.3 s later: this one waits, builds nothing.
     monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
     monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 1)
-    monkeypatch.setattr(tiny, "_build_into", lambda *a: pytest.fail("built although another build was under way"))
+    monkeypatch.setattr(tiny, "_build_into",
+                        lambda *a: pytest.fail("built although another build was under way"))
     locked = threading.Event()
 
     def other_worker() -> None:

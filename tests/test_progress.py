@@ -1,4 +1,5 @@
-"""Live progress: totals, time left and stages computed by hand; a plain line where stderr is not a terminal."""
+"""Live progress: totals, time left and stages computed by hand; a plain line where stderr is not a
+terminal."""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def test_counts_time_left_and_the_next_mode_by_hand(tmp_path: Path) -> None:
     # 2 of 4 in 2 s: 2 s left; the next mode run at this one's projected length, 4 s: 6 s in all.
     assert (s.index, s.done, s.elapsed_s, s.left_s, s.total_left_s) == (0, 2, 2.0, 2.0, 6.0)
     assert feed.workers[0].done == 1 and feed.workers[1].done == 1
-    assert headline(s, 2) == "free-run r0 (mode run 1 of 2) · 2/4 tasks · 0:02 in this mode · ~0:02 left (~0:06 in all)"
+    assert headline(s, 2) == ("free-run r0 (mode run 1 of 2) · 2/4 tasks · 0:02 in this mode · ~0:02 left "
+                              "(~0:06 in all)")
 
     # A failed try and its successful retry are one task; a torn last line waits for its end.
     append(tmp_path, 0, row(0, "free-run", 2, "error", end_s=2.5), row(0, "free-run", 2, end_s=3.0))
@@ -111,7 +113,8 @@ def test_a_mode_ended_early_moves_on_when_its_workers_do(tmp_path: Path) -> None
 def test_stages_say_what_a_worker_waits_on() -> None:
     assert stage_text(WorkerProgress()) == "starting (Python, importing torch)"
     assert stage_text(WorkerProgress(state="load")) == "loading the model"
-    assert stage_text(WorkerProgress(state="load"), cold_build=True) == "building the tiny model (first run only)"
+    assert stage_text(WorkerProgress(state="load"), cold_build=True) == \
+        "building the tiny model (first run only)"
     assert stage_text(WorkerProgress(state="warmup")) == "warm-up"
     assert stage_text(WorkerProgress(state="start")) == "start barrier"
     assert stage_text(WorkerProgress(state="claim")) == "running"
@@ -120,12 +123,13 @@ def test_stages_say_what_a_worker_waits_on() -> None:
 
 @pytest.mark.slow  # a real run
 def test_a_run_into_a_file_prints_progress_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench.cli, "PLAIN_EVERY_S", 0.5)
+    monkeypatch.setattr(bench.cli, "PLAIN_EVERY_S", 0.25)
     result = CliRunner().invoke(bench.cli.app, [
-        "run", "--mode", "both", "--workload", "synthetic:mean=0.05", "--images", "30", "--workers", "2",
+        "run", "--mode", "both", "--workload", "synthetic:mean=0.05", "--images", "16", "--workers", "2",
         "--backend", "threads", "--out", str(tmp_path), "--no-report"])
     assert result.exit_code == 0, result.stderr
     lines = [x for x in result.stderr.splitlines() if x.startswith("[0:")]
-    # 30 tasks of 0.05 s on 2 workers per mode: about 1.5 s of work in all, so a few lines, each with a total.
+    # 16 tasks of 0.05 s on 2 workers per mode: about 0.8 s of work in all, a line every 0.25 s: a few lines,
+    # each with a total.
     assert len(lines) >= 2, result.stderr
-    assert all("/30 tasks · " in x and " of 2) · " in x and "workers: 2 " in x for x in lines), lines
+    assert all("/16 tasks · " in x and " of 2) · " in x and "workers: 2 " in x for x in lines), lines

@@ -1,4 +1,5 @@
-"""Views of big runs: lanes bound into bands, aggregated numbers equal to the full computation, the trace cap."""
+"""Views of big runs: lanes bound into bands, aggregated numbers equal to the full computation, the trace
+cap."""
 
 from __future__ import annotations
 
@@ -52,8 +53,9 @@ def test_lane_plans_by_hand() -> None:
     p = plan_lanes(range(65), GANTT)
     assert p.aggregated and p.n == 33 and p.size.tolist() == [2] * 32 + [1]
     # 1024 workers: 64 bands of 16 (Gantt), 32 of 32 (utilisation), 16 of 64 (terminal), 8 of 128 (stacks).
-    assert [plan_lanes(range(1024), x).per_lane for x in (GANTT, UTILIZATION, TERMINAL, STACKED)] == [16, 32, 64, 128]
-    assert [plan_lanes(range(1024), x).n for x in (GANTT, UTILIZATION, TERMINAL, STACKED)] == [64, 32, 16, 8]
+    kinds = (GANTT, UTILIZATION, TERMINAL, STACKED)
+    assert [plan_lanes(range(1024), x).per_lane for x in kinds] == [16, 32, 64, 128]
+    assert [plan_lanes(range(1024), x).n for x in kinds] == [64, 32, 16, 8]
     # 100 workers for the utilisation chart: ceil(100 / 32) = 4 per band -> 25 bands.
     assert plan_lanes(range(100), UTILIZATION).n == 25
     lanes = plan_lanes(np.arange(100, 300), TERMINAL)  # 200 workers, ids 100..299: 13 per row, 16 rows

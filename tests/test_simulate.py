@@ -65,7 +65,8 @@ def test_deterministic_for_a_seed_and_batch_sync_pays_jitter() -> None:
 def test_theory_tracks_simulation() -> None:
     _, wf = durations_model(270, 6, 2.0, 0.05, 0.2, "normal", 0)
     for mode in NAMES:
-        sims = [simulate(mode, *durations_model(270, 6, 2.0, 0.05, 0.2, "normal", s)).makespan for s in range(30)]
+        sims = [simulate(mode, *durations_model(270, 6, 2.0, 0.05, 0.2, "normal", s)).makespan
+                for s in range(30)]
         assert MODES[mode].theory(270, 2.0, wf, 0.2)[0] == pytest.approx(np.mean(sims), rel=0.03)
 
 
@@ -87,7 +88,8 @@ def test_theory_tracks_simulation_with_fewer_tasks_than_workers() -> None:
     # 5 tasks on 16 workers: every mode is one round, the makespan is the slowest of the 5 tasks.
     _, wf = durations_model(5, 16, 2.0, 0.05, 0.2, "normal", 0)
     for mode in NAMES:
-        sims = [simulate(mode, *durations_model(5, 16, 2.0, 0.05, 0.2, "normal", s)).makespan for s in range(200)]
+        sims = [simulate(mode, *durations_model(5, 16, 2.0, 0.05, 0.2, "normal", s)).makespan
+                for s in range(200)]
         assert MODES[mode].theory(5, 2.0, wf, 0.2)[0] == pytest.approx(np.mean(sims), rel=0.03), mode
 
 
@@ -108,5 +110,6 @@ def test_closed_form_schedule_records_exactly_what_the_event_loop_records(mode: 
     def rows(b: dict[str, np.ndarray]) -> list[tuple[object, ...]]:
         return sorted(zip(b["name"], b["worker"], b["batch"], b["arrive"], b["leave"], strict=True))
     assert rows(fast.barriers) == rows(ref.barriers)
-    assert len(ref.barriers["worker"]) == {"batch-sync": max(-(-n_tasks // n_workers) - 1, 0) * n_workers}.get(
+    batch_sync_barriers = max(-(-n_tasks // n_workers) - 1, 0) * n_workers
+    assert len(ref.barriers["worker"]) == {"batch-sync": batch_sync_barriers}.get(
         mode, len(ref.barriers["worker"]))

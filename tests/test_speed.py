@@ -45,7 +45,7 @@ def test_options_are_recorded_and_named_as_deviations() -> None:
     assert pickle.loads(pickle.dumps(wl)) == wl  # travels to worker processes
 
 
-def test_invalid_options_raise_bench_error(tiny_pipe: Any) -> None:
+def test_invalid_options_raise_bench_error() -> None:
     with pytest.raises(BenchError, match=r"attention backend must be one of default, native, .*got 'flash3'"):
         EditWorkload(model=edit.TINY, attention="flash3")
     with pytest.raises(BenchError, match="attention backend _native_cudnn needs a CUDA device"):
@@ -54,8 +54,14 @@ def test_invalid_options_raise_bench_error(tiny_pipe: Any) -> None:
         make_edit_workload(cuda=False, attention="_native_efficient")
     with pytest.raises(BenchError, match=r"_native_flash needs bf16/fp16 weights on CUDA \(random:tiny"):
         make_edit_workload(cuda=True, model=edit.TINY, attention="_native_flash")
-    assert make_edit_workload(cuda=True, model=edit.FULL, attention="_native_cudnn")[0].attention == "_native_cudnn"
-    # The device is checked again when the options meet a pipeline (a workload made without make_edit_workload).
+    full, _ = make_edit_workload(cuda=True, model=edit.FULL, attention="_native_cudnn")
+    assert full.attention == "_native_cudnn"
+
+
+@pytest.mark.slow  # loads the tiny pipeline
+def test_an_executor_checks_the_device_again(tiny_pipe: Any) -> None:
+    # The device is checked again when the options meet a pipeline (a workload made without
+    # make_edit_workload).
     with pytest.raises(BenchError, match="needs a CUDA device"):
         EditExecutor(EditWorkload(model=edit.TINY, attention="_native_cudnn"), tiny_pipe, "cpu")
 
@@ -66,7 +72,8 @@ def _capture(ex: EditExecutor, wl: EditWorkload) -> dict[str, Any]:
 
     def hook(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         if not grab:
-            grab.append({k: v.clone() if torch.is_tensor(v) else v for k, v in kwargs.items() if k != "return_dict"})
+            grab.append({k: v.clone() if torch.is_tensor(v) else v for k, v in kwargs.items()
+                         if k != "return_dict"})
 
     h = ex.pipe.transformer.register_forward_pre_hook(hook, with_kwargs=True)
     try:

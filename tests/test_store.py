@@ -19,8 +19,8 @@ REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference"
 
 def test_start_and_finish_write_one_typed_meta(tmp_path: Path) -> None:
     meta = RunMeta(run_id="", status="", modes=["free-run"], n_workers=1, n_tasks=3,
-                   workers=[WorkerMeta(0, "cpu", "cpu:0", "some CPU", None, "host-a")], workload={"kind": "x"},
-                   schedule=[(0, "free-run")])
+                   workers=[WorkerMeta(0, "cpu", "cpu:0", "some CPU", None, "host-a")],
+                   workload={"kind": "x"}, schedule=[(0, "free-run")])
     run_dir, started = start_run(tmp_path, "t", meta)
     assert started.status == "running" and started.run_id == run_dir.name and started.started
     assert read_meta(run_dir) == started
@@ -47,11 +47,12 @@ def _meta(tmp_path: Path) -> Path:
     return start_run(tmp_path, "t", meta)[0]
 
 
-def test_logs_and_parquet_parts_load_as_one_table_and_a_torn_last_line_is_skipped(tmp_path: Path) -> None:
+def test_logs_and_parquet_parts_load_as_one_table_and_a_torn_last_line_is_skipped(
+        tmp_path: Path) -> None:
     run_dir = _meta(tmp_path)
-    row = {"run": run_dir.name, "mode": "free-run", "repeat": 0, "worker": 0, "device": "cpu:0", "kind": "task",
-           "name": "task", "task": 0, "batch": None, "start_ns": 0, "end_ns": 5, "status": "ok", "error": None,
-           "step": None, "retry": 0, "attempt": 0, "output": "ab12"}
+    row = {"run": run_dir.name, "mode": "free-run", "repeat": 0, "worker": 0, "device": "cpu:0",
+           "kind": "task", "name": "task", "task": 0, "batch": None, "start_ns": 0, "end_ns": 5,
+           "status": "ok", "error": None, "step": None, "retry": 0, "attempt": 0, "output": "ab12"}
     torn = json.dumps({**row, "task": 2, "start_ns": 5, "end_ns": 9})[:40]  # the crashed worker's last line
     (run_dir / "spans" / "w0.jsonl").write_text(json.dumps(row) + "\n" + torn)
     # A log of an older schema (no retry, attempt, output) through the fast reader: the missing are null.
@@ -64,7 +65,8 @@ def test_logs_and_parquet_parts_load_as_one_table_and_a_torn_last_line_is_skippe
     got = [(int(r.worker), int(r.task), int(r.start_ns), int(r.end_ns), r.device, r.output if isinstance(
         r.output, str) else None, int(r.attempt)) for r in spans.itertuples()]
     # Sorted by worker, then start: the parts interleave.
-    assert got == [(0, 0, 0, 5, "cpu:0", "ab12", 0), (1, 3, 0, 5, "cpu:0", None, 0), (1, 1, 2, 7, "sim:1", None, 0)]
+    assert got == [(0, 0, 0, 5, "cpu:0", "ab12", 0), (1, 3, 0, 5, "cpu:0", None, 0),
+                   (1, 1, 2, 7, "sim:1", None, 0)]
     assert spans["batch"].isna().all() and (spans["status"] == "ok").all() and spans["step"].isna().all()
     assert str(spans["task"].dtype) == "Int64" and str(spans["start_ns"].dtype) == "int64"
 

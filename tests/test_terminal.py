@@ -66,9 +66,11 @@ def test_report_fits_many_workers() -> None:
     run = make_run([1.0 + 0.1 * (i % 7) for i in range(96)], 16, steps=0)
     text = render(render_report(run))
     assert_fits(text, 100)
-    # Ties (equal finish within 1 ms) are all marked: free-run and batch-sync have two workers each finishing last.
+    # Ties (equal finish within 1 ms) are all marked: free-run and batch-sync have two workers each finishing
+    # last.
+    modes = report_json(run)["modes"]
     for mode, n in (("free-run", 2), ("batch-sync", 2), ("dynamic", 1)):
-        assert sum(w["slowest"] for w in next(m for m in report_json(run)["modes"] if m["mode"] == mode)["workers"]) == n
+        assert sum(w["slowest"] for w in next(m for m in modes if m["mode"] == mode)["workers"]) == n
     assert text.count("◀ slowest") == 5
 
 
@@ -114,14 +116,15 @@ def test_compare_shows_both_runs_and_ratio() -> None:
 
 def sim_meta(run: RunData, n: int) -> RunMeta:
     return replace(run.meta, backend="simulated", n_workers=n,
-                   workload={"kind": "simulated", "mean_s": 2.0, "skew": 0.05, "jitter": 0.2, "dist": "normal"},
+                   workload={"kind": "simulated", "mean_s": 2.0, "skew": 0.05, "jitter": 0.2,
+                             "dist": "normal"},
                    workers=[WorkerMeta(g, f"sim:{g}", f"sim:{g}") for g in range(n)])
 
 
 def test_header_and_summary_of_a_simulated_run_are_short() -> None:
     run = make_run([1.0 + 0.1 * (i % 7) for i in range(96)], 16, steps=0)
-    run = RunData(run.path, sim_meta(run, 16), run.spans.assign(device=run.spans["worker"].map("sim:{}".format)),
-                  run.samples)
+    run = RunData(run.path, sim_meta(run, 16),
+                  run.spans.assign(device=run.spans["worker"].map("sim:{}".format)), run.samples)
     text = render(render_summary(run))
     assert_fits(text, 100)
     lines = text.splitlines()
@@ -137,7 +140,8 @@ def test_header_and_summary_of_a_simulated_run_are_short() -> None:
 def test_header_puts_the_edit_workload_first_without_the_pipeline() -> None:
     run = make_run(A, 2)
     edit = {"kind": "edit", "pipeline": "diffusers QwenImageEditPipeline", "model": "random:full", "steps": 4,
-            "size": 512, "true_cfg_scale": 4.0, "negative_prompt": " ", "condition_image": "~1024² px (pipeline default)"}
+            "size": 512, "true_cfg_scale": 4.0, "negative_prompt": " ",
+            "condition_image": "~1024² px (pipeline default)"}
     run = RunData(run.path, replace(run.meta, workload=edit), run.spans, run.samples)
     line = render(render_report(run)).splitlines()[1]
     assert line == "workload edit (random:full, 512² px, 4 steps, true CFG 4.0) · backend processes"
@@ -146,10 +150,12 @@ def test_header_puts_the_edit_workload_first_without_the_pipeline() -> None:
 def test_compare_warns_when_runs_are_not_comparable() -> None:
     a = make_run(A, 2, run_id="run-a")
     b = make_run([*A, 1.0, 1.0], 2, run_id="run-b", steps=8)
-    b = replace(b, meta=replace(b.meta, workers=[b.meta.workers[0], replace(b.meta.workers[1], model="NVIDIA H200")]))
+    b = replace(b, meta=replace(b.meta, workers=[b.meta.workers[0],
+                                                 replace(b.meta.workers[1], model="NVIDIA H200")]))
     text = render(render_compare(a, b))
     first = text.splitlines()[0]
-    assert first.startswith("⚠ NOT COMPARABLE: steps 0 vs 8; 5 vs 7 tasks; devices 2 × NVIDIA H100 80GB HBM3 vs ")
+    assert first.startswith(
+        "⚠ NOT COMPARABLE: steps 0 vs 8; 5 vs 7 tasks; devices 2 × NVIDIA H100 80GB HBM3 vs ")
     assert "B: run-b" in text and "total time" in text  # still printed
     assert "NOT COMPARABLE" not in render(render_compare(a, make_run(A, 2, run_id="run-c")))
     c = make_run(A, 3, run_id="run-d")

@@ -18,8 +18,16 @@ import pytest
 
 from bench.schema import SPAN_COLUMNS
 from bench.store import load_run
+from tests.helpers import Outcome, Together
 
 pytestmark = pytest.mark.slow
+
+# The tests after the first check no timing: their torchrun jobs start together (tests.helpers.Together), each
+# spending seconds starting Python and torch in one process after another and a second per rendezvous (torch
+# polls it once a second). The first test fits a clock drift to round trips that contention would stretch: it
+# runs alone, before them.
+together = Together()
+together_started, own_setup = together.fixtures()
 
 WORKLOAD = "synthetic:mean=0.02,jitter=0.3,skew=0.3"
 
@@ -40,9 +48,9 @@ def two_nodes(outs: tuple[Path, Path], *args: str, env: dict[str, str] | None = 
                "--node-rank", str(node), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
                "--rdzv-id", rdzv, *torchrun, "-m", "bench", "run", "--workers", "1", "--out", str(out),
                "--no-report", *args]
+        environ = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100", **(env or {})}
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100", **(env or {})},
-                                      start_new_session=True))
+                                      env=environ, start_new_session=True))
     done = []
     try:
         for p in procs:
@@ -74,8 +82,8 @@ def test_without_a_shared_folder_with_a_moved_clock(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     offset_s, drift, base = 1000.0, 2e-3, time.perf_counter_ns()
     modes = ["batch-sync", "free-run"]
-    res = two_nodes((a, b), "--workload", WORKLOAD, "--images", "20", "--mode", ",".join(modes), "--no-shared-fs",
-                    env={"SYNCBENCH_TEST_CLOCK": f"{offset_s},{drift},1,{base}"})
+    res = two_nodes((a, b), "--workload", WORKLOAD, "--images", "20", "--mode", ",".join(modes),
+                    "--no-shared-fs", env={"SYNCBENCH_TEST_CLOCK": f"{offset_s},{drift},1,{base}"})
     assert [r.returncode for r in res] == [0, 0], res[0].stdout[-2000:] + res[1].stdout[-2000:]
     run_dir = the_run(a)
     every_task_once(run_dir, modes, 20)  # rank 0's folder has node 1's records too
@@ -93,7 +101,8 @@ def test_without_a_shared_folder_with_a_moved_clock(tmp_path: Path) -> None:
     assert (t["start_ns"] >= 0).all() and t["end_ns"].max() < 60e9  # on rank 0's timeline, not 1000 s off
 
 
-def test_nodes_started_with_other_options_are_refused(tmp_path: Path) -> None:
+def _start_mismatched(tmp_path: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Two nodes of one job, started with different --images (node 1: 9)."""
     port, rdzv = free_port(), f"mismatch-{time.monotonic_ns()}"
     procs = []
     for images in ("8", "9"):
@@ -103,19 +112,36 @@ def test_nodes_started_with_other_options_are_refused(tmp_path: Path) -> None:
                "--workload", "synthetic:mean=0.01", "--images", images, "--mode", "free-run"]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outs = [p.communicate(timeout=120)[0] for p in procs]
-    assert all(p.returncode != 0 for p in procs)
+    return [subprocess.CompletedProcess(p.args, p.returncode, out, "")
+            for p, out in zip(procs, outs, strict=True)]
+
+
+@together.setup(_start_mismatched)
+def test_nodes_started_with_other_options_are_refused(own_setup: Outcome) -> None:
+    tmp_path, res = own_setup.path, own_setup.result()
+    outs = [r.stdout for r in res]
+    assert all(r.returncode != 0 for r in res)
     lines = [ln for o in outs for ln in o.splitlines() if ln.startswith("error:")]
     assert lines and all("--images" in ln and "node 1" in ln for ln in lines), outs
     assert not any((d / "meta.json").is_file() for d in tmp_path.iterdir())  # nothing that looks like a run
 
 
-def test_two_nodes_share_one_run_folder_and_a_restarted_group_resumes_it(tmp_path: Path) -> None:
+RESTARTED_MODES = ["free-run", "batch-sync", "dynamic"]
+
+
+def _start_restarted(tmp_path: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Both nodes on one folder; the worker that runs task 9 (node 1's, in free-run) dies; one restart."""
+    return two_nodes((tmp_path, tmp_path), "--workload", "synthetic:mean=0.02,jitter=0.3,die=9",
+                     "--images", "16", "--mode", ",".join(RESTARTED_MODES), torchrun=("--max-restarts", "1"))
+
+
+@together.setup(_start_restarted)
+def test_two_nodes_share_one_run_folder_and_a_restarted_group_resumes_it(own_setup: Outcome) -> None:
     """Both nodes write into one folder. Node 1's worker dies during free-run; torchrun restarts the group
     (--max-restarts 1), which finds the folder of its rendezvous id and runs free-run again as attempt 1;
-    batch-sync and dynamic, not yet run, run once. (One test for both: each pair of torchruns costs seconds.)"""
-    modes = ["free-run", "batch-sync", "dynamic"]
-    res = two_nodes((tmp_path, tmp_path), "--workload", "synthetic:mean=0.02,jitter=0.3,die=9", "--images", "16",
-                    "--mode", ",".join(modes), torchrun=("--max-restarts", "1"))
+    batch-sync and dynamic, not yet run, run once. (One test for both: each pair of torchruns costs
+    seconds.)"""
+    tmp_path, res, modes = own_setup.path, own_setup.result(), RESTARTED_MODES
     assert [r.returncode for r in res] == [0, 0], res[0].stdout[-3000:] + res[1].stdout[-3000:]
     run_dir = the_run(tmp_path)
     meta = json.loads((run_dir / "meta.json").read_text())
@@ -134,13 +160,20 @@ def test_two_nodes_share_one_run_folder_and_a_restarted_group_resumes_it(tmp_pat
         assert abs(c["offset_ns"]) <= c["rtt_ns"] / 2 + 20_000, c  # + 20 µs: the two ends' own reading cost
 
 
-def test_a_rendezvous_nobody_answers_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    port = free_port()  # nothing listens there, and this node is not node 0 of it
-    p = subprocess.run([sys.executable, "-m", "bench.torchrun", "--nnodes", "2", "--nproc-per-node", "1",
-                        "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.2:{port}", "--rdzv-conf",
-                        "join_timeout=2", "-m", "bench", "run", "--workers", "1", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=60)
+def _start_unanswered(tmp_path: Path) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """One node of a job whose rendezvous endpoint nobody listens on (and this node is not node 0 of it)."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "bench.torchrun", "--nnodes", "2", "--nproc-per-node", "1",
+           "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.2:{port}", "--rdzv-conf", "join_timeout=1",
+           "-m", "bench", "run", "--workers", "1", "--out", str(tmp_path)]
+    return port, subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+@together.setup(_start_unanswered)
+def test_a_rendezvous_nobody_answers_is_one_line_and_exit_2(own_setup: Outcome) -> None:
+    tmp_path, (port, p) = own_setup.path, own_setup.result()
     lines = [x for x in p.stderr.splitlines() if x.strip()]
     assert p.returncode == 2 and len(lines) == 1, p.stderr
-    assert lines[0].startswith(f"error: the rendezvous at 127.0.0.2:{port} failed") and "join_timeout=2 s" in lines[0]
+    assert lines[0].startswith(f"error: the rendezvous at 127.0.0.2:{port} failed")
+    assert "join_timeout=1 s" in lines[0]
     assert list(tmp_path.iterdir()) == []  # no worker started, no run folder

@@ -51,7 +51,8 @@ def test_processes_threads_and_metadata(run_a: RunData) -> None:
     assert names == {1: "free-run (repeat 0)", 2: "batch-sync (repeat 0)", 3: "dynamic (repeat 0)"}
     threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in meta if e["name"] == "thread_name"}
     assert threads[(2, 1)] == "cuda:1 (worker 1)" and len(threads) == 6
-    assert {e["name"] for e in meta} == {"process_name", "process_sort_index", "thread_name", "thread_sort_index"}
+    assert {e["name"] for e in meta} == {"process_name", "process_sort_index", "thread_name",
+                                         "thread_sort_index"}
 
 
 def test_every_span_is_one_slice_in_microseconds(run_a: RunData) -> None:

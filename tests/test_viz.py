@@ -68,7 +68,8 @@ def test_gantt_panels_lanes_and_title(gantt_a: Figure) -> None:
     assert titles[2].startswith("dynamic: 5.00 s, finished first")
     assert "waited at 2 sync points: 3.00 s in all (21.4 % of GPU time)" in titles[1]  # 3 / (2 x 7)
     sup = gantt_a.get_suptitle()
-    assert sup.startswith("dynamic finished first (5.00 s); free-run +1.00 s (+20.0 %), batch-sync +2.00 s (+40.0 %)")
+    assert sup.startswith(
+        "dynamic finished first (5.00 s); free-run +1.00 s (+20.0 %), batch-sync +2.00 s (+40.0 %)")
     # Shared time axis, with room right of the longest makespan for the finish labels.
     lims = {ax.get_xlim() for ax in axes}
     assert len(lims) == 1 and lims.pop()[1] > 7.0
@@ -91,7 +92,8 @@ def test_gantt_lines_and_finish_labels(gantt_a: Figure) -> None:
     assert sorted(seg[0][0] for seg in sync.get_segments()) == pytest.approx([2.0, 5.0])
     assert not by_gid(fr, "sync-points") and not by_gid(dyn, "sync-points")
     # Idle tails: free-run w1 3 -> 6; batch-sync w1 3 -> 7; dynamic w0 4 -> 5.
-    tails = {ax: sorted((s[0][0], s[1][0]) for s in one(ax, "tail-idle").get_segments()) for ax in (fr, bs, dyn)}
+    tails = {ax: sorted((s[0][0], s[1][0]) for s in one(ax, "tail-idle").get_segments())
+             for ax in (fr, bs, dyn)}
     assert tails[fr] == [(3.0, 6.0)] and tails[bs] == [(3.0, 7.0)] and tails[dyn] == [(4.0, 5.0)]
 
 
@@ -204,7 +206,8 @@ def test_utilization_busy_matches_spans_and_overlays_nvml() -> None:
     ys = w1.get_paths()[0].vertices[:, 1]
     assert ys.max() == pytest.approx(0.82) and ys.min() == pytest.approx(0.0)
     assert ax.get_gid() == "has-nvml"
-    # Each lane's GPU activity under its busy share, and the mean in the title (hand-computed in test_analysis).
+    # Each lane's GPU activity under its busy share, and the mean in the title (hand-computed in
+    # test_analysis).
     assert [t.get_text() for t in by_gid(ax, "nvml-label")] == ["\nGPU 86.4 %", "\nGPU 43.2 %"]
     assert "NVML: GPUs active 64.8 %" in ax.get_title(loc="left")
 
@@ -213,13 +216,15 @@ def test_overhead_makespans_predictions_and_bounds(run_a: RunData) -> None:
     from bench.analysis.metrics import summarize
 
     fig = Figure()
-    ax = plot_makespans(fig.subplots(), summarize(run_a.spans, 2, run_a.modes), verdict_of(run_a.spans, run_a.meta))
+    ax = plot_makespans(fig.subplots(), summarize(run_a.spans, 2, run_a.modes),
+                        verdict_of(run_a.spans, run_a.meta))
     heights = [p.get_height() for p in ax.patches if p.get_gid() == "measured"]
     origin = [p.get_height() for p in ax.patches if p.get_gid() == "origin"]
     assert heights == pytest.approx([6.0, 7.0, 5.0])
     assert origin == pytest.approx([6.0, 7.0])  # the origin made no prediction for dynamic
     bounds = by_gid(ax, "lower-bound")
-    assert len(bounds) == 3 and all(seg[0][1] == pytest.approx(4.5) for b in bounds for seg in b.get_segments())
+    assert len(bounds) == 3
+    assert all(seg[0][1] == pytest.approx(4.5) for b in bounds for seg in b.get_segments())
     labels = [t.get_text() for t in ax.texts]
     assert "5.00 s\n(first)" in labels and "no\norigin\nprediction" in labels
 
@@ -228,7 +233,8 @@ def test_makespans_of_a_single_mode_name_their_basis_and_rank_nothing() -> None:
     from bench.analysis.metrics import summarize
 
     run = make_run(A, 2, modes=["batch-sync"])
-    ax = plot_makespans(Figure().subplots(), summarize(run.spans, 2, run.modes), verdict_of(run.spans, run.meta))
+    ax = plot_makespans(Figure().subplots(), summarize(run.spans, 2, run.modes),
+                        verdict_of(run.spans, run.meta))
     # No free-run in the run: the origin's prediction comes from batch-sync's own task durations.
     assert "on each mode's own" in ax.get_title(loc="left")
     assert [t.get_text() for t in ax.texts if "first" in t.get_text()] == []
@@ -250,8 +256,10 @@ def test_overhead_barrier_waits_and_drift(run_a: RunData) -> None:
     plot_drift(ax2, p[p["mode"] == "free-run"], "free-run", lane_labels(run_a.spans))
     lc = one(ax2, "drift")
     assert len(lc.get_segments()) == 2
-    # w1 half a task behind the mean before its 1st completion; w0 0.75 s late for its 3rd (see test_analysis).
-    assert ax2.get_title(loc="left") == "free-run: at worst 0.50 tasks behind the mean (cuda:1)\nat worst 0.750 s late"
+    # w1 half a task behind the mean before its 1st completion; w0 0.75 s late for its 3rd (see
+    # test_analysis).
+    assert ax2.get_title(loc="left") == ("free-run: at worst 0.50 tasks behind the mean (cuda:1)\n"
+                                         "at worst 0.750 s late")
     full = overhead_figure(run_a)
     assert full.get_suptitle() == verdict({"free-run": 6.0, "batch-sync": 7.0, "dynamic": 5.0}, repeats=1)
 
@@ -298,7 +306,8 @@ def on_cpu(run: RunData) -> RunData:
 
 
 def test_aggregated_lanes_show_the_barrier_share() -> None:
-    """Aggregated lanes show how much of each pixel's time was spent waiting, not solid blue whatever the wait."""
+    """Aggregated lanes show how much of each pixel's time was spent waiting, not solid blue whatever the
+    wait."""
     from matplotlib import colors as mcolors
 
     from viz.gantt import AGG_ROWS
@@ -314,7 +323,8 @@ def test_aggregated_lanes_show_the_barrier_share() -> None:
     tasks = sel[sel["kind"] == "task"]
     makespan = tasks["end_ns"].max() / 1e9
     # Each pixel is white - busy x (white - task colour) - wait x (white - grey): solve for the two shares.
-    basis = np.column_stack([1 - np.array(mcolors.to_rgb(TASK_COLOR)), 1 - np.array(mcolors.to_rgb(BARRIER_COLOR))])
+    basis = np.column_stack([1 - np.array(mcolors.to_rgb(TASK_COLOR)),
+                             1 - np.array(mcolors.to_rgb(BARRIER_COLOR))])
     for lane in (0, 7, 15):
         inner = img[lane * AGG_ROWS + 1 : (lane + 1) * AGG_ROWS - 1].reshape(-1, 3)
         (cover_b, cover_g), *_ = np.linalg.lstsq(basis, (1 - inner).T, rcond=None)
@@ -333,8 +343,10 @@ def test_aggregated_lanes_show_the_barrier_share() -> None:
 
 
 def test_short_waits_get_a_tick_above_their_lane() -> None:
-    """Waits far narrower than a pixel (docs scale: 50 ms on a 237 s axis) stay findable, and the title says so."""
-    run = make_run([1.0] * 400, 4, modes=["free-run", "batch-sync"], speed=[1.0, 1.02, 1.0, 1.0], phases=False)
+    """Waits far narrower than a pixel (docs scale: 50 ms on a 237 s axis) stay findable, and the title says
+    so."""
+    run = make_run([1.0] * 400, 4, modes=["free-run", "batch-sync"], speed=[1.0, 1.02, 1.0, 1.0],
+                   phases=False)
     fig = gantt_figure(run)
     fr, bs = fig.axes[:2]
     ticks = one(bs, "barrier-ticks")
@@ -351,7 +363,8 @@ def test_makespan_gap_is_annotated(run_a: RunData) -> None:
     from bench.analysis.metrics import summarize
 
     fig = Figure()
-    ax = plot_makespans(fig.subplots(), summarize(run_a.spans, 2, run_a.modes), verdict_of(run_a.spans, run_a.meta))
+    ax = plot_makespans(fig.subplots(), summarize(run_a.spans, 2, run_a.modes),
+                        verdict_of(run_a.spans, run_a.meta))
     assert one(ax, "fastest-level").get_ydata()[0] == pytest.approx(5.0)
     gaps = by_gid(ax, "gap")
     ends = sorted((g.xy[1], g.xyann[1]) for g in gaps)
@@ -368,16 +381,17 @@ def test_ties_are_all_marked_slowest_or_none() -> None:
     assert not by_gid(fig.axes[0], "finish-slowest") and len(by_gid(fig.axes[0], "finish")) == 2
 
 
-def test_cpu_runs_say_worker_not_gpu(run_a: RunData) -> None:
+def test_cpu_runs_say_worker_not_gpu(run_a: RunData, gantt_a: Figure) -> None:
     run = on_cpu(run_a)
     g = gantt_figure(run)
     assert "one lane per worker" in g.get_suptitle() and "GPU" not in g.get_suptitle()
     assert "of worker time" in g.axes[1].get_title(loc="left")
     u = utilization_figure(run)
     assert "each strip is one worker" in u.get_suptitle()
-    assert u.axes[0].get_title(loc="left").startswith("free-run: workers busy 75.0 % of the makespan, idle 25.0 %")
+    assert u.axes[0].get_title(loc="left").startswith(
+        "free-run: workers busy 75.0 % of the makespan, idle 25.0 %")
     assert "waiting at barriers 21.4 %, idle" in u.axes[1].get_title(loc="left")
-    assert "one lane per GPU" in gantt_figure(run_a).get_suptitle()
+    assert "one lane per GPU" in gantt_a.get_suptitle()  # run_a's own Gantt
 
 
 def test_every_chart_title_carries_the_same_verdict_with_the_noise_warning() -> None:
@@ -388,10 +402,11 @@ def test_every_chart_title_carries_the_same_verdict_with_the_noise_warning() -> 
     line = report_json(run)["verdict"]
     assert "free-run +0.295 s (+2.8 %, within the noise of a single run: use --repeat 3)" in line
     assert "batch-sync +0.855 s (+8.1 %)," not in line and line.endswith("batch-sync +0.855 s (+8.1 %)")
-    assert gantt_figure(run).get_suptitle().splitlines()[0] == line
+    gantt = gantt_figure(run)
+    assert gantt.get_suptitle().splitlines()[0] == line
     assert utilization_figure(run).get_suptitle().splitlines()[0] == line
     assert " ".join(overhead_figure(run).get_suptitle().split()) == line  # wrapped to fit, same words
-    assert "within the noise of one run" in gantt_figure(run).axes[0].get_title(loc="left")
+    assert "within the noise of one run" in gantt.axes[0].get_title(loc="left")
 
 
 def test_verdict_with_repeats_uses_the_ranges() -> None:
@@ -402,7 +417,8 @@ def test_verdict_with_repeats_uses_the_ranges() -> None:
         "batch-sync +1.20 s (+13.3 %)")
     # One run each: a gap under 3 % is flagged, a larger one is not; without repeats nothing is said.
     assert verdict(ms, repeats=1).endswith("free-run +1.00 s (+11.1 %), batch-sync +1.20 s (+13.3 %)")
-    assert "noise" in verdict({"a": 10.0, "b": 10.2}, repeats=1) and "noise" not in verdict({"a": 10.0, "b": 10.2})
+    assert "noise" in verdict({"a": 10.0, "b": 10.2}, repeats=1)
+    assert "noise" not in verdict({"a": 10.0, "b": 10.2})
     run = make_run(A, 2, modes=["free-run", "dynamic"], repeats=3, repeat_scale=[1.0, 1.3, 0.9])
     assert run_verdict(run.spans, run.meta) == (  # medians 6 and 5; ranges 5.4-7.8 and 4.5-6.5
         "dynamic finished first (5.00 s); free-run +1.00 s (+20.0 %, ranges over 3 repeats overlap)")
@@ -412,10 +428,12 @@ def test_single_run_gap_made_of_slower_tasks_is_flagged() -> None:
     ms = {"free-run": 10.0, "batch-sync": 13.0}  # +30 %
     # batch-sync's own tasks took 50 s against 40 s: +25 %, at least half the gap -> flagged.
     flagged = verdict(ms, repeats=1, work={"free-run": 40.0, "batch-sync": 50.0})
-    assert "batch-sync +3.00 s (+30.0 %, its tasks alone took +25.0 % longer: host drift, or contention" in flagged
+    assert ("batch-sync +3.00 s (+30.0 %, its tasks alone took +25.0 % longer: host drift, or contention"
+            in flagged)
     # Same task time: the gap is the schedule's, no flag; with repeats, ranges decide instead.
     assert "tasks alone" not in verdict(ms, repeats=1, work={"free-run": 40.0, "batch-sync": 40.0})
-    assert "tasks alone" not in verdict(ms, repeats=3, spread={"free-run": (9.0, 11.0), "batch-sync": (12.0, 14.0)},
+    assert "tasks alone" not in verdict(ms, repeats=3,
+                                        spread={"free-run": (9.0, 11.0), "batch-sync": (12.0, 14.0)},
                                         work={"free-run": 40.0, "batch-sync": 50.0})
 
 

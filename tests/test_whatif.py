@@ -20,7 +20,8 @@ def test_fit_recovers_speed_and_no_jitter() -> None:
     assert fit.speed.tolist() == pytest.approx([0.9, 1.1])
     assert fit.mean_s == pytest.approx(2.0, rel=0.02)
     assert fit.cv == pytest.approx(0.0, abs=1e-9)
-    assert fit.gap_s == pytest.approx(0.0, abs=1e-6)  # back to back in free-run and dynamic; barriers subtracted
+    # back to back in free-run and dynamic; barriers subtracted
+    assert fit.gap_s == pytest.approx(0.0, abs=1e-6)
 
 
 def test_replay_at_own_scale_is_exact_without_jitter() -> None:
@@ -39,7 +40,8 @@ def test_replay_cli_predicts_another_scale(tmp_path) -> None:  # type: ignore[no
     (tmp_path / "samples").mkdir()
     run.spans.to_json(tmp_path / "spans" / "w.jsonl", orient="records", lines=True)
     write_meta(tmp_path, run.meta)
-    result = CliRunner().invoke(app, ["replay", str(tmp_path), "--gpus", "8", "--images", "400", "--repeat", "5"])
+    result = CliRunner().invoke(app, ["replay", str(tmp_path), "--gpus", "8", "--images", "400",
+                                      "--repeat", "5"])
     assert result.exit_code == 0, result.output
     assert "400 tasks on 8 workers" in result.output and "batch-sync" in result.output
 

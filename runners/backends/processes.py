@@ -65,16 +65,18 @@ def _child(spec: WorkerSpec, port: int, environ: dict[str, str]) -> None:
 
 def _context(specs: list[WorkerSpec]) -> ForkServerContext | SpawnContext:
     """CPU workers are forked from a server process that has imported torch once: a spawned worker spent
-    seconds of CPU importing it, each, on every run. The server is started on the first run of this process
-    and kept for later ones. CUDA workers are spawned: a forkserver child cannot initialise CUDA once the
-    server's imports have touched it (seen on an H200: "Cannot re-initialize CUDA in forked subprocess")."""
+    seconds of CPU importing it, each, on every run. The server also imports this module, so a worker starts
+    with `_child`'s own imports done (the runner, pandas: ~0.2 s of CPU per worker and run otherwise). The
+    server is started on the first run of this process and kept for later ones. CUDA workers are spawned: a
+    forkserver child cannot initialise CUDA once the server's imports have touched it (seen on an H200:
+    "Cannot re-initialize CUDA in forked subprocess")."""
     if any(s.device.startswith("cuda") for s in specs):
         spawn = mp.get_context("spawn")
         assert isinstance(spawn, SpawnContext)
         return spawn
     ctx = mp.get_context("forkserver")
     assert isinstance(ctx, ForkServerContext)
-    ctx.set_forkserver_preload(["torch"])
+    ctx.set_forkserver_preload(["torch", "runners.backends.processes"])
     return ctx
 
 
