@@ -356,7 +356,8 @@ def _records_bytes(run_dir: Path) -> int:
     """Bytes of the record files (JSON lines, Parquet) under a run folder; 0 if it is not a folder."""
     if not run_dir.is_dir():
         return 0
-    return sum(p.stat().st_size for p in run_dir.rglob("*") if p.suffix in (".jsonl", ".parquet") and p.is_file())
+    return sum(p.stat().st_size for p in run_dir.rglob("*")
+               if p.suffix in (".jsonl", ".parquet") and p.is_file())
 
 
 def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bool = False,
