@@ -361,51 +361,21 @@ class _FusedProcessor:
 
 
 def _fp8(torch: Any, tr: Any, mlp_only: bool = False) -> Any:
-    """The blocks' linear layers with more than 1 row of input (attention projections, MLPs) in fp8 e4m3:
-    weights quantised per output channel once, activations per row on the fly; `torch._scaled_mm`."""
+    """The layers `--fp8 mlp` (or `all`) covers, as `runners.pipelines.fp8.Fp8Linear`, undoably (the product's
+    `quantize` frees the bf16 weights). The 2026-12-02 numbers were taken with an inline copy of the same
+    arithmetic (per-channel weight scales, per-row input scales, `torch._scaled_mm`, bias added after)."""
+    from runners.pipelines import fp8
+
     saved = []
-    f8 = torch.float8_e4m3fn
-    fmax = torch.finfo(f8).max
-
-    class F8Linear(torch.nn.Module):
-        def __init__(self, lin: Any) -> None:
-            super().__init__()
-            w = lin.weight.detach().float()
-            s = (w.abs().amax(dim=1, keepdim=True) / fmax).clamp(min=1e-12)
-            self.wq = torch.nn.Parameter((w / s).to(f8).t(), requires_grad=False)  # [K, N], column-major
-            self.ws = torch.nn.Parameter(s.t().contiguous(), requires_grad=False)  # [1, N]
-            self.bias = lin.bias
-            self.n = lin.out_features
-
-        def forward(self, x: Any) -> Any:
-            shape = x.shape
-            x2 = x.reshape(-1, shape[-1])
-            xs = (x2.abs().amax(dim=1, keepdim=True).float() / fmax).clamp(min=1e-12)
-            xq = (x2.float() / xs).to(f8)
-            y = torch._scaled_mm(xq, self.wq, scale_a=xs, scale_b=self.ws, out_dtype=x.dtype)
-            if self.bias is not None:
-                y = y + self.bias
-            return y.reshape(*shape[:-1], self.n)
-
     for block in tr.transformer_blocks:
-        parents = [block.img_mlp.net, block.txt_mlp.net]
-        if not mlp_only:
-            parents += [block.attn, block.attn.to_out]
-        for parent in parents:
-            for key, child in list(parent.named_children()):
-                if isinstance(child, torch.nn.Linear):
-                    saved.append((parent, key, child))
-                    setattr(parent, key, F8Linear(child))
-        for key in ("proj",):
-            for mlp in (block.img_mlp.net[0], block.txt_mlp.net[0]):
-                child = getattr(mlp, key, None)
-                if isinstance(child, torch.nn.Linear):
-                    saved.append((mlp, key, child))
-                    setattr(mlp, key, F8Linear(child))
+        for parent, key in fp8.targets(block, "mlp" if mlp_only else "all"):
+            child = fp8.get_layer(parent, key)
+            saved.append((parent, key, child))
+            fp8.set_layer(parent, key, fp8.Fp8Linear(child))
 
     def undo() -> None:
         for parent, key, child in reversed(saved):
-            setattr(parent, key, child)
+            fp8.set_layer(parent, key, child)
     return undo
 
 

@@ -48,7 +48,7 @@ class Fp8Linear(torch.nn.Module):
         return y.reshape(*x.shape[:-1], self.out_features)
 
 
-def _targets(block: Any, which: str) -> list[tuple[Any, str]]:
+def targets(block: Any, which: str) -> list[tuple[Any, str]]:
     """(parent module, attribute) of each linear layer `which` covers in one QwenImageTransformerBlock."""
     out: list[tuple[Any, str]] = []
     for mlp in (block.img_mlp, block.txt_mlp):  # diffusers' FeedForward: net = [GELU(proj), Dropout, Linear]
@@ -60,24 +60,32 @@ def _targets(block: Any, which: str) -> list[tuple[Any, str]]:
     return out
 
 
+def get_layer(parent: Any, name: str) -> Any:
+    """parent.name, or parent[int(name)] for a position in a Sequential or ModuleList."""
+    return parent[int(name)] if name.isdigit() else getattr(parent, name)
+
+
+def set_layer(parent: Any, name: str, layer: Any) -> None:
+    if name.isdigit():
+        parent[int(name)] = layer
+    else:
+        setattr(parent, name, layer)
+
+
 def quantize(transformer: Any, which: str) -> int:
     """Replace the layers `which` names in every block by Fp8Linear; returns how many were replaced."""
     if which not in ("mlp", "all"):
         raise ValueError(f"fp8: nothing to quantize for {which!r}")
     n = 0
     for block in transformer.transformer_blocks:
-        for parent, name in _targets(block, which):
-            layer = getattr(parent, name) if not name.isdigit() else parent[int(name)]
+        for parent, name in targets(block, which):
+            layer = get_layer(parent, name)
             if isinstance(layer, Fp8Linear):
                 continue
             if not isinstance(layer, torch.nn.Linear):
                 raise TypeError(f"fp8: expected a Linear at {type(parent).__name__}.{name}, "
                                 f"found {type(layer)}")
-            new = Fp8Linear(layer)
-            if name.isdigit():
-                parent[int(name)] = new
-            else:
-                setattr(parent, name, new)
+            set_layer(parent, name, Fp8Linear(layer))
             n += 1
     return n
 
