@@ -62,6 +62,26 @@ def test_report_rejects_what_is_not_a_run(tmp_path: Path) -> None:
     assert code == 2 and "schema version 99" in stderr
 
 
+def test_report_says_it_is_reading_a_big_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.cli as cli
+
+    # Only record files count: 100 + 50 bytes, not the 999 of another file.
+    (tmp_path / "spans").mkdir()
+    (tmp_path / "spans" / "w0.jsonl").write_bytes(b"x" * 100)
+    (tmp_path / "spans" / "p.parquet").write_bytes(b"x" * 50)
+    (tmp_path / "notes.txt").write_bytes(b"x" * 999)
+    assert cli._records_bytes(tmp_path) == 150 and cli._records_bytes(tmp_path / "nope") == 0
+    sim = CliRunner().invoke(app, ["simulate", "--gpus", "2", "--images", "10", "--out", str(tmp_path)])
+    assert sim.exit_code == 0
+    run = next(p for p in tmp_path.iterdir() if (p / "meta.json").exists())
+    monkeypatch.setattr(cli, "READING_NOTE_BYTES", cli._records_bytes(run))  # exactly at the threshold
+    result = CliRunner().invoke(app, ["report", str(run), "--no-charts"])
+    assert result.exit_code == 0 and f"reading {run} (0 MB of records)…" in result.stderr
+    assert "reading" not in result.stdout  # the report itself stays clean
+    monkeypatch.setattr(cli, "READING_NOTE_BYTES", cli._records_bytes(run) + 1)  # one byte under: silent
+    assert "reading" not in CliRunner().invoke(app, ["report", str(run), "--no-charts"]).stderr
+
+
 def test_analysis_and_viz_never_import_torch() -> None:
     code = (
         "import sys, bench.analysis, bench.store, bench.cli, viz.gantt, viz.terminal, viz.trace, viz.save;"
