@@ -11,3 +11,9 @@ class BenchError(Exception):
 
 class Terminated(BaseException):
     """SIGTERM (from `kill`, `timeout`, a scheduler): handled like Ctrl-C, which raises KeyboardInterrupt."""
+
+
+def error_text(e: BaseException) -> str:
+    """One line: the exception type and its message (what a failed task's record and meta.json keep)."""
+    msg = " ".join(str(e).split())
+    return f"{type(e).__name__}: {msg}"[:500] if msg else type(e).__name__

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.durations import Dist, jitter_factors, mix_factors, speed_factors
 from bench.errors import BenchError
 from bench.modes import Action, Barrier, Claim, Done, Gate, Run, get_mode
 from bench.schema import BARRIER_BATCH, BARRIER_GATE
-from bench.workload import Dist, jitter_factors, mix_factors, speed_factors
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ import pandas as pd
 
 from bench.analysis.select import ok_tasks, waits
 from bench.analysis.timeline import max_count_drift
+from bench.durations import Dist, mix_factors
 from bench.errors import BenchError
 from bench.modes import MODES, get_mode
 from bench.schema import BARRIER_BATCH, BARRIER_GATE, Kind, Status
 from bench.simulate import SimResult, durations_model, simulate
 from bench.store import write_spans_columns
-from bench.workload import Dist, mix_factors
 
 
 def write_simulated(run_dir: Path, res: SimResult, repeat: int) -> None:

@@ -45,7 +45,7 @@ def workers(pid: int) -> list[int]:
 def one(out: Path) -> float:
     out.mkdir(parents=True, exist_ok=True)
     before = set(out.iterdir())
-    p = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--workload", "synthetic:mean=0.1",
+    p = subprocess.Popen([sys.executable, "-m", "syncbench", "run", "--workload", "synthetic:mean=0.1",
                           "--workers", "2", "--images", "200", "--mode", "free-run", "--out", str(out),
                           "--no-report"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

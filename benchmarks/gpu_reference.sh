@@ -21,17 +21,17 @@ export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}$PWD PYTHONUNBUFFERED=1 COLUMNS=100
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader
 common=(--model random:full --size 512 --steps 4 --out results/reference)
 case $stage in
-  a) timeout 560 python3 -m bench.cli run --mode free-run,batch-sync --images 270 --gpus 4 "${common[@]}" ;;
-  b) timeout 300 python3 -m bench.cli run --mode dynamic --images 270 --gpus 4 "${common[@]}"
-     timeout 150 python3 -m bench.cli run --mode free-run --images 30 --gpus 1 "${common[@]}"
+  a) timeout 560 python3 -m syncbench run --mode free-run,batch-sync --images 270 --gpus 4 "${common[@]}" ;;
+  b) timeout 300 python3 -m syncbench run --mode dynamic --images 270 --gpus 4 "${common[@]}"
+     timeout 150 python3 -m syncbench run --mode free-run --images 30 --gpus 1 "${common[@]}"
      timeout 120 python3 benchmarks/smoke.py --model random:full --size 512 --steps 4 --n 4 --device cuda:0 ;;
   p) timeout 200 python3 benchmarks/threads_probe.py --gpus 4 --json "$OUT/threads_probe.json"
      timeout 330 python3 benchmarks/smoke.py --model random:full --size 512 --steps 4 --n 20 --device cuda:0 \
        --json "$OUT/smoke_trace.json" ;;
-  c) timeout 560 python3 -m bench.cli run --mode free-run --images 120 --gpus 4 --backend threads "${common[@]}" ;;
-  d) timeout 560 python3 -m bench.cli run --mode batch-sync --images 120 --gpus 4 --backend threads "${common[@]}" ;;
-  e) timeout 560 python3 -m bench.cli run --mode dynamic --images 120 --gpus 4 --backend threads "${common[@]}" ;;
-  f) timeout 420 python3 -m bench.cli run --mode all --images 120 --gpus 4 "${common[@]}" ;;
+  c) timeout 560 python3 -m syncbench run --mode free-run --images 120 --gpus 4 --backend threads "${common[@]}" ;;
+  d) timeout 560 python3 -m syncbench run --mode batch-sync --images 120 --gpus 4 --backend threads "${common[@]}" ;;
+  e) timeout 560 python3 -m syncbench run --mode dynamic --images 120 --gpus 4 --backend threads "${common[@]}" ;;
+  f) timeout 420 python3 -m syncbench run --mode all --images 120 --gpus 4 "${common[@]}" ;;
 esac
 rc=$?
 [ "$stage" = p ] || tar czf "$OUT/runs-$stage.tgz" results/reference

@@ -145,9 +145,9 @@ def main(argv: list[str] | None = None) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     from runners.pipelines import speed
-    from runners.pipelines.edit import FULL, EditExecutor, EditWorkload
     from runners.pipelines.full import build_full_pipeline, shrunken_overrides
     from runners.pipelines.models import build_pipeline
+    from runners.workloads.edit import FULL, EditExecutor, EditWorkload
 
     device = a.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
     dev = torch.device(device)

@@ -41,7 +41,7 @@ def _one(repo: Path, cache: Path, env: dict[str, str]) -> tuple[float, dict[str,
     with tempfile.TemporaryDirectory() as out:
         full = {**os.environ, **env, "SYNCBENCH_CACHE": str(cache), "PYTHONPATH": str(repo)}
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "bench", *COMMAND, "--out", out], cwd=repo, env=full,
+        subprocess.run([sys.executable, "-m", "syncbench", *COMMAND, "--out", out], cwd=repo, env=full,
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wall = time.perf_counter() - t
         (run_dir,) = [d for d in Path(out).iterdir() if (d / "meta.json").is_file()]

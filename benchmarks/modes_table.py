@@ -41,7 +41,7 @@ def _new(out: Path, before: set[Path]) -> Path:
 def _bench(out: Path, *args: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     before = set(out.iterdir())
-    subprocess.run([sys.executable, "-m", "bench", *args, "--out", str(out)], check=True,
+    subprocess.run([sys.executable, "-m", "syncbench", *args, "--out", str(out)], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return _new(out, before)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from bench.config import RunConfig
 from bench.store import load_run
-from runners.run import execute, prepare
+from runners.run import run_config
 
 
 def gaps_ms(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -45,9 +45,9 @@ def main() -> None:
     for backend in a.backends.split(","):
         stats: dict[str, list[tuple[float, float, float]]] = {}
         for _ in range(a.repeats):
-            config = RunConfig(modes=["free-run", "batch-sync", "dynamic"], images=a.images, backend=backend,
+            config = RunConfig(modes=["free-run", "batch-sync", "dynamic"], images=a.images, launcher=backend,
                                workload="synthetic:mean=0", workers=a.workers, out=a.out / backend)
-            run_dir = execute(prepare(config), poll=lambda *_: None, argv=["runner_overhead"])
+            run_dir = run_config(config, argv=["runner_overhead"])
             for mode, (g, d) in gaps_ms(run_dir).items():
                 stats.setdefault(mode, []).append((np.median(g), np.percentile(g, 99), np.median(d)))
         for mode, rows in stats.items():

@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     a = _parse(argv)
     import torch
 
-    from runners.pipelines.edit import FULL, EditExecutor, EditWorkload
     from runners.pipelines.full import build_full_pipeline, parameter_count, shrunken_overrides
     from runners.pipelines.models import build_pipeline
+    from runners.workloads.edit import FULL, EditExecutor, EditWorkload
 
     device = a.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
     cuda = device.startswith("cuda")

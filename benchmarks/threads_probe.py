@@ -54,9 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     from diffusers import QwenImageTransformer2DModel
 
     from bench.workload import Task
-    from runners.pipelines.edit import FULL, EditExecutor, EditWorkload
     from runners.pipelines.full import build_full_pipeline, shrunken_overrides
     from runners.pipelines.qwen import default_dtype, load_configs
+    from runners.workloads.edit import FULL, EditExecutor, EditWorkload
 
     cuda = torch.cuda.is_available() and not a.shrink
     devs = [torch.device(f"cuda:{i}") if cuda else torch.device("cpu") for i in range(a.gpus)]

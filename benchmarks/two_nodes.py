@@ -53,8 +53,8 @@ def two_nodes(out: Path, images: int) -> Path:
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
          "--node-rank", str(node), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
          "--rdzv-id", rdzv,
-         "-m", "bench", "run", "--workers", "1", "--out", str(out), "--no-report", "--images", str(images),
-         "--mode", ",".join(MODES), "--workload", "synthetic:mean=0"],
+         "-m", "syncbench", "run", "--workers", "1", "--out", str(out), "--no-report",
+         "--images", str(images), "--mode", ",".join(MODES), "--workload", "synthetic:mean=0"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True) for node in (0, 1)]
     try:
         for p in procs:
@@ -70,8 +70,9 @@ def two_nodes(out: Path, images: int) -> Path:
 def one_node(out: Path, images: int) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     before = set(out.iterdir())
-    subprocess.run([sys.executable, "-m", "bench", "run", "--workers", "2", "--out", str(out), "--no-report",
-                    "--images", str(images), "--mode", ",".join(MODES), "--workload", "synthetic:mean=0"],
+    subprocess.run([sys.executable, "-m", "syncbench", "run", "--workers", "2", "--out", str(out),
+                    "--no-report", "--images", str(images), "--mode", ",".join(MODES),
+                    "--workload", "synthetic:mean=0"],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return _run_dir(out, before)
 

@@ -49,11 +49,30 @@ def _cpu_model() -> str:
     return "CPU"
 
 
+def describe_device(worker: int, index: int, cuda: bool | None = None, node: int | None = None) -> WorkerMeta:
+    """Worker `worker` on this host's CUDA device `index` (or, without CUDA, a CPU worker numbered `index`):
+    its lane label ("cuda:3 H100"; under torchrun the node first: "n1 cuda:3 H100"), model, UUID, host."""
+    import torch
+
+    host = socket.gethostname()
+    prefix = f"n{node} " if node is not None else ""
+    if cuda is None:
+        cuda = torch.cuda.is_available()
+    if not cuda:
+        return WorkerMeta(worker, "cpu", f"{prefix}cpu:{index}", _cpu_model(), None, host, node or 0, index)
+    if index >= torch.cuda.device_count():
+        raise BenchError(f"rank {worker}: local rank {index} but this node has {torch.cuda.device_count()} "
+                         "CUDA devices (--nproc-per-node is too large)")
+    props = torch.cuda.get_device_properties(index)
+    short = props.name.replace("NVIDIA ", "").split(" ")[0]
+    return WorkerMeta(worker, f"cuda:{index}", f"{prefix}cuda:{index} {short}", props.name,
+                      str(getattr(props, "uuid", "")) or None, host, node or 0, index)
+
+
 def resolve(gpus: str | None, workers: int | None) -> tuple[list[WorkerMeta], str | None]:
     """The devices to run on, and a note for the user when a default was chosen for them."""
     import torch
 
-    host = socket.gethostname()
     n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if workers is not None and workers < 1:
         raise BenchError("--workers must be at least 1")
@@ -63,18 +82,12 @@ def resolve(gpus: str | None, workers: int | None) -> tuple[list[WorkerMeta], st
         if not n_cuda:
             raise BenchError("no CUDA device on this machine: use --workers N for CPU workers")
         ids = parse_gpus(gpus or "all", n_cuda)
-        devices = []
-        for w, i in enumerate(ids):
-            props = torch.cuda.get_device_properties(i)
-            uuid = str(getattr(props, "uuid", "")) or None
-            short = props.name.replace("NVIDIA ", "").split(" ")[0]
-            devices.append(WorkerMeta(w, f"cuda:{i}", f"cuda:{i} {short}", props.name, uuid, host))
+        devices = [describe_device(w, i, cuda=True) for w, i in enumerate(ids)]
         note = None if gpus else f"using all {len(ids)} CUDA devices"
         return devices, note
     cores = os.cpu_count() or 1
     n = workers if workers is not None else cores
-    model = _cpu_model()
-    devices = [WorkerMeta(w, "cpu", f"cpu:{w}", model, None, host) for w in range(n)]
+    devices = [describe_device(w, w, cuda=False) for w in range(n)]
     note = None
     if workers is None:
         note = f"no CUDA device: {n} CPU workers, one per core, standing in for GPUs"

@@ -1,5 +1,5 @@
 """Who this process is under torchrun (rank, local rank, world size, node, restart), from its environment,
-and the test-only switch that moves one node's clock. Imports nothing of the runners: the CLI calls it first.
+and the test-only switch that moves one node's clock. Imports no torch.
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ class DistInfo:
     rdzv_id: str
 
 
+def under_torchrun() -> bool:
+    """Whether torchrun (its elastic agent) started this process: what `torch.distributed.
+    is_torchelastic_launched` checks, without importing torch."""
+    return os.environ.get("TORCHELASTIC_RUN_ID") is not None
+
+
 def dist_info() -> DistInfo | None:
     """This process's place under torchrun, or None when torchrun did not start it."""
-    import torch.distributed as dist
-
-    if not dist.is_torchelastic_launched():
+    if not under_torchrun():
         return None
     e = os.environ
     return DistInfo(int(e["RANK"]), int(e["LOCAL_RANK"]), int(e["WORLD_SIZE"]),

@@ -17,25 +17,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.lifecycle import Loss
 from bench.modes import get_mode
 from bench.schema import Kind, Span, Status
 from bench.store import JsonlWriter
-from bench.workload import DIE_EXIT_CODE
 from runners.sync import STOP, Beacon, Store, lost_set, mark_lost, requeue
 from runners.worker import WorkerSpec
+from runners.workloads.synthetic import DIE_EXIT_CODE
 
 MIN_TASK_TIMEOUT_S = 300.0  # the default timeout is 10 warm-ups, but at least this
 WARMUPS_PER_TIMEOUT = 10
-
-
-@dataclass
-class Loss:
-    worker: int
-    cause: str  # "died" or "hung"
-    detail: str  # "exit code -9 (SIGKILL)", "no progress for 5.0 s (--task-timeout)"
-    task: int | None  # the task id in flight, if any
-    mode: str | None
-    repeat: int | None
 
 
 def exit_text(code: int | None) -> str:

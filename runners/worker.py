@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from bench.errors import error_text
+from bench.lifecycle import ModeRun
 from bench.modes import Barrier, Claim, Done, Gate, Run, get_mode
 from bench.schema import BARRIER_BATCH, BARRIER_END, BARRIER_GATE, BARRIER_START, Kind, Sample, Span, Status
 from bench.store import JsonlWriter
@@ -52,17 +54,6 @@ class ModeHooks(Protocol):
 
 
 @dataclass(frozen=True)
-class ModeRun:
-    """One (repeat, mode) to run: which attempt of it this is, and on which tasks (indices into the run's task
-    list; None = all of them; with --keep-partial, the ones that still have no ok record)."""
-
-    repeat: int
-    mode: str
-    attempt: int = 0
-    tasks: tuple[int, ...] | None = None
-
-
-@dataclass(frozen=True)
 class WorkerSpec:
     """Everything a worker needs; picklable, so it travels to a spawned process."""
 
@@ -80,12 +71,6 @@ class WorkerSpec:
     retries: int = 0  # a task that raises runs again on this worker up to this many times
     on_worker_loss: Literal["stop", "continue"] = "stop"  # after a loss: stop before the next mode, or go on
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def error_text(e: BaseException) -> str:
-    """One line: the exception type and its message."""
-    msg = " ".join(str(e).split())
-    return f"{type(e).__name__}: {msg}"[:500] if msg else type(e).__name__
 
 
 class _Recorder:

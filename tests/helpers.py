@@ -148,11 +148,11 @@ DURATIONS = [2.0, 2.4, 1.6, 2.2, 2.0, 1.8, 2.6, 2.0, 1.9, 2.1, 2.3, 1.7, 2.0, 2.
 
 def run_synthetic(tmp: Path, *, modes: list[str], images: int, workers: int, backend: str,
                   workload: str, repeat: int = 1) -> RunData:
-    from runners.run import execute, prepare
+    from runners.run import run_config
 
-    config = RunConfig(modes=modes, images=images, backend=backend, workload=workload, workers=workers,
+    config = RunConfig(modes=modes, images=images, launcher=backend, workload=workload, workers=workers,
                        out=tmp, repeat=repeat)
-    run_dir = execute(prepare(config), poll=lambda *_: None, argv=["test"])
+    run_dir = run_config(config, argv=["test"])
     return load_run(run_dir)
 
 

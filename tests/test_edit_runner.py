@@ -8,7 +8,9 @@ import pytest
 
 from bench.config import RunConfig
 from bench.store import RunData, load_run
-from runners.run import execute, prepare
+from runners.job import Request
+from runners.launchers import LAUNCHERS
+from runners.run import run_config
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +23,8 @@ def edit_run(tmp_path_factory: pytest.TempPathFactory, tiny_cache: Path) -> RunD
     mp.setenv("SYNCBENCH_CACHE", str(tiny_cache))
     try:
         config = RunConfig(modes=["free-run", "batch-sync", "dynamic"], images=T, workers=G,
-                           out=tmp_path_factory.mktemp("runs"), edit={"model": "random:tiny", "steps": 3})
-        return load_run(execute(prepare(config), poll=lambda *_: None, argv=["test"]))
+                           out=tmp_path_factory.mktemp("runs"), options={"model": "random:tiny", "steps": 3})
+        return load_run(run_config(config, argv=["test"]))
     finally:
         mp.undo()
 
@@ -49,8 +51,8 @@ def test_meta_says_what_tiny_changes(edit_run: RunData) -> None:
 
 
 def test_headline_defaults_resolve_to_tiny_on_cpu(tmp_path: Path) -> None:
-    prep = prepare(RunConfig(modes=["free-run", "batch-sync"], images=270, out=tmp_path,
-                             edit={"model": "auto"}))
+    config = RunConfig(modes=["free-run", "batch-sync"], images=270, out=tmp_path, options={"model": "auto"})
+    prep = LAUNCHERS["processes"].prepare(Request(config, ["test"]))
     assert prep.workload.describe()["model"] == "random:tiny"
     assert any("no CUDA" in n for n in prep.notes)
     assert list(tmp_path.iterdir()) == []  # prepare writes nothing

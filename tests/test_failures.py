@@ -13,9 +13,11 @@ import pytest
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.store import load_run
-from bench.workload import Executor, SyntheticWorkload, Task, TaskRecorder
+from bench.workload import Executor, Task, TaskRecorder
 from runners.devices import resolve
-from runners.run import Prepared, execute
+from runners.job import Job
+from runners.launchers import LAUNCHERS
+from runners.workloads.synthetic import SyntheticWorkload
 
 pytestmark = pytest.mark.slow
 
@@ -58,14 +60,20 @@ class _FlakyExecutor:
         pass
 
 
-def prepared(tmp: Path, workload: Flaky, backend: str) -> Prepared:
-    config = RunConfig(modes=["free-run", "batch-sync"], images=8, backend=backend, workers=2, out=tmp)
-    return Prepared(config, workload, resolve(None, 2)[0], [])
+def prepared(tmp: Path, workload: Flaky, backend: str) -> Job:
+    config = RunConfig(modes=["free-run", "batch-sync"], images=8, launcher=backend, workers=2, out=tmp)
+    return Job(config, workload, ["test"], [], backend, resolve(None, 2)[0])
+
+
+def execute(job: Job) -> Path:
+    run_dir = LAUNCHERS[job.launcher].run(job)
+    assert run_dir is not None
+    return run_dir
 
 
 @pytest.mark.parametrize("backend", ["processes", "threads"])
 def test_failed_task_is_a_record_and_the_run_goes_on(tmp_path: Path, backend: str) -> None:
-    run = load_run(execute(prepared(tmp_path, Flaky(bad=3), backend), poll=lambda *_: None))
+    run = load_run(execute(prepared(tmp_path, Flaky(bad=3), backend)))
     t = run.spans[run.spans["kind"] == "task"]
     assert len(t) == 16  # 8 tasks x 2 modes, the failed ones included
     bad = t[t["task"] == 3]
@@ -78,7 +86,7 @@ def test_failed_task_is_a_record_and_the_run_goes_on(tmp_path: Path, backend: st
 @pytest.mark.parametrize("backend", ["processes", "threads"])
 def test_worker_that_cannot_load_fails_the_run_clearly(tmp_path: Path, backend: str) -> None:
     with pytest.raises(BenchError, match=r"worker \d .*RuntimeError: no such weights") as caught:
-        execute(prepared(tmp_path, Flaky(broken_load=True), backend), poll=lambda *_: None)
+        execute(prepared(tmp_path, Flaky(broken_load=True), backend))
     run_dir = next(tmp_path.iterdir())
     if backend == "processes":  # the log it points to is the failed worker's own
         msg = str(caught.value)
@@ -92,7 +100,7 @@ def test_worker_that_cannot_load_fails_the_run_clearly(tmp_path: Path, backend: 
 def test_a_run_where_every_task_fails_is_a_failed_run(tmp_path: Path) -> None:
     with pytest.raises(BenchError,
                        match=r"every task failed \(16 of 16\); the first: ValueError: cannot decode"):
-        execute(prepared(tmp_path, Flaky(bad=-1), "threads"), poll=lambda *_: None)
+        execute(prepared(tmp_path, Flaky(bad=-1), "threads"))
     run = load_run(next(tmp_path.iterdir()))
     assert run.meta.status == "failed" and (run.spans[run.spans["kind"] == "task"]["status"] == "error").all()
 
@@ -119,8 +127,9 @@ class _Interrupting(Flaky):
 def test_device_samples_are_written_between_tasks_and_survive_an_interrupted_worker(tmp_path: Path) -> None:
     import time
 
+    from bench.lifecycle import ModeRun
     from runners.sync import LocalStore, StoreSync
-    from runners.worker import ModeRun, WorkerSpec, worker_main
+    from runners.worker import WorkerSpec, worker_main
 
     class Sampler:  # one sample per drain, stamped when drained
         def drain(self) -> list[tuple[int, float | None, float | None, float | None]]:

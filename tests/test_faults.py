@@ -19,11 +19,13 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
-from bench.cli import app
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.store import RunData, load_run
-from runners.run import execute, plan_resume, prepare, resume
+from runners.job import Job, Request
+from runners.launchers import LAUNCHERS
+from runners.run import run_config
+from syncbench.cli import app
 from tests.helpers import Outcome, Together
 
 pytestmark = pytest.mark.slow
@@ -41,14 +43,19 @@ MEAN = 0.05
 def run(tmp: Path, modes: list[str], workload: str, *, images: int = 18, workers: int = 3,
         backend: str = "processes", **kw: object) -> tuple[RunData, BenchError | None]:
     """Run in-process; return the run folder's records and the error the run ended with, if any."""
-    config = RunConfig(modes=modes, images=images, backend=backend, workload=workload, workers=workers,
+    config = RunConfig(modes=modes, images=images, launcher=backend, workload=workload, workers=workers,
                        out=tmp, **kw)  # type: ignore[arg-type]
     err = None
     try:
-        execute(prepare(config), poll=lambda *_: None, argv=["test"])
+        run_config(config, argv=["test"])
     except BenchError as e:
         err = e
     return load_run(next(tmp.iterdir())), err
+
+
+def resumed(run_dir: Path, keep_partial: bool = False) -> Job:
+    """The job `bench run --resume RUN_DIR` would run (nothing in the folder changed yet)."""
+    return LAUNCHERS["processes"].prepare(Request(None, ["test"], resume=run_dir, keep_partial=keep_partial))
 
 
 def tasks(run: RunData, mode: str) -> pd.DataFrame:
@@ -134,7 +141,7 @@ def test_failing_tasks_with_and_without_retries(tmp_path: Path, backend: str) ->
 
 def _bench(*args: str, out: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100"}
-    return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", *args, "--out", str(out),
+    return subprocess.Popen([sys.executable, "-m", "syncbench", "run", *args, "--out", str(out),
                              "--no-report"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
@@ -275,9 +282,9 @@ def test_sigkill_from_outside_is_a_lost_worker_and_resume_reruns_the_mode(own_se
     (row,) = lost(load_run(run_dir)).itertuples()
     assert row.name == "died" and "SIGKILL" in row.error and row.mode == "free-run"
     assert got.left == {}
-    r = plan_resume(run_dir)
-    assert [(x.mode, x.attempt) for x in r.schedule] == [("free-run", 1)]
-    resume(r, poll=lambda *_: None, argv=["test"])
+    r = resumed(run_dir)
+    assert [(x.mode, x.attempt) for x in r.planned()] == [("free-run", 1)]
+    LAUNCHERS[r.launcher].run(r)
     after = load_run(run_dir)
     counted_ok_once(after, "free-run", 20)
     assert (after.spans["attempt"] == 1).all() and (after.superseded["attempt"] == 0).all()
@@ -291,10 +298,10 @@ def test_resume_with_keep_partial_runs_only_what_has_no_ok_record(tmp_path: Path
     first = load_run(run_dir)
     done = set(tasks(first, "free-run").query("status == 'ok'")["task"])
     assert err is not None and 0 < len(done) < 18
-    r = plan_resume(run_dir, keep_partial=True)
-    (mr,) = r.schedule
-    assert sorted(r.prep.workload.tasks(18, 0)[i].id for i in mr.tasks or ()) == sorted(set(range(18)) - done)
-    resume(r, poll=lambda *_: None, argv=["test"])
+    r = resumed(run_dir, keep_partial=True)
+    (mr,) = r.planned()
+    assert sorted(r.workload.tasks(18, 0)[i].id for i in mr.tasks or ()) == sorted(set(range(18)) - done)
+    LAUNCHERS[r.launcher].run(r)
     after = load_run(run_dir)
     counted_ok_once(after, "free-run", 18)
     assert after.meta.pieced == [(0, "free-run")]

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from bench.errors import BenchError
-from runners.pipelines import edit, fp8, speed, tiny
-from runners.pipelines.edit import EditExecutor, EditWorkload, make_edit_workload
+from runners.pipelines import fp8, speed, tiny
 from runners.worker import TaskBuffer
+from runners.workloads import edit
+from runners.workloads.edit import EditExecutor, EditWorkload, make_edit_workload
 
 
 def _linear(w: torch.Tensor, b: torch.Tensor | None = None) -> torch.nn.Linear:

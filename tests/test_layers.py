@@ -1,4 +1,5 @@
-"""Imports follow the data flow: no module imports from a layer above its own, and no import cycle."""
+"""Imports follow the data flow: no module imports from a layer above its own, and no import cycle; the
+folders show the floors: the command line is a folder of its own, on top."""
 
 from __future__ import annotations
 
@@ -8,15 +9,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("bench", "runners", "viz")
+PACKAGES = ("bench", "runners", "viz", "syncbench")
 
 # Bottom to top. A module belongs to the layer of the longest prefix that names it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("records and modes", ("bench", "bench.errors", "bench.schema", "bench.store", "bench.modes")),
-    ("workload, analysis, simulation", ("bench.workload", "bench.inputs", "bench.config", "bench.progress",
-                                        "bench.analysis", "bench.simulate", "bench.whatif")),
+    ("records and modes", ("bench", "bench.errors", "bench.schema", "bench.store", "bench.modes",
+                           "bench.durations")),
+    ("workload, analysis, simulation, a run's life", (
+        "bench.workload", "bench.inputs", "bench.config", "bench.progress", "bench.analysis", "bench.simulate",
+        "bench.whatif", "bench.lifecycle")),
     ("runners and views", ("runners", "viz")),
-    ("the CLI", ("bench.cli", "bench.__main__", "bench.torchrun")),
+    ("the CLI", ("syncbench",)),
 ]
 APART = {("runners", "viz"), ("viz", "runners")}  # one layer, but neither may use the other
 
@@ -105,4 +108,15 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     f = tmp_path / "x.py"
     f.write_text("def f():\n    from viz.gantt import gantt_figure\n")
     assert imports(f, {"viz", "viz.gantt"}) == {"viz.gantt"}
-    assert layer("bench.store") < layer("bench.analysis.metrics") < layer("viz.gantt") < layer("bench.cli")
+    assert layer("bench.store") < layer("bench.analysis.metrics") < layer("viz.gantt") < layer("syncbench.cli")
+
+
+def test_the_command_line_is_a_folder_of_its_own_on_top(import_graph: dict[str, set[str]]) -> None:
+    """Every module of syncbench/ is on the top floor and nothing else is; nothing imports it; the commands
+    installed start there."""
+    top = len(LAYERS) - 1
+    assert {m for m in import_graph if layer(m) == top} == {m for m in import_graph if m.startswith("syncbench")}
+    assert not [src for src, dst in import_graph.items() if not src.startswith("syncbench")
+                and any(d.startswith("syncbench") for d in dst)]
+    scripts = (ROOT / "pyproject.toml").read_text().split("[project.scripts]")[1].split("[")[0]
+    assert '"syncbench.cli:main"' in scripts and '"syncbench.torchrun:main"' in scripts

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from accelerate import PartialState
 
+from bench.durations import mix_factors
 from bench.modes import MODES, get_mode
 from bench.simulate import durations_model, simulate
 from bench.store import RunData
-from bench.workload import mix_factors
 from tests.helpers import run_synthetic, tasks_of
 
 
@@ -125,15 +125,15 @@ def test_every_mode_on_the_tiny_model_does_the_same_work_and_a_change_is_named(
     from bench.config import RunConfig
     from bench.store import load_run
     from runners import worker
-    from runners.run import execute, prepare
+    from runners.run import run_config
     from viz.terminal import report_json
 
     monkeypatch.setenv("SYNCBENCH_CACHE", str(tiny_cache))
 
     def tiny(tag: str, modes: list[str]) -> RunData:
-        config = RunConfig(modes=modes, images=4, workers=2, backend="threads",
-                           out=tmp_path_factory.mktemp(tag), edit={"model": "random:tiny", "steps": 2})
-        return load_run(execute(prepare(config), poll=lambda *_: None, argv=["test"]))
+        config = RunConfig(modes=modes, images=4, workers=2, launcher="threads",
+                           out=tmp_path_factory.mktemp(tag), options={"model": "random:tiny", "steps": 2})
+        return load_run(run_config(config, argv=["test"]))
 
     same = report_json(tiny("same", [*MODES, "staleness:1"]))["outputs"]
     assert same["same"] and same["compared"] == 4

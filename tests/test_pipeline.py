@@ -17,10 +17,11 @@ from PIL import Image
 from bench.errors import BenchError
 from bench.inputs import TaskInput
 from bench.workload import Task
-from runners.pipelines import edit, models, qwen, tiny
-from runners.pipelines.edit import EditExecutor, EditWorkload, make_edit_workload, resolve_model
+from runners.pipelines import models, qwen, tiny
 from runners.pipelines.full import build_full_pipeline, parameter_count, shrunken_overrides
 from runners.worker import TaskBuffer
+from runners.workloads import edit
+from runners.workloads.edit import EditExecutor, EditWorkload, make_edit_workload, resolve_model
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import bench.cli
+import syncbench.cli
+import syncbench.live
 from bench.progress import Planned, ProgressFeed, WorkerProgress, clock_text, headline, plain_line, stage_text
 
 
@@ -123,8 +124,8 @@ def test_stages_say_what_a_worker_waits_on() -> None:
 
 @pytest.mark.slow  # a real run
 def test_a_run_into_a_file_prints_progress_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench.cli, "PLAIN_EVERY_S", 0.25)
-    result = CliRunner().invoke(bench.cli.app, [
+    monkeypatch.setattr(syncbench.live, "PLAIN_EVERY_S", 0.25)
+    result = CliRunner().invoke(syncbench.cli.app, [
         "run", "--mode", "both", "--workload", "synthetic:mean=0.05", "--images", "16", "--workers", "2",
         "--backend", "threads", "--out", str(tmp_path), "--no-report"])
     assert result.exit_code == 0, result.stderr

@@ -180,7 +180,7 @@ def test_trace_cap_shares_the_budget(big: RunData) -> None:
 def test_write_report_lines(tmp_path: Path, big: RunData) -> None:
     from typer.testing import CliRunner
 
-    from bench.cli import app
+    from syncbench.cli import app
 
     result = CliRunner().invoke(app, ["report", str(big.path), "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output

@@ -7,10 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.analysis import mode_table
-from bench.cli import app
 from bench.modes import MODES, parse_modes
 from bench.simulate import durations_model, simulate
 from bench.store import load_run
+from syncbench.cli import app
 
 NAMES = ["free-run", "batch-sync", "dynamic"]
 

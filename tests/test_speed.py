@@ -14,9 +14,10 @@ import pytest
 import torch
 
 from bench.errors import BenchError
-from runners.pipelines import edit, speed, tiny
-from runners.pipelines.edit import EditExecutor, EditWorkload, make_edit_workload
+from runners.pipelines import speed, tiny
 from runners.worker import TaskBuffer
+from runners.workloads import edit
+from runners.workloads.edit import EditExecutor, EditWorkload, make_edit_workload
 
 ROOT = Path(__file__).resolve().parent.parent
 

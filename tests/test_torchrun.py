@@ -46,7 +46,7 @@ def two_nodes(outs: tuple[Path, Path], *args: str, env: dict[str, str] | None = 
     for node, out in enumerate(outs):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                "--node-rank", str(node), "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
-               "--rdzv-id", rdzv, *torchrun, "-m", "bench", "run", "--workers", "1", "--out", str(out),
+               "--rdzv-id", rdzv, *torchrun, "-m", "syncbench", "run", "--workers", "1", "--out", str(out),
                "--no-report", *args]
         environ = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100", **(env or {})}
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -108,7 +108,7 @@ def _start_mismatched(tmp_path: Path) -> list[subprocess.CompletedProcess[str]]:
     for images in ("8", "9"):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
                "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", rdzv,
-               "-m", "bench", "run", "--workers", "1", "--out", str(tmp_path), "--no-report",
+               "-m", "syncbench", "run", "--workers", "1", "--out", str(tmp_path), "--no-report",
                "--workload", "synthetic:mean=0.01", "--images", images, "--mode", "free-run"]
         procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outs = [p.communicate(timeout=120)[0] for p in procs]
@@ -163,9 +163,9 @@ def test_two_nodes_share_one_run_folder_and_a_restarted_group_resumes_it(own_set
 def _start_unanswered(tmp_path: Path) -> tuple[int, subprocess.CompletedProcess[str]]:
     """One node of a job whose rendezvous endpoint nobody listens on (and this node is not node 0 of it)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "bench.torchrun", "--nnodes", "2", "--nproc-per-node", "1",
+    cmd = [sys.executable, "-m", "syncbench.torchrun", "--nnodes", "2", "--nproc-per-node", "1",
            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.2:{port}", "--rdzv-conf", "join_timeout=1",
-           "-m", "bench", "run", "--workers", "1", "--out", str(tmp_path)]
+           "-m", "syncbench", "run", "--workers", "1", "--out", str(tmp_path)]
     return port, subprocess.run(cmd, capture_output=True, text=True, timeout=60)
 
 

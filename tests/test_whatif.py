@@ -8,9 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.analysis import mode_table
-from bench.cli import app
 from bench.store import write_meta
 from bench.whatif import fit_run, fits_by_mode, predict
+from syncbench.cli import app
 from tests.helpers import make_run
 
 

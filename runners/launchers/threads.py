@@ -1,4 +1,4 @@
-"""threads backend: one process, one thread per device, like the origin document's ThreadPoolExecutor.
+"""The threads launcher: one process, one thread per device, like the origin document's ThreadPoolExecutor.
 
 Python threads share the GIL: CPU-side work of one worker (preprocessing, scheduler, kernel launches) delays
 the others; that cost is what this backend exists to show. The threads run the same protocol as processes,
@@ -12,17 +12,19 @@ import threading
 import time
 from pathlib import Path
 
-from bench.errors import BenchError, Terminated
-from runners.monitor import Loss, Monitor, Poll
+from bench.errors import BenchError, Terminated, error_text
+from bench.lifecycle import Loss
+from runners.job import Launcher, prepare_local, run_local
+from runners.monitor import Monitor, Poll
 from runners.nvml import open_sampler
 from runners.sync import LOST, LocalStore, StoreSync
-from runners.worker import WorkerSpec, error_text, worker_main
+from runners.worker import WorkerSpec, worker_main
 
 POLL_S = 0.1
 STOP_WAIT_S = 30.0  # after a stop, how long the other threads get to reach their next action
 
 
-def run(specs: list[WorkerSpec], poll: Poll, task_timeout_s: float | None) -> list[Loss]:
+def start(specs: list[WorkerSpec], poll: Poll, task_timeout_s: float | None) -> list[Loss]:
     import torch
 
     if specs[0].torch_threads:
@@ -81,3 +83,11 @@ def run(specs: list[WorkerSpec], poll: Poll, task_timeout_s: float | None) -> li
 
 def _name(specs: list[WorkerSpec], w: int) -> str:
     return next(s.device_name for s in specs if s.worker == w)
+
+
+LAUNCHER = Launcher(
+    name="threads",
+    help="threads (one process; cannot end a hung thread or survive a worker that exits)",
+    prepare=lambda request: prepare_local(request, "threads"),
+    run=lambda job: run_local(job, start),
+)

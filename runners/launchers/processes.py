@@ -1,4 +1,4 @@
-"""processes backend: one spawned process per device, coordinated through a TCPStore this process serves.
+"""The processes launcher: one process per device, coordinated through a TCPStore this process serves.
 
 The parent starts the workers, serves the store (barriers, the queue, the lost set: `runners.sync`) and runs
 the `Monitor` about every 0.1 s: a worker that exits unasked or hangs in a task is lost, never waited for.
@@ -15,17 +15,16 @@ import sys
 import time
 from collections.abc import Mapping
 from datetime import timedelta
+from multiprocessing import get_context
 from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-
 from bench.errors import BenchError, Terminated
-from runners.monitor import Loss, Monitor, Poll
+from bench.lifecycle import Loss
+from runners.job import Launcher, prepare_local, run_local
+from runners.monitor import Monitor, Poll
 from runners.nvml import open_sampler
 from runners.sync import LOST, RunStopped, StoreSync
 from runners.worker import WorkerSpec, worker_main
@@ -41,6 +40,9 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def _child(spec: WorkerSpec, port: int, environ: dict[str, str]) -> None:
+    import torch
+    import torch.distributed as dist
+
     # A forkserver child starts with the environment the server had; the run's is the parent's of now.
     os.environ.clear()
     os.environ.update(environ)
@@ -71,19 +73,21 @@ def _context(specs: list[WorkerSpec]) -> ForkServerContext | SpawnContext:
     forkserver child cannot initialise CUDA once the server's imports have touched it (seen on an H200:
     "Cannot re-initialize CUDA in forked subprocess")."""
     if any(s.device.startswith("cuda") for s in specs):
-        spawn = mp.get_context("spawn")
+        spawn = get_context("spawn")
         assert isinstance(spawn, SpawnContext)
         return spawn
-    ctx = mp.get_context("forkserver")
+    ctx = get_context("forkserver")
     assert isinstance(ctx, ForkServerContext)
-    ctx.set_forkserver_preload(["torch", "runners.backends.processes"])
+    ctx.set_forkserver_preload(["torch", "torch.distributed", "runners.launchers.processes"])
     return ctx
 
 
-def run(specs: list[WorkerSpec], poll: Poll, task_timeout_s: float | None) -> list[Loss]:
+def start(specs: list[WorkerSpec], poll: Poll, task_timeout_s: float | None) -> list[Loss]:
     """Run the workers to the end; returns the workers lost on the way. Raises BenchError when the run cannot
     go on (a worker lost before any mode started), KeyboardInterrupt or Terminated when stopped from
     outside."""
+    import torch.distributed as dist
+
     server = dist.TCPStore("127.0.0.1", 0, None, True, timeout=STORE_TIMEOUT, wait_for_workers=False)
     server.set(LOST, "")
     ctx = _context(specs)
@@ -151,3 +155,11 @@ def _end_all(procs: Mapping[int, BaseProcess], told_at: float | None) -> None:
         _kill(p, signal.SIGKILL)
     for p in procs.values():
         p.join(timeout=5.0)
+
+
+LAUNCHER = Launcher(
+    name="processes",
+    help="processes (one per device)",
+    prepare=lambda request: prepare_local(request, "processes"),
+    run=lambda job: run_local(job, start),
+)

@@ -3,10 +3,10 @@ that a rendezvous that fails — nobody answers at the endpoint within the join 
 connection — is one red line and exit code 2 instead of torchrun's 40-line traceback.
 
     bench-torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint head:29500 \\
-        --rdzv-conf join_timeout=120 -m bench run --mode all
+        --rdzv-conf join_timeout=120 -m syncbench run --mode all
 
 It does not check anything else: the workers it starts are `bench run` as under plain torchrun. The torch
-side lives in `runners.launch.run_torchrun`; this module only words its error, as `bench` does.
+side lives in `runners.launchers.torchrun.run_torchrun`; this module only words its error, as `bench` does.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from bench.errors import BenchError
 
 
 def main(argv: list[str] | None = None) -> None:
-    from runners.launch import run_torchrun
+    from runners.launchers.torchrun import run_torchrun
 
     try:
         run_torchrun(sys.argv[1:] if argv is None else argv)

@@ -1,20 +1,16 @@
-"""The edit workload: diffusers' QwenImageEditPipeline behind the `bench.workload.Workload` protocol.
+"""The edit workload: Qwen-Image-Edit through diffusers' QwenImageEditPipeline, its options and checks.
 
 `EditWorkload` is a frozen, picklable description (model, inputs, steps, size, CFG, ...). `load` builds the
-pipeline on one device and returns an executor whose `run` does one edit and reports its phases (encode: call
-start -> first transformer forward; denoise: -> end of the last step; decode: -> the image is on the host;
-save: -> PIL conversion and, with save_dir, the PNG written) and every denoising step. On CUDA the times
-inside the call are CUDA events (no synchronize per step), resolved after the call against one anchor event;
-NVTX ranges mark task, phases and steps. On CPU they are perf_counter_ns taken in the hooks. The speed options
-(`compile`, `attention`) are applied to the pipeline when the executor is made (`speed.apply`), so a compile
-falls in the load, and the executor keeps its duration (`compile_s`).
-It knows nothing of spans, t0 or modes (the runner's), nor how a model is built (`models`, `tiny`, `full`).
+pipeline on one device and returns an executor whose `run` does one edit; the generic diffusers timing
+(`runners.pipelines.timing`) reports its phases (save: PIL conversion and, with save_dir, the PNG written)
+and every denoising step. The speed options (`compile`, `attention`, `fp8`) are applied to the pipeline when
+the executor is made (`speed.apply`), so a compile falls in the load, and the executor keeps its duration
+(`compile_s`). It knows nothing of spans, t0 or modes (the runner's), nor how a model is built (`models`,
+`tiny`, `full`). Importing it imports no torch: the registry and the CLI read its options.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +26,7 @@ from bench.inputs import (
     generated_image,
     open_image,
 )
-from bench.workload import Task, TaskRecorder, fingerprint
+from bench.workload import Option, Task, TaskRecorder, Where, WorkloadEntry, fingerprint
 from runners.pipelines import speed
 from runners.pipelines.models import (
     FULL,
@@ -43,10 +39,10 @@ from runners.pipelines.models import (
     defaults_for,
     resolve_model,
 )
-from runners.pipelines.qwen import condition_area, quiet_numpy
 
 __all__ = [
-    "FULL", "REAL_HUB_ID", "TINY", "TINY_DEFAULTS", "EditExecutor", "EditWorkload", "make_edit_workload",
+    "ENTRY", "FULL", "REAL_HUB_ID", "TINY", "TINY_DEFAULTS", "EditExecutor", "EditWorkload",
+    "make_edit_workload",
 ]
 
 
@@ -259,43 +255,9 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
 # The executor.
 
 
-class _Nvtx:
-    """NVTX push/pop that keeps count, so a failed task leaves no range open."""
-
-    def __init__(self, on: bool) -> None:
-        self.on, self.depth = on, 0
-        if on:
-            import torch
-
-            self._push, self._pop = torch.cuda.nvtx.range_push, torch.cuda.nvtx.range_pop
-
-    def push(self, name: str) -> None:
-        if self.on:
-            self._push(name)
-            self.depth += 1
-
-    def pop(self) -> None:
-        if self.on and self.depth:
-            self._pop()
-            self.depth -= 1
-
-    def close(self) -> None:
-        while self.depth:
-            self.pop()
-
-
-@dataclass
-class _Call:
-    """Marks taken inside one pipeline call: perf_counter_ns (CPU) or CUDA events."""
-
-    n_steps: int
-    first_forward: Any = None
-    step_ends: list[Any] = field(default_factory=list)
-    step_index: list[int] = field(default_factory=list)
-
-
 class EditExecutor:
-    """A loaded pipeline on one device; `run` does one edit and reports phases and steps.
+    """A loaded pipeline on one device; `run` does one edit and reports phases and steps (timed from outside
+    the call by `runners.pipelines.timing`).
 
     Making one applies the workload's speed options to `pipe` (`speed.apply`); `compile_s` is then None
     without compile, else the seconds this executor spent compiling (one transformer forward on dummy inputs
@@ -305,87 +267,38 @@ class EditExecutor:
     def __init__(self, workload: EditWorkload, pipe: Any, device: str) -> None:
         import torch
 
+        from runners.pipelines.timing import PipelineTimer
+
         self.wl, self.pipe, self.device = workload, pipe, device
-        self.cuda = device.startswith("cuda")
         self.torch = torch
-        self.dev = torch.device(device)
         self.cond_side = workload._cond_side()
         self.compile_s: float | None = speed.apply(
             pipe,
             speed.SpeedOptions(compile=workload.compile, attention=workload.attention, fp8=workload.fp8),
             device,
             speed.warm_shape(workload.size or workload.defaults.size, self.cond_side))
-        self._call: _Call | None = None
-        self._nvtx = _Nvtx(self.cuda and workload.trace_steps)
-        self._hook = pipe.transformer.register_forward_pre_hook(self._on_forward)
+        self.timer = PipelineTimer(pipe, device, workload.trace_steps)
         if workload.save_dir:
             Path(workload.save_dir).mkdir(parents=True, exist_ok=True)
 
-    def _mark(self) -> Any:
-        if self.cuda:
-            ev = self.torch.cuda.Event(enable_timing=True)
-            ev.record(self.torch.cuda.current_stream(self.dev))
-            return ev
-        return time.perf_counter_ns()
-
-    def _on_forward(self, module: Any, args: Any) -> None:
-        c = self._call
-        if c is None or c.first_forward is not None:
-            return
-        c.first_forward = self._mark()
-        self._nvtx.pop()  # encode
-        self._nvtx.push("denoise")
-        self._nvtx.push("step 0")
-
-    def _on_step_end(self, pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-        c = self._call
-        if c is None:
-            return {}
-        last = i == c.n_steps - 1
-        if self.wl.trace_steps or last or not self.cuda:
-            c.step_ends.append(self._mark())
-            c.step_index.append(i)
-        self._nvtx.pop()  # step i
-        if last:
-            self._nvtx.pop()  # denoise
-            self._nvtx.push("decode")
-        else:
-            self._nvtx.push(f"step {i + 1}")
-        return {}
-
     def run(self, task: Task, rec: TaskRecorder) -> None:
-        torch = self.torch
+        from runners.pipelines.qwen import condition_area, quiet_numpy
+
         d = self.wl.defaults
         size = task.size or self.wl.size or d.size
         steps = task.steps or self.wl.steps or d.steps
-        t_start = time.perf_counter_ns()
-        nv = self._nvtx
-        nv.push(f"task {task.id}")
-        nv.push("encode")
-        try:
-            anchor_ev, anchor_ns = None, t_start
-            if self.cuda:
-                # The stream is idle between tasks (the previous image came back to the host), so the anchor
-                # event completes at once: at ~anchor_ns. Every later event is anchor_ns + elapsed time.
-                anchor_ev = self._mark()
-                anchor_ev.synchronize()
-                anchor_ns = time.perf_counter_ns()
+        cond_area = self.cond_side * self.cond_side if self.cond_side else None
+        with self.timer.call(task.id, steps) as call:
             image = (open_image(task.image) if task.image is not None
                      else generated_image(task.seed, self.cond_side or 1024))
-            self._call = _Call(n_steps=steps)
-            with quiet_numpy(), condition_area(self.cond_side * self.cond_side if self.cond_side else None), \
-                    self._on_device():
+            with quiet_numpy(), condition_area(cond_area), self.timer.on_device():
                 out = self.pipe(
                     image=image, prompt=task.prompt, negative_prompt=self.wl.negative_prompt,
-                    true_cfg_scale=self.wl.true_cfg_scale, height=size, width=size,
-                    num_inference_steps=steps, generator=torch.Generator(self.device).manual_seed(task.seed),
-                    output_type="np", callback_on_step_end=self._on_step_end,
-                    callback_on_step_end_tensor_inputs=[],
+                    true_cfg_scale=self.wl.true_cfg_scale, height=size, width=size, num_inference_steps=steps,
+                    generator=self.torch.Generator(self.device).manual_seed(task.seed), output_type="np",
+                    callback_on_step_end=call.on_step_end, callback_on_step_end_tensor_inputs=[],
                 )
-            t_return = time.perf_counter_ns()
-            call, self._call = self._call, None
-            nv.pop()  # decode
-            nv.push("save")
+            call.returned()
             with quiet_numpy():
                 pil = self.pipe.image_processor.numpy_to_pil(out.images)[0]
             if self.wl.save_dir and not task.warmup:  # a warm-up's image is not the task's edit
@@ -394,48 +307,47 @@ class EditExecutor:
             # Free this edit's buffers inside the task's last phase: freeing them is the task's work too
             # (on CPU it took up to ~4 ms after the phases, which then no longer added up to the task).
             del out, pil, image
-            t_end = time.perf_counter_ns()
-            nv.pop()  # save
-        finally:
-            self._call = None
-            nv.close()
-        if call is None or call.first_forward is None or not call.step_ends:
-            raise RuntimeError("the pipeline ran no denoising step")
-        if call.step_index[-1] != steps - 1:
-            raise RuntimeError(f"the pipeline ran {call.step_index[-1] + 1} steps, expected {steps}")
-        resolve = self._resolver(anchor_ev, anchor_ns, t_return)
-        t_ff = resolve(call.first_forward, t_start)
-        ends = []
-        prev = t_ff
-        for m in call.step_ends:
-            prev = resolve(m, prev)
-            ends.append(prev)
-        rec.phase("encode", t_start, t_ff)
-        if self.wl.trace_steps:
-            prev = t_ff
-            for k, e in zip(call.step_index, ends, strict=True):
-                rec.step(k, prev, e)
-                prev = e
-        rec.phase("denoise", t_ff, ends[-1])
-        rec.phase("decode", ends[-1], t_return)
-        rec.phase("save", t_return, t_end)
-
-    def _on_device(self) -> Any:
-        return self.torch.cuda.device(self.dev) if self.cuda else contextlib.nullcontext()
-
-    def _resolver(self, anchor_ev: Any, anchor_ns: int, t_return: int) -> Any:
-        """mark -> host perf_counter_ns, clamped to [lower bound, t_return] so phases stay ordered."""
-        def resolve(mark: Any, lower: int) -> int:
-            if self.cuda:
-                mark.synchronize()  # already complete: the image reached the host after it
-                ns = anchor_ns + round(anchor_ev.elapsed_time(mark) * 1e6)
-            else:
-                ns = int(mark)
-            return min(max(ns, lower), t_return)
-        return resolve
+        call.report(rec)
 
     def close(self) -> None:
-        self._hook.remove()
+        self.timer.close()
         self.pipe = None
-        if self.cuda:
+        if self.device.startswith("cuda"):
             self.torch.cuda.empty_cache()
+
+
+# --------------------------------------------------------------------------------------------------
+# The registry entry: the options `bench run` takes for this workload.
+
+
+def make(params: str, options: dict[str, Any], where: Where) -> tuple[EditWorkload, list[str]]:
+    if params:
+        raise BenchError(f"--workload edit takes no parameters, got 'edit:{params}'")
+    opts = {k: v for k, v in options.items() if k != "tasks"}
+    return make_edit_workload(cuda=where.cuda, tasks_file=options.get("tasks"), **opts)
+
+
+ENTRY = WorkloadEntry(
+    name="edit",
+    help="edit = Qwen-Image-Edit through diffusers (see --model).",
+    options=(
+        Option("model", str, "auto", "auto | random:tiny | random:full | hub id | local folder. auto = tiny "
+               "without CUDA; with CUDA real weights if cached, else random:full."),
+        Option("input_dir", Path, None, "folder of input images (use with --prompt)."),
+        Option("prompt", str, None, "the prompt for --input-dir."),
+        Option("tasks", Path, None, "JSONL or CSV with image, prompt[, seed, size, steps, cost]."),
+        Option("steps", int, None, "denoising steps (default: the model's; real 50)."),
+        Option("size", int, None, "output side in pixels (default: real 1024)."),
+        Option("true_cfg_scale", float, None, "true CFG scale (default 4.0)."),
+        Option("negative_prompt", str, None, "negative prompt (default ' ')."),
+        Option("save_images", bool, False, "write edited images into the run folder."),
+        Option("trace_steps", bool, True, "per-step CUDA events and NVTX ranges."),
+        Option("compile", bool, False, "torch.compile the transformer's repeated blocks when the model loads "
+               "(outside the timed window; its time is recorded)."),
+        Option("attention", str, "default", "diffusers' attention backend: default | native | "
+               "_native_cudnn | _native_flash | _native_efficient | _native_math."),
+        Option("fp8", str, "none", "fp8 matrix products (lossy; needs sm_89+ on CUDA) for the transformer "
+               "blocks' linear layers: none | mlp | all."),
+    ),
+    make=make,
+)

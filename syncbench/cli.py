@@ -22,12 +22,15 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn
 
 from bench.config import RunConfig
 from bench.errors import BenchError, Terminated
 from bench.modes import MODE_GROUPS, MODE_NAMES, get_mode, parse_modes
-from bench.progress import Planned, ProgressFeed, clock_text, headline, plain_line, stage_text
+from runners.job import Request
+from runners.launchers import LAUNCHERS, SELECTABLE
+from runners.workloads import WORKLOADS
+from syncbench.live import progress_view
+from syncbench.options import with_workload_options, workload_option_names
 
 app = typer.Typer(
     add_completion=False,
@@ -42,19 +45,11 @@ out = Console(width=_PIPED_WIDTH)
 # Messages on stderr into a file or a CI log stay one line each (a terminal wraps them itself).
 err = Console(stderr=True, soft_wrap=not sys.stderr.isatty())
 
-WORKLOAD_HELP = (
-    "edit = Qwen-Image-Edit through diffusers (see --model). "
-    "synthetic:KEY=VALUE,... (keys mean, skew, jitter, steps, dist=normal|lognormal; e.g. "
-    "synthetic:mean=0.05,jitter=0.1) = each task sleeps "
-    "mean × speed(worker) × jitter(task): speed factors spread evenly over [1-skew, 1+skew] across workers "
-    "(worker 0 fastest); jitter a per-task factor with mean 1 and coefficient of variation `jitter`, the "
-    "same for every mode."
-)
-
-
 MODE_HELP = (" | ".join(MODE_NAMES) + " | "
              + " | ".join(f"{g} ({', '.join(ms)})" for g, ms in MODE_GROUPS.items())
              + ", or a comma list")
+WORKLOAD_HELP = " ".join(e.help for e in WORKLOADS.values())
+BACKEND_HELP = " | ".join(LAUNCHERS[n].help for n in SELECTABLE) + "."
 
 
 def _fail(e: BenchError) -> None:
@@ -62,18 +57,13 @@ def _fail(e: BenchError) -> None:
     raise typer.Exit(2)
 
 
-FAULT_HELP = (
-    "Faults on demand (synthetic workload): fail=P (each try of a task raises with probability P, drawn from "
-    "the seed), hang=I (task I never returns), die=I (the worker running task I exits hard); hang and die "
-    "fire once per run folder."
-)
 # Options that define the work: --resume takes them from the run folder and refuses new values.
-WORK_OPTIONS = ("mode", "images", "gpus", "workers", "backend", "workload", "model", "input_dir", "prompt",
-                "tasks", "steps", "size", "true_cfg_scale", "negative_prompt", "save_images", "trace_steps",
-                "compile", "attention", "fp8", "out_dir", "seed", "repeat")
+WORK_OPTIONS = ("mode", "images", "gpus", "workers", "backend", "workload", *workload_option_names(),
+                "out_dir", "seed", "repeat")
 
 
 @app.command()
+@with_workload_options
 def run(
     ctx: typer.Context,
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "both",
@@ -81,39 +71,8 @@ def run(
     gpus: Annotated[str | None, typer.Option(
         help="CUDA devices: all | N (the first N) | 0,2,5. Default: all.")] = None,
     workers: Annotated[int | None, typer.Option(help="CPU workers (no CUDA). Default: one per core.")] = None,
-    backend: Annotated[str, typer.Option(
-        help="processes (one per device) | threads (one process; cannot end a "
-             "hung thread or survive a worker that exits).")] = "processes",
-    workload: Annotated[str, typer.Option(help=WORKLOAD_HELP + " " + FAULT_HELP)] = "edit",
-    model: Annotated[str, typer.Option(
-        help="edit only: auto | random:tiny | random:full | hub id | local folder. auto = tiny without CUDA; "
-             "with CUDA real weights if cached, else random:full.")] = "auto",
-    input_dir: Annotated[Path | None, typer.Option(
-        help="edit only: folder of input images (use with --prompt).")] = None,
-    prompt: Annotated[str | None, typer.Option(help="edit only: the prompt for --input-dir.")] = None,
-    tasks: Annotated[Path | None, typer.Option(
-        help="edit only: JSONL or CSV with image, prompt[, seed, size, steps, cost].")] = None,
-    steps: Annotated[int | None, typer.Option(
-        help="edit only: denoising steps (default: the model's; real 50).")] = None,
-    size: Annotated[int | None, typer.Option(
-        help="edit only: output side in pixels (default: real 1024).")] = None,
-    true_cfg_scale: Annotated[float | None, typer.Option(
-        help="edit only: true CFG scale (default 4.0).")] = None,
-    negative_prompt: Annotated[str | None, typer.Option(
-        help="edit only: negative prompt (default ' ').")] = None,
-    save_images: Annotated[bool, typer.Option(
-        help="edit only: write edited images into the run folder.")] = False,
-    trace_steps: Annotated[bool, typer.Option(
-        help="edit only: per-step CUDA events and NVTX ranges.")] = True,
-    compile: Annotated[bool, typer.Option(
-        help="edit only: torch.compile the transformer's repeated blocks when "
-             "the model loads (outside the timed window; its time is recorded).")] = False,
-    attention: Annotated[str, typer.Option(
-        help="edit only: diffusers' attention backend: default | native | "
-             "_native_cudnn | _native_flash | _native_efficient | _native_math.")] = "default",
-    fp8: Annotated[str, typer.Option(
-        help="edit only: fp8 matrix products (lossy; needs sm_89+ on CUDA) for the "
-             "transformer blocks' linear layers: none | mlp | all.")] = "none",
+    backend: Annotated[str, typer.Option(help=BACKEND_HELP)] = "processes",
+    workload: Annotated[str, typer.Option(help=WORKLOAD_HELP)] = "edit",
     out_dir: Annotated[Path, typer.Option(
         "--out", help="Parent folder of run folders (never overwritten).")] = Path("results"),
     seed: Annotated[int, typer.Option(help="Seed of task 0; task i gets seed + i.")] = 0,
@@ -140,99 +99,77 @@ def run(
              "and rank 0 collects them at the end of each mode (detected when rank 0's folder is not "
              "visible).")] = False,
     report: Annotated[bool, typer.Option(help="Write charts and trace when done.")] = True,
+    **options: Any,
 ) -> None:
     """Run the workload on every device under each mode; write a run folder and report it.
 
-    Under torchrun (`torchrun --nnodes N --nproc-per-node G ... -m bench run ...`, the same options on every
-    node) each process is one worker; rank 0 writes the run folder and prints the report.
+    Under torchrun (`torchrun --nnodes N --nproc-per-node G ... -m syncbench run ...`, the same options on
+    every node) each process is one worker; rank 0 writes the run folder and prints the report.
 
     Exit codes: 0 every task succeeded; 1 the run ran to its end with faults (failed tasks, lost workers,
     modes left incomplete: all recorded); 2 bad input, or the run failed (its folder is kept, marked failed);
     130 Ctrl-C, 143 SIGTERM (the folder is kept, marked interrupted: --resume finishes it).
     """
-    from runners.run import Prepared, Resumption
+    from runners.run import launcher_for
 
     signal.signal(signal.SIGTERM, _terminate)
-    resumed: Resumption | None = None
+    # 1. What was asked, checked where the workers will run; nothing is written yet.
     try:
-        if keep_partial and resume is None:
-            raise BenchError("--keep-partial applies to --resume only")
-        changes = {"retries": retries, "task_timeout": task_timeout, "on_worker_loss": on_worker_loss}
-        if resume is not None:
-            given = [o for o in WORK_OPTIONS if _given(ctx, o)]
-            if given:
-                flag = "--out" if given[0] == "out_dir" else "--" + given[0].replace("_", "-")
-                raise BenchError(f"--resume runs the work its folder recorded: it cannot take {flag} "
-                                 "(drop it)")
-            from runners.run import plan_resume
-
-            explicit = {k: v for k, v in changes.items() if _given(ctx, k)}
-            resumed = plan_resume(resume, keep_partial, explicit)
-            prep: Prepared = resumed.prep
-        else:
-            edit: dict[str, Any] = {
-                "model": model, "input_dir": input_dir, "prompt": prompt, "tasks_file": tasks,
-                "steps": steps, "size": size, "true_cfg_scale": true_cfg_scale,
-                "negative_prompt": negative_prompt, "save_images": save_images, "trace_steps": trace_steps,
-                "compile": compile, "attention": attention, "fp8": fp8,
-            }
-            if workload != "edit":
-                given = [k for k in ("input_dir", "prompt", "tasks_file", "steps", "size")
-                         if edit[k] is not None]
-                given += ["compile"] if compile else []
-                given += ["attention"] if attention != "default" else []
-                given += ["fp8"] if fp8 != "none" else []
-                if given or model != "auto":
-                    raise BenchError(
-                        f"--{(given or ['model'])[0].replace('_', '-')} applies to --workload edit only")
-                edit = {}
-            config = RunConfig(
-                modes=parse_modes(mode), images=images, backend=backend, workload=workload, gpus=gpus,
-                workers=workers, out=out_dir, seed=seed, repeat=repeat, edit=edit, **changes,  # type: ignore[arg-type]
-            )
-            from runners.distinfo import apply_test_clock, dist_info
-
-            info = dist_info()
-            if info is not None:  # under torchrun: this process is one worker of the group
-                apply_test_clock(info)
-                _torchrun(config, no_shared_fs, report)
-                return
-            from runners.run import prepare  # torch is imported only for a run
-
-            prep = prepare(config)
+        request = _request(ctx, locals(), options)
+        launcher = launcher_for(request)
+        job = launcher.prepare(request)
     except BenchError as e:
         _fail(e)
-    for note in prep.notes:
+    for note in job.notes:
         err.print(f"[yellow]note:[/] {note}", highlight=False)
-    G, images = len(prep.devices), prep.config.images
-    if resumed is not None:
-        plan = [Planned(x.repeat, x.mode, len(x.tasks) if x.tasks is not None else images, x.attempt)
-                for x in resumed.schedule]
-    else:
-        plan = [Planned(r, m, images) for r, m in prep.config.schedule()]
-    feed = ProgressFeed(G, plan, cold_build=_cold_build(prep))
-    poll, progress = _progress_view(feed, prep, plan)
-
+    # 2. The run, with its progress on stderr where this process sees every worker.
+    progress: Any = contextlib.nullcontext()
+    if launcher.shows_progress and job.devices is not None:
+        job.poll, progress = progress_view(err, job)
     started = time.monotonic()
-    argv = ["bench", *sys.argv[1:]]
     try:
-        with progress:  # type: ignore[attr-defined]
-            if resumed is not None:
-                from runners.run import resume as run_resumed
-
-                run_dir = run_resumed(resumed, poll, argv)
-            else:
-                from runners.run import execute
-
-                run_dir = execute(prep, poll, argv=argv)
+        with progress:
+            run_dir = launcher.run(job)
     except BenchError as e:
         _fail(e)
     except (KeyboardInterrupt, Terminated) as e:
-        err.print("[bold red]interrupted[/]: the run folder is kept, marked interrupted; "
-                  "bench run --resume FOLDER finishes it", highlight=False)
+        if launcher.shows_progress:
+            err.print("[bold red]interrupted[/]: the run folder is kept, marked interrupted; "
+                      "bench run --resume FOLDER finishes it", highlight=False)
         raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
+    if run_dir is None:  # a torchrun rank other than 0: rank 0 reports
+        return
+    # 3. The summary and the charts; exit 1 where the run had faults.
     err.print(f"finished in {time.monotonic() - started:.1f} s → {run_dir}", highlight=False)
     _report(run_dir, charts=report, summary_only=True)
+    _exit_for_faults(run_dir)
+
+
+def _request(ctx: typer.Context, given: dict[str, Any], options: dict[str, Any]) -> Request:
+    """The command line as a request: a new run's configuration, or a folder to resume with what may change
+    (only the options typed on the command line count as given)."""
+    changes = {k: given[k] for k in ("retries", "task_timeout", "on_worker_loss")}
+    if given["keep_partial"] and given["resume"] is None:
+        raise BenchError("--keep-partial applies to --resume only")
+    argv = ["bench", *sys.argv[1:]]
+    if given["resume"] is not None:
+        typed = [o for o in WORK_OPTIONS if _given(ctx, o)]
+        if typed:
+            flag = "--out" if typed[0] == "out_dir" else "--" + typed[0].replace("_", "-")
+            raise BenchError(f"--resume runs the work its folder recorded: it cannot take {flag} (drop it)")
+        return Request(None, argv, resume=given["resume"], keep_partial=given["keep_partial"],
+                       changes={k: v for k, v in changes.items() if _given(ctx, k)})
+    config = RunConfig(
+        modes=parse_modes(given["mode"]), images=given["images"], launcher=given["backend"],
+        workload=given["workload"], gpus=given["gpus"], workers=given["workers"], out=given["out_dir"],
+        seed=given["seed"], repeat=given["repeat"], **changes,
+        options={k: v for k, v in options.items() if _given(ctx, k)},
+    )
+    return Request(config, argv, no_shared_fs=given["no_shared_fs"])
+
+
+def _exit_for_faults(run_dir: Path) -> None:
+    """Warn of failed tasks and lost workers; exit 1 where the run ran to its end with faults."""
     from bench.store import read_meta, task_outcomes
 
     o = task_outcomes(run_dir)
@@ -248,94 +185,6 @@ def run(
                   "report)", highlight=False)
     if o.failed or o.lost or status != "complete":
         # Exit 1: the run ran to its end and every fault is recorded, but not every edit succeeded.
-        raise typer.Exit(1)
-
-
-PLAIN_EVERY_S = 10.0  # where stderr is not a terminal, a progress line this often
-MAX_BARS = 16  # above this many workers, one line of stage counts instead of a bar per worker
-
-
-def _cold_build(prep: Any) -> bool:
-    """Whether loading will build the tiny model first (its cache folder is not complete yet)."""
-    from runners.pipelines.models import TINY
-
-    if getattr(prep.workload, "model", None) != TINY:
-        return False
-    from runners.pipelines.tiny import TINY_NAME, cache_root, is_complete
-
-    return not is_complete(cache_root() / TINY_NAME)
-
-
-def _progress_view(feed: ProgressFeed, prep: Any, plan: list[Planned]) -> tuple[Any, Any]:
-    """The poll callback and the context to run it in: rich bars on a terminal, a plain line every
-    PLAIN_EVERY_S seconds elsewhere (a file, a CI log), so a long run is never silent."""
-    G, images, n_runs = len(prep.devices), prep.config.images, len(plan)
-
-    def total(mode: str | None, worker: int) -> int:
-        """A worker's progress total: its own tasks where the mode fixes them up front, else every task."""
-        fixed = get_mode(mode).tasks_per_worker if mode else None
-        return fixed(worker, G, images) if fixed else images
-
-    if not err.is_terminal:
-        last = [time.monotonic()]
-
-        def plain(run_dir: Path, states: dict[int, tuple[str, str]]) -> None:
-            feed.update(run_dir, states)
-            if time.monotonic() - last[0] >= PLAIN_EVERY_S:
-                last[0] = time.monotonic()
-                err.print(plain_line(feed.snapshot(), n_runs, feed.failed()), highlight=False, soft_wrap=True)
-
-        return plain, contextlib.nullcontext()
-
-    progress = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20),
-                        TextColumn("{task.fields[info]}"), console=err, transient=False)
-    head = progress.add_task("all workers".ljust(14), total=sum(x.tasks for x in plan), info="starting")
-    bars = [] if G > MAX_BARS else [
-        progress.add_task(f"{d.name[:14]:<14}", total=total(None, d.worker), info="starting")
-        for d in prep.devices]
-
-    def rich(run_dir: Path, states: dict[int, tuple[str, str]]) -> None:
-        feed.update(run_dir, states)
-        snap = feed.snapshot()
-        finished = sum(x.tasks for x in plan[:snap.index])
-        info = headline(snap, n_runs, compact=True)
-        if not bars:
-            info += " · " + ", ".join(f"{n} {stage}" for stage, n in snap.states.items())
-        progress.update(head, completed=finished + snap.done, info=info)
-        now = time.monotonic()
-        for w, bar in enumerate(bars):
-            p = feed.workers.get(w)
-            if p is None:
-                continue
-            fail = f" [red]{p.failed} failed[/]" if p.failed else ""
-            last_s = (f" · last {p.last_task_s:.2f}s" if p.last_task_s is not None and p.state != "done"
-                      else "")
-            where = f"{p.mode} r{p.repeat} " if p.mode and p.state != "done" else ""
-            stage = stage_text(p, feed.cold_build)
-            info = f"{where}{stage} {clock_text(now - p.since)}{fail}{last_s}"
-            progress.update(bar, completed=p.done, total=total(p.mode, w), info=info)
-
-    return rich, progress
-
-
-def _torchrun(config: RunConfig, no_shared_fs: bool, charts: bool) -> None:
-    """One worker of a torchrun group; rank 0 reports the run and sets the exit code."""
-    from bench.store import read_meta, task_outcomes
-    from runners.launch import run_under_torchrun
-
-    started = time.monotonic()
-    try:
-        run_dir, rank0 = run_under_torchrun(config, ["bench", *sys.argv[1:]], no_shared_fs)
-    except BenchError as e:
-        _fail(e)
-    except (KeyboardInterrupt, Terminated) as e:
-        raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
-    if not rank0 or run_dir is None:
-        return
-    err.print(f"finished in {time.monotonic() - started:.1f} s → {run_dir}", highlight=False)
-    _report(run_dir, charts=charts, summary_only=True)
-    o = task_outcomes(run_dir)
-    if o.failed or read_meta(run_dir).status != "complete":
         raise typer.Exit(1)
 
 
@@ -465,10 +314,11 @@ def simulate(
     import numpy as np
     import pandas as pd
 
-    from bench.schema import RunMeta, WorkerMeta
-    from bench.store import finish_run, start_run
+    from bench import lifecycle
+    from bench.durations import speed_factors
+    from bench.schema import WorkerMeta
     from bench.whatif import simulate_run
-    from bench.workload import parse_synthetic, speed_factors
+    from runners.workloads.synthetic import parse_synthetic
     from viz.whatif import sim_table
 
     try:
@@ -481,17 +331,15 @@ def simulate(
             raise BenchError(f"--dist must be normal or lognormal, got {dist!r}")
         mixed = parse_synthetic(f"synthetic:mix={mix}") if mix else parse_synthetic("synthetic")
         mixture = (mixed.mix_share, mixed.mix_factor)
-        run_dir, meta = start_run(out_dir, f"sim-{gpus}x{images}", RunMeta(
-            run_id="", status="running", modes=modes, n_workers=gpus, n_tasks=images, simulated=True,
+        folder = lifecycle.open_new(out_dir, f"sim-{gpus}x{images}", lifecycle.new_meta(
+            modes=modes, repeat=repeat, seed=seed, n_tasks=images,
             workers=[WorkerMeta(g, f"sim:{g}", f"sim:{g}", host="simulated") for g in range(gpus)],
             workload={"kind": "simulated", "mean_s": mean, "skew": skew, "jitter": jitter, "dist": dist,
                       **({"mix": {"share": mixture[0], "factor": mixture[1]}} if mix else {})},
-            backend="simulated", repeat=repeat, schedule=[(r, m) for r in range(repeat) for m in modes],
-            seed=seed, argv=["bench", *sys.argv[1:]],
-        ))
+            launcher="simulated", argv=["bench", *sys.argv[1:]], simulated=True))
+        run_dir = folder.run_dir
     except BenchError as e:
         _fail(e)
-    started = time.perf_counter()
     makespans, drift = simulate_run(run_dir, modes, repeat, images, gpus, mean, skew, jitter, dist, seed,  # type: ignore[arg-type]
                                     mixture)
     wf = np.asarray(speed_factors(gpus, skew))
@@ -506,7 +354,7 @@ def simulate(
         rows.append({"mode": m, "median_s": float(np.median(ms)), "p5_s": float(np.percentile(ms, 5)),
                      "p95_s": float(np.percentile(ms, 95)), "theory_s": expected, "theory": how,
                      "drift_tasks": float(np.median(drift[m]))})
-    meta = finish_run(run_dir, meta, "complete", elapsed_s=time.perf_counter() - started)
+    meta = lifecycle.close(folder, "complete")
     out.print(sim_table(pd.DataFrame(rows),
                         f"simulated makespans: {images} tasks on {gpus} workers, mean {mean} s, "
                         f"skew ±{skew:.0%}, jitter {jitter:.0%} ({repeat} repeats)"))

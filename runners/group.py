@@ -1,0 +1,189 @@
+"""What the workers of a launcher that are not the driver's children share, through one key-value store.
+
+- `Group`: the processes of one round (rank, world), and what they say to each other: gather, share, agree
+  (a round of a restarted job works under a fresh key prefix: `fresh_namespace`);
+- `Hooks`: around each mode run, the clock exchange with rank 0 (`runners.clock`) and, where the ranks share
+  no folder, shipping each rank's new records to rank 0, which appends them to the run folder;
+- `watch_own_hang`: a hung task ends its own process (where only an engine, not a parent, watches it);
+- `print_progress`: rank 0's progress line from the records and every worker's beacon in the store.
+
+It knows nothing of torchrun's environment: a launcher hands it the store, the rank and the world size.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import secrets
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+from bench.lifecycle import ModeRun
+from bench.progress import Planned, ProgressFeed, plain_line
+from runners.clock import Measurement, Timeline, exchange, fit
+from runners.sync import Beacon, StoreSync
+
+PROGRESS_EVERY_S = 30.0  # rank 0's progress line
+
+
+def fresh_namespace(store: Any, rank: int, world: int, timeout_s: float) -> str:
+    """A key prefix that this round's ranks agree on and no earlier round used.
+
+    torchrun's agent keeps one store for every round of a job (it is not renewed on a restart), so keys an
+    earlier round wrote are still there and would be read as this round's. Each process therefore makes a
+    fresh nonce and only trusts an answer that echoes it: rank 0 publishes its nonce; each other rank answers
+    with (rank 0's nonce, its own) and takes the namespace from the reply that names its own nonce; rank 0
+    replies only to answers naming its nonce. Stale keys of a dead round can then never match."""
+    me = secrets.token_hex(8)
+    deadline = time.monotonic() + timeout_s
+
+    def wait() -> None:
+        if time.monotonic() > deadline:
+            raise BenchError(f"rank {rank}: the other ranks of this torchrun group did not answer "
+                             f"within {timeout_s:g} s")
+        time.sleep(0.005)
+
+    if rank == 0:
+        store.set("syncbench/round", me)
+        for r in range(1, world):
+            while True:
+                hello = (store.get(f"syncbench/hello/{r}").decode() if store.check([f"syncbench/hello/{r}"])
+                         else "")
+                ours, _, theirs = hello.partition(":")
+                if ours == me:
+                    store.set(f"syncbench/welcome/{r}", f"{theirs}:{me}")
+                    break
+                wait()
+        return me
+    answered = ""
+    while True:
+        round_ = store.get("syncbench/round").decode() if store.check(["syncbench/round"]) else ""
+        if round_ and round_ != answered:  # (a stale round's nonce gets a stale answer, never replied to)
+            store.set(f"syncbench/hello/{rank}", f"{round_}:{me}")
+            answered = round_
+        key = f"syncbench/welcome/{rank}"
+        if store.check([key]):
+            echo, _, ns = store.get(key).decode().partition(":")
+            if echo == me:
+                return ns
+        wait()
+
+
+class Group:
+    """This round's ranks, talking through its store: every rank calls the same methods in the same order."""
+
+    def __init__(self, store: Any, rank: int, world: int) -> None:
+        self.store, self.rank, self.world, self.n = store, rank, world, 0
+
+    def _key(self) -> str:
+        self.n += 1
+        return f"syncbench/{self.n}"
+
+    def gather(self, obj: Any) -> list[Any]:
+        key = self._key()
+        self.store.set(f"{key}/{self.rank}", pickle.dumps(obj))
+        return [pickle.loads(self.store.get(f"{key}/{r}")) for r in range(self.world)]
+
+    def share(self, obj: Any) -> Any:
+        """Rank 0's `obj`, on every rank."""
+        key = self._key()
+        if self.rank == 0:
+            self.store.set(key, pickle.dumps(obj))
+        return pickle.loads(self.store.get(key))
+
+    def agree(self, problem: str | None) -> None:
+        """Raise the first rank's problem on every rank (so every node stops with the same one line)."""
+        found = [p for p in self.gather(problem) if p]
+        if found:
+            raise BenchError(found[0])
+
+
+class Hooks:
+    """Around each mode run: a clock exchange with rank 0 before its start and after its end (the timeline is
+    refitted from all of them so far); without a shared folder, this rank's new records go to rank 0."""
+
+    def __init__(self, group: Group, timeline: Timeline, local: Path | None, run_dir: Path,
+                 local_ranks: list[int]) -> None:
+        self.group, self.timeline, self.local, self.run_dir = group, timeline, local, run_dir
+        self.local_ranks = local_ranks  # the ranks that write into a folder of their own
+        self.measured: list[tuple[str, Measurement, int]] = []  # (label, the kept ping-pong, wall ns it cost)
+        self.shipped: dict[str, int] = {}
+        self.calls = 0
+
+    def measure(self, label: str) -> None:
+        self.calls += 1  # the same on every rank (rank 0 keeps no measurement of its own)
+        began = time.perf_counter_ns()
+        m = exchange(self.group.store, f"clock/{self.calls}", self.group.rank, self.group.world)
+        if m is not None:
+            self.measured.append((label, m, time.perf_counter_ns() - began))
+            t = fit([x for _, x, _ in self.measured])
+            self.timeline.offset_ns, self.timeline.drift, self.timeline.ref_ns = (
+                t.offset_ns, t.drift, t.ref_ns)
+
+    def before(self, run: ModeRun) -> None:
+        self.measure(f"{run.mode} r{run.repeat} a{run.attempt} start")
+
+    def after(self, run: ModeRun) -> None:
+        self.measure(f"{run.mode} r{run.repeat} a{run.attempt} end")
+        self.ship()
+
+    def ship(self) -> None:
+        """Without a shared folder: every rank's records since the last ship, to rank 0, which appends
+        them."""
+        for owner, name in [(r, f"{kind}/w{r}.jsonl") for r in self.local_ranks
+                            for kind in ("spans", "samples")]:
+            key = f"ship/{self.group.n}/{name}"
+            if self.group.rank == owner and self.local is not None:
+                path = self.local / name
+                data = path.read_bytes() if path.is_file() else b""
+                new = data[self.shipped.get(name, 0):]
+                new = new[: new.rfind(b"\n") + 1]  # whole lines only
+                self.shipped[name] = self.shipped.get(name, 0) + len(new)
+                self.group.store.set(key, new)
+            elif self.group.rank == 0:
+                with open(self.run_dir / name, "ab") as f:
+                    f.write(self.group.store.get(key))
+        self.group.n += 1
+
+
+def watch_own_hang(sync: StoreSync, timeout_s: float | None, rank: int) -> None:
+    """A hung task ends its own process (torchrun cannot see a hang, but sees a process that ends)."""
+    def loop() -> None:
+        while True:
+            time.sleep(1.0)
+            b: Beacon | None = sync.last
+            if (timeout_s and b is not None and b.state == "task"
+                    and (time.perf_counter_ns() - b.since_ns) / 1e9 > timeout_s):
+                print(f"error: rank {rank} hung in task {b.task}: no progress for {timeout_s:g} s "
+                      "(--task-timeout); ending this process so that torchrun sees it",
+                      file=sys.stderr, flush=True)
+                os._exit(3)
+
+    threading.Thread(target=loop, name="syncbench-watchdog", daemon=True).start()
+
+
+def print_progress(store: Any, run_dir: Path, schedule: list[ModeRun], world: int, images: int,
+                    local_ranks: list[int]) -> None:
+    """Rank 0: a progress line every PROGRESS_EVERY_S on stderr (torchrun's and Slurm's logs are files), from
+    the records in the run folder and every rank's beacon in the store."""
+    plan = [Planned(x.repeat, x.mode, images, x.attempt) for x in schedule]
+    feed = ProgressFeed(world, plan)
+    where = (f" (tasks counted: ranks on this node; ranks {local_ranks} send theirs at the end)"
+             if local_ranks else "")
+
+    def loop() -> None:
+        while True:
+            time.sleep(PROGRESS_EVERY_S)
+            keys = [f"beacon/{w}" for w in range(world)]
+            states = {w: (b.state, b.key) for w, k in enumerate(keys) if store.check([k])
+                      for b in [Beacon.loads(store.get(k))]}
+            feed.update(run_dir, states)
+            print(plain_line(feed.snapshot(), len(plan), feed.failed()) + where, file=sys.stderr, flush=True)
+
+    threading.Thread(target=loop, name="syncbench-progress", daemon=True).start()
+
+
