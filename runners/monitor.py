@@ -44,9 +44,22 @@ def exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
-# What a backend calls about every 0.1 s with each worker's (beacon state, mode-run key), for the progress
+# What a launcher calls about every 0.1 s with each worker's (beacon state, mode-run key), for the progress
 # view.
 Poll = Callable[[dict[int, tuple[str, str]]], None]
+POLL_S = 0.1
+
+
+def watch_until_ended(monitor: Monitor, alive: Callable[[], bool], poll: Poll,
+                      check: Callable[[], None]) -> None:
+    """A launcher's watch: every POLL_S until no worker is alive, the progress view's poll, then `check`
+    (which gives the monitor what ended and raises where the run cannot go on); once more at the end, for
+    what ended since the last look."""
+    while alive():
+        poll(monitor.states())
+        check()
+        time.sleep(POLL_S)
+    check()
 
 
 @dataclass

@@ -202,9 +202,6 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
     rec.span(Kind.WARMUP, "warmup", start, now(), task=warm.id, error=error)
     if hooks is not None:
         hooks.before(run)
-    alter = os.environ.get(ALTER, "")
-    reply: int | None = None
-    tries: dict[int, int] = {}  # first try of a task the queue gave back after a loss
     t0: int | None = None
     try:
         # 2. Common start barrier: t0 is when the last worker arrived; the plan runs on the workers that came.
@@ -215,44 +212,7 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
         rec.set_t0(t0)
         rec.write_samples(sampler)
         # 3. The mode's plan, action by action, on this worker's rank among them.
-        mode = get_mode(run.mode)
-        plan = mode.plan(present.index(spec.worker), len(present), len(indices))
-        costs = [spec.tasks[i].cost for i in indices]
-        order = mode.queue_order(costs) if mode.queue_order else range(len(indices))
-        while True:
-            sync.check(key)
-            try:
-                action = plan.send(reply)
-            except StopIteration:
-                break
-            reply = None
-            if isinstance(action, Run):
-                task = spec.tasks[indices[action.task]]
-                if f"{run.mode}:{task.id}" == alter:  # the test hook: this task does different work here
-                    task = replace(task, seed=task.seed + 1)
-                first = tries.pop(action.task, 0)
-                for retry in range(first, first + spec.retries + 1):
-                    sync.beacon(Beacon("task", key, now(), action.task, retry, t0))
-                    if _run_task(rec, executor, task, action.batch, retry):
-                        break
-                rec.write_samples(sampler)  # between tasks, so a crash loses at most one task's samples
-            elif isinstance(action, Barrier):
-                enter = now()
-                sync.beacon(Beacon("barrier", key, enter, t0_ns=t0))
-                sync.barrier(key, f"b{action.batch}")
-                rec.span(Kind.BARRIER, BARRIER_BATCH, enter, now(), batch=action.batch)
-            elif isinstance(action, Claim):
-                sync.beacon(Beacon("claim", key, now(), t0_ns=t0))
-                got = sync.claim(key, order)
-                if got is not None:
-                    reply, tries[got[0]] = got
-            elif isinstance(action, Done):
-                sync.done(key, action.batch)
-            elif isinstance(action, Gate):
-                enter = now()
-                sync.beacon(Beacon("barrier", key, enter, t0_ns=t0))
-                sync.gate(key, action.batch, present)
-                rec.span(Kind.BARRIER, BARRIER_GATE, enter, now(), batch=action.starts)
+        _follow_plan(spec, sync, rec, executor, run, indices, present, t0, sampler)
     except ModeAborted:
         # A worker was lost and this mode's assignment is fixed: it ends here, incomplete (before its start,
         # the spans so far are placed before the moment it ended).
@@ -266,6 +226,54 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
     rec.write_samples(sampler)
     if hooks is not None:
         hooks.after(run)
+
+
+def _follow_plan(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Executor, run: ModeRun,
+                 indices: tuple[int, ...], present: list[int], t0: int, sampler: SampleSource | None) -> None:
+    """Carry out the mode's plan for this worker, action by action: run a task (with its retries), wait at a
+    barrier, claim from the queue, say a batch is done, wait at a gate."""
+    key = mode_key(run.attempt, run.repeat, run.mode)
+    mode = get_mode(run.mode)
+    plan = mode.plan(present.index(spec.worker), len(present), len(indices))
+    costs = [spec.tasks[i].cost for i in indices]
+    order = mode.queue_order(costs) if mode.queue_order else range(len(indices))
+    alter = os.environ.get(ALTER, "")
+    reply: int | None = None
+    tries: dict[int, int] = {}  # first try of a task the queue gave back after a loss
+    while True:
+        sync.check(key)
+        try:
+            action = plan.send(reply)
+        except StopIteration:
+            return
+        reply = None
+        if isinstance(action, Run):
+            task = spec.tasks[indices[action.task]]
+            if f"{run.mode}:{task.id}" == alter:  # the test hook: this task does different work here
+                task = replace(task, seed=task.seed + 1)
+            first = tries.pop(action.task, 0)
+            for retry in range(first, first + spec.retries + 1):
+                sync.beacon(Beacon("task", key, now(), action.task, retry, t0))
+                if _run_task(rec, executor, task, action.batch, retry):
+                    break
+            rec.write_samples(sampler)  # between tasks, so a crash loses at most one task's samples
+        elif isinstance(action, Barrier):
+            enter = now()
+            sync.beacon(Beacon("barrier", key, enter, t0_ns=t0))
+            sync.barrier(key, f"b{action.batch}")
+            rec.span(Kind.BARRIER, BARRIER_BATCH, enter, now(), batch=action.batch)
+        elif isinstance(action, Claim):
+            sync.beacon(Beacon("claim", key, now(), t0_ns=t0))
+            got = sync.claim(key, order)
+            if got is not None:
+                reply, tries[got[0]] = got
+        elif isinstance(action, Done):
+            sync.done(key, action.batch)
+        elif isinstance(action, Gate):
+            enter = now()
+            sync.beacon(Beacon("barrier", key, enter, t0_ns=t0))
+            sync.gate(key, action.batch, present)
+            rec.span(Kind.BARRIER, BARRIER_GATE, enter, now(), batch=action.starts)
 
 
 def worker_main(spec: WorkerSpec, sync: StoreSync,

@@ -24,7 +24,7 @@ from types import FrameType
 from bench.errors import BenchError, Terminated
 from bench.lifecycle import Loss
 from runners.job import Launcher, prepare_local, run_local
-from runners.monitor import Monitor, Poll
+from runners.monitor import Monitor, Poll, watch_until_ended
 from runners.nvml import open_sampler
 from runners.sync import LOST, RunStopped, StoreSync
 from runners.worker import WorkerSpec, worker_main
@@ -32,7 +32,6 @@ from runners.worker import WorkerSpec, worker_main
 # How long a client waits for the store to answer (a long barrier does not hold a store call open: it polls).
 STORE_TIMEOUT = timedelta(minutes=30)
 STOP_GRACE_S = 3.0  # a told worker stops at its next action; past this it gets SIGTERM, and SIGKILL 3 s later
-POLL_S = 0.1
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -109,11 +108,7 @@ def start(specs: list[WorkerSpec], poll: Poll, task_timeout_s: float | None) -> 
                                  f"the first mode started: {loss.detail}")
 
     try:
-        while any(p.is_alive() for p in procs.values()):
-            poll(monitor.states())
-            watch()
-            time.sleep(POLL_S)
-        watch()  # what ended since the last look
+        watch_until_ended(monitor, lambda: any(p.is_alive() for p in procs.values()), poll, watch)
     except (KeyboardInterrupt, Terminated, BenchError):
         monitor.stop("interrupted")
         stopping_since = time.monotonic()

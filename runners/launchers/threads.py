@@ -15,12 +15,11 @@ from pathlib import Path
 from bench.errors import BenchError, Terminated, error_text
 from bench.lifecycle import Loss
 from runners.job import Launcher, prepare_local, run_local
-from runners.monitor import Monitor, Poll
+from runners.monitor import Monitor, Poll, watch_until_ended
 from runners.nvml import open_sampler
 from runners.sync import LOST, LocalStore, StoreSync
 from runners.worker import WorkerSpec, worker_main
 
-POLL_S = 0.1
 STOP_WAIT_S = 30.0  # after a stop, how long the other threads get to reach their next action
 
 
@@ -61,11 +60,7 @@ def start(specs: list[WorkerSpec], poll: Poll, task_timeout_s: float | None) -> 
                                     if loss.cause == "hung" else ""))
 
     try:
-        while any(t.is_alive() for t in threads.values()):
-            poll(monitor.states())
-            watch()
-            time.sleep(POLL_S)
-        watch()  # what ended since the last look
+        watch_until_ended(monitor, lambda: any(t.is_alive() for t in threads.values()), poll, watch)
     except (KeyboardInterrupt, Terminated, BenchError):
         monitor.stop("interrupted")
         stopped = True
