@@ -155,10 +155,10 @@ class EditWorkload:
                        "(default 4.0 with ' ')")
         if self.compile:
             dev.append("transformer blocks compiled (torch.compile, regional): the same math through fused "
-                       "kernels, so outputs differ from eager by rounding (tolerance: BENCHMARKS.md §6)")
+                       "kernels, so outputs differ from eager by rounding (tolerance: BENCHMARKS.md §2)")
         if self.fp8 != "none":
             dev.append(f"{speed.FP8_CHOICES[self.fp8]}: lossy, outputs differ from eager by more than "
-                       "rounding (measured: BENCHMARKS.md §6)")
+                       "rounding (measured: BENCHMARKS.md §2)")
         if self.attention != "default":
             dev.append(f"attention backend {self.attention} ({speed.ATTENTION_BACKENDS[self.attention]}): "
                        "outputs differ from the default kernel's by rounding")
