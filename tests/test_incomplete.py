@@ -7,11 +7,11 @@ from dataclasses import replace
 from rich.console import Console
 
 from bench.analysis.verdict import incomplete_modes, rank
+from bench.analysis.words import verdict_line
 from bench.store import RunData
 from tests.helpers import make_run
 from viz.gantt import gantt_figure
 from viz.terminal import render_report, report_json
-from viz.words import verdict_line
 
 
 def cut_dynamic(run: RunData, keep: int) -> RunData:

@@ -16,17 +16,17 @@ from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
+from bench.analysis.lanes import lane_labels
 from bench.analysis.timeline import progress_drift
 from bench.analysis.verdict import rank
 from bench.analysis.verdict import run_verdict as verdict_of
+from bench.analysis.words import fmt_s, verdict_line
 from bench.schema import SPAN_COLUMNS, RunMeta, WorkerMeta
 from bench.store import RunData
 from tests.helpers import A, make_run
-from viz.fmt import fmt_s, lane_labels
 from viz.gantt import gantt_figure, plot_gantt
 from viz.overhead import overhead_figure, plot_barrier_waits, plot_drift, plot_makespans
 from viz.utilization import plot_utilization, utilization_figure
-from viz.words import verdict_line
 
 
 def verdict(*args: Any, **kw: Any) -> str:

@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bench.analysis.faults import Faults, mode_faults
-from bench.analysis.lanes import GANTT, Lanes, lane_shares, plan_lanes
+from bench.analysis.lanes import GANTT, Lanes, lane_labels, lane_shares, plan_lanes
 from bench.analysis.select import (
     failed_tasks,
     is_batch_barrier,
@@ -39,9 +39,10 @@ from bench.analysis.timeline import (
     sync_points,
 )
 from bench.analysis.verdict import Verdict, run_verdict, slowest_workers
+from bench.analysis.words import fmt_pct, fmt_s, verdict_line
 from bench.schema import BARRIER_BATCH, PHASES, Kind, Status
 from bench.store import RunData
-from viz.fmt import band_label, device_noun, fmt_pct, fmt_s, lane_labels
+from viz.fmt import band_label, device_noun
 from viz.lanes import lane_figure
 from viz.style import (
     BARRIER_COLOR,
@@ -53,7 +54,7 @@ from viz.style import (
     RETRY_COLOR,
     TASK_COLOR,
 )
-from viz.words import caveat_short, gap_text, verdict_line
+from viz.words import caveat_short, gap_text
 
 NS = 1e9
 BAR_H = 0.8

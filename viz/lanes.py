@@ -10,11 +10,10 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from bench.analysis.lanes import LaneLimit, plan_lanes
+from bench.analysis.lanes import LaneLimit, lane_labels, plan_lanes
 from bench.analysis.report import run_modes
 from bench.analysis.timeline import makespans, representative_repeats
 from bench.store import RunData
-from viz.fmt import lane_labels
 
 
 @dataclass

@@ -17,15 +17,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from bench.analysis.lanes import STACKED, plan_lanes
+from bench.analysis.lanes import STACKED, lane_labels, plan_lanes
 from bench.analysis.metrics import ORIGIN_COLUMNS, summarize
 from bench.analysis.report import RunReport, n_workers, run_modes
 from bench.analysis.timeline import barrier_waits, progress_drift, representative_repeats, worst_drift
 from bench.analysis.verdict import Verdict, run_verdict
+from bench.analysis.words import fmt_pct, fmt_s, verdict_line
 from bench.store import RunData
-from viz.fmt import band_label, fmt_pct, fmt_s, lane_labels
+from viz.fmt import band_label
 from viz.style import LOWER_BOUND_COLOR, mode_color, worker_colors
-from viz.words import caveat_stacked, verdict_line
+from viz.words import caveat_stacked
 
 MAX_DRIFT_LINES = 16  # above this many workers, drift is drawn as a min-max band plus the worst worker
 MAX_BAR_BATCHES = 150  # above this, barrier waits are drawn as a stacked area instead of bars

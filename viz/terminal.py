@@ -20,14 +20,15 @@ from rich.table import Table
 from rich.text import Text
 
 from bench.analysis.faults import runs_agreement
-from bench.analysis.lanes import TERMINAL, lane_shares, plan_lanes
+from bench.analysis.lanes import TERMINAL, lane_labels, lane_shares, plan_lanes
 from bench.analysis.report import RunReport, build_report, n_workers
 from bench.analysis.select import failed_tasks, is_task, one_run, tasks, waits
 from bench.analysis.verdict import comparability
+from bench.analysis.words import agreement_text, fmt_pct, fmt_s, verdict_line
 from bench.schema import Kind
 from bench.store import RunData
-from viz.fmt import band_label, describe_devices, describe_workload, fmt_pct, fmt_s, lane_labels
-from viz.words import agreement_text, difference_text, faults_text, verdict_line
+from viz.fmt import band_label, describe_devices, describe_workload
+from viz.words import difference_text, faults_text
 
 NS = 1e9
 BUSY, BUSY_WAIT, WAIT, FAIL, IDLE, AFTER, LOST = "█", "▓", "░", "x", "·", " ", "✕"

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.analysis.lanes import lane_labels
 from bench.analysis.select import one_run, tasks, waits
 from bench.analysis.timeline import worker_shares
 from bench.analysis.tracecap import COUNTER_BINS, MAX_SLICES, TraceCap, trace_cap
 from bench.schema import Kind, Status
 from bench.store import RunData
-from viz.fmt import lane_labels
 
 KEYS = ["mode", "repeat", "worker"]
 

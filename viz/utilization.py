@@ -16,17 +16,17 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bench.analysis.lanes import UTILIZATION, lane_shares, plan_lanes
+from bench.analysis.lanes import UTILIZATION, lane_labels, lane_shares, plan_lanes
 from bench.analysis.metrics import gpu_activity
 from bench.analysis.select import is_wait, one_run, tasks, waits
 from bench.analysis.timeline import representative_repeats
 from bench.analysis.verdict import Verdict, run_verdict
+from bench.analysis.words import fmt_pct, verdict_line
 from bench.schema import RunMeta
 from bench.store import RunData
-from viz.fmt import band_label, device_noun, fmt_pct, lane_labels
+from viz.fmt import band_label, device_noun
 from viz.lanes import lane_figure
 from viz.style import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR
-from viz.words import verdict_line
 
 NS = 1e9
 STRIP = 0.82  # height of a worker's 0-100 % strip, in lane units
