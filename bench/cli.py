@@ -379,17 +379,17 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
         # Its process is gone (killed, or the machine rebooted): say so rather than "running".
         gone = f"interrupted (its process {data.meta.owner.get('pid')} is gone)"
         data = replace(data, meta=replace(data.meta, status=gone))
-    from viz.terminal import render_report, render_summary, report_json
+    from bench.analysis.export import report_json
+    from bench.analysis.report import build_report
+    from viz.terminal import render_report, render_summary
 
     if not is_task(data.spans).any():
         _fail(BenchError(f"{run_dir} has no task records (status: {data.meta.status})"))
+    built = build_report(data)  # once: the text report, --json and the charts show the same record
     if as_json:
-        out.print_json(json.dumps(report_json(data)))
+        out.print_json(json.dumps(report_json(built)))
         return
-    from bench.analysis.report import build_report
-
-    built = build_report(data)  # once: the text report and the charts show the same record
-    out.print(render_summary(data, report=built) if summary_only else render_report(data, report=built))
+    out.print(render_summary(built) if summary_only else render_report(built))
     if not charts:
         return
     from bench.analysis.tracecap import trace_cap
@@ -433,6 +433,7 @@ def compare(
     run_b: Annotated[Path, typer.Argument(help="Second run folder.")],
 ) -> None:
     """The same numbers side by side for two runs (e.g. processes against threads)."""
+    from bench.analysis.report import build_report
     from bench.store import load_run
     from viz.terminal import render_compare
 
@@ -440,7 +441,7 @@ def compare(
         a, b = load_run(run_a), load_run(run_b)
     except BenchError as e:
         _fail(e)
-    out.print(render_compare(a, b))
+    out.print(render_compare(build_report(a), build_report(b)))
 
 
 @app.command()

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from bench.analysis.export import report_json
 from bench.analysis.lanes import GANTT, STACKED, TERMINAL, UTILIZATION, lane_shares, plan_lanes
 from bench.analysis.metrics import worker_table
+from bench.analysis.report import build_report
 from bench.analysis.select import one_run, tasks, waits
 from bench.analysis.timeline import busy_over_time, worker_shares
 from bench.analysis.tracecap import trace_cap
@@ -21,7 +23,7 @@ from bench.store import RunData, finish_run, load_run, start_run
 from bench.whatif import write_simulated
 from tests.helpers import A, make_run, render
 from viz.gantt import gantt_figure
-from viz.terminal import render_report, report_json
+from viz.terminal import render_report
 from viz.trace import chrome_trace
 from viz.utilization import utilization_figure
 from viz.words import trace_cap_text
@@ -99,7 +101,7 @@ def test_bands_agree_with_every_worker(big: RunData) -> None:
         clipped = (np.minimum(b["end_ns"], makespan) - b["start_ns"]).clip(lower=0).sum() / NS
         assert w["barrier_s"].sum() == pytest.approx(clipped)
     # Utilisation per mode = busy / (workers x makespan), whatever the bands.
-    data = report_json(big)
+    data = report_json(build_report(big))
     for m in data["modes"]:
         w = wt[wt["mode"] == m["mode"]]
         assert m["util"] == pytest.approx(w["busy_s"].sum() / (256 * m["makespan_s"]))
@@ -107,7 +109,7 @@ def test_bands_agree_with_every_worker(big: RunData) -> None:
 
 
 def test_terminal_report_bounds_rows(big: RunData) -> None:
-    text = render(render_report(big), width=100)
+    text = render(render_report(build_report(big)), width=100)
     rows = [line for line in text.splitlines() if line.startswith("sim:")]
     assert len(rows) == 16 * len(MODES)  # 256 workers in 16 rows of 16, per mode
     assert rows[0].startswith("sim:0–15 ") and rows[15].startswith("sim:240–255")

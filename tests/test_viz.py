@@ -395,11 +395,12 @@ def test_cpu_runs_say_worker_not_gpu(run_a: RunData, gantt_a: Figure) -> None:
 
 
 def test_every_chart_title_carries_the_same_verdict_with_the_noise_warning() -> None:
+    from bench.analysis.export import report_json
+    from bench.analysis.report import build_report
     from tests.helpers import DURATIONS
-    from viz.terminal import report_json
 
     run = make_run(DURATIONS, 3, speed=[0.95, 1.0, 1.05], steps=4)  # free-run within 3 % of dynamic
-    line = report_json(run)["verdict"]
+    line = report_json(build_report(run))["verdict"]
     assert "free-run +0.295 s (+2.8 %, within the noise of a single run: use --repeat 3)" in line
     assert "batch-sync +0.855 s (+8.1 %)," not in line and line.endswith("batch-sync +0.855 s (+8.1 %)")
     gantt = gantt_figure(run)
