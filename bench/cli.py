@@ -392,16 +392,15 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
     out.print(render_summary(built) if summary_only else render_report(built))
     if not charts:
         return
-    from bench.analysis.tracecap import trace_cap
     from bench.store import check_out_dir
     from viz.save import write_report
     from viz.words import trace_cap_text
 
     target = charts_to or run_dir
-    capped = trace_cap_text(trace_cap(data.spans))
+    capped = trace_cap_text(built.trace_cap)
     try:
         check_out_dir(target)
-        for p in write_report(data, target, built):  # a line per file as soon as it is written
+        for p in write_report(built, target):  # a line per file as soon as it is written
             note = f" ({capped})" if capped and p.name == "trace.json" else ""
             out.print(f"wrote {p}{note}", highlight=False, soft_wrap=True)  # a path is not wrapped
     except BenchError as e:

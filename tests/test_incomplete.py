@@ -39,5 +39,5 @@ def test_partial_dynamic_is_flagged_everywhere() -> None:
     console.print(render_report(build_report(run)))
     text = console.export_text()
     assert "dynamic INCOMPLETE (2 of 8 tasks)" in text and "dynamic ✓" not in text
-    fig = gantt_figure(run)
+    fig = gantt_figure(build_report(run))
     assert "dynamic INCOMPLETE" in fig.texts[0].get_text()  # the suptitle

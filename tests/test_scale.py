@@ -119,7 +119,7 @@ def test_terminal_report_bounds_rows(big: RunData) -> None:
 
 @pytest.mark.slow  # draws the 256-worker charts
 def test_charts_draw_bands_with_thinned_labels(big: RunData) -> None:
-    fig = gantt_figure(big)
+    fig = gantt_figure(build_report(big))
     for ax in fig.axes[:len(MODES)]:
         img = next(a for a in ax.get_children() if a.get_gid() == "lanes-aggregated")
         assert img.get_array().shape[0] == 64 * 12  # 64 bands of AGG_ROWS rows
@@ -128,7 +128,7 @@ def test_charts_draw_bands_with_thinned_labels(big: RunData) -> None:
         assert sum(1 for a in ax.texts if a.get_gid() == "finish-slowest") >= 1
         assert not any(a.get_gid() == "finish" for a in ax.texts)  # only the slowest above 24 lanes
     assert "one lane per 4 workers" in fig.texts[0].get_text()
-    fig = utilization_figure(big)
+    fig = utilization_figure(build_report(big))
     for ax in fig.axes[:len(MODES)]:
         assert sum(1 for t in ax.texts if t.get_gid() == "util-label") == 32  # 256 / 8 per band
         assert len([c for c in ax.collections if c.get_gid() == "busy"]) == 32
@@ -139,7 +139,7 @@ def test_small_runs_keep_a_lane_per_worker() -> None:
     fig = Figure()
     from viz.gantt import plot_gantt
 
-    ax = plot_gantt(fig.subplots(), run.spans, "batch-sync", detail=False)
+    ax = plot_gantt(fig.subplots(), build_report(run), "batch-sync", detail=False)
     img = next(a for a in ax.get_children() if a.get_gid() == "lanes-aggregated")
     assert img.get_array().shape[0] == 2 * 12
     assert [t.get_text() for t in ax.get_yticklabels()] == ["cuda:0", "cuda:1"]
@@ -158,7 +158,8 @@ def test_trace_cap_by_hand() -> None:
         sel = one_run(shown, mode, rep)
         assert (sel["start_ns"] < until * NS).all()
         assert len(sel) < counts[(mode, rep)]
-    trace = chrome_trace(run, max_slices=total - 5)
+    report = build_report(run)
+    trace = chrome_trace(report, max_slices=total - 5)
     xs = [e for e in trace["traceEvents"] if e["ph"] == "X"]
     assert len(xs) == cap.kept
     assert trace["otherData"]["capped"]["shown"] == cap.kept
@@ -167,7 +168,7 @@ def test_trace_cap_by_hand() -> None:
     assert len(busy) == 1000 * len(cap.until_s)
     names = [e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "process_name"]
     assert sum("(capped)" in n for n in names) == len(cap.until_s)
-    assert "capped" not in chrome_trace(run)["otherData"]
+    assert "capped" not in chrome_trace(report)["otherData"]
 
 
 def test_trace_cap_shares_the_budget(big: RunData) -> None:

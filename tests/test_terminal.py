@@ -195,8 +195,8 @@ def test_fewer_tasks_than_workers_renders_an_empty_lane() -> None:
     idle = busy[busy["worker"] == 2]
     assert len(idle) == 2 * 4 and (idle["busy"] == 0).all() and (idle["barrier"] == 0).all()
     assert "no tasks" in render(render_report(build_report(run)))
-    utilization_figure(run)  # draws without error
+    utilization_figure(build_report(run))  # draws without error
     from viz.overhead import overhead_figure
 
-    texts = [t.get_text() for ax in overhead_figure(run).axes for t in ax.texts]
+    texts = [t.get_text() for ax in overhead_figure(build_report(run)).axes for t in ax.texts]
     assert any("batch-sync ran a single batch" in t for t in texts)  # it ran, it just had no barrier

@@ -9,7 +9,7 @@ anything (see `viz.save`).
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -21,8 +21,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bench.analysis.faults import Faults, mode_faults
-from bench.analysis.lanes import GANTT, Lanes, lane_labels, lane_shares, plan_lanes
+from bench.analysis.faults import Faults
+from bench.analysis.lanes import GANTT, Lanes, lane_shares, plan_lanes
+from bench.analysis.report import RunReport
 from bench.analysis.select import (
     failed_tasks,
     is_batch_barrier,
@@ -32,16 +33,10 @@ from bench.analysis.select import (
     tasks,
     waits,
 )
-from bench.analysis.timeline import (
-    makespans,
-    merge_intervals,
-    representative_repeats,
-    sync_points,
-)
-from bench.analysis.verdict import Verdict, run_verdict, slowest_workers
+from bench.analysis.timeline import merge_intervals, sync_points
+from bench.analysis.verdict import slowest_workers
 from bench.analysis.words import fmt_pct, fmt_s, verdict_line
 from bench.schema import BARRIER_BATCH, PHASES, Kind, Status
-from bench.store import RunData
 from viz.fmt import band_label, device_noun
 from viz.lanes import lane_figure
 from viz.style import (
@@ -144,31 +139,26 @@ def _lane_image(ax: Axes, sel: pd.DataFrame, lanes: Lanes, t_end: float) -> None
 
 def plot_gantt(
     ax: Axes,
-    spans: pd.DataFrame,
+    report: RunReport,
     mode: str,
     repeat: int | None = None,
     *,
-    labels: Mapping[int, str] | None = None,
     t_max: float | None = None,
     detail: bool | None = None,
-    nodes: Mapping[int, int] | None = None,
-    faults: Faults | None = None,
-    lower_bound: float | None = None,
 ) -> Axes:
-    """Draw the Gantt lanes of one (mode, repeat) into `ax` and return it (`nodes`: worker -> its node; with
-    several, a line separates each node's lanes).
+    """Draw the Gantt lanes of one (mode, repeat) of `report` into `ax` and return it (with workers on several
+    nodes, a line separates each node's lanes).
 
-    repeat: None picks the median-makespan repeat. labels: lane label per worker (default: its device).
-    t_max: right end of the time axis before the label margin (default: this makespan); pass the largest
-    makespan of all modes to share one scale. detail: force (True) or forbid (False) per-task drawing.
-    faults, lower_bound: this (mode, repeat)'s `mode_faults` and lower bound, where the caller has them.
+    repeat: None picks the report's shown (median-makespan) repeat. t_max: right end of the time axis before
+    the label margin (default: this makespan); pass the largest makespan of all modes to share one scale.
+    detail: force (True) or forbid (False) per-task drawing.
     Artists carry gids ("tasks", "phase:<name>", "failed", "barrier", "sync-points", "tail-idle",
     "makespan", "lower-bound", "finish", "finish-slowest", "lanes-aggregated", "barrier-ticks") so tests can
     find them.
     """
     if repeat is None:
-        repeat = representative_repeats(spans).get(mode, 0)
-    sel = one_run(spans, mode, repeat)
+        repeat = report.shown.get(mode, 0)
+    sel = one_run(report.run.spans, mode, repeat)
     timed = tasks(sel)
     lanes = plan_lanes(sel["worker"].unique(), GANTT)
     workers = [int(w) for w in lanes.workers]
@@ -177,7 +167,7 @@ def plot_gantt(
     def lane(frame: pd.DataFrame) -> np.ndarray:
         return lanes.lane_of(frame["worker"]).astype(float)
 
-    names = dict(labels) if labels is not None else lane_labels(sel)
+    names = report.labels
     makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
     t_max = max(t_max or 0.0, makespan, 1e-9)
     bars = waits(sel)
@@ -238,9 +228,7 @@ def plot_gantt(
             f1 = np.concatenate([p[1] for p in parts])
         _bars(ax, fy, f0, f1, "failed", h, facecolor=mcolors.to_rgba(FAIL_COLOR, 0.3), edgecolor=FAIL_COLOR,
               hatch="xxx", linewidth=0.8, zorder=5)
-    if faults is None:
-        faults = next(iter(mode_faults(sel).values()), None)
-    _fault_marks(ax, sel, timed, lane, h, t_max, detail, faults, lanes.aggregated)
+    _fault_marks(ax, sel, timed, lane, h, t_max, detail, report.faults.get((mode, repeat)), lanes.aggregated)
 
     # Sync points: when the last worker reached each batch barrier.
     if len(bars):
@@ -283,10 +271,8 @@ def plot_gantt(
         txt.set_gid("finish-slowest" if is_slow else "finish")
 
     # Makespan and lower bound, labelled in a strip above the first lane.
-    if lower_bound is None:
-        ms = makespans(sel)
-        lower_bound = float(ms["lower_bound_s"].iloc[0]) if len(ms) else 0.0
-    lower = lower_bound
+    ms = one_run(report.makespans, mode, repeat)
+    lower = float(ms["lower_bound_s"].iloc[0]) if len(ms) else 0.0
     strip = max(0.8, 0.07 * n)
     for x, gid, color, style in ((makespan, "makespan", MAKESPAN_COLOR, "-"),
                                  (lower, "lower-bound", LOWER_BOUND_COLOR, "--")):
@@ -304,7 +290,8 @@ def plot_gantt(
         t = ax.text(x, y, label, ha=ha, va="center", fontsize=font, color=color, zorder=9)
         t.set_gid(f"{gid}-label")
 
-    if nodes and len({nodes.get(w, 0) for w in workers}) > 1:  # a line between the lanes of two hosts
+    nodes = {w: node for w, (node, _) in report.nodes.items()}
+    if len({nodes.get(w, 0) for w in workers}) > 1:  # a line between the lanes of two hosts
         cuts = [i + 0.5 for i in range(n - 1)
                 if nodes.get(int(lanes.members(i)[-1]), 0) != nodes.get(int(lanes.members(i + 1)[0]), 0)]
         lc = LineCollection([[(0.0, y), (t_max * (1 + RIGHT_MARGIN), y)] for y in cuts], colors="#333333",
@@ -391,23 +378,21 @@ def wants_detail(timed: pd.DataFrame) -> bool:
     return len(timed) <= DETAIL_MAX_TASKS and per_lane <= DETAIL_MAX_PER_LANE
 
 
-def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None = None,
-                 verdict: Verdict | None = None) -> Figure:
+def gantt_figure(report: RunReport, repeat: int | None = None, *, detail: bool | None = None) -> Figure:
     """One Gantt panel per mode (run order) on a shared time axis; the title says who finished first.
 
-    repeat: None shows each mode's median-makespan repeat; an int shows that repeat of every mode.
-    verdict: the run's `run_verdict`, where the caller has it already.
+    repeat: None shows each mode's shown (median-makespan) repeat; an int shows that repeat of every mode.
     """
-    spans = run.spans
-    lf = lane_figure(run, repeat, lane_h=0.32, base_h=0.9, min_h=1.5, extra_h=1.6, limit=GANTT)
-    modes, reps, t_max, ms = lf.modes, lf.reps, lf.t_max, lf.makespans
+    spans = report.run.spans
+    lf = lane_figure(report, repeat, lane_h=0.32, base_h=0.9, min_h=1.5, extra_h=1.6, limit=GANTT)
+    modes, reps, t_max, ms = lf.modes, lf.reps, lf.t_max, report.makespans
     n_rep = ms.groupby("mode")["repeat"].nunique().to_dict()
-    verdict = verdict or run_verdict(spans, run.meta, modes)
-    noun = device_noun(spans, run.meta)
+    verdict = report.verdict
+    noun = device_noun(spans, report.run.meta)
     bar = waits(spans)
     any_detail = False
     per_lane = 1
-    faults = mode_faults(spans)  # once: every panel's retried, requeued and lost marks and counts
+    faults = report.faults
     for ax, mode in zip(lf.axes, modes, strict=True):
         rep = reps.get(mode, 0)
         sel = one_run(spans, mode, rep)
@@ -420,9 +405,7 @@ def gantt_figure(run: RunData, repeat: int | None = None, *, detail: bool | None
         row = one_run(ms, mode, rep)
         mk = float(row["makespan_s"].iloc[0]) if len(row) else float("nan")
         lb = float(row["lower_bound_s"].iloc[0]) if len(row) else float("nan")
-        plot_gantt(ax, sel, mode, rep, labels=lf.labels, t_max=t_max, detail=lane_detail,
-                   nodes={w.worker: w.node for w in run.meta.workers}, faults=f or Faults(),
-                   lower_bound=lb if len(row) else 0.0)
+        plot_gantt(ax, report, mode, rep, t_max=t_max, detail=lane_detail)
         if mode in verdict.incomplete:
             rank = f", INCOMPLETE ({verdict.incomplete[mode]}): not comparable"
         elif mode == verdict.first:

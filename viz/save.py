@@ -14,9 +14,7 @@ from pathlib import Path
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bench.analysis.report import RunReport, run_modes
-from bench.analysis.verdict import run_verdict
-from bench.store import RunData
+from bench.analysis.report import RunReport
 from viz.gantt import gantt_figure
 from viz.overhead import overhead_figure
 from viz.trace import chrome_trace
@@ -34,20 +32,17 @@ def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> Path:
     return path
 
 
-def write_report(run: RunData, out_dir: Path | None = None,
-                 report: RunReport | None = None) -> Iterator[Path]:
-    """Write the three PNGs and trace.json into `out_dir` (default: the run folder), yielding each path as it
-    is written (so a caller can say so while the next one is drawn). report: `build_report(run)`, where the
-    caller has it already (its verdict titles every chart)."""
-    out = Path(out_dir) if out_dir is not None else run.path
-    verdict = report.verdict if report is not None else run_verdict(run.spans, run.meta, run_modes(run))
-    yield save_figure(gantt_figure(run, verdict=verdict), out / "gantt.png")
-    yield save_figure(utilization_figure(run, verdict=verdict), out / "utilization.png")
-    yield save_figure(overhead_figure(run, verdict=verdict, report=report), out / "overhead.png")
+def write_report(report: RunReport, out_dir: Path | None = None) -> Iterator[Path]:
+    """Write the three PNGs and trace.json of `report` into `out_dir` (default: the run folder), yielding each
+    path as it is written (so a caller can say so while the next one is drawn)."""
+    out = Path(out_dir) if out_dir is not None else report.run.path
+    yield save_figure(gantt_figure(report), out / "gantt.png")
+    yield save_figure(utilization_figure(report), out / "utilization.png")
+    yield save_figure(overhead_figure(report), out / "overhead.png")
     trace = out / "trace.json"
     tmp = trace.with_name(trace.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         # One C-encoder pass, not a write per item.
-        f.write(json.dumps(chrome_trace(run), separators=(",", ":")))
+        f.write(json.dumps(chrome_trace(report), separators=(",", ":")))
     tmp.replace(trace)
     yield trace

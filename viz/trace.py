@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.analysis.lanes import lane_labels
+from bench.analysis.report import RunReport
 from bench.analysis.select import one_run, tasks, waits
 from bench.analysis.timeline import worker_shares
 from bench.analysis.tracecap import COUNTER_BINS, MAX_SLICES, TraceCap, trace_cap
@@ -124,21 +124,23 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def chrome_trace(run: RunData, max_slices: int = MAX_SLICES) -> dict[str, Any]:
-    """The run as a Chrome trace-event JSON object ({"traceEvents": [...], ...}). With workers on several
-    nodes, each (mode, repeat) gets a process per node. Above `max_slices` spans, `trace_cap` says which are
-    shown; each capped (mode, repeat) then also gets whole-run counters of busy and waiting workers."""
+def chrome_trace(report: RunReport, max_slices: int = MAX_SLICES) -> dict[str, Any]:
+    """The report's run as a Chrome trace-event JSON object ({"traceEvents": [...], ...}). With workers on
+    several nodes, each (mode, repeat) gets a process per node. Above `max_slices` spans, the report's
+    `trace_cap` (or, for another `max_slices`, `trace_cap` anew) says which are shown; each capped (mode,
+    repeat) then also gets whole-run counters of busy and waiting workers."""
+    run = report.run
     spans, samples = run.spans, run.samples
-    cap = trace_cap(spans, max_slices)
-    node_of = {w.worker: w.node for w in run.meta.workers}
-    hosts = {w.node: w.host for w in run.meta.workers}
+    cap = report.trace_cap if max_slices == report.trace_cap.max_slices else trace_cap(spans, max_slices)
+    node_of = {w: node for w, (node, _) in report.nodes.items()}
+    hosts = dict(report.nodes.values())
     nodes = sorted(set(node_of.values())) if len(set(node_of.values())) > 1 else [0]
     procs = [(m, r, n) for m, r in _processes(run) for n in nodes]
     pid_of = {p: i + 1 for i, p in enumerate(procs)}
 
     def pid_for(mode: str, rep: int, worker: int) -> int:
         return pid_of[(mode, rep, node_of.get(worker, 0) if len(nodes) > 1 else 0)]
-    labels = lane_labels(spans, run.meta)
+    labels = report.labels
     lows = [int(spans["start_ns"].min()) if len(spans) else 0]
     if len(samples):
         lows.append(int(samples["t_ns"].min()))

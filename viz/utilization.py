@@ -5,7 +5,6 @@ NVML GPU utilisation overlaid where the run recorded it. Builds matplotlib objec
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -16,14 +15,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from bench.analysis.lanes import UTILIZATION, lane_labels, lane_shares, plan_lanes
-from bench.analysis.metrics import gpu_activity
+from bench.analysis.lanes import UTILIZATION, lane_shares, plan_lanes
+from bench.analysis.report import RunReport
 from bench.analysis.select import is_wait, one_run, tasks, waits
-from bench.analysis.timeline import representative_repeats
-from bench.analysis.verdict import Verdict, run_verdict
 from bench.analysis.words import fmt_pct, verdict_line
-from bench.schema import RunMeta
-from bench.store import RunData
 from viz.fmt import band_label, device_noun
 from viz.lanes import lane_figure
 from viz.style import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR
@@ -44,22 +39,20 @@ def default_bins(spans: pd.DataFrame, t_max: float) -> int:
 
 def plot_utilization(
     ax: Axes,
-    spans: pd.DataFrame,
+    report: RunReport,
     mode: str,
     repeat: int | None = None,
     *,
-    samples: pd.DataFrame | None = None,
-    labels: Mapping[int, str] | None = None,
     t_max: float | None = None,
     bins: int | None = None,
-    meta: RunMeta | None = None,
 ) -> Axes:
-    """Draw one (mode, repeat): a strip per worker (worker 0 on top) with busy and barrier shares per bin,
-    NVML utilisation overlaid when `samples` has any for it. Artists carry gids "busy", "barrier", "nvml",
-    "util-label" for tests."""
+    """Draw one (mode, repeat) of `report` (repeat None: its shown one): a strip per worker (worker 0 on top)
+    with busy and barrier shares per bin, NVML utilisation overlaid where the run sampled it. Artists carry
+    gids "busy", "barrier", "nvml", "util-label" for tests."""
     if repeat is None:
-        repeat = representative_repeats(spans).get(mode, 0)
-    sel = one_run(spans, mode, repeat)
+        repeat = report.shown.get(mode, 0)
+    samples = report.run.samples
+    sel = one_run(report.run.spans, mode, repeat)
     timed = tasks(sel)
     makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
     t_max = max(t_max or 0.0, makespan, 1e-9)
@@ -71,13 +64,12 @@ def plot_utilization(
     lanes = plan_lanes(sel["worker"].unique(), UTILIZATION)
     shares = lane_shares(sel, lanes, edges)
     n = max(lanes.n, 1)
-    names = dict(labels) if labels is not None else lane_labels(sel)
+    names = report.labels
     base = [float(n - 1 - i) for i in range(lanes.n)]
     font = 8 if n <= 12 else (7 if n <= 24 else 6)
     have_nvml = False
-    act = gpu_activity(samples, sel)
-    act = one_run(act, mode, repeat).set_index("worker")["gpu_util"]
-    nvml = one_run(samples, mode, repeat) if samples is not None and len(samples) else None
+    act = one_run(report.activity, mode, repeat).set_index("worker")["gpu_util"]
+    nvml = one_run(samples, mode, repeat) if len(samples) else None
     if nvml is not None:
         nvml = nvml[nvml["util_pct"].notna()].sort_values("t_ns")
     for i in range(lanes.n):
@@ -136,7 +128,7 @@ def plot_utilization(
     bars = waits(sel)
     waited = float((bars["end_ns"] - bars["start_ns"]).sum() / NS) if len(bars) else 0.0
     wait_share = waited / (n_workers * makespan) if makespan > 0 else float("nan")
-    noun = device_noun(sel, meta)
+    noun = device_noun(sel, report.run.meta)
     rest = (f"waiting at barriers {fmt_pct(wait_share)}, idle {fmt_pct(1 - mean_util - wait_share)}"
             if waited > 0 else f"idle {fmt_pct(1 - mean_util)}")
     gpu = f"  ·  NVML: GPUs active {fmt_pct(float(act.mean()))}" if len(act) else ""
@@ -155,20 +147,18 @@ def legend_handles(have_barriers: bool, have_nvml: bool) -> list[Artist]:
     return handles
 
 
-def utilization_figure(run: RunData, repeat: int | None = None, *, verdict: Verdict | None = None) -> Figure:
+def utilization_figure(report: RunReport, repeat: int | None = None) -> Figure:
     """A panel per mode (run order), shared time axis and bins; strips per worker; % = worker utilisation.
-    verdict: the run's `run_verdict`, where the caller has it already."""
-    spans = run.spans
-    lf = lane_figure(run, repeat, lane_h=0.34, base_h=0.8, min_h=1.6, extra_h=1.4, limit=UTILIZATION)
+    repeat: None shows each mode's shown (median-makespan) repeat; an int shows that repeat of every mode."""
+    spans, samples = report.run.spans, report.run.samples
+    lf = lane_figure(report, repeat, lane_h=0.34, base_h=0.8, min_h=1.6, extra_h=1.4, limit=UTILIZATION)
     bins = default_bins(spans, lf.t_max)
-    samples = run.samples if len(run.samples) else None
     for ax, mode in zip(lf.axes, lf.modes, strict=True):
-        plot_utilization(ax, spans, mode, lf.reps.get(mode, 0), samples=samples, labels=lf.labels,
-                         t_max=lf.t_max, bins=bins, meta=run.meta)
+        plot_utilization(ax, report, mode, lf.reps.get(mode, 0), t_max=lf.t_max, bins=bins)
     lf.axes[-1].set_xlabel(f"seconds since the start barrier (t0); bins of {lf.t_max / bins:.3g} s")
     have_bar = bool(is_wait(spans).any())
-    have_nvml = samples is not None and bool(samples["util_pct"].notna().any())
-    noun = device_noun(spans, run.meta)
+    have_nvml = len(samples) > 0 and bool(samples["util_pct"].notna().any())
+    noun = device_noun(spans, report.run.meta)
     per = max(plan_lanes(tasks(spans)["worker"].unique(), UTILIZATION).per_lane, 1)
     strip = f"one {noun}" if per == 1 else f"a band of {per} consecutive {noun}s (their mean share)"
 
@@ -177,7 +167,7 @@ def utilization_figure(run: RunData, repeat: int | None = None, *, verdict: Verd
 
     ends = ("at its end: its share of the makespan in tasks, and in red its GPU's NVML activity"
             if have_nvml else "the number at its end is its utilisation over the makespan")
-    lf.fig.suptitle(f"{textwrap.fill(verdict_line(verdict or run_verdict(spans, run.meta, lf.modes)), 150)}\n"
+    lf.fig.suptitle(f"{textwrap.fill(verdict_line(report.verdict), 150)}\n"
                     + wrap(f"Utilisation over time: each strip is {strip} from 0 to 100 % busy; {ends}"),
                     fontsize=12)
     handles = legend_handles(have_bar, have_nvml)
