@@ -51,65 +51,37 @@ def plot_utilization(
     gids "busy", "barrier", "nvml", "util-label" for tests."""
     if repeat is None:
         repeat = report.shown.get(mode, 0)
-    samples = report.run.samples
+    # 1. The (mode, repeat) over shared bins, cut at its makespan so that no bin reaches past its work.
     sel = one_run(report.run.spans, mode, repeat)
     timed = tasks(sel)
     makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
     t_max = max(t_max or 0.0, makespan, 1e-9)
-    nbins = bins or default_bins(sel, t_max)
-    # Shared bins, cut at this mode's makespan so no bin reaches past the end of the mode's work.
-    edges = np.linspace(0.0, t_max, nbins + 1)
+    edges = np.linspace(0.0, t_max, (bins or default_bins(sel, t_max)) + 1)
     if makespan > 0:
         edges = np.append(edges[edges < makespan], makespan)
     lanes = plan_lanes(sel["worker"].unique(), UTILIZATION)
     shares = lane_shares(sel, lanes, edges)
     n = max(lanes.n, 1)
-    names = report.labels
     base = [float(n - 1 - i) for i in range(lanes.n)]
     font = 8 if n <= 12 else (7 if n <= 24 else 6)
-    have_nvml = False
     act = one_run(report.activity, mode, repeat).set_index("worker")["gpu_util"]
+    samples = report.run.samples
     nvml = one_run(samples, mode, repeat) if len(samples) else None
     if nvml is not None:
         nvml = nvml[nvml["util_pct"].notna()].sort_values("t_ns")
+    # 2. A strip per lane: its busy and waiting share per bin, its GPU's NVML line, its utilisation.
+    have_nvml = False
     for i in range(lanes.n):
         members = [int(w) for w in lanes.members(i)]
-        y0 = base[i]
-        # Steps: each bin's share drawn flat across the bin (a band: its workers' mean share).
-        x = np.repeat(edges, 2)[1:-1]
-        yb = np.repeat(shares.busy[i], 2) * STRIP
-        yw = np.repeat(shares.waiting[i], 2) * STRIP
-        ax.fill_between(x, y0, y0 + yb, color=TASK_COLOR, linewidth=0, gid="busy")
-        if yw.any():
-            ax.fill_between(x, y0 + yb, y0 + yb + yw, color=BARRIER_COLOR, linewidth=0, gid="barrier")
-        ax.hlines(y0, 0, makespan, colors="#cccccc", linewidths=0.5)
-        ax.hlines(y0 + STRIP, 0, makespan, colors="#cccccc", linewidths=0.5, linestyles=":")
+        _strip(ax, base[i], edges, shares.busy[i], shares.waiting[i], makespan)
         if nvml is not None:
-            s = nvml[nvml["worker"].isin(members)]
-            if len(s) and not lanes.aggregated:
-                have_nvml = True
-                ax.plot(s["t_ns"].to_numpy() / NS, y0 + s["util_pct"].to_numpy(dtype=float) / 100 * STRIP,
-                        color=NVML_COLOR, linewidth=0.9, gid="nvml")
-            elif len(s):  # a band: its workers' mean NVML utilisation per bin
-                at = np.clip(np.searchsorted(edges, s["t_ns"].to_numpy() / NS, side="right") - 1, 0,
-                             len(edges) - 2)
-                mean = s["util_pct"].astype(float).groupby(at).mean()
-                have_nvml = True
-                mid = (edges[:-1] + edges[1:]) / 2
-                ax.plot(mid[mean.index.to_numpy()], y0 + mean.to_numpy() / 100 * STRIP, color=NVML_COLOR,
-                        linewidth=0.9, gid="nvml")
-        busy_s = float(shares.busy_s[i])
-        util = busy_s / (len(members) * makespan) if makespan > 0 else float("nan")
-        t = ax.text(t_max * 1.01, y0 + STRIP / 2, fmt_pct(util), va="center", ha="left", fontsize=font,
-                    color="#333333")
-        t.set_gid("util-label")
+            have_nvml |= _nvml_line(ax, nvml[nvml["worker"].isin(members)], base[i], edges, lanes.aggregated)
+        util = float(shares.busy_s[i]) / (len(members) * makespan) if makespan > 0 else float("nan")
         active = [float(act[w]) for w in members if w in act.index]
-        if active and n <= 16:  # the GPU's own activity under it, where a second line fits
-            t = ax.text(t_max * 1.01, y0 + STRIP / 2, f"\nGPU {fmt_pct(sum(active) / len(active))}", va="top",
-                        ha="left", fontsize=font - 1, color=NVML_COLOR)
-            t.set_gid("nvml-label")
+        _strip_labels(ax, base[i], util, active, t_max, font, second_line=n <= 16)
     if have_nvml:
         ax.set_gid("has-nvml")
+    # 3. The makespan, the limits, a label per lane (every few above 32 lanes).
     lc = LineCollection([[(makespan, -0.1), (makespan, n - 0.1)]], colors="#111111", linewidths=1.2)
     lc.set_gid("makespan")
     ax.add_collection(lc, autolim=False)
@@ -118,23 +90,76 @@ def plot_utilization(
     every = 1 if n <= 32 else -(-n // 16)
     idx = list(range(0, lanes.n, every))
     ax.set_yticks([base[i] + STRIP / 2 for i in idx],
-                  [band_label(names, [int(w) for w in lanes.members(i)]) for i in idx], fontsize=font + 1)
+                  [band_label(report.labels, [int(w) for w in lanes.members(i)]) for i in idx],
+                  fontsize=font + 1)
     ax.tick_params(axis="y", length=0)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
+    # 4. The title: the shares of the makespan busy, waiting and idle, and the GPUs' own activity.
+    noun = device_noun(sel, report.run.meta)
+    ax.set_title(_title(mode, repeat, sel, len(lanes.workers), makespan, act, noun), loc="left", fontsize=10)
+    return ax
+
+
+def _strip(ax: Axes, y0: float, edges: np.ndarray, busy: np.ndarray, waiting: np.ndarray,
+           makespan: float) -> None:
+    """One lane's strip from `y0`: each bin's busy share, and its waiting share stacked on it, drawn flat
+    across the bin (a band: its workers' mean shares), between guides at 0 and 100 %."""
+    x = np.repeat(edges, 2)[1:-1]
+    yb = np.repeat(busy, 2) * STRIP
+    yw = np.repeat(waiting, 2) * STRIP
+    ax.fill_between(x, y0, y0 + yb, color=TASK_COLOR, linewidth=0, gid="busy")
+    if yw.any():
+        ax.fill_between(x, y0 + yb, y0 + yb + yw, color=BARRIER_COLOR, linewidth=0, gid="barrier")
+    ax.hlines(y0, 0, makespan, colors="#cccccc", linewidths=0.5)
+    ax.hlines(y0 + STRIP, 0, makespan, colors="#cccccc", linewidths=0.5, linestyles=":")
+
+
+def _nvml_line(ax: Axes, s: pd.DataFrame, y0: float, edges: np.ndarray, banded: bool) -> bool:
+    """One lane's NVML samples `s` as a line over its strip (a band: its workers' mean per bin); whether
+    there was any."""
+    if not len(s):
+        return False
+    if not banded:
+        ax.plot(s["t_ns"].to_numpy() / NS, y0 + s["util_pct"].to_numpy(dtype=float) / 100 * STRIP,
+                color=NVML_COLOR, linewidth=0.9, gid="nvml")
+        return True
+    at = np.clip(np.searchsorted(edges, s["t_ns"].to_numpy() / NS, side="right") - 1, 0, len(edges) - 2)
+    mean = s["util_pct"].astype(float).groupby(at).mean()
+    mid = (edges[:-1] + edges[1:]) / 2
+    ax.plot(mid[mean.index.to_numpy()], y0 + mean.to_numpy() / 100 * STRIP, color=NVML_COLOR,
+            linewidth=0.9, gid="nvml")
+    return True
+
+
+def _strip_labels(ax: Axes, y0: float, util: float, active: list[float], t_max: float, font: int,
+                  second_line: bool) -> None:
+    """Right of a strip: its utilisation over the makespan and, where NVML sampled its GPUs and a second
+    line fits, their mean activity under it."""
+    t = ax.text(t_max * 1.01, y0 + STRIP / 2, fmt_pct(util), va="center", ha="left", fontsize=font,
+                color="#333333")
+    t.set_gid("util-label")
+    if active and second_line:
+        t = ax.text(t_max * 1.01, y0 + STRIP / 2, f"\nGPU {fmt_pct(sum(active) / len(active))}", va="top",
+                    ha="left", fontsize=font - 1, color=NVML_COLOR)
+        t.set_gid("nvml-label")
+
+
+def _title(mode: str, repeat: int, sel: pd.DataFrame, n_workers: int, makespan: float, act: pd.Series,
+           noun: str) -> str:
+    """'free-run: GPUs busy 75.0 % of the makespan, waiting at barriers 5.0 %, idle 20.0 %  ·  NVML: GPUs
+    active 64.8 %  ·  repeat 0' for one (mode, repeat)'s spans `sel` on `n_workers` workers."""
+    timed = tasks(sel)
     total = float((timed["end_ns"] - timed["start_ns"]).sum() / NS) if len(timed) else 0.0
-    n_workers = max(len(lanes.workers), 1)
+    n_workers = max(n_workers, 1)
     mean_util = total / (n_workers * makespan) if makespan > 0 else float("nan")
     bars = waits(sel)
     waited = float((bars["end_ns"] - bars["start_ns"]).sum() / NS) if len(bars) else 0.0
     wait_share = waited / (n_workers * makespan) if makespan > 0 else float("nan")
-    noun = device_noun(sel, report.run.meta)
     rest = (f"waiting at barriers {fmt_pct(wait_share)}, idle {fmt_pct(1 - mean_util - wait_share)}"
             if waited > 0 else f"idle {fmt_pct(1 - mean_util)}")
     gpu = f"  ·  NVML: GPUs active {fmt_pct(float(act.mean()))}" if len(act) else ""
-    ax.set_title(f"{mode}: {noun}s busy {fmt_pct(mean_util)} of the makespan, {rest}{gpu}  ·  "
-                 f"repeat {repeat}", loc="left", fontsize=10)
-    return ax
+    return f"{mode}: {noun}s busy {fmt_pct(mean_util)} of the makespan, {rest}{gpu}  ·  repeat {repeat}"
 
 
 def legend_handles(have_barriers: bool, have_nvml: bool) -> list[Artist]:
