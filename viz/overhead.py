@@ -1,6 +1,6 @@
-"""Where the time went: makespan per mode against the lower bound and the origin document's prediction
-(`plot_makespans`), barrier wait per batch (`plot_barrier_waits`), progress drift per worker (`plot_drift`).
-Builds matplotlib objects only; `viz.save` writes the file.
+"""Where the time went, from a `RunReport`: makespan per mode against the lower bound and the origin
+document's prediction (`plot_makespans`), barrier wait per batch (`plot_barrier_waits`), progress drift per
+worker (`plot_drift`). Builds matplotlib objects only; `viz.save` writes the file.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Chrome trace-event JSON (opens in Perfetto / chrome://tracing) built from a run's spans and samples.
+"""Chrome trace-event JSON (opens in Perfetto / chrome://tracing) of a `RunReport`'s spans and samples.
 
 A process per (mode, repeat), a thread per worker; task ⊃ phase ⊃ step slices, barriers, NVML counters.
 Every (mode, repeat) keeps its t0 at the same timestamp (`otherData.t0_us`), so the modes line up. Measured

@@ -1,5 +1,6 @@
-"""Utilisation over time: per mode, a strip per worker with its busy (and barrier) share of each time bin,
-NVML GPU utilisation overlaid where the run recorded it. Builds matplotlib objects only; `viz.save` writes.
+"""Utilisation over time, from a `RunReport`: per mode, a strip per worker with its busy (and barrier) share
+of each time bin, NVML GPU utilisation overlaid where the run recorded it. Builds matplotlib objects only;
+`viz.save` writes.
 """
 
 from __future__ import annotations
