@@ -48,6 +48,7 @@ from viz.style import (
     REQUEUE_COLOR,
     RETRY_COLOR,
     TASK_COLOR,
+    title_size,
 )
 from viz.words import caveat_short, gap_text
 
@@ -476,9 +477,9 @@ def gantt_figure(report: RunReport, repeat: int | None = None, *, detail: bool |
                f"Gantt: one lane per {per_lane} {noun}s (consecutive; their mean shares)")
               + f", {shown_note}; grey = waiting at a barrier"
               + ("" if any_detail else " (each lane stacks its busy and waiting share per pixel)"))
-    lf.fig.suptitle(f"{textwrap.fill(verdict_line(report.verdict), 150)}\n"
-                    + (second if per_lane == 1 else textwrap.fill(second, 150)),  # a small run's: one line
-                    fontsize=12)
+    title = (f"{textwrap.fill(verdict_line(report.verdict), 150)}\n"
+             + (second if per_lane == 1 else textwrap.fill(second, 150)))  # a small run's: one line
+    lf.fig.suptitle(title, fontsize=title_size(title, lf.fig.get_figwidth(), 12))
     handles = legend_handles(spans, any_detail)
     if any(_has_gid(ax, "barrier-ticks") for ax in lf.axes):
         handles.insert(-3, Patch(facecolor=BARRIER_MARK_COLOR, label="short wait (tick, height ∝ length)"))

@@ -21,7 +21,7 @@ from bench.analysis.report import RunReport
 from bench.analysis.select import one_run
 from bench.analysis.words import fmt_pct, fmt_s, verdict_line
 from viz.fmt import band_label
-from viz.style import LOWER_BOUND_COLOR, mode_color, worker_colors
+from viz.style import LOWER_BOUND_COLOR, mode_color, title_size, worker_colors
 from viz.words import caveat_stacked
 
 MAX_DRIFT_LINES = 16  # above this many workers, drift is drawn as a min-max band plus the worst worker
@@ -232,5 +232,6 @@ def overhead_figure(report: RunReport) -> Figure:
                     "workers, just before each of its completions\n(− behind; a steady drift is a sloped "
                     "line; in dynamic mode a slower worker simply takes fewer tasks; 'late' = the same drift "
                     "in seconds)", fontsize=10)
-    fig.suptitle(textwrap.fill(verdict_line(report.verdict), 130), fontsize=13, fontweight="bold")
+    title = textwrap.fill(verdict_line(report.verdict), 130)
+    fig.suptitle(title, fontsize=title_size(title, fig.get_figwidth(), 13, "bold"), fontweight="bold")
     return fig

@@ -22,7 +22,7 @@ from bench.analysis.select import is_wait, one_run, tasks, waits
 from bench.analysis.words import fmt_pct, verdict_line
 from viz.fmt import band_label, device_noun
 from viz.lanes import lane_figure
-from viz.style import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR
+from viz.style import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR, title_size
 
 NS = 1e9
 STRIP = 0.82  # height of a worker's 0-100 % strip, in lane units
@@ -193,9 +193,9 @@ def utilization_figure(report: RunReport, repeat: int | None = None) -> Figure:
 
     ends = ("at its end: its share of the makespan in tasks, and in red its GPU's NVML activity"
             if have_nvml else "the number at its end is its utilisation over the makespan")
-    lf.fig.suptitle(f"{textwrap.fill(verdict_line(report.verdict), 150)}\n"
-                    + wrap(f"Utilisation over time: each strip is {strip} from 0 to 100 % busy; {ends}"),
-                    fontsize=12)
+    title = (f"{textwrap.fill(verdict_line(report.verdict), 150)}\n"
+             + wrap(f"Utilisation over time: each strip is {strip} from 0 to 100 % busy; {ends}"))
+    lf.fig.suptitle(title, fontsize=title_size(title, lf.fig.get_figwidth(), 12))
     handles = legend_handles(have_bar, have_nvml)
     lf.fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
     return lf.fig
