@@ -33,11 +33,12 @@ def test_verdict_leaves_incomplete_modes_unranked() -> None:
 def test_partial_dynamic_is_flagged_everywhere() -> None:
     run = cut_dynamic(make_run([1.0] * 8, 2), keep=2)
     assert incomplete_modes(run.spans, run.meta) == {"dynamic": "2 of 8 tasks"}
-    data = report_json(build_report(run))
+    report = build_report(run)
+    data = report_json(report)
     assert data["first"] != "dynamic" and data["incomplete"] == {"dynamic": "2 of 8 tasks"}
     console = Console(width=100, record=True, color_system=None)
-    console.print(render_report(build_report(run)))
+    console.print(render_report(report))
     text = console.export_text()
     assert "dynamic INCOMPLETE (2 of 8 tasks)" in text and "dynamic ✓" not in text
-    fig = gantt_figure(build_report(run))
+    fig = gantt_figure(report)
     assert "dynamic INCOMPLETE" in fig.texts[0].get_text()  # the suptitle

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from bench.analysis.export import report_json
 from bench.analysis.lanes import GANTT, STACKED, TERMINAL, UTILIZATION, lane_shares, plan_lanes
 from bench.analysis.metrics import worker_table
-from bench.analysis.report import build_report
+from bench.analysis.report import RunReport, build_report
 from bench.analysis.select import one_run, tasks, waits
 from bench.analysis.timeline import busy_over_time, worker_shares
 from bench.analysis.tracecap import trace_cap
@@ -48,6 +48,11 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> RunData:
     return load_run(run_dir)
 
 
+@pytest.fixture(scope="module")
+def big_report(big: RunData) -> RunReport:
+    return build_report(big)
+
+
 def test_lane_plans_by_hand() -> None:
     # Up to 64 workers: a lane each, exactly as small runs were always drawn.
     assert not plan_lanes(range(64), GANTT).aggregated and plan_lanes(range(64), TERMINAL).n == 64
@@ -73,7 +78,7 @@ def test_worker_shares_by_hand() -> None:
     assert s == pytest.approx(np.array([[1.0, 0.5, 1.0], [0.0, 0.0, 0.0], [0.5, 1.0, 0.5]]))
 
 
-def test_bands_agree_with_every_worker(big: RunData) -> None:
+def test_bands_agree_with_every_worker(big: RunData, big_report: RunReport) -> None:
     spans = big.spans
     wt = worker_table(spans)
     edges = np.linspace(0.0, 30.0, 61)
@@ -101,15 +106,15 @@ def test_bands_agree_with_every_worker(big: RunData) -> None:
         clipped = (np.minimum(b["end_ns"], makespan) - b["start_ns"]).clip(lower=0).sum() / NS
         assert w["barrier_s"].sum() == pytest.approx(clipped)
     # Utilisation per mode = busy / (workers x makespan), whatever the bands.
-    data = report_json(build_report(big))
+    data = report_json(big_report)
     for m in data["modes"]:
         w = wt[wt["mode"] == m["mode"]]
         assert m["util"] == pytest.approx(w["busy_s"].sum() / (256 * m["makespan_s"]))
         assert len(m["workers"]) == 256  # the report keeps every worker; only the drawing bands them
 
 
-def test_terminal_report_bounds_rows(big: RunData) -> None:
-    text = render(render_report(build_report(big)), width=100)
+def test_terminal_report_bounds_rows(big_report: RunReport) -> None:
+    text = render(render_report(big_report), width=100)
     rows = [line for line in text.splitlines() if line.startswith("sim:")]
     assert len(rows) == 16 * len(MODES)  # 256 workers in 16 rows of 16, per mode
     assert rows[0].startswith("sim:0–15 ") and rows[15].startswith("sim:240–255")
@@ -118,8 +123,8 @@ def test_terminal_report_bounds_rows(big: RunData) -> None:
 
 
 @pytest.mark.slow  # draws the 256-worker charts
-def test_charts_draw_bands_with_thinned_labels(big: RunData) -> None:
-    fig = gantt_figure(build_report(big))
+def test_charts_draw_bands_with_thinned_labels(big_report: RunReport) -> None:
+    fig = gantt_figure(big_report)
     for ax in fig.axes[:len(MODES)]:
         img = next(a for a in ax.get_children() if a.get_gid() == "lanes-aggregated")
         assert img.get_array().shape[0] == 64 * 12  # 64 bands of AGG_ROWS rows
@@ -128,7 +133,7 @@ def test_charts_draw_bands_with_thinned_labels(big: RunData) -> None:
         assert sum(1 for a in ax.texts if a.get_gid() == "finish-slowest") >= 1
         assert not any(a.get_gid() == "finish" for a in ax.texts)  # only the slowest above 24 lanes
     assert "one lane per 4 workers" in fig.texts[0].get_text()
-    fig = utilization_figure(build_report(big))
+    fig = utilization_figure(big_report)
     for ax in fig.axes[:len(MODES)]:
         assert sum(1 for t in ax.texts if t.get_gid() == "util-label") == 32  # 256 / 8 per band
         assert len([c for c in ax.collections if c.get_gid() == "busy"]) == 32

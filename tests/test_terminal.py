@@ -11,7 +11,7 @@ import pytest
 from rich.cells import cell_len
 
 from bench.analysis.export import report_json
-from bench.analysis.report import build_report
+from bench.analysis.report import RunReport, build_report
 from bench.schema import RunMeta, WorkerMeta
 from bench.store import RunData
 from tests.helpers import DURATIONS, A, make_run, render
@@ -39,8 +39,13 @@ def run3() -> RunData:
     return make_run(DURATIONS, 3, speed=[0.95, 1.0, 1.05], steps=4, failed=[4], run_id="golden-3x14")
 
 
-def test_report_golden_100(run3: RunData) -> None:
-    text = render(render_report(build_report(run3)))
+@pytest.fixture(scope="module")
+def report3(run3: RunData) -> RunReport:
+    return build_report(run3)
+
+
+def test_report_golden_100(report3: RunReport) -> None:
+    text = render(render_report(report3))
     assert_fits(text, 100)
     check_golden("report_100.txt", text)
     for must in ("free-run · makespan", "batch-sync · makespan", "dynamic · makespan", "◀ slowest",
@@ -48,29 +53,30 @@ def test_report_golden_100(run3: RunData) -> None:
         assert must in text
 
 
-def test_summary_and_compare_golden(run3: RunData) -> None:
-    summary = render(render_summary(build_report(run3)))
+def test_summary_and_compare_golden(report3: RunReport) -> None:
+    summary = render(render_summary(report3))
     assert_fits(summary, 100)
     check_golden("summary_100.txt", summary)
     other = make_run(DURATIONS, 3, speed=[1.0, 1.0, 1.3], steps=4, run_id="golden-threads")
-    compare = render(render_compare(build_report(run3), build_report(other)))
+    compare = render(render_compare(report3, build_report(other)))
     assert_fits(compare, 100)
     check_golden("compare_100.txt", compare)
 
 
 @pytest.mark.parametrize("width", [80, 100, 140])
-def test_report_fits_the_console(run3: RunData, width: int) -> None:
-    assert_fits(render(render_report(build_report(run3), width=min(width, 100)), width), width)
-    assert_fits(render(render_summary(build_report(run3)), width), width)
+def test_report_fits_the_console(report3: RunReport, width: int) -> None:
+    assert_fits(render(render_report(report3, width=min(width, 100)), width), width)
+    assert_fits(render(render_summary(report3), width), width)
 
 
 def test_report_fits_many_workers() -> None:
     run = make_run([1.0 + 0.1 * (i % 7) for i in range(96)], 16, steps=0)
-    text = render(render_report(build_report(run)))
+    report = build_report(run)
+    text = render(render_report(report))
     assert_fits(text, 100)
     # Ties (equal finish within 1 ms) are all marked: free-run and batch-sync have two workers each finishing
     # last.
-    modes = report_json(build_report(run))["modes"]
+    modes = report_json(report)["modes"]
     for mode, n in (("free-run", 2), ("batch-sync", 2), ("dynamic", 1)):
         assert sum(w["slowest"] for w in next(m for m in modes if m["mode"] == mode)["workers"]) == n
     assert text.count("◀ slowest") == 5
@@ -78,9 +84,10 @@ def test_report_fits_many_workers() -> None:
 
 def test_incomplete_run_is_flagged() -> None:
     run = make_run(A, 2, status="running")
-    for text in (render(render_report(build_report(run))), render(render_summary(build_report(run)))):
+    report = build_report(run)
+    for text in (render(render_report(report)), render(render_summary(report))):
         assert "WARNING: this run is running, not complete" in text
-    assert report_json(build_report(run))["complete"] is False
+    assert report_json(report)["complete"] is False
 
 
 def test_report_json_by_hand() -> None:
@@ -154,35 +161,38 @@ def test_compare_warns_when_runs_are_not_comparable() -> None:
     b = make_run([*A, 1.0, 1.0], 2, run_id="run-b", steps=8)
     b = replace(b, meta=replace(b.meta, workers=[b.meta.workers[0],
                                                  replace(b.meta.workers[1], model="NVIDIA H200")]))
-    text = render(render_compare(build_report(a), build_report(b)))
+    report_a = build_report(a)
+    text = render(render_compare(report_a, build_report(b)))
     first = text.splitlines()[0]
     assert first.startswith(
         "⚠ NOT COMPARABLE: steps 0 vs 8; 5 vs 7 tasks; devices 2 × NVIDIA H100 80GB HBM3 vs ")
     assert "B: run-b" in text and "total time" in text  # still printed
     c = make_run(A, 2, run_id="run-c")
-    assert "NOT COMPARABLE" not in render(render_compare(build_report(a), build_report(c)))
+    assert "NOT COMPARABLE" not in render(render_compare(report_a, build_report(c)))
     d = make_run(A, 3, run_id="run-d")
-    assert "2 vs 3 workers" in render(render_compare(build_report(a), build_report(d))).splitlines()[0]
+    assert "2 vs 3 workers" in render(render_compare(report_a, build_report(d))).splitlines()[0]
 
 
 def test_gpu_activity_shows_only_where_nvml_sampled() -> None:
     # Case A free-run with samples: GPU active 64.8 % (hand-computed in test_analysis) beside util. 75 %
     # (busy 9 s of 2 workers x 6 s).
     run = make_run(A, 2, modes=["free-run"], samples=True)
-    data = report_json(build_report(run))
+    report = build_report(run)
+    data = report_json(report)
     assert data["has_gpu_util"] and data["modes"][0]["gpu_util"] == pytest.approx(0.648)
     assert [w["gpu_util"] for w in data["modes"][0]["workers"]] == pytest.approx([0.864, 0.432])
-    text = render(render_report(build_report(run)))
+    text = render(render_report(report))
     assert "active" in text and "64.8 %" in text and "75.0 %" in text and "GPU active = mean" in text
-    assert "GPU active 64.8 %" in render(render_summary(build_report(run)))
+    assert "GPU active 64.8 %" in render(render_summary(report))
     plain = build_report(make_run(A, 2, modes=["free-run"]))
     assert not report_json(plain)["has_gpu_util"] and "active" not in render(render_report(plain))
 
 
 def test_a_lone_mode_is_not_marked_first() -> None:
     run = make_run(A, 2, modes=["batch-sync"])
-    assert report_json(build_report(run))["first"] is None
-    text = render(render_report(build_report(run)))
+    report = build_report(run)
+    assert report_json(report)["first"] is None
+    text = render(render_report(report))
     assert "✓" not in text and "finished first" not in text
 
 
@@ -194,9 +204,10 @@ def test_fewer_tasks_than_workers_renders_an_empty_lane() -> None:
     busy = busy_over_time(run.spans, 4)
     idle = busy[busy["worker"] == 2]
     assert len(idle) == 2 * 4 and (idle["busy"] == 0).all() and (idle["barrier"] == 0).all()
-    assert "no tasks" in render(render_report(build_report(run)))
-    utilization_figure(build_report(run))  # draws without error
+    report = build_report(run)
+    assert "no tasks" in render(render_report(report))
+    utilization_figure(report)  # draws without error
     from viz.overhead import overhead_figure
 
-    texts = [t.get_text() for ax in overhead_figure(build_report(run)).axes for t in ax.texts]
+    texts = [t.get_text() for ax in overhead_figure(report).axes for t in ax.texts]
     assert any("batch-sync ran a single batch" in t for t in texts)  # it ran, it just had no barrier

@@ -153,9 +153,10 @@ def test_real_run_traces_nest_and_reports_write(tmp_path: Path) -> None:
 
     run = run_synthetic(tmp_path, modes=["free-run", "batch-sync", "dynamic"], images=9, workers=2,
                         backend="threads", workload="synthetic:mean=0.01,jitter=0.3")
-    trace = chrome_trace(build_report(run))
+    report = build_report(run)
+    trace = chrome_trace(report)
     assert len(x_events(trace)) == len(run.spans)
     assert_nested(trace)
-    paths = list(write_report(build_report(run)))
+    paths = list(write_report(report))
     assert all(p.parent == run.path and p.stat().st_size > 0 for p in paths)
     assert json.loads((run.path / "trace.json").read_text())["traceEvents"]

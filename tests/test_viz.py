@@ -378,10 +378,11 @@ def test_ties_are_all_marked_slowest_or_none() -> None:
 
 def test_cpu_runs_say_worker_not_gpu(run_a: RunData, gantt_a: Figure) -> None:
     run = on_cpu(run_a)
-    g = gantt_figure(build_report(run))
+    report = build_report(run)
+    g = gantt_figure(report)
     assert "one lane per worker" in g.get_suptitle() and "GPU" not in g.get_suptitle()
     assert "of worker time" in g.axes[1].get_title(loc="left")
-    u = utilization_figure(build_report(run))
+    u = utilization_figure(report)
     assert "each strip is one worker" in u.get_suptitle()
     assert u.axes[0].get_title(loc="left").startswith(
         "free-run: workers busy 75.0 % of the makespan, idle 25.0 %")
