@@ -167,7 +167,7 @@ class _Panel:
         sel = one_run(report.run.spans, mode, repeat)
         timed = tasks(sel)
         lanes = plan_lanes(sel["worker"].unique(), GANTT)
-        makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
+        makespan = report.makespan_of(mode, repeat)
         detail = wants_detail(timed) if detail is None else detail
         return cls(ax, mode, repeat, sel, timed, waits(sel), lanes, report.labels,
                    max(t_max or 0.0, makespan, 1e-9), makespan,

@@ -107,7 +107,7 @@ def _gantt(report: RunReport, mode: str, rep: int, width: int, t_max: float, lab
     lanes = plan_lanes(sel["worker"].unique(), TERMINAL)
     shares = lane_shares(sel, lanes, edges)
     labels = report.labels
-    makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
+    makespan = report.makespan_of(mode, rep)
     wait = waits(sel)
     waited = len(wait) > 0
     lines = []

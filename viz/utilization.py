@@ -54,8 +54,7 @@ def plot_utilization(
         repeat = report.shown.get(mode, 0)
     # 1. The (mode, repeat) over shared bins, cut at its makespan so that no bin reaches past its work.
     sel = one_run(report.run.spans, mode, repeat)
-    timed = tasks(sel)
-    makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
+    makespan = report.makespan_of(mode, repeat)
     t_max = max(t_max or 0.0, makespan, 1e-9)
     edges = np.linspace(0.0, t_max, (bins or default_bins(sel, t_max)) + 1)
     if makespan > 0:

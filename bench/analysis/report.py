@@ -171,6 +171,11 @@ class RunReport:
     def mode(self, name: str) -> ModeReport:
         return next(m for m in self.modes if m.mode == name)
 
+    def makespan_of(self, mode: str, repeat: int) -> float:
+        """One (mode, repeat)'s makespan, from `makespans` (0 where it ran no task)."""
+        row = one_run(self.makespans, mode, repeat)
+        return float(row["makespan_s"].iloc[0]) if len(row) else 0.0
+
 
 def run_modes(run: RunData) -> list[str]:
     """The run's modes in run order (those with spans), else every mode its spans name."""
