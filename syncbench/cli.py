@@ -228,29 +228,28 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
         # Its process is gone (killed, or the machine rebooted): say so rather than "running".
         gone = f"interrupted (its process {data.meta.owner.get('pid')} is gone)"
         data = replace(data, meta=replace(data.meta, status=gone))
-    from viz.terminal import render_report, render_summary, report_json
+    from bench.analysis.export import report_json
+    from bench.analysis.report import build_report
+    from viz.terminal import render_report, render_summary
 
     if not is_task(data.spans).any():
         _fail(BenchError(f"{run_dir} has no task records (status: {data.meta.status})"))
+    built = build_report(data)  # once: the text report, --json and the charts show the same record
     if as_json:
-        out.print_json(json.dumps(report_json(data)))
+        out.print_json(json.dumps(report_json(built)))
         return
-    from bench.analysis.report import build_report
-
-    built = build_report(data)  # once: the text report and the charts show the same record
-    out.print(render_summary(data, report=built) if summary_only else render_report(data, report=built))
+    out.print(render_summary(built) if summary_only else render_report(built))
     if not charts:
         return
-    from bench.analysis.tracecap import trace_cap
     from bench.store import check_out_dir
     from viz.save import write_report
     from viz.words import trace_cap_text
 
     target = charts_to or run_dir
-    capped = trace_cap_text(trace_cap(data.spans))
+    capped = trace_cap_text(built.trace_cap)
     try:
         check_out_dir(target)
-        for p in write_report(data, target, built):  # a line per file as soon as it is written
+        for p in write_report(built, target):  # a line per file as soon as it is written
             note = f" ({capped})" if capped and p.name == "trace.json" else ""
             out.print(f"wrote {p}{note}", highlight=False, soft_wrap=True)  # a path is not wrapped
     except BenchError as e:
@@ -282,6 +281,7 @@ def compare(
     run_b: Annotated[Path, typer.Argument(help="Second run folder.")],
 ) -> None:
     """The same numbers side by side for two runs (e.g. processes against threads)."""
+    from bench.analysis.report import build_report
     from bench.store import load_run
     from viz.terminal import render_compare
 
@@ -289,7 +289,7 @@ def compare(
         a, b = load_run(run_a), load_run(run_b)
     except BenchError as e:
         _fail(e)
-    out.print(render_compare(a, b))
+    out.print(render_compare(build_report(a), build_report(b)))
 
 
 @app.command()
