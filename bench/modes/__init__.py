@@ -12,7 +12,7 @@ from functools import cache
 
 from bench.errors import BenchError
 from bench.modes import batch_sync, contiguous, dynamic, free_run, longest_first, staleness
-from bench.modes.actions import Action, Barrier, Claim, Done, Gate, Mode, Plan, PlanFn, Run
+from bench.modes.actions import ONE_NODE, Action, Barrier, Claim, Done, Gate, Links, Mode, Plan, PlanFn, Run
 
 MODES: dict[str, Mode] = {m.name: m for m in (
     free_run.MODE,
@@ -71,5 +71,6 @@ def order_of(mode: str) -> int:
     return names.index(mode) if mode in names else names.index(family) if family in names else len(names)
 
 
-__all__ = ["BASELINE", "FAMILIES", "MODES", "MODE_GROUPS", "MODE_NAMES", "Action", "Barrier", "Claim", "Done",
-           "Gate", "Mode", "Plan", "PlanFn", "Run", "get_mode", "modes_label", "order_of", "parse_modes"]
+__all__ = ["BASELINE", "FAMILIES", "MODES", "MODE_GROUPS", "MODE_NAMES", "ONE_NODE", "Action", "Barrier",
+           "Claim", "Done", "Gate", "Links", "Mode", "Plan", "PlanFn", "Run", "get_mode", "modes_label",
+           "order_of", "parse_modes"]
