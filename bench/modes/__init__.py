@@ -47,13 +47,13 @@ def get_mode(name: str) -> Mode:
 
 
 def parse_modes(spec: str) -> list[str]:
-    """A mode name, `both`, `all`, or a comma list of modes (e.g. free-run,staleness:1,batch-sync)."""
-    if spec in MODE_GROUPS:
-        return list(MODE_GROUPS[spec])
-    modes = [m.strip() for m in spec.split(",") if m.strip()]
-    if not modes:
+    """A mode name, a group (`both`, `all`), or a comma list of both (e.g. free-run,staleness:1 or
+    both,dynamic): groups expanded in place, each mode once, where it first appears."""
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    if not names:
         raise BenchError("no mode given")
-    return [get_mode(m).name for m in dict.fromkeys(modes)]
+    modes = [m for n in names for m in (MODE_GROUPS[n] if n in MODE_GROUPS else [get_mode(n).name])]
+    return list(dict.fromkeys(modes))
 
 
 def modes_label(modes: list[str]) -> str:
