@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from bench.analysis import mode_table
 from bench.store import write_meta
-from bench.whatif import fit_run, fits_by_mode, predict
+from bench.whatif import Job, fit_run, fits_by_mode, predict
 from syncbench.cli import app
 from tests.helpers import make_run
 
@@ -27,7 +27,7 @@ def test_fit_recovers_speed_and_no_jitter() -> None:
 def test_replay_at_own_scale_is_exact_without_jitter() -> None:
     run = make_run([2.0] * 12, 2, speed=[0.9, 1.1])
     measured = mode_table(run.spans, 2).set_index("mode")["makespan_s"]
-    pred = predict(fits_by_mode(run.spans, 2), ["free-run", "batch-sync", "dynamic"], 2, 12, 5, 0)
+    pred = predict(fits_by_mode(run.spans, 2), ["free-run", "batch-sync", "dynamic"], Job(12, 2), 5, 0)
     got = pred.set_index("mode")["median_s"]
     for mode in ("free-run", "batch-sync", "dynamic"):
         assert got[mode] == pytest.approx(measured[mode], rel=1e-6), mode
@@ -43,7 +43,7 @@ def test_replay_cli_predicts_another_scale(tmp_path) -> None:  # type: ignore[no
     result = CliRunner().invoke(app, ["replay", str(tmp_path), "--gpus", "8", "--images", "400",
                                       "--repeat", "5"])
     assert result.exit_code == 0, result.output
-    assert "400 tasks on 8 workers" in result.output and "batch-sync" in result.output
+    assert "400 tasks on 8 GPUs" in result.output and "batch-sync" in result.output
 
 
 def test_replay_leaves_an_incomplete_mode_out_of_fit_and_comparison(tmp_path) -> None:  # type: ignore[no-untyped-def]
