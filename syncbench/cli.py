@@ -41,6 +41,9 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Markdown joins a docstring's lines into paragraphs that wrap at the terminal's width (rich markup
+    # would keep every line break of the source); `code` is styled.
+    rich_markup_mode="markdown",
     help="syncbench: where does the time go when a diffusion workload runs on many GPUs?",
 )
 # Piped or redirected output has no terminal width; rich would fall back to 80 columns and cut the report's
@@ -55,6 +58,20 @@ MODE_HELP = (" | ".join(MODE_NAMES) + " | "
              + ", or a comma list")
 WORKLOAD_HELP = " ".join(e.help for e in WORKLOADS.values())
 BACKEND_HELP = " | ".join(LAUNCHERS[n].help for n in SELECTABLE) + "."
+
+
+def _version(value: bool) -> None:
+    if value:
+        from bench import __version__
+
+        out.print(f"syncbench {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _app(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False) -> None:
+    """The options of `bench` itself, before a command."""
 
 
 def _fail(e: BenchError) -> None:
