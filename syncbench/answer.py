@@ -37,8 +37,8 @@ JOB_OPTIONS = [
             "--gpus-per-node; worker g on node g ÷ GPUs per node; the queue on node 0)."),
     _option("gpus_per_node", int | None, None, "GPUs per node (default: --gpus ÷ --nodes; with --nodes and "
             "no --gpus it sets the GPUs)."),
-    _option("node_speed", str | None, None, "A factor on each node's task times, one per node: 1,1.1 = the "
-            "second node's tasks take 10 % longer."),
+    _option("node_speed", str | None, None, "A factor on each node's task times, one per node (1,1.1: the "
+            "second node's tasks take 10 % longer), or NODE=FACTOR for the nodes that differ (127=1.3)."),
     _option("latency_ms", float, 1.0, "Milliseconds one request between two nodes takes to be answered "
             "(with --nodes > 1): paid once per barrier and per gate, and per claim by a worker on another "
             "node than the queue's."),
@@ -112,14 +112,27 @@ def make_job(tasks: int, gpus: int | None, default_gpus: int, task_s: float | No
         task_s = steps * step_s
     task_s = task_s if task_s is not None else default_task_s
     # 3. The nodes' speeds and the latency between them.
-    speed: tuple[float, ...] = ()
-    if opts["node_speed"]:
-        try:
-            speed = tuple(float(x) for x in opts["node_speed"].split(","))
-        except ValueError:
-            raise BenchError(f"--node-speed takes numbers separated by commas, got {opts['node_speed']!r}") \
-                from None
-    return Job(tasks, gpus, nodes or 1, task_s, speed, opts["latency_ms"] / 1e3)
+    nodes = nodes or 1
+    speed = node_speeds(opts["node_speed"], nodes) if opts["node_speed"] else ()
+    return Job(tasks, gpus, nodes, task_s, speed, opts["latency_ms"] / 1e3)
+
+
+def node_speeds(spec: str, nodes: int) -> tuple[float, ...]:
+    """--node-speed: a factor per node (1,1.1), or NODE=FACTOR entries for the nodes that differ from 1
+    (127=1.3 on 128 nodes)."""
+    items = [x.strip() for x in spec.split(",") if x.strip()]
+    try:
+        if not any("=" in x for x in items):
+            return tuple(float(x) for x in items)
+        speed = [1.0] * nodes
+        for node, factor in (x.split("=") for x in items):
+            if not 0 <= int(node) < nodes:
+                raise BenchError(f"--node-speed names node {node}; the nodes are 0..{nodes - 1}")
+            speed[int(node)] = float(factor)
+        return tuple(speed)
+    except ValueError:
+        raise BenchError(f"--node-speed takes a factor per node (1,1.1) or NODE=FACTOR entries (3=1.2), got "
+                         f"{spec!r}") from None
 
 
 def open_folder(out: Path, label: str, job: Job, modes: list[str], repeat: int, seed: int,

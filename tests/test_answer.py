@@ -160,7 +160,9 @@ def test_simulate_json_is_one_document_and_the_line_comes_first(tmp_path: Path) 
     (["--steps", "50"], "--steps and --step-seconds go together"),
     (["--task-seconds", "4", "--steps", "5", "--step-seconds", "1"], "not both"),
     (["--nodes", "2", "--node-speed", "1"], "--node-speed takes one factor per node (2), got 1"),
-    (["--node-speed", "fast"], "--node-speed takes numbers"),
+    (["--node-speed", "fast"], "--node-speed takes a factor per node"),
+    (["--nodes", "2", "--gpus", "4", "--node-speed", "2=1.5"],
+     "--node-speed names node 2; the nodes are 0..1"),
     (["--latency-ms", "-1", "--nodes", "2"], "--latency-ms must be at least 0"),
     (["--mode", "both,sideways"], "unknown mode 'sideways'"),
 ])
@@ -183,6 +185,9 @@ def test_gpus_and_nodes_from_any_two_and_steps_times_seconds() -> None:
     assert job(None, nodes=2, gpus_per_node=8).gpus == 16  # 2 × 8
     assert job(16, nodes=2).gpus_per_node == 8
     assert job(None, steps=50, step_seconds=0.88).task_s == pytest.approx(44.0)  # 50 × 0.88
+    # --node-speed: one factor per node, or only the nodes that differ from 1.
+    assert job(16, nodes=4, node_speed="1,1,1.2,1").node_speed == (1.0, 1.0, 1.2, 1.0)
+    assert job(16, nodes=4, node_speed="2=1.2").node_speed == (1.0, 1.0, 1.2, 1.0)
     # One node pays no latency, whatever --latency-ms says.
     assert job(8).links().latency_s == 0.0 and job(8).to_dict()["latency_s"] == 0.0
 

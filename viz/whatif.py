@@ -64,9 +64,22 @@ def job_details(job: Job, task_s: float | None = None) -> str:
         parts.append(f"{job_time(each)} a task")
     if job.nodes > 1:
         if job.node_speed and any(f != 1 for f in job.node_speed):
-            parts.append("node speed " + ", ".join(f"{f:g}" for f in job.node_speed))
+            parts.append("node speed " + _node_speeds(job.node_speed))
         parts.append(f"{job_time(job.latency_s)} between nodes")
     return "; ".join(parts)
+
+
+def _node_speeds(speed: tuple[float, ...]) -> str:
+    """'1, 1.1' for a few nodes; for more, '1.3 on node 127 (1 elsewhere)' or '1.2 on 12 nodes (1
+    elsewhere)'."""
+    if len(speed) <= 4:
+        return ", ".join(f"{f:g}" for f in speed)
+    odd = {g: f for g, f in enumerate(speed) if f != 1}
+    by: dict[float, list[int]] = {}
+    for g, f in odd.items():
+        by.setdefault(f, []).append(g)
+    said = [f"{f:g} on node {g[0]}" if len(g) == 1 else f"{f:g} on {len(g)} nodes" for f, g in by.items()]
+    return ", ".join(said) + " (1 elsewhere)"
 
 
 def answer_line(a: Answer) -> str:
