@@ -172,16 +172,26 @@ class Fit:
 def _median_gap_s(tasks: pd.DataFrame, barriers: pd.DataFrame) -> float:
     """Median time between consecutive tasks on a worker that is not spent waiting at a barrier: the
     runner's and the host's own work between two tasks (a barrier wait is the simulator's to model)."""
-    gaps: list[float] = []
-    for key, w in tasks.sort_values("start_ns").groupby(["mode", "repeat", "worker"]):
-        starts, ends = w["start_ns"].to_numpy(), w["end_ns"].to_numpy()
-        b = barriers[(barriers["mode"] == key[0]) & (barriers["repeat"] == key[1])
-                     & (barriers["worker"] == key[2])]
-        b_start, b_len = b["start_ns"].to_numpy(), (b["end_ns"] - b["start_ns"]).to_numpy()
-        for prev_end, nxt in zip(ends[:-1], starts[1:], strict=True):
-            inside = (b_start >= prev_end) & (b_start < nxt)
-            gaps.append((nxt - prev_end - b_len[inside].sum()) / 1e9)
-    return max(float(np.median(gaps)), 0.0) if gaps else 0.0
+    key = ["mode", "repeat", "worker"]
+    # 1. Each task after the first on its worker (in its mode and repeat): the gap since the previous one.
+    t = tasks[[*key, "start_ns", "end_ns"]].sort_values([*key, "start_ns"]).reset_index(drop=True)
+    same = (t[key] == t[key].shift()).all(axis=1)
+    t["prev_end"] = t["end_ns"].shift().where(same)
+    gap = (t["start_ns"] - t["prev_end"])[same] / 1e9
+    if gap.empty:
+        return 0.0
+    # 2. Less the waits that began inside that gap: each wait belongs to the first task of its worker that
+    #    starts after the wait began, if the wait began after that task's previous one ended.
+    if not barriers.empty:
+        nxt = t[[*key, "start_ns", "prev_end"]].rename(columns={"start_ns": "next_start"})
+        nxt["row"] = np.arange(len(t))
+        b = barriers[[*key, "start_ns", "end_ns"]].sort_values("start_ns")
+        m = pd.merge_asof(b, nxt.sort_values("next_start"), left_on="start_ns", right_on="next_start", by=key,
+                          direction="forward", allow_exact_matches=False)
+        inside = m["row"].notna() & (m["start_ns"] >= m["prev_end"])
+        waited = (m["end_ns"] - m["start_ns"])[inside].groupby(m["row"][inside].astype(int)).sum()
+        gap = gap - waited.reindex(gap.index, fill_value=0) / 1e9
+    return max(float(np.median(gap.to_numpy())), 0.0)
 
 
 def fit_run(spans: pd.DataFrame, n_workers: int, mode: str | None = None) -> Fit:

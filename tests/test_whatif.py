@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -22,6 +23,19 @@ def test_fit_recovers_speed_and_no_jitter() -> None:
     assert fit.cv == pytest.approx(0.0, abs=1e-9)
     # back to back in free-run and dynamic; barriers subtracted
     assert fit.gap_s == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_gap_between_tasks_leaves_the_barrier_waits_out() -> None:
+    # Worker 0: tasks 0–1 s, 1.5–2.5 s, 2.6–3.6 s, a wait 1.0–1.2 s in the first gap and one at 3.7–3.9 s
+    # after its last task; worker 1: tasks 0–2 s and 2.4–3 s, a wait 2.0–2.3 s between them.
+    # Gaps less waits: 0.5 − 0.2 = 0.3, 0.1 and 0.4 − 0.3 = 0.1 s -> median 0.1 s (0.4 s with the waits in).
+    def span(w: int, kind: str, s: float, e: float) -> dict[str, object]:
+        return {"mode": "batch-sync", "repeat": 0, "worker": w, "kind": kind, "name": "task" if kind == "task"
+                else "batch", "task": 0, "start_ns": round(s * 1e9), "end_ns": round(e * 1e9), "status": "ok"}
+    rows = [span(0, "task", 0, 1), span(0, "task", 1.5, 2.5), span(0, "task", 2.6, 3.6),
+            span(0, "barrier", 1.0, 1.2), span(0, "barrier", 3.7, 3.9),
+            span(1, "task", 0, 2), span(1, "task", 2.4, 3), span(1, "barrier", 2.0, 2.3)]
+    assert fit_run(pd.DataFrame(rows), 2).gap_s == pytest.approx(0.1)
 
 
 def test_replay_at_own_scale_is_exact_without_jitter() -> None:
