@@ -365,8 +365,9 @@ def simulate(
             **({"mix": {"share": mixture[0], "factor": mixture[1]}} if mix else {})})
     except BenchError as e:
         _fail(e)
-    makespans, drift = simulate_run(folder.run_dir, modes, repeat, the_job, skew, jitter, dist, seed,  # type: ignore[arg-type]
-                                    mixture)
+    with lifecycle.owning(folder):  # a simulation that breaks leaves its folder marked failed
+        makespans, drift = simulate_run(folder.run_dir, modes, repeat, the_job, skew, jitter,
+                                        dist, seed, mixture)  # type: ignore[arg-type]
     rows = simulated_rows(makespans, drift, the_job, skew, jitter, mixture)
     meta = lifecycle.close(folder, "complete")
     what = f"skew ±{skew:.0%}, jitter {jitter:.0%}, {repeat} repeat{'s' if repeat > 1 else ''}"
@@ -447,7 +448,8 @@ def replay(
         err.print(f"[yellow]note: {the_job.tasks} tasks on {the_job.gpus} workers: "
                   f"{the_job.gpus - the_job.tasks} workers get no task in any mode[/]")
     written = folder.run_dir if folder is not None else None
-    rows = predict(fits, modes, the_job, repeat, seed, written, WRITTEN_REPEATS)
+    with lifecycle.owning(folder) if folder is not None else contextlib.nullcontext():
+        rows = predict(fits, modes, the_job, repeat, seed, written, WRITTEN_REPEATS)
     if the_job.is_measured(T, G):  # the run as it ran: the measured makespans beside
         measured = mode_table(spans, G).groupby("mode")["makespan_s"].median()
         rows["measured_s"] = [measured.get(m, float("nan")) for m in rows["mode"]]
