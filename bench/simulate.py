@@ -5,6 +5,16 @@ An event loop plays the part of the backends: `Run` advances a worker's clock by
 worker id), exactly as the shared queue would. Durations come from the synthetic workload's own model
 (`speed_factors`, `jitter_factors`) or, for replay, from any (T, G) duration matrix.
 No torch, no I/O; the theory each result is shown beside is the mode's own (`Mode.theory`).
+
+Several nodes (`Links`): a job on N > 1 nodes pays an inter-node latency L (one request to another node,
+answered) where its workers coordinate, and nowhere else:
+- a barrier pays L once: every worker leaves it L after the last one arrived (the release crosses nodes);
+- a gate pays L once: it opens L after the last task of the batch it waits for ended (the news crosses);
+- a claim pays L per claim for a worker on another node than the queue's (node 0): it asks when it is free,
+  claims are answered in the order asked, and its task starts L later; workers on the queue's node pay 0.
+A worker's own tasks, and the modes that never coordinate (free-run, contiguous), pay nothing. Per-node
+speed is the worker factors' business (`bench.whatif.Job`). Polling and the store's own work are not modelled:
+on one node coordination costs 0 here, and what a measured run spent between tasks is replay's `gap_s`.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ import numpy as np
 
 from bench.durations import Dist, jitter_factors, mix_factors, speed_factors
 from bench.errors import BenchError
-from bench.modes import Action, Barrier, Claim, Done, Gate, Run, get_mode
+from bench.modes import ONE_NODE, Action, Barrier, Claim, Done, Gate, Links, Run, get_mode
 from bench.schema import BARRIER_BATCH, BARRIER_GATE
 
 
@@ -48,9 +58,10 @@ def durations_model(n_tasks: int, n_workers: int, mean: float, skew: float, jitt
 
 
 def simulate(mode: str, task_factor: np.ndarray, worker_factor: np.ndarray,
-             costs: np.ndarray | None = None, drive_plan: bool = False) -> SimResult:
+             costs: np.ndarray | None = None, drive_plan: bool = False, links: Links = ONE_NODE) -> SimResult:
     """Carry out the plan of `mode` on G = len(worker_factor) simulated workers; duration = task_factor[i]·
     worker_factor[g]. `costs`: the tasks' expected costs, for a queue mode's order (default: all equal).
+    `links`: what coordinating across nodes costs (default: one node, nothing).
 
     By the mode's closed-form `schedule` where it has one (numpy: a million tasks in well under a second),
     else, or with `drive_plan`, by the event loop driving its plan generators (the reference the closed forms
@@ -62,9 +73,9 @@ def simulate(mode: str, task_factor: np.ndarray, worker_factor: np.ndarray,
              if record.queue_order else None)
     if record.schedule is not None and not drive_plan:
         s = record.schedule(np.asarray(task_factor, dtype=float), np.asarray(worker_factor, dtype=float),
-                            queue)
+                            queue, links)
         return SimResult(mode, s.worker.astype(np.int64), s.start, s.end, s.batch.astype(np.int64), s.waits)
-    return _Loop(mode, task_factor, worker_factor, range(T) if queue is None else queue.tolist()).run()
+    return _Loop(mode, task_factor, worker_factor, range(T) if queue is None else queue.tolist(), links).run()
 
 
 class _Loop:
@@ -73,10 +84,11 @@ class _Loop:
     recorded (one row per worker per wait)."""
 
     def __init__(self, mode: str, task_factor: np.ndarray, worker_factor: np.ndarray,
-                 order: Sequence[int]) -> None:
+                 order: Sequence[int], links: Links) -> None:
         plan_fn = get_mode(mode).plan
         self.mode, self.order = mode, order
         self.T, self.G = T, G = len(task_factor), len(worker_factor)
+        self.latency, self.claim = links.latency_s, links.claim_s(G)
         self.tf, self.wf = task_factor.tolist(), worker_factor.tolist()
         self.worker, self.batch = np.full(T, -1, dtype=np.int64), np.full(T, -1, dtype=np.int64)
         self.start, self.end = np.zeros(T), np.zeros(T)
@@ -136,6 +148,8 @@ class _Loop:
                     return
                 self.replies[g] = self.order[self.next_task] if self.next_task < self.T else self.T
                 self.next_task += 1
+                t += self.claim[g]  # a worker on another node than the queue's hears back a latency later
+                at_front = at_front and self.claim[g] == 0
             elif type(action) is Barrier:
                 self._barrier(g, action.batch, t)
                 return
@@ -161,7 +175,7 @@ class _Loop:
         """Worker `g` parks at barrier `batch`; the last to arrive releases every parked worker."""
         self.parked.append((g, batch, t))
         if len(self.parked) == self.G:
-            leave = max(a for _, _, a in self.parked)
+            leave = max(a for _, _, a in self.parked) + self.latency
             for w, b, a in self.parked:
                 self._waited(w, b, a, leave, BARRIER_BATCH)
             self.parked = []
@@ -171,7 +185,7 @@ class _Loop:
         n = self.done_n[batch] = self.done_n.get(batch, 0) + 1
         self.done_last[batch] = max(self.done_last.get(batch, t), t)
         if n == self.G:
-            ready = self.done_last[batch]
+            ready = self.done_last[batch] + self.latency
             for w, arrive, starts in self.gated.pop(batch, []):
                 self._waited(w, starts, arrive, max(arrive, ready), BARRIER_GATE)
 
@@ -181,7 +195,7 @@ class _Loop:
         if self.done_n.get(action.batch, 0) < self.G:
             self.gated.setdefault(action.batch, []).append((g, t, action.starts))
             return None
-        leave = max(t, self.done_last[action.batch])
+        leave = max(t, self.done_last[action.batch] + self.latency)
         self._waited(g, action.starts, t, leave, BARRIER_GATE, wake=False)
         return leave
 
