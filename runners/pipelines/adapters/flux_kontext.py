@@ -38,7 +38,7 @@ ADAPTER = Adapter(
     steps=28, size=1024, true_cfg_scale=1.0, negative_prompt=" ", kwargs=_kwargs,
     sets=("image", "max_area", "_auto_resize", *FLUX_SETS),
     condition_area=lambda side: side * side if side else None,
-    condition_image=lambda side: (f"~{side}² px (Kontext's auto-resize off)" if side else
+    condition_image=lambda side: (f"~{side}² px (auto-resize off)" if side else
                                   "the Kontext resolution nearest the input's aspect, ~1024² px "
                                   "(pipeline default)"),
 )
