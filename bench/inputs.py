@@ -40,16 +40,27 @@ EDIT_PROMPTS = (
 
 @dataclass(frozen=True, slots=True)
 class TaskInput:
-    """One input: an image file (None = generated from the task's seed) and a prompt; optional overrides."""
+    """One input: an image file, several (a multi-image edit) or None (generated from the task's seed), and a
+    prompt; optional overrides."""
 
-    image: str | None
+    image: str | tuple[str, ...] | None
     prompt: str
     seed: int | None = None
     size: int | None = None
     steps: int | None = None
-    width: int | None = None  # the image's size, read when it was checked
+    width: int | None = None  # the (first) image's size, read when it was checked
     height: int | None = None
     cost: float | None = None  # expected cost, for longest-first (default: output pixels × steps)
+    sizes: tuple[tuple[int, int], ...] = ()  # with several images: each one's (width, height), as checked
+
+    def image_sizes(self) -> tuple[tuple[int, int], ...]:
+        """Every image's (width, height) as read when it was checked (none if not read)."""
+        return self.sizes or (((self.width, self.height),) if self.width and self.height else ())
+
+
+def image_paths(image: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The image files of an input or task, in order (none for a generated one)."""
+    return () if image is None else (image,) if isinstance(image, str) else tuple(image)
 
 
 def open_image(path: str) -> Image.Image:
@@ -157,30 +168,45 @@ def _row_input(row: dict[str, Any], base: Path, where: str) -> TaskInput:
             raise BenchError(f"{where}: cost must be a positive number, got {cost}")
     else:
         cost = None
-    image, prompt = row.get("image"), row.get("prompt")
+    prompt = row.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
         raise BenchError(f"{where}: 'prompt' is missing or empty")
-    path: str | None = None
-    width = height = None
-    if image is not None and not (isinstance(image, str) and not image.strip()):
-        if not isinstance(image, str):
-            raise BenchError(f"{where}: 'image' must be a path, got {image!r}")
-        p = Path(image).expanduser()
+    paths, sizes = _row_images(row.get("image"), base, where)
+    image = paths[0] if len(paths) == 1 else paths or None
+    width, height = sizes[0] if sizes else (None, None)
+    return TaskInput(image=image, prompt=prompt, seed=_opt_int(row.get("seed"), "seed", where),
+                     size=_opt_int(row.get("size"), "size", where),
+                     steps=_opt_int(row.get("steps"), "steps", where), width=width, height=height, cost=cost,
+                     sizes=sizes if len(sizes) > 1 else ())
+
+
+def _row_images(image: Any, base: Path, where: str) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
+    """A row's image column: empty (a generated image), one path, or several (a JSON list, or paths
+    separated by '|'), each resolved against `base` and checked; (paths, their sizes)."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        return (), ()
+    if isinstance(image, str):
+        image = [p.strip() for p in image.split("|")]
+    if not isinstance(image, list) or not image or not all(isinstance(p, str) and p for p in image):
+        raise BenchError(f"{where}: 'image' must be a path, several separated by '|', or a list of paths, "
+                         f"got {image!r}")
+    paths, sizes = [], []
+    for name in image:
+        p = Path(name).expanduser()
         p = p if p.is_absolute() else base / p
         try:
-            width, height = check_image(p)
+            sizes.append(check_image(p))
         except BenchError as e:
             raise BenchError(f"{where}: {e}") from None
-        path = str(p.resolve())
-    return TaskInput(image=path, prompt=prompt, seed=_opt_int(row.get("seed"), "seed", where),
-                     size=_opt_int(row.get("size"), "size", where),
-                     steps=_opt_int(row.get("steps"), "steps", where), width=width, height=height, cost=cost)
+        paths.append(str(p.resolve()))
+    return tuple(paths), tuple(sizes)
 
 
 def from_tasks_file(path: str | Path) -> tuple[TaskInput, ...]:
     """Read a JSONL (one object per line) or CSV (header row) file with columns image, prompt and optional
     seed, size, steps, cost. Relative image paths resolve against the file's folder; an empty image means a
-    generated one. Any problem raises BenchError with the file and line number."""
+    generated one; several images (a multi-image edit) are separated by '|' (or a JSON list).
+    Any problem raises BenchError with the file and line number."""
     f = Path(path)
     if not f.is_file():
         raise BenchError(f"tasks file {f} does not exist")

@@ -48,6 +48,9 @@ def describe_workload(meta: RunMeta) -> str:
     parts = []
     if w.get("model"):
         parts.append(str(w["model"]))
+        pipeline = str(w.get("pipeline", "")).removeprefix("diffusers ")
+        if pipeline and not str(w["model"]).startswith(("random:", "auto")):  # a folder or hub id: its class
+            parts[-1] = f"{pipeline} {w['model']}"
     if w.get("height") and w.get("width"):
         parts.append(f"{w['width']}×{w['height']} px")
     elif w.get("size"):
