@@ -5,6 +5,7 @@ Layout of a run folder:
     spans/w<G>.jsonl     one JSON object per line per span, appended and flushed by worker G as it happens
     spans/*.parquet      spans written all at once, in columns (the simulator's: a million rows)
     samples/w<G>.jsonl   device samples (NVML), if any
+    live.json            while the run goes: what each worker does now, rewritten every second by the owner
 
 `load_run` reads both; real runs keep the line-per-span logs (a crash loses at most the line in flight), and
 Arrow parses them in C++.
@@ -33,6 +34,7 @@ from bench.errors import BenchError
 from bench.schema import READABLE_SCHEMAS, SCHEMA_VERSION, Kind, RunMeta, Sample, Span, Status
 
 META = "meta.json"
+LIVE = "live.json"
 
 
 def check_out_dir(out: Path) -> None:
@@ -110,6 +112,39 @@ def read_meta(run_dir: Path) -> RunMeta:
         return RunMeta.from_dict(raw)
     except (TypeError, ValueError) as e:
         raise BenchError(f"{path} is malformed: {' '.join(str(e).split())}") from None
+
+
+def write_live(run_dir: Path, doc: dict[str, Any]) -> None:
+    """Write live.json atomically: the run owner's last view of its workers (`runners.status`)."""
+    tmp = run_dir / (LIVE + ".tmp")
+    tmp.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    tmp.replace(run_dir / LIVE)
+
+
+def read_live(run_dir: Path) -> dict[str, Any] | None:
+    """live.json of a run folder, or None where there is none (or it cannot be read)."""
+    try:
+        doc = json.loads((run_dir / LIVE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def tail_rows(folder: Path, offsets: dict[Path, int], pattern: str = "w*.jsonl") -> list[dict[str, Any]]:
+    """The records appended to `folder`'s logs since the last call with the same `offsets` (which it
+    advances): whole lines only, so a line being written is read next time. It only reads."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted(folder.glob(pattern)):
+        try:
+            with open(path, "rb") as f:
+                f.seek(offsets.get(path, 0))
+                chunk = f.read()
+        except FileNotFoundError:
+            continue
+        end = chunk.rfind(b"\n") + 1
+        offsets[path] = offsets.get(path, 0) + end
+        rows.extend(json.loads(line) for line in chunk[:end].splitlines() if line.strip())
+    return rows
 
 
 class JsonlWriter:
@@ -324,6 +359,14 @@ def owner_alive(owner: dict[str, Any]) -> bool | None:
     except OSError:
         return False
     return b"bench" in cmdline or b"pytest" in cmdline
+
+
+def shown_status(meta: RunMeta) -> str:
+    """The status a reader shows: meta.json's, except "running" where its owner process is gone (killed, or
+    the machine rebooted)."""
+    if meta.status == "running" and owner_alive(meta.owner) is False:
+        return f"interrupted (its process {meta.owner.get('pid')} is gone)"
+    return meta.status
 
 
 def write_spans_columns(run_dir: Path, name: str, const: dict[str, Any], worker: np.ndarray, task: np.ndarray,
