@@ -74,7 +74,7 @@ class Follower:
             data = load_run(self.run_dir)
         except BenchError as e:  # a folder being written may be caught half-way: the next frame reads again
             return Group(*parts, Text(f"cannot read the records yet: {e}", style="red"))
-        parts.append(now_table(meta, data, states, _age_s(live)))
+        parts.append(now_table(meta, data, states if live is not None else None, _age_s(live)))
         if (data.spans["kind"] == Kind.TASK).any():
             parts.append(render_report(build_report(data)))
         else:
@@ -124,13 +124,17 @@ def _last_tasks(meta: RunMeta, data: RunData) -> dict[int, dict[str, Any]]:
     return out
 
 
-def now_table(meta: RunMeta, data: RunData, states: dict[int, dict[str, Any]],
+def now_table(meta: RunMeta, data: RunData, states: dict[int, dict[str, Any]] | None,
               age_s: float) -> RenderableType:
-    """What each worker does now (live.json) beside what its records say; counts per stage above MAX_ROWS."""
+    """What each worker does now (live.json; None: the folder has none) beside what its records say; counts
+    per stage above MAX_ROWS workers. A worker live.json does not name has no beacon yet: starting."""
     last = _last_tasks(meta, data)
     names = {w.worker: w.name for w in meta.workers}
+    if states is not None:
+        states = {w: states.get(w, {"worker": w, "state": "starting"}) for w in range(meta.n_workers)}
     if meta.n_workers > MAX_ROWS:
         return _now_counts(states, age_s)
+    states = states or {}
     table = Table(box=None, pad_edge=False, padding=(0, 1), show_edge=False)
     for col in ("worker", "now", "task", "for", "mode run", "tasks done", "last task"):
         table.add_column(col, justify="left" if col in ("worker", "now", "mode run") else "right")
@@ -154,8 +158,8 @@ def now_table(meta: RunMeta, data: RunData, states: dict[int, dict[str, Any]],
     return Group(Text(caption, style="dim"), table)
 
 
-def _now_counts(states: dict[int, dict[str, Any]], age_s: float) -> RenderableType:
-    if not states:
+def _now_counts(states: dict[int, dict[str, Any]] | None, age_s: float) -> RenderableType:
+    if states is None:
         return Text("now: unknown — this folder has no live.json", style="dim")
     counts: dict[str, int] = {}
     for s in states.values():
