@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from bench.schema import Kind
 from bench.store import tail_rows
 
 
@@ -102,7 +103,7 @@ class ProgressFeed:
     def update(self, run_dir: Path, states: Mapping[int, Sequence[Any]] | None = None) -> None:
         """Read new span lines of `run_dir` (whole lines; a torn last line is read next time); `states`:
         worker -> its `WorkerState` (or just (beacon state, mode-run key "a/r/mode"))."""
-        for row in tail_rows(run_dir / "spans", self.offsets):
+        for row in tail_rows(run_dir / "spans", self.offsets, kinds=(Kind.TASK,)):
             self._add(row)
         for w, s in (states or {}).items():
             self.set_state(w, s[0], s[1])

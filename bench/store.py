@@ -130,9 +130,13 @@ def read_live(run_dir: Path) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
-def tail_rows(folder: Path, offsets: dict[Path, int], pattern: str = "w*.jsonl") -> list[dict[str, Any]]:
+def tail_rows(folder: Path, offsets: dict[Path, int], pattern: str = "w*.jsonl",
+              kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
     """The records appended to `folder`'s logs since the last call with the same `offsets` (which it
-    advances): whole lines only, so a line being written is read next time. It only reads."""
+    advances): whole lines only, so a line being written is read next time. With `kinds`, only the spans of
+    those kinds are parsed (a step span is most lines of an edit's log). It only reads."""
+    wanted = None if kinds is None else re.compile(
+        rb'^[^\n]*"kind": ?"(?:' + b"|".join(re.escape(k.encode()) for k in kinds) + rb')"[^\n]*$', re.M)
     rows: list[dict[str, Any]] = []
     for path in sorted(folder.glob(pattern)):
         try:
@@ -143,7 +147,8 @@ def tail_rows(folder: Path, offsets: dict[Path, int], pattern: str = "w*.jsonl")
             continue
         end = chunk.rfind(b"\n") + 1
         offsets[path] = offsets.get(path, 0) + end
-        rows.extend(json.loads(line) for line in chunk[:end].splitlines() if line.strip())
+        lines = chunk[:end].splitlines() if wanted is None else wanted.findall(chunk, 0, end)
+        rows.extend(json.loads(line) for line in lines if line.strip())
     return rows
 
 

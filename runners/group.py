@@ -5,7 +5,7 @@
 - `Hooks`: around each mode run, the clock exchange with rank 0 (`runners.clock`) and, where the ranks share
   no folder, shipping each rank's new records to rank 0, which appends them to the run folder;
 - `watch_own_hang`: a hung task ends its own process (where only an engine, not a parent, watches it);
-- `watch_group`: rank 0 reads every rank's beacon from the store every second, for the launcher's poll
+- `watch_group`: rank 0 reads every rank's beacon from the store every 0.5 s, for the launcher's poll
   (`Job.states`: the live status file, the metrics); `progress_printer`: rank 0's progress line from it.
 
 It knows nothing of torchrun's environment: a launcher hands it the store, the rank and the world size.
@@ -30,7 +30,7 @@ from runners.clock import Measurement, Timeline, exchange, fit
 from runners.sync import Beacon, StoreSync
 
 PROGRESS_EVERY_S = 30.0  # rank 0's progress line
-STATES_EVERY_S = 1.0  # rank 0 reads every rank's beacon this often
+STATES_EVERY_S = 0.5  # rank 0 reads every rank's beacon this often (live.json is rewritten every second)
 
 
 def fresh_namespace(store: Any, rank: int, world: int, timeout_s: float) -> str:

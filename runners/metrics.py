@@ -57,7 +57,7 @@ class Tally:
     offsets: dict[Path, int] = field(default_factory=dict)
 
     def read(self, run_dir: Path) -> None:
-        for row in tail_rows(run_dir / "spans", self.offsets):
+        for row in tail_rows(run_dir / "spans", self.offsets, kinds=(Kind.TASK, Kind.PHASE, Kind.BARRIER)):
             self.add(row)
         for row in tail_rows(run_dir / "samples", self.offsets):
             self.gpu[int(row["worker"])] = row

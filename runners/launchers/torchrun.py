@@ -152,7 +152,7 @@ def _where(job: Job, group: Group, run_dir: Path, token: str) -> tuple[Path | No
 
 
 def _watch(job: Job, group: Group, schedule: list[ModeRun], local_ranks: list[int]) -> None:
-    """Rank 0: every rank's state each second, to the job's poll (live status file, metrics) and the progress
+    """Rank 0: every rank's state every 0.5 s, to the job's poll (live status file, metrics) and the progress
     line; each rank's beacon times put on rank 0's clock through its measured offset."""
     assert job.folder is not None
     printer = progress_printer(job.folder.run_dir, schedule, group.world, job.config.images, local_ranks)
