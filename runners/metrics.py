@@ -19,6 +19,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -119,9 +120,8 @@ def families(tally: Tally, meta: RunMeta | None, states: Mapping[int, WorkerStat
                                  "and of each phase inside one (encode, denoise, decode, save, ...).",
                                  labels=["mode", "phase"])
     for (mode, phase), counts in sorted(tally.buckets.items()):
-        cumulative = [sum(counts[: i + 1]) for i in range(len(counts))]
         bounds = [repr(b) for b in BUCKETS_S] + ["+Inf"]
-        hist.add_metric([mode, phase], list(zip(bounds, cumulative, strict=True)),
+        hist.add_metric([mode, phase], list(zip(bounds, accumulate(counts), strict=True)),
                         tally.sum_ns[(mode, phase)] / 1e9)
     yield hist
     wait = CounterMetricFamily("syncbench_barrier_wait_seconds", "Time spent waiting on the other workers "
