@@ -83,6 +83,8 @@ def main() -> None:
     p.add_argument("--backends", default="processes,threads", help="comma list")
     p.add_argument("--metrics", action="store_true", help="also each run with --metrics-port, scraped")
     p.add_argument("--scrape-every", type=float, default=0.5, help="seconds between scrapes, with --metrics")
+    p.add_argument("--mean", type=float, default=0.0,
+                   help="task seconds (synthetic mean): longer modes see more scrapes; the gaps stay the runner's")
     a = p.parse_args()
     print("| backend | mode | metrics | gaps × runs | gap median ms | gap p99 ms | task span median ms |\n"
           "| --- | --- | --- | --- | --- | --- | --- |")
@@ -92,7 +94,7 @@ def main() -> None:
             order = ((False, True) if r % 2 == 0 else (True, False)) if a.metrics else (False,)
             for metrics in order:
                 config = RunConfig(modes=["free-run", "batch-sync", "dynamic"], images=a.images,
-                                   launcher=backend, workload="synthetic:mean=0", workers=a.workers,
+                                   launcher=backend, workload=f"synthetic:mean={a.mean:g}", workers=a.workers,
                                    out=a.out / backend)
                 for mode, (g, d) in gaps_ms(one_run(config, metrics, a.scrape_every)).items():
                     stats.setdefault((mode, metrics), []).append((np.median(g), np.percentile(g, 99),
