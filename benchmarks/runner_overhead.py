@@ -84,7 +84,8 @@ def main() -> None:
     p.add_argument("--metrics", action="store_true", help="also each run with --metrics-port, scraped")
     p.add_argument("--scrape-every", type=float, default=0.5, help="seconds between scrapes, with --metrics")
     p.add_argument("--mean", type=float, default=0.0,
-                   help="task seconds (synthetic mean): longer modes see more scrapes; the gaps stay the runner's")
+                   help="task seconds (the synthetic mean): longer modes see more scrapes; the gaps are the "
+                        "runner's whatever it is")
     a = p.parse_args()
     print("| backend | mode | metrics | gaps × runs | gap median ms | gap p99 ms | task span median ms |\n"
           "| --- | --- | --- | --- | --- | --- | --- |")

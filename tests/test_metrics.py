@@ -151,6 +151,20 @@ def test_a_port_in_use_is_one_line_before_any_run_folder(tmp_path: Path) -> None
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["--metrics-port", "70000"], "--metrics-port must be a port number (0 to 65535"),
+    (["--metrics-addr", "0.0.0.0"], "--metrics-addr applies with --metrics-port only"),
+    (["--metrics-port", "0", "--metrics-wait", "-1"], "--metrics-wait must be at least 0 seconds, got -1"),
+])
+def test_metrics_options_are_checked_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["run", "--workload", "synthetic:mean=0.001", "--workers", "1",
+                                      "--out", str(tmp_path), *args])
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
 def _query(web: int, **params: Any) -> list[dict[str, Any]]:
     """The result of a query through Prometheus's HTTP API."""
     url = f"http://127.0.0.1:{web}/api/v1/query?{urllib.parse.urlencode(params)}"
