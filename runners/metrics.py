@@ -23,10 +23,12 @@ from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from bench.errors import BenchError
 from bench.progress import WorkerState
 from bench.schema import BARRIER_BATCH, BARRIER_GATE, Kind, RunMeta
-from bench.store import read_meta, tail_rows
+from bench.store import read_meta, tail_rows, tail_table
 
 # Task and phase times, in seconds: from a synthetic millisecond to a five-minute edit.
 BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 7.5,
@@ -46,6 +48,12 @@ class MetricsAt:
     port: int = 0
 
 
+# The span fields a scrape reads (Arrow parses only these).
+SPAN_FIELDS = pa.schema([("mode", pa.string()), ("worker", pa.int64()), ("kind", pa.string()),
+                         ("name", pa.string()), ("start_ns", pa.int64()), ("end_ns", pa.int64()),
+                         ("status", pa.string())])
+
+
 @dataclass
 class Tally:
     """What a run folder's records add up to, read as its logs grow (each whole line once)."""
@@ -58,27 +66,28 @@ class Tally:
     offsets: dict[Path, int] = field(default_factory=dict)
 
     def read(self, run_dir: Path) -> None:
-        for row in tail_rows(run_dir / "spans", self.offsets, kinds=(Kind.TASK, Kind.PHASE, Kind.BARRIER)):
-            self.add(row)
-        for row in tail_rows(run_dir / "samples", self.offsets):
-            self.gpu[int(row["worker"])] = row
+        kinds = (Kind.TASK, Kind.PHASE, Kind.BARRIER)
+        c = tail_table(run_dir / "spans", self.offsets, SPAN_FIELDS, kinds).to_pydict()
+        for row in zip(*(c[f] for f in SPAN_FIELDS.names), strict=True):
+            self.add(*row)
+        for sample in tail_rows(run_dir / "samples", self.offsets):
+            self.gpu[int(sample["worker"])] = sample
 
-    def add(self, row: Mapping[str, Any]) -> None:
-        """One span record: a task counts (and times as phase "task"), a phase times, a wait adds up."""
-        kind, mode, worker = row["kind"], str(row["mode"]), int(row["worker"])
-        ns = int(row["end_ns"]) - int(row["start_ns"])
+    def add(self, mode: str, worker: int, kind: str, name: str, start_ns: int, end_ns: int,
+            status: str) -> None:
+        """One span record (SPAN_FIELDS): a task counts (and times as phase "task"), a phase times, a wait
+        adds up."""
+        ns = end_ns - start_ns
         if kind == Kind.TASK:
-            self.tasks[(mode, worker, str(row["status"]))] += 1
-            self._time(mode, "task", ns)
-        elif kind == Kind.PHASE:
-            self._time(mode, str(row["name"]), ns)
-        elif kind == Kind.BARRIER and row["name"] in WAITS:
-            self.wait_ns[(mode, worker)] += ns
-
-    def _time(self, mode: str, phase: str, ns: int) -> None:
-        counts = self.buckets.setdefault((mode, phase), [0] * (len(_BUCKETS_NS) + 1))
+            self.tasks[(mode, worker, status)] += 1
+            name = "task"
+        elif kind != Kind.PHASE:
+            if kind == Kind.BARRIER and name in WAITS:
+                self.wait_ns[(mode, worker)] += ns
+            return
+        counts = self.buckets.setdefault((mode, name), [0] * (len(_BUCKETS_NS) + 1))
         counts[bisect_left(_BUCKETS_NS, ns)] += 1  # the first bucket whose bound is >= ns (le); else +Inf
-        self.sum_ns[(mode, phase)] += ns
+        self.sum_ns[(mode, name)] += ns
 
 
 @dataclass(eq=False)  # hashable: the registry keys its collectors
