@@ -1,7 +1,9 @@
-"""Inputs of the edit workload: what to edit with which prompt, read and checked before a run starts.
+"""Inputs of a workload's tasks: what to edit with which prompt, read and checked before a run starts.
 
 Three sources: a folder of images with one prompt (`from_dir`), a JSONL or CSV tasks file (`from_tasks_file`),
-or deterministic generated inputs (`generated`, images drawn by `generated_image` from the task's seed).
+or deterministic generated inputs (`generated`, images drawn by `generated_image` from the task's seed). A
+tasks file's row may name several images (a JSONL list, or paths separated by `;` in CSV) and, for a workload
+that asks for them, columns of its own (`TaskInput.extra`); by default one image and the known columns only.
 Every problem a user can fix (missing folder, unreadable or non-image file, bad line) is a `BenchError` with
 one line naming the file. `open_image` is what the executor uses at run time: an image that vanished or broke
 since the check raises there, and the runner records that task as failed.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,13 @@ class TaskInput:
     width: int | None = None  # the image's size, read when it was checked
     height: int | None = None
     cost: float | None = None  # expected cost, for longest-first (default: output pixels × steps)
+    more_images: tuple[str, ...] = ()  # the row's images after the first (`image`), in order
+    extra: dict[str, Any] = field(default_factory=dict)  # its other columns, where the workload keeps them
+
+    @property
+    def images(self) -> tuple[str, ...]:
+        """Every input image path, in order (none for a generated input)."""
+        return (self.image, *self.more_images) if self.image is not None else ()
 
 
 def open_image(path: str) -> Image.Image:
@@ -98,13 +107,14 @@ def check_condition(path: str, width: int, height: int, area: int) -> None:
                          f"{MAX_ASPECT}")
 
 
-def from_dir(folder: str | Path, prompt: str) -> tuple[TaskInput, ...]:
+def from_dir(folder: str | Path, prompt: str, require_prompt: bool = True) -> tuple[TaskInput, ...]:
     """Every image in `folder` (sorted by name) with `prompt`. Hidden files are skipped; any other file
-    that is not a readable image is an error, as is an empty or missing folder."""
+    that is not a readable image is an error, as is an empty or missing folder (and, with `require_prompt`,
+    an empty prompt)."""
     d = Path(folder)
     if not d.is_dir():
         raise BenchError(f"input folder {d} does not exist or is not a folder")
-    if not prompt or not prompt.strip():
+    if require_prompt and (not prompt or not prompt.strip()):
         raise BenchError("--prompt is required with --input-dir (the edit instruction for every image)")
     files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
@@ -142,11 +152,49 @@ def check_size(size: int, where: str = "--size") -> None:
         raise BenchError(f"{where}: output size must be a multiple of 16 and at least 16, got {size}")
 
 
-def _row_input(row: dict[str, Any], base: Path, where: str) -> TaskInput:
-    unknown = set(row) - {"image", "prompt", "seed", "size", "steps", "cost"}
-    if unknown:
+KNOWN_COLUMNS = ("image", "prompt", "seed", "size", "steps", "cost")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """What a workload takes from a tasks file beyond image and prompt: how many images a row may name, its
+    other columns (kept in `TaskInput.extra`, else refused by name), and whether a prompt is required."""
+
+    max_images: int | None = 1  # None: any number
+    extra: bool = False
+    require_prompt: bool = True
+
+
+def _row_images(image: Any, base: Path, where: str, csv_cell: bool) -> list[tuple[str, int, int]]:
+    """(resolved path, width, height) of each image a row names: a path, a JSONL list of paths, or paths
+    separated by `;` in a CSV cell; none for an empty cell (a generated input)."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        return []
+    if isinstance(image, str):
+        names = [x.strip() for x in image.split(";")] if csv_cell else [image]
+    elif isinstance(image, list) and image and all(isinstance(x, str) and x.strip() for x in image):
+        names = list(image)
+    else:
+        raise BenchError(f"{where}: 'image' must be a path or a list of paths, got {image!r}")
+    out = []
+    for name in names:
+        if not name:
+            raise BenchError(f"{where}: 'image' has an empty path in {image!r}")
+        p = Path(name).expanduser()
+        p = p if p.is_absolute() else base / p
+        try:
+            w, h = check_image(p)
+        except BenchError as e:
+            raise BenchError(f"{where}: {e}") from None
+        out.append((str(p.resolve()), w, h))
+    return out
+
+
+def _row_input(row: dict[str, Any], base: Path, where: str, columns: Columns, csv_cell: bool) -> TaskInput:
+    unknown = set(row) - set(KNOWN_COLUMNS)
+    if unknown and not columns.extra:
         raise BenchError(f"{where}: unknown column(s) {', '.join(sorted(map(str, unknown)))} "
-                         "(known: image, prompt, seed, size, steps, cost)")
+                         f"(known: {', '.join(KNOWN_COLUMNS)})")
     cost = row.get("cost")
     if cost is not None and not (isinstance(cost, str) and not cost.strip()):
         try:
@@ -157,30 +205,28 @@ def _row_input(row: dict[str, Any], base: Path, where: str) -> TaskInput:
             raise BenchError(f"{where}: cost must be a positive number, got {cost}")
     else:
         cost = None
-    image, prompt = row.get("image"), row.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    prompt = row.get("prompt")
+    if prompt is None and not columns.require_prompt:
+        prompt = ""
+    if not isinstance(prompt, str) or (columns.require_prompt and not prompt.strip()):
         raise BenchError(f"{where}: 'prompt' is missing or empty")
-    path: str | None = None
-    width = height = None
-    if image is not None and not (isinstance(image, str) and not image.strip()):
-        if not isinstance(image, str):
-            raise BenchError(f"{where}: 'image' must be a path, got {image!r}")
-        p = Path(image).expanduser()
-        p = p if p.is_absolute() else base / p
-        try:
-            width, height = check_image(p)
-        except BenchError as e:
-            raise BenchError(f"{where}: {e}") from None
-        path = str(p.resolve())
+    images = _row_images(row.get("image"), base, where, csv_cell)
+    if columns.max_images is not None and len(images) > columns.max_images:
+        raise BenchError(f"{where}: {len(images)} images in one task; this workload takes at most "
+                         f"{columns.max_images}")
+    path, width, height = images[0] if images else (None, None, None)
     return TaskInput(image=path, prompt=prompt, seed=_opt_int(row.get("seed"), "seed", where),
                      size=_opt_int(row.get("size"), "size", where),
-                     steps=_opt_int(row.get("steps"), "steps", where), width=width, height=height, cost=cost)
+                     steps=_opt_int(row.get("steps"), "steps", where), width=width, height=height, cost=cost,
+                     more_images=tuple(p for p, _, _ in images[1:]),
+                     extra={str(k): row[k] for k in row if k in unknown})
 
 
-def from_tasks_file(path: str | Path) -> tuple[TaskInput, ...]:
+def from_tasks_file(path: str | Path, columns: Columns = Columns()) -> tuple[TaskInput, ...]:
     """Read a JSONL (one object per line) or CSV (header row) file with columns image, prompt and optional
-    seed, size, steps, cost. Relative image paths resolve against the file's folder; an empty image means a
-    generated one. Any problem raises BenchError with the file and line number."""
+    seed, size, steps, cost (and, as `columns` allows, several images and other columns). Relative image
+    paths resolve against the file's folder; an empty image means a generated one. Any problem raises
+    BenchError with the file and line number."""
     f = Path(path)
     if not f.is_file():
         raise BenchError(f"tasks file {f} does not exist")
@@ -192,13 +238,14 @@ def from_tasks_file(path: str | Path) -> tuple[TaskInput, ...]:
     out: list[TaskInput] = []
     if f.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
-        if not reader.fieldnames or "prompt" not in reader.fieldnames:
+        if not reader.fieldnames or ("prompt" not in reader.fieldnames and columns.require_prompt):
             raise BenchError(f"{f}:1: CSV header must have columns image, prompt[, seed, size, steps, cost]")
         for row in reader:
             where = f"{f}:{reader.line_num}"
             if None in row:
                 raise BenchError(f"{where}: more values than header columns")
-            out.append(_row_input({k: v for k, v in row.items() if k is not None}, base, where))
+            cells = {k: v for k, v in row.items() if k is not None}
+            out.append(_row_input(cells, base, where, columns, True))
     else:
         for n, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -210,7 +257,7 @@ def from_tasks_file(path: str | Path) -> tuple[TaskInput, ...]:
                 raise BenchError(f"{where}: not valid JSON ({e.msg})") from None
             if not isinstance(row, dict):
                 raise BenchError(f"{where}: expected a JSON object with image and prompt")
-            out.append(_row_input(row, base, where))
+            out.append(_row_input(row, base, where, columns, False))
     if not out:
         raise BenchError(f"tasks file {f} has no tasks")
     return tuple(out)
