@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from bench.analysis.lanes import TERMINAL, lane_shares, plan_lanes
 from bench.analysis.report import RunReport, build_report, n_workers
 from bench.analysis.select import failed_tasks, is_task, one_run, tasks, waits
 from bench.analysis.verdict import comparability
-from bench.schema import Kind
+from bench.schema import Kind, RunMeta
 from bench.store import RunData
 from viz.fmt import band_label, describe_devices, describe_workload, fmt_pct, fmt_s, lane_labels
 from viz.words import agreement_text, difference_text, faults_text, verdict_line
@@ -80,7 +81,7 @@ def _header(run: RunData) -> Text:
     compiled = run.spans[(run.spans["kind"] == Kind.LOAD) & (run.spans["name"] == "compile")]
     took = f" · compile {fmt_s(float((compiled['end_ns'] - compiled['start_ns']).max()) / NS)} at load" \
         if len(compiled) else ""
-    text.append(f"workload {describe_workload(m)} · backend {m.backend}{took}\n")
+    text.append(f"workload {describe_workload(m)} · {_launched(m)}{took}\n")
     text.append(f"{describe_devices(m) if m.workers else f'{G} workers'} · {m.n_tasks or '?'} tasks · "
                 f"{m.repeat} repeat{'s' if m.repeat != 1 else ''} · status ")
     text.append(m.status, style="bold" if m.status == "complete" else "bold red")
@@ -88,6 +89,14 @@ def _header(run: RunData) -> Text:
         text.append(f"\n⚠ WARNING: this run is {m.status}, not complete: "
                     "the numbers below cover only the tasks it recorded.", style="bold red")
     return text
+
+
+def _launched(m: RunMeta) -> str:
+    """'backend processes', or for a run recorded from a script (runners.script) which script."""
+    if m.launch.get("by") != "script":
+        return f"backend {m.backend}"
+    under = f" under {m.launch['under']}" if m.launch.get("under") else ""
+    return f"recorded from a script ({Path(str(m.launch.get('script', '?'))).name}){under}"
 
 
 def _ticks(t_max: float, cells: int) -> list[float]:
