@@ -1,6 +1,7 @@
 """The origin document's batch-sync loop (examples/origin_batch_sync.py), recorded: the same file with six
-lines added (each ends in `# syncbench`; the body of `edit_on` is indented under the task block). Then `bench report` shows where its time went and `bench replay`
-predicts it, and every other way of handing out the work, on more GPUs:
+lines added (each ends in `# syncbench`; the body of `edit_on` is indented under the task block). Then
+`bench report` shows where its time went and `bench replay` predicts it, and every other way of handing out
+the work, on more GPUs:
 
     python examples/origin_batch_sync_recorded.py
     bench report results/<the folder it names>
