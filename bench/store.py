@@ -205,10 +205,16 @@ def load_run(run_dir: Path | str, counted_only: bool = True) -> RunData:
     spans = _read_records(run_dir / "spans", SPAN_SCHEMA)
     samples = _read_records(run_dir / "samples", SAMPLE_SCHEMA)
     try:
-        for col in ("retry", "attempt"):  # absent from older records: the first try of the first attempt
-            spans[col] = spans[col].fillna(0)
+        # Absent from older or hand-written records (docs/run-folder.md): one repeat, the first try of the
+        # first attempt, ok.
+        for col, value in (("repeat", 0), ("retry", 0), ("attempt", 0), ("status", Status.OK.value)):
+            if spans[col].isna().any():
+                spans[col] = spans[col].fillna(value)
         for col in ("repeat", "worker", "start_ns", "end_ns", "retry", "attempt"):
             spans[col] = spans[col].astype("int64")
+        no_device = spans["device"].isna()
+        if no_device.any():  # a lane label of its own: w<worker>
+            spans.loc[no_device, "device"] = "w" + spans.loc[no_device, "worker"].astype(str)
         for col in ("task", "batch", "step"):
             spans[col] = spans[col].astype("Int64")
         if len(samples):

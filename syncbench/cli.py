@@ -387,7 +387,8 @@ def replay(
     try:
         data = load_run(run_dir)
         modes = parse_modes(mode)
-        G = data.meta.n_workers
+        # Workers 0..G-1: as meta.json says, else as the records number them (docs/run-folder.md).
+        G = data.meta.n_workers or (int(data.spans["worker"].max()) + 1 if len(data.spans) else 1)
         if (gpus is not None and gpus < 1) or (images is not None and images < 1) or repeat < 1:
             raise BenchError("--gpus, --images and --repeat must be at least 1")
         # A mode the run did not finish is neither fitted nor compared: its tasks are a biased sample (the
