@@ -125,13 +125,19 @@ class JsonlWriter:
     def write(self, row: dict[str, Any]) -> None:
         self._f.write(_ENCODE(row) + "\n")
 
-    def write_many(self, rows: list[dict[str, Any]]) -> None:
-        """Several lines in one write (line buffering flushes once, not per line): for batches of samples."""
-        if rows:
-            self._f.write("".join(_ENCODE(r) + "\n" for r in rows))
+    def write_many(self, rows: list[dict[str, Any]], encoded: str = "") -> None:
+        """Several lines in one write (line buffering flushes once, not per line): for batches of samples;
+        `encoded`: more lines, already JSON (each ending in a newline), written after them."""
+        if rows or encoded:
+            self._f.write("".join(_ENCODE(r) + "\n" for r in rows) + encoded)
 
     def close(self) -> None:
         self._f.close()
+
+
+def encode(value: Any) -> str:
+    """`value` as the JSON the line writers write."""
+    return _ENCODE(value)
 
 
 @dataclass(frozen=True)
