@@ -24,7 +24,8 @@ from bench.modes import parse_modes
 from bench.schema import SPAN_COLUMNS
 from bench.store import RunData, load_run
 from bench.workload import Task, Where, fingerprint
-from runners.run import run_config
+from runners.job import Request
+from runners.run import run_config, run_request
 from runners.worker import TaskBuffer
 from runners.workloads import make_workload
 from runners.workloads.python import PythonWorkload, UserTask, output_fingerprint
@@ -33,7 +34,8 @@ from syncbench.cli import app
 ALL = parse_modes("all")  # every mode, as --mode all runs them
 
 # A user's job: phases and steps through syncbench; task 2 raises on every other try when its row says so;
-# the task named by SYNCBENCH_TEST_HANG never returns, once (a marker file); the output names the task.
+# the task named by SYNCBENCH_TEST_HANG never returns and the one named by SYNCBENCH_TEST_DIE ends its
+# process, each once (a marker file); the output names the task.
 JOB = '''
 import os, time
 import syncbench
@@ -56,20 +58,29 @@ def make(device):
                 syncbench.step(i)
         if task.extra.get("fail") == "first" and n % 2 == 0:
             raise ValueError(f"task {task.id} fails on its first try")
-        hang = os.environ.get("SYNCBENCH_TEST_HANG", "")
-        if hang and task.id == int(hang.split(":")[0]):
-            try:
-                os.close(os.open(hang.split(":", 1)[1], os.O_CREAT | os.O_EXCL))
-                while True:
-                    time.sleep(3600)
-            except FileExistsError:
-                pass
+        if once("SYNCBENCH_TEST_HANG", task):
+            while True:
+                time.sleep(3600)
+        if once("SYNCBENCH_TEST_DIE", task):
+            os._exit(86)
         what = (task.id, task.seed, task.prompt, task.image, task.size, task.steps, task.extra)
         return "|".join(map(str, what)).encode()
 
     return fn
 
 NOT_A_FUNCTION = 3
+
+
+def once(var, task):
+    """Whether the fault VAR="TASK:MARKER" names this task and fires now: the first time anywhere."""
+    spec = os.environ.get(var, "")
+    if not spec or task.id != int(spec.split(":")[0]):
+        return False
+    try:
+        os.close(os.open(spec.split(":", 1)[1], os.O_CREAT | os.O_EXCL))
+        return True
+    except FileExistsError:
+        return False
 '''
 
 
@@ -267,3 +278,23 @@ def test_a_task_that_never_returns_is_caught_by_the_task_timeout(job: tuple[Path
     assert 0.5e9 <= row.end_ns - row.start_ns < 2.5e9  # ended after 0.5 s without progress (+ a poll)
     t = tasks_of(data, "dynamic")
     assert sorted(t.loc[t["status"] == "ok", "task"]) == list(range(8)) and err is None
+
+
+@pytest.mark.slow
+def test_a_run_that_lost_a_worker_is_resumed_to_the_end(job: tuple[Path, str], tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker running task 3 exits hard during free-run: the mode ends incomplete and the run stops; a
+    --resume (which makes the workload again from the spec its folder recorded) runs free-run again as
+    attempt 1 and dynamic once, every task ok once in the records that count."""
+    monkeypatch.setenv("SYNCBENCH_TEST_DIE", f"3:{tmp_path / 'died-once'}")
+    data, err = run(tmp_path, f"python:{job[0]}:make", modes=["free-run", "dynamic"], images=8, workers=2,
+                    launcher="processes")
+    assert err is not None and "--resume" in str(err) and data.meta.status == "failed"
+    run_request(Request(None, ["test"], resume=data.path))
+    done = load_run(data.path)
+    assert done.meta.status == "complete"
+    for mode in ("free-run", "dynamic"):
+        t = tasks_of(done, mode)
+        assert sorted(t.loc[t["status"] == "ok", "task"]) == list(range(8)), mode
+    assert set(tasks_of(done, "free-run")["attempt"]) == {1}
+    assert set(tasks_of(done, "dynamic")["attempt"]) == {0}
