@@ -35,7 +35,7 @@ from bench import lifecycle
 from bench.errors import BenchError, error_text
 from bench.lifecycle import RunFolder
 from bench.schema import BARRIER_BATCH, BARRIER_START, Kind, RunMeta, Span, Status, WorkerMeta
-from bench.store import JsonlWriter, encode, read_meta
+from bench.store import JsonlWriter, encode, load_run, read_meta
 from runners.clock import Timeline
 from runners.distinfo import DistInfo, dist_info
 from runners.group import Group
@@ -99,7 +99,8 @@ class Recording:
 
     def joined(self, batch: int | None = None) -> None:
         """Every worker of this process has just been joined (e.g. a ThreadPoolExecutor's results collected
-        after a batch): each one waited at a barrier from the end of its last task (or barrier) until now."""
+        after a batch): each one waited at a barrier from the end of its last task (or barrier) until now.
+        A join after the last batch is a wait too: it counts as a sync point more than batch-sync's own."""
         end = now()
         with self._lock:
             lanes = list(self._lanes.items())
@@ -154,8 +155,6 @@ class Recording:
             return "failed", f"the script raised {error_text(error)}"
         meta = self.folder.meta
         if not meta.n_tasks:  # tasks not promised up front: the run is what was recorded
-            from bench.store import load_run
-
             spans = load_run(self.run_dir).spans
             n = int(spans.loc[spans["kind"] == Kind.TASK, "task"].nunique())
             self.folder.meta = meta = replace(meta, n_tasks=n)
