@@ -2,8 +2,8 @@
 
 Three sources: a folder of images with one prompt (`from_dir`), a JSONL or CSV tasks file (`from_tasks_file`),
 or deterministic generated inputs (`generated`, images drawn by `generated_image` from the task's seed). A
-tasks file's row may name several images (a JSONL list, or paths separated by `;` in CSV) and, for a workload
-that asks for them, columns of its own (`TaskInput.extra`); by default one image and the known columns only.
+tasks file's columns of its own are kept (`TaskInput.extra`) where a workload asks for them (`Columns`), and
+refused by name otherwise.
 Every problem a user can fix (missing folder, unreadable or non-image file, bad line) is a `BenchError` with
 one line naming the file. `open_image` is what the executor uses at run time: an image that vanished or broke
 since the check raises there, and the runner records that task as failed.
@@ -42,23 +42,28 @@ EDIT_PROMPTS = (
 
 @dataclass(frozen=True, slots=True)
 class TaskInput:
-    """One input: an image file (None = generated from the task's seed) and a prompt; optional overrides."""
+    """One input: an image file, several (a multi-image edit) or None (generated from the task's seed), and a
+    prompt; optional overrides."""
 
-    image: str | None
+    image: str | tuple[str, ...] | None
     prompt: str
     seed: int | None = None
     size: int | None = None
     steps: int | None = None
-    width: int | None = None  # the image's size, read when it was checked
+    width: int | None = None  # the (first) image's size, read when it was checked
     height: int | None = None
     cost: float | None = None  # expected cost, for longest-first (default: output pixels × steps)
-    more_images: tuple[str, ...] = ()  # the row's images after the first (`image`), in order
+    sizes: tuple[tuple[int, int], ...] = ()  # with several images: each one's (width, height), as checked
     extra: dict[str, Any] = field(default_factory=dict)  # its other columns, where the workload keeps them
 
-    @property
-    def images(self) -> tuple[str, ...]:
-        """Every input image path, in order (none for a generated input)."""
-        return (self.image, *self.more_images) if self.image is not None else ()
+    def image_sizes(self) -> tuple[tuple[int, int], ...]:
+        """Every image's (width, height) as read when it was checked (none if not read)."""
+        return self.sizes or (((self.width, self.height),) if self.width and self.height else ())
+
+
+def image_paths(image: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The image files of an input or task, in order (none for a generated one)."""
+    return () if image is None else (image,) if isinstance(image, str) else tuple(image)
 
 
 def open_image(path: str) -> Image.Image:
@@ -157,40 +162,14 @@ KNOWN_COLUMNS = ("image", "prompt", "seed", "size", "steps", "cost")
 
 @dataclass(frozen=True)
 class Columns:
-    """What a workload takes from a tasks file beyond image and prompt: how many images a row may name, its
-    other columns (kept in `TaskInput.extra`, else refused by name), and whether a prompt is required."""
+    """What a workload takes from a tasks file beyond the known columns: its other columns (kept in
+    `TaskInput.extra`, else refused by name), and whether a row needs a prompt."""
 
-    max_images: int | None = 1  # None: any number
     extra: bool = False
     require_prompt: bool = True
 
 
-def _row_images(image: Any, base: Path, where: str, csv_cell: bool) -> list[tuple[str, int, int]]:
-    """(resolved path, width, height) of each image a row names: a path, a JSONL list of paths, or paths
-    separated by `;` in a CSV cell; none for an empty cell (a generated input)."""
-    if image is None or (isinstance(image, str) and not image.strip()):
-        return []
-    if isinstance(image, str):
-        names = [x.strip() for x in image.split(";")] if csv_cell else [image]
-    elif isinstance(image, list) and image and all(isinstance(x, str) and x.strip() for x in image):
-        names = list(image)
-    else:
-        raise BenchError(f"{where}: 'image' must be a path or a list of paths, got {image!r}")
-    out = []
-    for name in names:
-        if not name:
-            raise BenchError(f"{where}: 'image' has an empty path in {image!r}")
-        p = Path(name).expanduser()
-        p = p if p.is_absolute() else base / p
-        try:
-            w, h = check_image(p)
-        except BenchError as e:
-            raise BenchError(f"{where}: {e}") from None
-        out.append((str(p.resolve()), w, h))
-    return out
-
-
-def _row_input(row: dict[str, Any], base: Path, where: str, columns: Columns, csv_cell: bool) -> TaskInput:
+def _row_input(row: dict[str, Any], base: Path, where: str, columns: Columns) -> TaskInput:
     unknown = set(row) - set(KNOWN_COLUMNS)
     if unknown and not columns.extra:
         raise BenchError(f"{where}: unknown column(s) {', '.join(sorted(map(str, unknown)))} "
@@ -210,23 +189,43 @@ def _row_input(row: dict[str, Any], base: Path, where: str, columns: Columns, cs
         prompt = ""
     if not isinstance(prompt, str) or (columns.require_prompt and not prompt.strip()):
         raise BenchError(f"{where}: 'prompt' is missing or empty")
-    images = _row_images(row.get("image"), base, where, csv_cell)
-    if columns.max_images is not None and len(images) > columns.max_images:
-        raise BenchError(f"{where}: {len(images)} images in one task; this workload takes at most "
-                         f"{columns.max_images}")
-    path, width, height = images[0] if images else (None, None, None)
-    return TaskInput(image=path, prompt=prompt, seed=_opt_int(row.get("seed"), "seed", where),
+    paths, sizes = _row_images(row.get("image"), base, where)
+    image = paths[0] if len(paths) == 1 else paths or None
+    width, height = sizes[0] if sizes else (None, None)
+    return TaskInput(image=image, prompt=prompt, seed=_opt_int(row.get("seed"), "seed", where),
                      size=_opt_int(row.get("size"), "size", where),
                      steps=_opt_int(row.get("steps"), "steps", where), width=width, height=height, cost=cost,
-                     more_images=tuple(p for p, _, _ in images[1:]),
+                     sizes=sizes if len(sizes) > 1 else (),
                      extra={str(k): row[k] for k in row if k in unknown})
+
+
+def _row_images(image: Any, base: Path, where: str) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
+    """A row's image column: empty (a generated image), one path, or several (a JSON list, or paths
+    separated by '|'), each resolved against `base` and checked; (paths, their sizes)."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        return (), ()
+    if isinstance(image, str):
+        image = [p.strip() for p in image.split("|")]
+    if not isinstance(image, list) or not image or not all(isinstance(p, str) and p for p in image):
+        raise BenchError(f"{where}: 'image' must be a path, several separated by '|', or a list of paths, "
+                         f"got {image!r}")
+    paths, sizes = [], []
+    for name in image:
+        p = Path(name).expanduser()
+        p = p if p.is_absolute() else base / p
+        try:
+            sizes.append(check_image(p))
+        except BenchError as e:
+            raise BenchError(f"{where}: {e}") from None
+        paths.append(str(p.resolve()))
+    return tuple(paths), tuple(sizes)
 
 
 def from_tasks_file(path: str | Path, columns: Columns = Columns()) -> tuple[TaskInput, ...]:
     """Read a JSONL (one object per line) or CSV (header row) file with columns image, prompt and optional
-    seed, size, steps, cost (and, as `columns` allows, several images and other columns). Relative image
-    paths resolve against the file's folder; an empty image means a generated one. Any problem raises
-    BenchError with the file and line number."""
+    seed, size, steps, cost (and, as `columns` allows, columns of its own). Relative image paths resolve
+    against the file's folder; an empty image means a generated one; several images (a multi-image edit) are
+    separated by '|' (or a JSON list). Any problem raises BenchError with the file and line number."""
     f = Path(path)
     if not f.is_file():
         raise BenchError(f"tasks file {f} does not exist")
@@ -244,8 +243,7 @@ def from_tasks_file(path: str | Path, columns: Columns = Columns()) -> tuple[Tas
             where = f"{f}:{reader.line_num}"
             if None in row:
                 raise BenchError(f"{where}: more values than header columns")
-            cells = {k: v for k, v in row.items() if k is not None}
-            out.append(_row_input(cells, base, where, columns, True))
+            out.append(_row_input({k: v for k, v in row.items() if k is not None}, base, where, columns))
     else:
         for n, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -257,7 +255,7 @@ def from_tasks_file(path: str | Path, columns: Columns = Columns()) -> tuple[Tas
                 raise BenchError(f"{where}: not valid JSON ({e.msg})") from None
             if not isinstance(row, dict):
                 raise BenchError(f"{where}: expected a JSON object with image and prompt")
-            out.append(_row_input(row, base, where, columns, False))
+            out.append(_row_input(row, base, where, columns))
     if not out:
         raise BenchError(f"tasks file {f} has no tasks")
     return tuple(out)

@@ -235,6 +235,8 @@ def load_run(run_dir: Path | str, counted_only: bool = True) -> RunData:
             raise BenchError(f"{run_dir}: span records are malformed (missing {col} in some spans)")
     spans = spans.sort_values(["mode", "repeat", "worker", "start_ns", "end_ns"], kind="stable")
     spans = spans.reset_index(drop=True)
+    if not meta.n_workers and len(spans):  # workers 0..G-1, as the records number them (docs/run-folder.md)
+        meta = replace(meta, n_workers=int(spans["worker"].max()) + 1)
     if not counted_only:
         return RunData(run_dir, meta, spans, samples)
     counted, superseded = counted_spans(spans, meta)

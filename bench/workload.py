@@ -27,7 +27,7 @@ class Task:
     id: int
     seed: int
     prompt: str = ""
-    image: str | None = None  # a file path; None = a generated input
+    image: str | tuple[str, ...] | None = None  # a file path, several (a multi-image edit); None = generated
     size: int | None = None  # output side in pixels; None = the workload's default
     steps: int | None = None  # denoising steps; None = the workload's default
     # What the task is expected to cost, known up front (pixels × steps; what longest-first sorts by).
@@ -91,7 +91,7 @@ class Option:
 
     name: str
     type: type
-    """str, int, float, bool (a --NAME/--no-NAME switch) or Path."""
+    """str, int, float, bool (a --NAME/--no-NAME switch), Path or list[str] (repeatable)."""
     default: Any
     help: str
 

@@ -1,4 +1,4 @@
-"""The figures of BENCHMARKS.md section 3, computed from the committed reference runs (no GPU needed).
+"""The figures of BENCHMARKS.md section 1, computed from the committed reference runs (no GPU needed).
 
     python benchmarks/gpu_figures.py results/reference
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU reference runs behind BENCHMARKS.md section 3, one stage per device call (each must end in 10 min).
+# The GPU reference runs behind BENCHMARKS.md section 1, one stage per device call (each must end in 10 min).
 # Run from the repo root on a 4-GPU machine that has torch but not diffusers: the diffusers wheel travels in
 # .whl/ (see BENCHMARKS.md). Run folders go to results/reference/; a tarball of them and the log to $OUT.
 #   stage a: processes, free-run + batch-sync, 270 images, 4 GPUs

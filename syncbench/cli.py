@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,17 +24,26 @@ from rich.markup import escape
 
 from bench.config import RunConfig
 from bench.errors import BenchError, Terminated
-from bench.modes import MODE_GROUPS, MODE_NAMES, get_mode, parse_modes
+from bench.modes import MODE_GROUPS, MODE_NAMES, parse_modes
 from runners.job import Request
 from runners.launchers import LAUNCHERS, SELECTABLE
 from runners.workloads import WORKLOADS
+from syncbench.answer import WRITTEN_REPEATS, with_job_options
 from syncbench.live import progress_view
 from syncbench.options import with_workload_options, workload_option_names
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bench.whatif import Answer, Fit
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Markdown joins a docstring's lines into paragraphs that wrap at the terminal's width (rich markup
+    # would keep every line break of the source); `code` is styled.
+    rich_markup_mode="markdown",
     help="syncbench: where does the time go when a diffusion workload runs on many GPUs?",
 )
 # Piped or redirected output has no terminal width; rich would fall back to 80 columns and cut the report's
@@ -50,6 +58,20 @@ MODE_HELP = (" | ".join(MODE_NAMES) + " | "
              + ", or a comma list")
 WORKLOAD_HELP = " ".join(e.help for e in WORKLOADS.values())
 BACKEND_HELP = " | ".join(LAUNCHERS[n].help for n in SELECTABLE) + "."
+
+
+def _version(value: bool) -> None:
+    if value:
+        from bench import __version__
+
+        out.print(f"syncbench {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _app(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False) -> None:
+    """The options of `bench` itself, before a command."""
 
 
 def _fail(e: BenchError) -> None:
@@ -228,29 +250,28 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
         # Its process is gone (killed, or the machine rebooted): say so rather than "running".
         gone = f"interrupted (its process {data.meta.owner.get('pid')} is gone)"
         data = replace(data, meta=replace(data.meta, status=gone))
-    from viz.terminal import render_report, render_summary, report_json
+    from bench.analysis.export import report_json
+    from bench.analysis.report import build_report
+    from viz.terminal import render_report, render_summary
 
     if not is_task(data.spans).any():
         _fail(BenchError(f"{run_dir} has no task records (status: {data.meta.status})"))
+    built = build_report(data)  # once: the text report, --json and the charts show the same record
     if as_json:
-        out.print_json(json.dumps(report_json(data)))
+        out.print_json(json.dumps(report_json(built)))
         return
-    from bench.analysis.report import build_report
-
-    built = build_report(data)  # once: the text report and the charts show the same record
-    out.print(render_summary(data, report=built) if summary_only else render_report(data, report=built))
+    out.print(render_summary(built) if summary_only else render_report(built))
     if not charts:
         return
-    from bench.analysis.tracecap import trace_cap
     from bench.store import check_out_dir
     from viz.save import write_report
     from viz.words import trace_cap_text
 
     target = charts_to or run_dir
-    capped = trace_cap_text(trace_cap(data.spans))
+    capped = trace_cap_text(built.trace_cap)
     try:
         check_out_dir(target)
-        for p in write_report(data, target, built):  # a line per file as soon as it is written
+        for p in write_report(built, target):  # a line per file as soon as it is written
             note = f" ({capped})" if capped and p.name == "trace.json" else ""
             out.print(f"wrote {p}{note}", highlight=False, soft_wrap=True)  # a path is not wrapped
     except BenchError as e:
@@ -282,6 +303,7 @@ def compare(
     run_b: Annotated[Path, typer.Argument(help="Second run folder.")],
 ) -> None:
     """The same numbers side by side for two runs (e.g. processes against threads)."""
+    from bench.analysis.report import build_report
     from bench.store import load_run
     from viz.terminal import render_compare
 
@@ -289,14 +311,18 @@ def compare(
         a, b = load_run(run_a), load_run(run_b)
     except BenchError as e:
         _fail(e)
-    out.print(render_compare(a, b))
+    out.print(render_compare(build_report(a), build_report(b)))
 
 
 @app.command()
+@with_job_options
 def simulate(
-    gpus: Annotated[int, typer.Option(help="Simulated workers.")] = 6,
+    gpus: Annotated[int | None, typer.Option(
+        help="Simulated GPUs (workers). Default: --nodes × --gpus-per-node where given, else 6.")] = None,
     images: Annotated[int, typer.Option(help="Tasks.")] = 270,
-    mean: Annotated[float, typer.Option(help="Mean task time in seconds.")] = 2.0,
+    task_seconds: Annotated[float | None, typer.Option(
+        "--task-seconds", "--mean",
+        help="Mean task time in seconds (default 2; or --steps × --step-seconds).")] = None,
     skew: Annotated[float, typer.Option(
         help="Worker speed spread: factors evenly over [1-skew, 1+skew].")] = 0.05,
     jitter: Annotated[float, typer.Option(help="Per-task coefficient of variation.")] = 0.05,
@@ -309,112 +335,130 @@ def simulate(
     repeat: Annotated[int, typer.Option(help="Simulated repeats (fresh durations each).")] = 1,
     out_dir: Annotated[Path, typer.Option("--out", help="Parent folder of run folders.")] = Path("results"),
     report: Annotated[bool, typer.Option(help="Write charts and trace of the simulated run.")] = False,
+    **job: Any,
 ) -> None:
-    """Drive the runners' own mode logic with simulated durations; write a normal run folder."""
-    import numpy as np
-    import pandas as pd
+    """Simulate your job under every mode: first the answer (the mode to use, and what each other costs),
+    then each mode's makespan beside theory.
 
+    The modes' own plans run on simulated durations; the run folder is a normal one (`bench report` reads
+    it). A job on several nodes pays the latency between them at every barrier and gate, and at every claim
+    of a worker on another node than the queue's (docs/modes.md).
+    """
     from bench import lifecycle
-    from bench.durations import speed_factors
-    from bench.schema import WorkerMeta
-    from bench.whatif import simulate_run
+    from bench.whatif import answer, simulate_run, simulated_rows
     from runners.workloads.synthetic import parse_synthetic
-    from viz.whatif import sim_table
+    from syncbench.answer import make_job, open_folder
 
     try:
         modes = parse_modes(mode)
-        if gpus < 1 or images < 1 or repeat < 1:
-            raise BenchError("--gpus, --images and --repeat must be at least 1")
-        if mean <= 0 or not 0 <= skew < 1 or jitter < 0:
-            raise BenchError("need --mean > 0, 0 <= --skew < 1, --jitter >= 0")
+        if repeat < 1:
+            raise BenchError(f"--repeat must be at least 1, got {repeat}")
+        if not 0 <= skew < 1 or jitter < 0:
+            raise BenchError("need 0 <= --skew < 1, --jitter >= 0")
         if dist not in ("normal", "lognormal"):
             raise BenchError(f"--dist must be normal or lognormal, got {dist!r}")
         mixed = parse_synthetic(f"synthetic:mix={mix}") if mix else parse_synthetic("synthetic")
         mixture = (mixed.mix_share, mixed.mix_factor)
-        folder = lifecycle.open_new(out_dir, f"sim-{gpus}x{images}", lifecycle.new_meta(
-            modes=modes, repeat=repeat, seed=seed, n_tasks=images,
-            workers=[WorkerMeta(g, f"sim:{g}", f"sim:{g}", host="simulated") for g in range(gpus)],
-            workload={"kind": "simulated", "mean_s": mean, "skew": skew, "jitter": jitter, "dist": dist,
-                      **({"mix": {"share": mixture[0], "factor": mixture[1]}} if mix else {})},
-            launcher="simulated", argv=["bench", *sys.argv[1:]], simulated=True))
-        run_dir = folder.run_dir
+        the_job = make_job(images, gpus, 6, task_seconds, job, default_task_s=2.0)
+        folder = open_folder(out_dir, f"sim-{the_job.gpus}x{images}", the_job, modes, repeat, seed, {
+            "kind": "simulated", "mean_s": the_job.task_s, "skew": skew, "jitter": jitter, "dist": dist,
+            **({"mix": {"share": mixture[0], "factor": mixture[1]}} if mix else {})})
     except BenchError as e:
         _fail(e)
-    makespans, drift = simulate_run(run_dir, modes, repeat, images, gpus, mean, skew, jitter, dist, seed,  # type: ignore[arg-type]
-                                    mixture)
-    wf = np.asarray(speed_factors(gpus, skew))
-    rows = []
-    for m in modes:
-        ms = np.array(makespans[m])
-        # The theories see one distribution of task times: with a mixture, its mean and CV are the mixture's.
-        share, factor = mixture
-        m1, m2 = 1 + share * (factor - 1), 1 + share * (factor * factor - 1)
-        cv = math.sqrt(max((1 + jitter * jitter) * m2 / (m1 * m1) - 1, 0.0))
-        expected, how = get_mode(m).theory(images, mean * m1, wf, cv)
-        rows.append({"mode": m, "median_s": float(np.median(ms)), "p5_s": float(np.percentile(ms, 5)),
-                     "p95_s": float(np.percentile(ms, 95)), "theory_s": expected, "theory": how,
-                     "drift_tasks": float(np.median(drift[m]))})
+    with lifecycle.owning(folder):  # a simulation that breaks leaves its folder marked failed
+        makespans, drift = simulate_run(folder.run_dir, modes, repeat, the_job, skew, jitter,
+                                        dist, seed, mixture)  # type: ignore[arg-type]
+    rows = simulated_rows(makespans, drift, the_job, skew, jitter, mixture)
     meta = lifecycle.close(folder, "complete")
-    out.print(sim_table(pd.DataFrame(rows),
-                        f"simulated makespans: {images} tasks on {gpus} workers, mean {mean} s, "
-                        f"skew ±{skew:.0%}, jitter {jitter:.0%} ({repeat} repeats)"))
-    err.print(f"simulated in {meta.elapsed_s:.1f} s → {run_dir}", highlight=False)
-    if report:
+    what = f"skew ±{skew:.0%}, jitter {jitter:.0%}, {repeat} repeat{'s' if repeat > 1 else ''}"
+    _answer(answer(rows, the_job, repeat), rows, "simulated", what, job["as_json"], folder.run_dir, report)
+    err.print(f"simulated in {meta.elapsed_s:.1f} s → {folder.run_dir}", highlight=False)
+
+
+def _answer(ans: Answer, rows: pd.DataFrame, kind: str, what: str, as_json: bool, run_dir: Path | None,
+            charts: bool, fits: dict[str, Fit] | None = None, devices: list[str] | None = None) -> None:
+    """What simulate and replay print: the answer line first, the fit, the makespans; or the JSON document.
+    With `charts`, the charts of `run_dir` (their lines kept off stdout under --json)."""
+    from syncbench.answer import document, quietly
+    from viz.whatif import answer_line, fit_table, job_details, job_text, sim_table
+
+    line = answer_line(ans)
+    mean = next(iter(fits.values())).mean_s if fits else None
+    details = job_details(ans.job, mean)
+    title = f"{kind} makespans: {job_text(ans.job)}" + (f"; {details}" if details else "") + f" ({what})"
+    note = "one flat pool at the nodes' speeds, without the latency" if ans.job.nodes > 1 else ""
+    if as_json:
+        if charts and run_dir is not None:
+            with quietly():
+                _report(run_dir, charts=True, summary_only=True)
+        out.print_json(json.dumps(document(ans, line, rows, run_dir, fits)))
+        return
+    out.print(line, highlight=False)
+    if fits is not None:
+        out.print(fit_table(fits, devices or []))
+    out.print(sim_table(rows, title, note))
+    if charts and run_dir is not None:
         _report(run_dir, charts=True, summary_only=True)
 
 
 @app.command()
+@with_job_options
 def replay(
     run_dir: Annotated[Path, typer.Argument(help="A measured run folder.")],
-    gpus: Annotated[int | None, typer.Option(help="Workers to predict for (default: the run's).")] = None,
+    gpus: Annotated[int | None, typer.Option(
+        help="GPUs to predict for (default: --nodes × --gpus-per-node where given, else the run's).")] = None,
     images: Annotated[int | None, typer.Option(help="Tasks to predict for (default: the run's).")] = None,
+    task_seconds: Annotated[float | None, typer.Option(
+        help="Mean task time to rescale the fit to, in seconds (default: the run's; or --steps × "
+             "--step-seconds).")] = None,
     mode: Annotated[str, typer.Option(help=f"Modes to predict: {MODE_HELP}.")] = "all",
     repeat: Annotated[int, typer.Option(help="Resampled runs behind each prediction.")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of the resampling.")] = 0,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help=f"Also write the prediction as a run folder under this folder (its first "
+                      f"{WRITTEN_REPEATS} resampled runs of every mode), with its charts.")] = None,
+    **job: Any,
 ) -> None:
-    # The docstring is this command's help, printed as is: split in two literals to keep its one line.
-    ("Fit a measured run (speed per worker, task-time distribution) and predict every mode at another "
-     "scale.")
-    import pandas as pd
+    """Fit a measured run (speed per worker, task-time distribution) and predict every mode for your job:
+    first the answer (the mode to use, and what each other costs), then the fit and each mode's makespan.
 
+    The fit is rescaled to the job: its task time, tasks, GPUs, nodes (with their speed and the latency
+    between them: docs/modes.md).
+    """
+    from bench import lifecycle
     from bench.analysis import mode_table
-    from bench.analysis.select import is_task
-    from bench.analysis.verdict import incomplete_modes
-    from bench.store import load_run
-    from bench.whatif import fits_by_mode, predict
-    from viz.whatif import fit_table, sim_table
+    from bench.whatif import answer, predict
+    from syncbench.answer import fitted, make_job, open_folder, replay_workload
 
     try:
-        data = load_run(run_dir)
+        data, spans, fits, partial = fitted(run_dir)
         modes = parse_modes(mode)
-        # Workers 0..G-1: as meta.json says, else as the records number them (docs/run-folder.md).
-        G = data.meta.n_workers or (int(data.spans["worker"].max()) + 1 if len(data.spans) else 1)
-        if (gpus is not None and gpus < 1) or (images is not None and images < 1) or repeat < 1:
-            raise BenchError("--gpus, --images and --repeat must be at least 1")
-        # A mode the run did not finish is neither fitted nor compared: its tasks are a biased sample (the
-        # ones that ran first) and its makespan is that of a part of the work.
-        partial = incomplete_modes(data.spans, data.meta)
-        spans = data.spans[~data.spans["mode"].isin(list(partial))]
-        if not is_task(spans).any():
-            raise BenchError(f"{run_dir}: no mode ran to completion ({', '.join(partial) or 'no tasks'}): "
-                             "nothing to fit")
-        fits = fits_by_mode(spans, G)
-        fit = fits["all"]
-        g, t = gpus or G, images or fit.n_tasks
+        G, T = data.meta.n_workers, fits["all"].n_tasks
+        if repeat < 1:
+            raise BenchError(f"--repeat must be at least 1, got {repeat}")
+        the_job = make_job(T if images is None else images, gpus, G, task_seconds, job)
+        folder = None if out_dir is None else open_folder(
+            out_dir, f"replay-{the_job.gpus}x{the_job.tasks}", the_job, modes, min(repeat, WRITTEN_REPEATS),
+            seed, replay_workload(run_dir, fits, the_job, repeat))
     except BenchError as e:
         _fail(e)
     for m, why in partial.items():
         err.print(f"[yellow]note: {m} is incomplete ({why}): left out of the fit and of the comparison[/]")
-    if t < g:
-        err.print(f"[yellow]note: {t} tasks on {g} workers: {g - t} workers get no task in any mode[/]")
-    devices = [w.name for w in data.meta.workers]
-    out.print(fit_table(fits, devices))
-    rows = predict(fits, modes, g, t, repeat, seed)
-    if (g, t) == (G, fit.n_tasks):
+    if the_job.tasks < the_job.gpus:
+        err.print(f"[yellow]note: {the_job.tasks} tasks on {the_job.gpus} workers: "
+                  f"{the_job.gpus - the_job.tasks} workers get no task in any mode[/]")
+    written = folder.run_dir if folder is not None else None
+    with lifecycle.owning(folder) if folder is not None else contextlib.nullcontext():
+        rows = predict(fits, modes, the_job, repeat, seed, written, WRITTEN_REPEATS)
+    if the_job.is_measured(T, G):  # the run as it ran: the measured makespans beside
         measured = mode_table(spans, G).groupby("mode")["makespan_s"].median()
         rows["measured_s"] = [measured.get(m, float("nan")) for m in rows["mode"]]
-    out.print(sim_table(pd.DataFrame(rows),
-                        f"predicted makespans: {t} tasks on {g} workers ({repeat} resampled runs)"))
+    if folder is not None:
+        lifecycle.close(folder, "complete")
+    _answer(answer(rows, the_job, repeat), rows, "predicted", f"{repeat} resampled runs", job["as_json"],
+            written, written is not None, fits, [w.name for w in data.meta.workers])
+    if written is not None:
+        err.print(f"wrote the prediction → {written}", highlight=False)
 
 
 def main() -> None:

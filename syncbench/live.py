@@ -20,14 +20,16 @@ MAX_BARS = 16  # above this many workers, one line of stage counts instead of a 
 
 
 def cold_build(job: Any) -> bool:
-    """Whether loading will build the tiny model first (its cache folder is not complete yet)."""
-    from runners.pipelines.models import TINY
+    """Whether loading will build a tiny model first (its cache folder is not complete yet)."""
+    from runners.pipelines.models import TINY_BUILDS, tiny_build
 
-    if getattr(job.workload, "model", None) != TINY:
+    model = getattr(job.workload, "model", None)
+    if model not in TINY_BUILDS:
         return False
-    from runners.pipelines.tiny import TINY_NAME, cache_root, is_complete
+    from runners.pipelines.tiny import cache_root, is_complete
 
-    return not is_complete(cache_root() / TINY_NAME)
+    build = tiny_build(model)
+    return not is_complete(cache_root() / build.folder, build.weights)
 
 
 def progress_view(err: Console, job: Any) -> tuple[Any, Any]:

@@ -8,7 +8,6 @@ import contextlib
 import difflib
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -18,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.modes import parse_modes
 from bench.store import load_run
+from tests.helpers import predicted
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -41,12 +40,6 @@ def bench(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedPr
 def the_run(out: Path) -> Path:
     (run_dir,) = [d for d in out.iterdir() if (d / "meta.json").is_file()]
     return run_dir
-
-
-def predicted_medians(replay_out: str) -> dict[str, float]:
-    """{mode: predicted median makespan} from `bench replay`'s table."""
-    modes = "|".join(re.escape(m) for m in parse_modes("all"))
-    return {m: float(v) for m, v in re.findall(rf"^\s*({modes})\s+([\d.]+)\s", replay_out, flags=re.M)}
 
 
 def test_recording_the_origin_loop_adds_six_lines_and_changes_none() -> None:
@@ -84,10 +77,10 @@ def test_the_origin_loop_recorded_then_reported_and_replayed_at_16_gpus(tmp_path
     assert {"gantt.png", "trace.json"} <= {f.name for f in run_dir.iterdir()}
     replay = bench("replay", str(run_dir), "--gpus", "16", cwd=tmp_path)
     assert replay.returncode == 0, replay.stderr
-    assert "60 tasks on 16 workers" in replay.stdout
-    medians = predicted_medians(replay.stdout)
-    assert set(medians) == set(parse_modes("all")), replay.stdout
-    assert medians["dynamic"] < medians["batch-sync"]
+    assert replay.stdout.startswith("use ") and "60 tasks on 16 GPUs" in replay.stdout  # the answer first
+    replay = bench("replay", str(run_dir), "--gpus", "16", "--json", cwd=tmp_path)
+    makespans = predicted(replay.stdout, tasks=60, gpus=16)
+    assert makespans["dynamic"] < makespans["batch-sync"]
 
 
 def free_port() -> int:
@@ -134,8 +127,9 @@ def test_the_accelerate_script_recorded_on_two_torchrun_nodes(tmp_path: Path) ->
     assert len(starts) == 2 and (starts["end_ns"] >= 0).all()  # t0: the last rank's arrival
     report = bench("report", str(run_dir), "--no-charts", cwd=tmp_path)
     assert report.returncode == 0 and "under torchrun" in report.stdout, report.stderr
-    replay = bench("replay", str(run_dir), "--gpus", "16", cwd=tmp_path)
-    assert replay.returncode == 0 and "24 tasks on 16 workers" in replay.stdout, replay.stderr
+    replay = bench("replay", str(run_dir), "--gpus", "16", "--json", cwd=tmp_path)
+    assert replay.returncode == 0, replay.stderr
+    predicted(replay.stdout, tasks=24, gpus=16)
 
 
 @pytest.mark.slow

@@ -99,7 +99,8 @@ def test_the_toy_mode_workload_launcher_and_view_run(extended: Path, tmp_path: P
     (run_dir,) = tmp_path.iterdir()
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "complete" and meta["backend"] == "inline"
-    assert meta["workload"] == {"kind": "matmul", "matrix": 32, "deviations": ["no model: numpy matrix products"]}
+    assert meta["workload"] == {"kind": "matmul", "matrix": 32,
+                                "deviations": ["no model: numpy matrix products"]}
     assert meta["config"]["options"] == {"matrix": 32}
     rows = [json.loads(x) for x in (run_dir / "spans" / "w0.jsonl").read_text().splitlines()]
     tasks = [r for r in rows if r["kind"] == "task"]

@@ -305,9 +305,11 @@ def test_resume_with_keep_partial_runs_only_what_has_no_ok_record(tmp_path: Path
     after = load_run(run_dir)
     counted_ok_once(after, "free-run", 18)
     assert after.meta.pieced == [(0, "free-run")]
-    from viz.terminal import report_json
+    from bench.analysis.export import report_json
+    from bench.analysis.report import build_report
 
-    assert "free-run" in report_json(after)["verdict"] and "PIECED" in report_json(after)["verdict"]
+    verdict = report_json(build_report(after))["verdict"]
+    assert "free-run" in verdict and "PIECED" in verdict
 
 
 def _terminated(tmp_path: Path) -> Stopped:

@@ -101,7 +101,7 @@ def test_an_fp8_edit_runs_and_predicts_the_noise_near_eager(tiny_pipe: Any) -> N
     out = predict()
     rel = float((out.double() - ref.double()).norm() / ref.double().norm())
     # Really quantised (not the float32 result), and within the tolerance stated for bf16 options (2e-2):
-    # random:tiny measured 4.0e-3 here, random:full on the H200 1.6e-2 (BENCHMARKS.md §6).
+    # random:tiny measured 4.0e-3 here, random:full on the H200 1.6e-2 (BENCHMARKS.md §2).
     assert 1e-4 < rel <= speed.OUTPUT_TOLERANCE["bfloat16"]
     rec = TaskBuffer()
     ex.run(wl.tasks(1, seed=0)[0], rec)

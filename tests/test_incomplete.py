@@ -6,12 +6,14 @@ from dataclasses import replace
 
 from rich.console import Console
 
+from bench.analysis.export import report_json
+from bench.analysis.report import build_report
 from bench.analysis.verdict import incomplete_modes, rank
+from bench.analysis.words import verdict_line
 from bench.store import RunData
 from tests.helpers import make_run
 from viz.gantt import gantt_figure
-from viz.terminal import render_report, report_json
-from viz.words import verdict_line
+from viz.terminal import render_report
 
 
 def cut_dynamic(run: RunData, keep: int) -> RunData:
@@ -31,11 +33,12 @@ def test_verdict_leaves_incomplete_modes_unranked() -> None:
 def test_partial_dynamic_is_flagged_everywhere() -> None:
     run = cut_dynamic(make_run([1.0] * 8, 2), keep=2)
     assert incomplete_modes(run.spans, run.meta) == {"dynamic": "2 of 8 tasks"}
-    data = report_json(run)
+    report = build_report(run)
+    data = report_json(report)
     assert data["first"] != "dynamic" and data["incomplete"] == {"dynamic": "2 of 8 tasks"}
     console = Console(width=100, record=True, color_system=None)
-    console.print(render_report(run))
+    console.print(render_report(report))
     text = console.export_text()
     assert "dynamic INCOMPLETE (2 of 8 tasks)" in text and "dynamic ✓" not in text
-    fig = gantt_figure(run)
+    fig = gantt_figure(report)
     assert "dynamic INCOMPLETE" in fig.texts[0].get_text()  # the suptitle

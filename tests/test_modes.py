@@ -30,6 +30,10 @@ def test_mode_names_parse() -> None:
                                                         "longest-first", "staleness:1"]
     assert parse_modes("dynamic,free-run") == ["dynamic", "free-run"]
     assert parse_modes("free-run,staleness:1,batch-sync") == ["free-run", "staleness:1", "batch-sync"]
+    # Groups inside a list expand where they stand; a mode named twice runs once, where it first appears.
+    assert parse_modes("both,dynamic") == ["free-run", "batch-sync", "dynamic"]
+    assert parse_modes("dynamic, both ,free-run") == ["dynamic", "free-run", "batch-sync"]
+    assert parse_modes("all,staleness:2") == [*MODE_GROUPS["all"], "staleness:2"]
     with pytest.raises(BenchError, match="unknown mode 'nope'"):
         parse_modes("nope")
     with pytest.raises(BenchError, match="staleness:K takes a whole number"):

@@ -122,11 +122,12 @@ def test_simulated_longest_first_beats_dynamic_when_tasks_differ() -> None:
 @pytest.mark.slow
 def test_every_mode_on_the_tiny_model_does_the_same_work_and_a_change_is_named(
         tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, tiny_cache: Path) -> None:
+    from bench.analysis.export import report_json
+    from bench.analysis.report import build_report
     from bench.config import RunConfig
     from bench.store import load_run
     from runners import worker
     from runners.run import run_config
-    from viz.terminal import report_json
 
     monkeypatch.setenv("SYNCBENCH_CACHE", str(tiny_cache))
 
@@ -135,11 +136,11 @@ def test_every_mode_on_the_tiny_model_does_the_same_work_and_a_change_is_named(
                            out=tmp_path_factory.mktemp(tag), options={"model": "random:tiny", "steps": 2})
         return load_run(run_config(config, argv=["test"]))
 
-    same = report_json(tiny("same", [*MODES, "staleness:1"]))["outputs"]
+    same = report_json(build_report(tiny("same", [*MODES, "staleness:1"])))["outputs"]
     assert same["same"] and same["compared"] == 4
     assert same["text"] == "outputs: every mode produced the same output for each of the 4 tasks"
     monkeypatch.setenv(worker.ALTER, "dynamic:2")  # task 2 gets another seed in dynamic only
-    changed = report_json(tiny("changed", ["free-run", "dynamic"]))["outputs"]
+    changed = report_json(build_report(tiny("changed", ["free-run", "dynamic"])))["outputs"]
     assert not changed["same"] and list(changed["differing"]) == [2]
     assert changed["text"].startswith("outputs DIFFER for 1 of 4 tasks: task 2 (")
     assert "dynamic r0" in changed["text"]

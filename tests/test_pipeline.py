@@ -139,6 +139,8 @@ def test_describe_and_make_workload(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     for bad in ("no-such-model", str(tmp_path)):  # neither a hub id nor a pipeline folder
         with pytest.raises(BenchError):
             make_edit_workload(cuda=True, model=bad)
+    # The cached snapshot's model_index.json names its class.
+    (tmp_path / "model_index.json").write_text('{"_class_name": "QwenImageEditPipeline"}')
     assert make_edit_workload(cuda=True, model=edit.REAL_HUB_ID)[0].model == edit.REAL_HUB_ID
     saving, _ = make_edit_workload(cuda=False, save_images=True)
     assert saving.save_dir is None and saving.with_run_dir(tmp_path).save_dir == str(tmp_path / "images")

@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from bench.analysis.export import report_json
 from bench.analysis.lanes import GANTT, STACKED, TERMINAL, UTILIZATION, lane_shares, plan_lanes
 from bench.analysis.metrics import worker_table
+from bench.analysis.report import RunReport, build_report
 from bench.analysis.select import one_run, tasks, waits
 from bench.analysis.timeline import busy_over_time, worker_shares
 from bench.analysis.tracecap import trace_cap
@@ -21,7 +23,7 @@ from bench.store import RunData, finish_run, load_run, start_run
 from bench.whatif import write_simulated
 from tests.helpers import A, make_run, render
 from viz.gantt import gantt_figure
-from viz.terminal import render_report, report_json
+from viz.terminal import render_report
 from viz.trace import chrome_trace
 from viz.utilization import utilization_figure
 from viz.words import trace_cap_text
@@ -44,6 +46,11 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> RunData:
         write_simulated(run_dir, simulate(m, tf, wf), 0)
     finish_run(run_dir, meta, "complete")
     return load_run(run_dir)
+
+
+@pytest.fixture(scope="module")
+def big_report(big: RunData) -> RunReport:
+    return build_report(big)
 
 
 def test_lane_plans_by_hand() -> None:
@@ -71,7 +78,7 @@ def test_worker_shares_by_hand() -> None:
     assert s == pytest.approx(np.array([[1.0, 0.5, 1.0], [0.0, 0.0, 0.0], [0.5, 1.0, 0.5]]))
 
 
-def test_bands_agree_with_every_worker(big: RunData) -> None:
+def test_bands_agree_with_every_worker(big: RunData, big_report: RunReport) -> None:
     spans = big.spans
     wt = worker_table(spans)
     edges = np.linspace(0.0, 30.0, 61)
@@ -99,15 +106,15 @@ def test_bands_agree_with_every_worker(big: RunData) -> None:
         clipped = (np.minimum(b["end_ns"], makespan) - b["start_ns"]).clip(lower=0).sum() / NS
         assert w["barrier_s"].sum() == pytest.approx(clipped)
     # Utilisation per mode = busy / (workers x makespan), whatever the bands.
-    data = report_json(big)
+    data = report_json(big_report)
     for m in data["modes"]:
         w = wt[wt["mode"] == m["mode"]]
         assert m["util"] == pytest.approx(w["busy_s"].sum() / (256 * m["makespan_s"]))
         assert len(m["workers"]) == 256  # the report keeps every worker; only the drawing bands them
 
 
-def test_terminal_report_bounds_rows(big: RunData) -> None:
-    text = render(render_report(big), width=100)
+def test_terminal_report_bounds_rows(big_report: RunReport) -> None:
+    text = render(render_report(big_report), width=100)
     rows = [line for line in text.splitlines() if line.startswith("sim:")]
     assert len(rows) == 16 * len(MODES)  # 256 workers in 16 rows of 16, per mode
     assert rows[0].startswith("sim:0–15 ") and rows[15].startswith("sim:240–255")
@@ -116,8 +123,8 @@ def test_terminal_report_bounds_rows(big: RunData) -> None:
 
 
 @pytest.mark.slow  # draws the 256-worker charts
-def test_charts_draw_bands_with_thinned_labels(big: RunData) -> None:
-    fig = gantt_figure(big)
+def test_charts_draw_bands_with_thinned_labels(big_report: RunReport) -> None:
+    fig = gantt_figure(big_report)
     for ax in fig.axes[:len(MODES)]:
         img = next(a for a in ax.get_children() if a.get_gid() == "lanes-aggregated")
         assert img.get_array().shape[0] == 64 * 12  # 64 bands of AGG_ROWS rows
@@ -126,7 +133,7 @@ def test_charts_draw_bands_with_thinned_labels(big: RunData) -> None:
         assert sum(1 for a in ax.texts if a.get_gid() == "finish-slowest") >= 1
         assert not any(a.get_gid() == "finish" for a in ax.texts)  # only the slowest above 24 lanes
     assert "one lane per 4 workers" in fig.texts[0].get_text()
-    fig = utilization_figure(big)
+    fig = utilization_figure(big_report)
     for ax in fig.axes[:len(MODES)]:
         assert sum(1 for t in ax.texts if t.get_gid() == "util-label") == 32  # 256 / 8 per band
         assert len([c for c in ax.collections if c.get_gid() == "busy"]) == 32
@@ -137,7 +144,7 @@ def test_small_runs_keep_a_lane_per_worker() -> None:
     fig = Figure()
     from viz.gantt import plot_gantt
 
-    ax = plot_gantt(fig.subplots(), run.spans, "batch-sync", detail=False)
+    ax = plot_gantt(fig.subplots(), build_report(run), "batch-sync", detail=False)
     img = next(a for a in ax.get_children() if a.get_gid() == "lanes-aggregated")
     assert img.get_array().shape[0] == 2 * 12
     assert [t.get_text() for t in ax.get_yticklabels()] == ["cuda:0", "cuda:1"]
@@ -156,7 +163,8 @@ def test_trace_cap_by_hand() -> None:
         sel = one_run(shown, mode, rep)
         assert (sel["start_ns"] < until * NS).all()
         assert len(sel) < counts[(mode, rep)]
-    trace = chrome_trace(run, max_slices=total - 5)
+    report = build_report(run)
+    trace = chrome_trace(report, max_slices=total - 5)
     xs = [e for e in trace["traceEvents"] if e["ph"] == "X"]
     assert len(xs) == cap.kept
     assert trace["otherData"]["capped"]["shown"] == cap.kept
@@ -165,7 +173,7 @@ def test_trace_cap_by_hand() -> None:
     assert len(busy) == 1000 * len(cap.until_s)
     names = [e["args"]["name"] for e in trace["traceEvents"] if e.get("name") == "process_name"]
     assert sum("(capped)" in n for n in names) == len(cap.until_s)
-    assert "capped" not in chrome_trace(run)["otherData"]
+    assert "capped" not in chrome_trace(report)["otherData"]
 
 
 def test_trace_cap_shares_the_budget(big: RunData) -> None:

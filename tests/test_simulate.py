@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.analysis import mode_table
-from bench.modes import MODES, parse_modes
+from bench.modes import MODES, Links, parse_modes
 from bench.simulate import durations_model, simulate
 from bench.store import load_run
 from syncbench.cli import app
@@ -97,14 +97,19 @@ def test_theory_tracks_simulation_with_fewer_tasks_than_workers() -> None:
                                   "staleness:0", "staleness:1", "staleness:3"])
 @pytest.mark.parametrize(("n_tasks", "n_workers", "equal"), [(0, 3, False), (2, 5, False), (5, 5, True),
                                                            (23, 4, False), (24, 4, True), (41, 7, False)])
+@pytest.mark.parametrize("latency", [0.0, 0.25])
 def test_closed_form_schedule_records_exactly_what_the_event_loop_records(mode: str, n_tasks: int,
-                                                                         n_workers: int, equal: bool) -> None:
+                                                                         n_workers: int, equal: bool,
+                                                                         latency: float) -> None:
     # Equal durations make ties in the queue and at every gate: they must be broken the same way (lower id).
+    # With a latency, the upper half of the workers sits on a second node (its claims pay it too).
     rng = np.random.default_rng(n_tasks * 31 + n_workers)
     tf = np.ones(n_tasks) if equal else rng.uniform(0.5, 2.0, n_tasks)
     wf = np.ones(n_workers) if equal else rng.uniform(0.8, 1.2, n_workers)
     costs = np.round(rng.uniform(1, 4, n_tasks))  # repeated values: longest-first's ties in task order
-    fast, ref = simulate(mode, tf, wf, costs), simulate(mode, tf, wf, costs, drive_plan=True)
+    links = Links(latency, np.arange(n_workers) >= n_workers // 2)
+    fast = simulate(mode, tf, wf, costs, links=links)
+    ref = simulate(mode, tf, wf, costs, drive_plan=True, links=links)
     for name in ("worker", "start", "end", "batch"):
         assert np.array_equal(getattr(fast, name), getattr(ref, name)), name
     def rows(b: dict[str, np.ndarray]) -> list[tuple[object, ...]]:

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
+from bench.analysis.export import report_json
+from bench.analysis.report import RunReport, build_report
 from bench.schema import RunMeta, WorkerMeta
 from bench.store import RunData
 from tests.helpers import DURATIONS, A, make_run, render
-from viz.terminal import render_compare, render_report, render_summary, report_json
+from viz.terminal import render_compare, render_report, render_summary
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"  # UPDATE_GOLDEN=1 pytest tests/test_terminal.py rewrites them
@@ -37,8 +39,13 @@ def run3() -> RunData:
     return make_run(DURATIONS, 3, speed=[0.95, 1.0, 1.05], steps=4, failed=[4], run_id="golden-3x14")
 
 
-def test_report_golden_100(run3: RunData) -> None:
-    text = render(render_report(run3))
+@pytest.fixture(scope="module")
+def report3(run3: RunData) -> RunReport:
+    return build_report(run3)
+
+
+def test_report_golden_100(report3: RunReport) -> None:
+    text = render(render_report(report3))
     assert_fits(text, 100)
     check_golden("report_100.txt", text)
     for must in ("free-run · makespan", "batch-sync · makespan", "dynamic · makespan", "◀ slowest",
@@ -46,29 +53,30 @@ def test_report_golden_100(run3: RunData) -> None:
         assert must in text
 
 
-def test_summary_and_compare_golden(run3: RunData) -> None:
-    summary = render(render_summary(run3))
+def test_summary_and_compare_golden(report3: RunReport) -> None:
+    summary = render(render_summary(report3))
     assert_fits(summary, 100)
     check_golden("summary_100.txt", summary)
     other = make_run(DURATIONS, 3, speed=[1.0, 1.0, 1.3], steps=4, run_id="golden-threads")
-    compare = render(render_compare(run3, other))
+    compare = render(render_compare(report3, build_report(other)))
     assert_fits(compare, 100)
     check_golden("compare_100.txt", compare)
 
 
 @pytest.mark.parametrize("width", [80, 100, 140])
-def test_report_fits_the_console(run3: RunData, width: int) -> None:
-    assert_fits(render(render_report(run3, width=min(width, 100)), width), width)
-    assert_fits(render(render_summary(run3), width), width)
+def test_report_fits_the_console(report3: RunReport, width: int) -> None:
+    assert_fits(render(render_report(report3, width=min(width, 100)), width), width)
+    assert_fits(render(render_summary(report3), width), width)
 
 
 def test_report_fits_many_workers() -> None:
     run = make_run([1.0 + 0.1 * (i % 7) for i in range(96)], 16, steps=0)
-    text = render(render_report(run))
+    report = build_report(run)
+    text = render(render_report(report))
     assert_fits(text, 100)
     # Ties (equal finish within 1 ms) are all marked: free-run and batch-sync have two workers each finishing
     # last.
-    modes = report_json(run)["modes"]
+    modes = report_json(report)["modes"]
     for mode, n in (("free-run", 2), ("batch-sync", 2), ("dynamic", 1)):
         assert sum(w["slowest"] for w in next(m for m in modes if m["mode"] == mode)["workers"]) == n
     assert text.count("◀ slowest") == 5
@@ -76,14 +84,15 @@ def test_report_fits_many_workers() -> None:
 
 def test_incomplete_run_is_flagged() -> None:
     run = make_run(A, 2, status="running")
-    for text in (render(render_report(run)), render(render_summary(run))):
+    report = build_report(run)
+    for text in (render(render_report(report)), render(render_summary(report))):
         assert "WARNING: this run is running, not complete" in text
-    assert report_json(run)["complete"] is False
+    assert report_json(report)["complete"] is False
 
 
 def test_report_json_by_hand() -> None:
     run = make_run(A, 2, failed=[2])  # the case worked out in test_analysis
-    data = report_json(run)
+    data = report_json(build_report(run))
     json.dumps(data, allow_nan=False)
     assert data["first"] == "dynamic" and data["complete"] is True
     assert data["devices"] == ["cuda:0", "cuda:1"]
@@ -108,7 +117,7 @@ def test_report_json_by_hand() -> None:
 def test_compare_shows_both_runs_and_ratio() -> None:
     a = make_run(A, 2, run_id="run-a")
     b = make_run([2 * d for d in A], 2, run_id="run-b")
-    text = render(render_compare(a, b))
+    text = render(render_compare(build_report(a), build_report(b)))
     assert "A: run-a" in text and "B: run-b" in text
     line = next(ln for ln in text.splitlines() if ln.startswith("batch-sync"))
     assert "7.00 s" in line and "14.0 s" in line and "2.00×" in line
@@ -125,7 +134,7 @@ def test_header_and_summary_of_a_simulated_run_are_short() -> None:
     run = make_run([1.0 + 0.1 * (i % 7) for i in range(96)], 16, steps=0)
     run = RunData(run.path, sim_meta(run, 16),
                   run.spans.assign(device=run.spans["worker"].map("sim:{}".format)), run.samples)
-    text = render(render_summary(run))
+    text = render(render_summary(build_report(run)))
     assert_fits(text, 100)
     lines = text.splitlines()
     assert lines[1] == "workload simulated (mean 2.0 s, skew 0.05, jitter 0.2) · backend simulated"
@@ -143,7 +152,7 @@ def test_header_puts_the_edit_workload_first_without_the_pipeline() -> None:
             "size": 512, "true_cfg_scale": 4.0, "negative_prompt": " ",
             "condition_image": "~1024² px (pipeline default)"}
     run = RunData(run.path, replace(run.meta, workload=edit), run.spans, run.samples)
-    line = render(render_report(run)).splitlines()[1]
+    line = render(render_report(build_report(run))).splitlines()[1]
     assert line == "workload edit (random:full, 512² px, 4 steps, true CFG 4.0) · backend processes"
 
 
@@ -152,34 +161,38 @@ def test_compare_warns_when_runs_are_not_comparable() -> None:
     b = make_run([*A, 1.0, 1.0], 2, run_id="run-b", steps=8)
     b = replace(b, meta=replace(b.meta, workers=[b.meta.workers[0],
                                                  replace(b.meta.workers[1], model="NVIDIA H200")]))
-    text = render(render_compare(a, b))
+    report_a = build_report(a)
+    text = render(render_compare(report_a, build_report(b)))
     first = text.splitlines()[0]
     assert first.startswith(
         "⚠ NOT COMPARABLE: steps 0 vs 8; 5 vs 7 tasks; devices 2 × NVIDIA H100 80GB HBM3 vs ")
     assert "B: run-b" in text and "total time" in text  # still printed
-    assert "NOT COMPARABLE" not in render(render_compare(a, make_run(A, 2, run_id="run-c")))
-    c = make_run(A, 3, run_id="run-d")
-    assert "2 vs 3 workers" in render(render_compare(a, c)).splitlines()[0]
+    c = make_run(A, 2, run_id="run-c")
+    assert "NOT COMPARABLE" not in render(render_compare(report_a, build_report(c)))
+    d = make_run(A, 3, run_id="run-d")
+    assert "2 vs 3 workers" in render(render_compare(report_a, build_report(d))).splitlines()[0]
 
 
 def test_gpu_activity_shows_only_where_nvml_sampled() -> None:
     # Case A free-run with samples: GPU active 64.8 % (hand-computed in test_analysis) beside util. 75 %
     # (busy 9 s of 2 workers x 6 s).
     run = make_run(A, 2, modes=["free-run"], samples=True)
-    data = report_json(run)
+    report = build_report(run)
+    data = report_json(report)
     assert data["has_gpu_util"] and data["modes"][0]["gpu_util"] == pytest.approx(0.648)
     assert [w["gpu_util"] for w in data["modes"][0]["workers"]] == pytest.approx([0.864, 0.432])
-    text = render(render_report(run))
+    text = render(render_report(report))
     assert "active" in text and "64.8 %" in text and "75.0 %" in text and "GPU active = mean" in text
-    assert "GPU active 64.8 %" in render(render_summary(run))
-    plain = make_run(A, 2, modes=["free-run"])
+    assert "GPU active 64.8 %" in render(render_summary(report))
+    plain = build_report(make_run(A, 2, modes=["free-run"]))
     assert not report_json(plain)["has_gpu_util"] and "active" not in render(render_report(plain))
 
 
 def test_a_lone_mode_is_not_marked_first() -> None:
     run = make_run(A, 2, modes=["batch-sync"])
-    assert report_json(run)["first"] is None
-    text = render(render_report(run))
+    report = build_report(run)
+    assert report_json(report)["first"] is None
+    text = render(render_report(report))
     assert "✓" not in text and "finished first" not in text
 
 
@@ -191,9 +204,10 @@ def test_fewer_tasks_than_workers_renders_an_empty_lane() -> None:
     busy = busy_over_time(run.spans, 4)
     idle = busy[busy["worker"] == 2]
     assert len(idle) == 2 * 4 and (idle["busy"] == 0).all() and (idle["barrier"] == 0).all()
-    assert "no tasks" in render(render_report(run))
-    utilization_figure(run)  # draws without error
+    report = build_report(run)
+    assert "no tasks" in render(render_report(report))
+    utilization_figure(report)  # draws without error
     from viz.overhead import overhead_figure
 
-    texts = [t.get_text() for ax in overhead_figure(run).axes for t in ax.texts]
+    texts = [t.get_text() for ax in overhead_figure(report).axes for t in ax.texts]
     assert any("batch-sync ran a single batch" in t for t in texts)  # it ran, it just had no barrier

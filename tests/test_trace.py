@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from bench.analysis.report import RunReport, build_report
 from bench.schema import SPAN_COLUMNS, RunMeta
 from bench.store import RunData
 from tests.helpers import A, make_run
@@ -43,8 +44,13 @@ def run_a() -> RunData:
     return make_run(A, 2, steps=2, failed=[3], samples=True)
 
 
-def test_processes_threads_and_metadata(run_a: RunData) -> None:
-    trace = chrome_trace(run_a)
+@pytest.fixture(scope="module")
+def report_a(run_a: RunData) -> RunReport:
+    return build_report(run_a)
+
+
+def test_processes_threads_and_metadata(report_a: RunReport) -> None:
+    trace = chrome_trace(report_a)
     json.dumps(trace, allow_nan=False)
     meta = [e for e in trace["traceEvents"] if e["ph"] == "M"]
     names = {e["pid"]: e["args"]["name"] for e in meta if e["name"] == "process_name"}
@@ -55,8 +61,8 @@ def test_processes_threads_and_metadata(run_a: RunData) -> None:
                                          "thread_sort_index"}
 
 
-def test_every_span_is_one_slice_in_microseconds(run_a: RunData) -> None:
-    trace = chrome_trace(run_a)
+def test_every_span_is_one_slice_in_microseconds(run_a: RunData, report_a: RunReport) -> None:
+    trace = chrome_trace(report_a)
     xs = x_events(trace)
     assert len(xs) == len(run_a.spans)
     offset = trace["otherData"]["t0_us"]
@@ -74,8 +80,8 @@ def test_every_span_is_one_slice_in_microseconds(run_a: RunData) -> None:
     assert_nested(trace)
 
 
-def test_counters_from_samples(run_a: RunData) -> None:
-    trace = chrome_trace(run_a)
+def test_counters_from_samples(run_a: RunData, report_a: RunReport) -> None:
+    trace = chrome_trace(report_a)
     counters = [e for e in trace["traceEvents"] if e["ph"] == "C"]
     assert len(counters) == 3 * len(run_a.samples)
     assert {e["name"] for e in counters if e["tid"] == 0} == {"cuda:0 util %", "cuda:0 memory MiB",
@@ -108,7 +114,7 @@ def test_overlapping_measurements_are_clamped_to_nest() -> None:
     meta = RunMeta(run_id="r", status="complete", modes=["free-run"], n_workers=1, n_tasks=1, workers=[],
                    workload={})
     run = RunData(Path("/x"), meta, spans, pd.DataFrame())
-    trace = chrome_trace(run)
+    trace = chrome_trace(build_report(run))
     assert len(x_events(trace)) == len(rows)
     assert_nested(trace)
     off = trace["otherData"]["t0_us"] * 1000
@@ -132,7 +138,7 @@ def test_repeats_get_their_own_process_in_run_order() -> None:
     run = make_run(A, 2, modes=["free-run", "dynamic"], repeats=2)
     order = [(0, "free-run"), (0, "dynamic"), (1, "free-run"), (1, "dynamic")]
     run = replace(run, meta=replace(run.meta, schedule=order))
-    trace = chrome_trace(run)
+    trace = chrome_trace(build_report(run))
     names = [e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "process_name"]
     assert names == ["free-run (repeat 0)", "dynamic (repeat 0)", "free-run (repeat 1)", "dynamic (repeat 1)"]
     assert_nested(trace)
@@ -147,9 +153,10 @@ def test_real_run_traces_nest_and_reports_write(tmp_path: Path) -> None:
 
     run = run_synthetic(tmp_path, modes=["free-run", "batch-sync", "dynamic"], images=9, workers=2,
                         backend="threads", workload="synthetic:mean=0.01,jitter=0.3")
-    trace = chrome_trace(run)
+    report = build_report(run)
+    trace = chrome_trace(report)
     assert len(x_events(trace)) == len(run.spans)
     assert_nested(trace)
-    paths = list(write_report(run))
+    paths = list(write_report(report))
     assert all(p.parent == run.path and p.stat().st_size > 0 for p in paths)
     assert json.loads((run.path / "trace.json").read_text())["traceEvents"]

@@ -16,17 +16,16 @@ from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
-from bench.analysis.timeline import progress_drift
+from bench.analysis.report import RunReport, build_report
 from bench.analysis.verdict import rank
 from bench.analysis.verdict import run_verdict as verdict_of
+from bench.analysis.words import fmt_s, verdict_line
 from bench.schema import SPAN_COLUMNS, RunMeta, WorkerMeta
 from bench.store import RunData
 from tests.helpers import A, make_run
-from viz.fmt import fmt_s, lane_labels
 from viz.gantt import gantt_figure, plot_gantt
 from viz.overhead import overhead_figure, plot_barrier_waits, plot_drift, plot_makespans
 from viz.utilization import plot_utilization, utilization_figure
-from viz.words import verdict_line
 
 
 def verdict(*args: Any, **kw: Any) -> str:
@@ -53,8 +52,13 @@ def run_a() -> RunData:
 
 
 @pytest.fixture(scope="module")
-def gantt_a(run_a: RunData) -> Figure:
-    return gantt_figure(run_a)
+def report_a(run_a: RunData) -> RunReport:
+    return build_report(run_a)
+
+
+@pytest.fixture(scope="module")
+def gantt_a(report_a: RunReport) -> Figure:
+    return gantt_figure(report_a)
 
 
 def test_gantt_panels_lanes_and_title(gantt_a: Figure) -> None:
@@ -114,9 +118,9 @@ def test_gantt_bars_phases_barriers_failures(gantt_a: Figure) -> None:
     assert not by_gid(fr, "barrier")
 
 
-def test_gantt_aggregated_draws_an_image_and_no_phases(run_a: RunData) -> None:
+def test_gantt_aggregated_draws_an_image_and_no_phases(report_a: RunReport) -> None:
     fig = Figure()
-    ax = plot_gantt(fig.subplots(), run_a.spans, "batch-sync", detail=False)
+    ax = plot_gantt(fig.subplots(), report_a, "batch-sync", detail=False)
     assert any(isinstance(a, AxesImage) and a.get_gid() == "lanes-aggregated" for a in ax.get_children())
     assert not [a for a in ax.get_children() if str(a.get_gid()).startswith("phase:")]
     assert one(ax, "makespan").get_xdata()[0] == pytest.approx(7.0)
@@ -125,7 +129,7 @@ def test_gantt_aggregated_draws_an_image_and_no_phases(run_a: RunData) -> None:
 
 def test_gantt_repeat_choice_is_in_the_title() -> None:
     run = make_run(A, 2, modes=["free-run"], repeats=3, repeat_scale=[2.0, 1.0, 1.5])
-    fig = gantt_figure(run)
+    fig = gantt_figure(build_report(run))
     (ax,) = fig.axes
     assert "repeat 2, median of 3" in ax.get_title(loc="left")
     assert one(ax, "makespan").get_xdata()[0] == pytest.approx(9.0)
@@ -174,7 +178,7 @@ def test_gantt_100k_tasks_64_workers_draws_fast() -> None:
     """Well under 20 s (the bound leaves room for a slow shared CI box)."""
     run = big_run()
     started = time.perf_counter()
-    fig = gantt_figure(run)
+    fig = gantt_figure(build_report(run))
     fig.savefig(io.BytesIO(), format="png", dpi=120)
     elapsed = time.perf_counter() - started
     assert elapsed < 20.0, f"{elapsed:.1f} s"
@@ -185,8 +189,8 @@ def test_gantt_100k_tasks_64_workers_draws_fast() -> None:
     assert "1562 sync points (too many to draw)" in fig.axes[1].get_title(loc="left")
 
 
-def test_utilization_strips(run_a: RunData) -> None:
-    fig = utilization_figure(run_a)
+def test_utilization_strips(report_a: RunReport) -> None:
+    fig = utilization_figure(report_a)
     assert len(fig.axes) == 3
     fr = fig.axes[0]
     ticks = dict(zip([t.get_text() for t in fr.get_yticklabels()], fr.get_yticks(), strict=True))
@@ -200,7 +204,7 @@ def test_utilization_strips(run_a: RunData) -> None:
 def test_utilization_busy_matches_spans_and_overlays_nvml() -> None:
     run = make_run(A, 2, modes=["free-run"], samples=True)
     fig = Figure()
-    ax = plot_utilization(fig.subplots(), run.spans, "free-run", samples=run.samples, bins=6)
+    ax = plot_utilization(fig.subplots(), build_report(run), "free-run", bins=6)
     assert len(by_gid(ax, "nvml")) == 2
     w1 = by_gid(ax, "busy")[1]  # worker 1's strip sits at y = 0: busy 1 s bins 0..2, then idle
     ys = w1.get_paths()[0].vertices[:, 1]
@@ -212,12 +216,10 @@ def test_utilization_busy_matches_spans_and_overlays_nvml() -> None:
     assert "NVML: GPUs active 64.8 %" in ax.get_title(loc="left")
 
 
-def test_overhead_makespans_predictions_and_bounds(run_a: RunData) -> None:
-    from bench.analysis.metrics import summarize
+def test_overhead_makespans_predictions_and_bounds(report_a: RunReport) -> None:
 
     fig = Figure()
-    ax = plot_makespans(fig.subplots(), summarize(run_a.spans, 2, run_a.modes),
-                        verdict_of(run_a.spans, run_a.meta))
+    ax = plot_makespans(fig.subplots(), report_a)
     heights = [p.get_height() for p in ax.patches if p.get_gid() == "measured"]
     origin = [p.get_height() for p in ax.patches if p.get_gid() == "origin"]
     assert heights == pytest.approx([6.0, 7.0, 5.0])
@@ -230,37 +232,33 @@ def test_overhead_makespans_predictions_and_bounds(run_a: RunData) -> None:
 
 
 def test_makespans_of_a_single_mode_name_their_basis_and_rank_nothing() -> None:
-    from bench.analysis.metrics import summarize
 
     run = make_run(A, 2, modes=["batch-sync"])
-    ax = plot_makespans(Figure().subplots(), summarize(run.spans, 2, run.modes),
-                        verdict_of(run.spans, run.meta))
+    ax = plot_makespans(Figure().subplots(), build_report(run))
     # No free-run in the run: the origin's prediction comes from batch-sync's own task durations.
     assert "on each mode's own" in ax.get_title(loc="left")
     assert [t.get_text() for t in ax.texts if "first" in t.get_text()] == []
 
 
-def test_overhead_barrier_waits_and_drift(run_a: RunData) -> None:
-    from bench.analysis.timeline import barrier_waits
+def test_overhead_barrier_waits_and_drift(report_a: RunReport) -> None:
 
     fig = Figure()
     ax1, ax2 = fig.subplots(1, 2)
-    plot_barrier_waits(ax1, barrier_waits(run_a.spans), lane_labels(run_a.spans))
+    plot_barrier_waits(ax1, report_a)
     bars = [p for c in ax1.containers for p in c]
     totals: dict[float, float] = {}
     for p in bars:
         totals[p.get_x()] = totals.get(p.get_x(), 0.0) + p.get_height()
     assert sorted(totals.values()) == pytest.approx([1.0, 2.0])
     assert "3.00 s in all over 2 sync points" in ax1.get_title(loc="left")
-    p = progress_drift(run_a.spans)
-    plot_drift(ax2, p[p["mode"] == "free-run"], "free-run", lane_labels(run_a.spans))
+    plot_drift(ax2, report_a, "free-run")
     lc = one(ax2, "drift")
     assert len(lc.get_segments()) == 2
     # w1 half a task behind the mean before its 1st completion; w0 0.75 s late for its 3rd (see
     # test_analysis).
     assert ax2.get_title(loc="left") == ("free-run: at worst 0.50 tasks behind the mean (cuda:1)\n"
                                          "at worst 0.750 s late")
-    full = overhead_figure(run_a)
+    full = overhead_figure(report_a)
     assert full.get_suptitle() == verdict({"free-run": 6.0, "batch-sync": 7.0, "dynamic": 5.0}, repeats=1)
 
 
@@ -271,8 +269,7 @@ def test_drift_counts_tasks_equal_workers_at_0_a_slow_one_below() -> None:
     run = make_run([1.0] * 40, 4, modes=["free-run"], speed=[1.0, 1.0, 1.0, 1.1], phases=False)
     fig = Figure()
     ax = fig.subplots()
-    p = progress_drift(run.spans)
-    plot_drift(ax, p, "free-run", lane_labels(run.spans))
+    plot_drift(ax, build_report(run), "free-run")
     segs = one(ax, "drift").get_segments()
     for w in (0, 1, 2):
         assert segs[w][1:, 1] == pytest.approx([0.0] * 10)
@@ -282,7 +279,7 @@ def test_drift_counts_tasks_equal_workers_at_0_a_slow_one_below() -> None:
 
 def test_overhead_without_batch_sync_says_so() -> None:
     run = make_run(A, 2, modes=["free-run", "dynamic"])
-    fig = overhead_figure(run)
+    fig = overhead_figure(build_report(run))
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any("no batch barriers" in t for t in texts)
 
@@ -291,7 +288,7 @@ def test_write_report_writes_the_four_files(tmp_path: Path, run_a: RunData) -> N
     from viz.save import write_report
 
     run = RunData(tmp_path, run_a.meta, run_a.spans, run_a.samples)
-    paths = list(write_report(run))
+    paths = list(write_report(build_report(run)))
     assert [p.name for p in paths] == ["gantt.png", "utilization.png", "overhead.png", "trace.json"]
     for p in paths[:3]:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -315,7 +312,7 @@ def test_aggregated_lanes_show_the_barrier_share() -> None:
 
     run = big_run(n_tasks=12_800, n_workers=16)
     fig = Figure()
-    ax = plot_gantt(fig.subplots(), run.spans, "batch-sync", detail=False)
+    ax = plot_gantt(fig.subplots(), build_report(run), "batch-sync", detail=False)
     (im,) = [a for a in ax.get_children() if isinstance(a, AxesImage)]
     img = np.asarray(im.get_array())
     sel = run.spans[(run.spans["mode"] == "batch-sync")]
@@ -347,7 +344,7 @@ def test_short_waits_get_a_tick_above_their_lane() -> None:
     so."""
     run = make_run([1.0] * 400, 4, modes=["free-run", "batch-sync"], speed=[1.0, 1.02, 1.0, 1.0],
                    phases=False)
-    fig = gantt_figure(run)
+    fig = gantt_figure(build_report(run))
     fr, bs = fig.axes[:2]
     ticks = one(bs, "barrier-ticks")
     assert len(ticks.get_paths()) == 3 * 99  # the three faster workers wait 20 ms at each of 99 sync points
@@ -359,12 +356,10 @@ def test_short_waits_get_a_tick_above_their_lane() -> None:
     assert "short wait (tick, height ∝ length)" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
-def test_makespan_gap_is_annotated(run_a: RunData) -> None:
-    from bench.analysis.metrics import summarize
+def test_makespan_gap_is_annotated(report_a: RunReport) -> None:
 
     fig = Figure()
-    ax = plot_makespans(fig.subplots(), summarize(run_a.spans, 2, run_a.modes),
-                        verdict_of(run_a.spans, run_a.meta))
+    ax = plot_makespans(fig.subplots(), report_a)
     assert one(ax, "fastest-level").get_ydata()[0] == pytest.approx(5.0)
     gaps = by_gid(ax, "gap")
     ends = sorted((g.xy[1], g.xyann[1]) for g in gaps)
@@ -374,19 +369,20 @@ def test_makespan_gap_is_annotated(run_a: RunData) -> None:
 
 
 def test_ties_are_all_marked_slowest_or_none() -> None:
-    fig = gantt_figure(make_run([1.0, 1.0, 0.5], 3, modes=["free-run"]))
+    fig = gantt_figure(build_report(make_run([1.0, 1.0, 0.5], 3, modes=["free-run"])))
     (ax,) = fig.axes
     assert sorted(t.get_position()[1] for t in by_gid(ax, "finish-slowest")) == [0, 1]
-    fig = gantt_figure(make_run([1.0, 1.0], 2, modes=["free-run"]))
+    fig = gantt_figure(build_report(make_run([1.0, 1.0], 2, modes=["free-run"])))
     assert not by_gid(fig.axes[0], "finish-slowest") and len(by_gid(fig.axes[0], "finish")) == 2
 
 
 def test_cpu_runs_say_worker_not_gpu(run_a: RunData, gantt_a: Figure) -> None:
     run = on_cpu(run_a)
-    g = gantt_figure(run)
+    report = build_report(run)
+    g = gantt_figure(report)
     assert "one lane per worker" in g.get_suptitle() and "GPU" not in g.get_suptitle()
     assert "of worker time" in g.axes[1].get_title(loc="left")
-    u = utilization_figure(run)
+    u = utilization_figure(report)
     assert "each strip is one worker" in u.get_suptitle()
     assert u.axes[0].get_title(loc="left").startswith(
         "free-run: workers busy 75.0 % of the makespan, idle 25.0 %")
@@ -395,17 +391,18 @@ def test_cpu_runs_say_worker_not_gpu(run_a: RunData, gantt_a: Figure) -> None:
 
 
 def test_every_chart_title_carries_the_same_verdict_with_the_noise_warning() -> None:
+    from bench.analysis.export import report_json
     from tests.helpers import DURATIONS
-    from viz.terminal import report_json
 
     run = make_run(DURATIONS, 3, speed=[0.95, 1.0, 1.05], steps=4)  # free-run within 3 % of dynamic
-    line = report_json(run)["verdict"]
+    report = build_report(run)
+    line = report_json(report)["verdict"]
     assert "free-run +0.295 s (+2.8 %, within the noise of a single run: use --repeat 3)" in line
     assert "batch-sync +0.855 s (+8.1 %)," not in line and line.endswith("batch-sync +0.855 s (+8.1 %)")
-    gantt = gantt_figure(run)
+    gantt = gantt_figure(report)
     assert gantt.get_suptitle().splitlines()[0] == line
-    assert utilization_figure(run).get_suptitle().splitlines()[0] == line
-    assert " ".join(overhead_figure(run).get_suptitle().split()) == line  # wrapped to fit, same words
+    assert utilization_figure(report).get_suptitle().splitlines()[0] == line
+    assert " ".join(overhead_figure(report).get_suptitle().split()) == line  # wrapped to fit, same words
     assert "within the noise of one run" in gantt.axes[0].get_title(loc="left")
 
 

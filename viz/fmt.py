@@ -1,9 +1,8 @@
-"""Formatting every view shares: seconds and percentages, lane labels, and the run's one-phrase
-descriptions."""
+"""Formatting every view shares: a band of lanes' label, the device noun and the run's one-phrase
+descriptions. Seconds and percentages are `bench.analysis.words`' (the report's own sentences use them)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,43 +10,6 @@ import pandas as pd
 
 from bench.analysis.verdict import device_kinds
 from bench.schema import RunMeta
-
-
-def fmt_s(x: float | None, signed: bool = False) -> str:
-    """Seconds, short: 1930.4 s, 94.7 s, 2.91 s, 0.465 s, 12.0 ms."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    sign = "+" if signed and x >= 0 else ("-" if x < 0 else "")
-    a = abs(x)
-    if a >= 10:
-        body = f"{a:.1f} s"
-    elif a >= 1:
-        body = f"{a:.2f} s"
-    elif a == 0:
-        body = "0 s"
-    elif a >= 0.1:
-        body = f"{a:.3f} s"
-    else:
-        body = f"{a * 1000:.1f} ms"
-    return sign + body
-
-
-def fmt_pct(x: float | None, signed: bool = False) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return f"{x * 100:+.1f} %" if signed else f"{x * 100:.1f} %"
-
-
-def lane_labels(spans: pd.DataFrame, meta: RunMeta | None = None) -> dict[int, str]:
-    """A label per worker: its device (e.g. "cuda:3"), from meta's workers where given, else from spans."""
-    labels: dict[int, str] = {w.worker: w.name or w.device or f"w{w.worker}"
-                              for w in (meta.workers if meta else [])}
-    if "worker" in spans and "device" in spans:
-        for worker, device in spans[["worker", "device"]].drop_duplicates("worker").itertuples(index=False):
-            labels.setdefault(int(worker), str(device))
-    if len(set(labels.values())) < len(labels):  # e.g. several workers on "cpu": add the worker index
-        labels = {w: f"{name} (w{w})" for w, name in labels.items()}
-    return labels
 
 
 def band_label(labels: Mapping[int, str], members: list[int]) -> str:
@@ -86,6 +48,9 @@ def describe_workload(meta: RunMeta) -> str:
     parts = []
     if w.get("model"):
         parts.append(str(w["model"]))
+        pipeline = str(w.get("pipeline", "")).removeprefix("diffusers ")
+        if pipeline and not str(w["model"]).startswith(("random:", "auto")):  # a folder or hub id: its class
+            parts[-1] = f"{pipeline} {w['model']}"
     if w.get("height") and w.get("width"):
         parts.append(f"{w['width']}×{w['height']} px")
     elif w.get("size"):

@@ -1,16 +1,14 @@
-"""Where the time went: makespan per mode against the lower bound and the origin document's prediction
-(`plot_makespans`), barrier wait per batch (`plot_barrier_waits`), progress drift per worker (`plot_drift`).
-Builds matplotlib objects only; `viz.save` writes the file.
+"""Where the time went, from a `RunReport`: makespan per mode against the lower bound and the origin
+document's prediction (`plot_makespans`), barrier wait per batch (`plot_barrier_waits`), progress drift per
+worker (`plot_drift`). Builds matplotlib objects only; `viz.save` writes the file.
 """
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -18,28 +16,28 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from bench.analysis.lanes import STACKED, plan_lanes
-from bench.analysis.metrics import ORIGIN_COLUMNS, summarize
-from bench.analysis.report import RunReport, n_workers, run_modes
-from bench.analysis.timeline import barrier_waits, progress_drift, representative_repeats, worst_drift
-from bench.analysis.verdict import Verdict, run_verdict
-from bench.store import RunData
-from viz.fmt import band_label, fmt_pct, fmt_s, lane_labels
-from viz.style import LOWER_BOUND_COLOR, mode_color, worker_colors
-from viz.words import caveat_stacked, verdict_line
+from bench.analysis.metrics import ORIGIN_COLUMNS
+from bench.analysis.report import RunReport
+from bench.analysis.select import one_run
+from bench.analysis.words import fmt_pct, fmt_s, verdict_line
+from viz.fmt import band_label
+from viz.style import LOWER_BOUND_COLOR, mode_color, title_size, worker_colors
+from viz.words import caveat_stacked
 
 MAX_DRIFT_LINES = 16  # above this many workers, drift is drawn as a min-max band plus the worst worker
 MAX_BAR_BATCHES = 150  # above this, barrier waits are drawn as a stacked area instead of bars
 
 
-def plot_makespans(ax: Axes, summary: pd.DataFrame, verdict: Verdict) -> Axes:
-    """Bars per mode (`metrics.summarize` rows): measured, origin's prediction (hatched), lower bound
+def plot_makespans(ax: Axes, report: RunReport) -> Axes:
+    """Bars per mode (the report's `summary` rows): measured, origin's prediction (hatched), lower bound
     (dashed).
 
     The bars start at 0 (honest lengths); so that a few per cent still show at a glance, a dotted line marks
     the fastest measured makespan and every slower bar carries a bracket from that line to its top with the
-    gap written in it, with its caveat from `verdict`. Artists carry gids "measured", "origin", "lower-bound",
-    "fastest-level", "gap", "gap-label"; each bar is labelled with its value. Incomplete modes are labelled
-    so."""
+    gap written in it, with its caveat from the report's verdict. Artists carry gids "measured", "origin",
+    "lower-bound", "fastest-level", "gap", "gap-label"; each bar is labelled with its value. Incomplete modes
+    are labelled so."""
+    summary, verdict = report.summary, report.verdict
     incomplete = verdict.incomplete
     x = np.arange(len(summary))
     w = 0.38
@@ -104,23 +102,27 @@ def plot_makespans(ax: Axes, summary: pd.DataFrame, verdict: Verdict) -> Axes:
     return ax
 
 
-def plot_barrier_waits(ax: Axes, waits: pd.DataFrame, labels: Mapping[int, str] | None = None,
-                       batch_sync_ran: bool = False) -> Axes:
-    """Stacked bars (one per batch, a segment per worker) of one (mode, repeat)'s `timeline.barrier_waits`."""
+def plot_barrier_waits(ax: Axes, report: RunReport) -> Axes:
+    """Stacked bars (one per batch, a segment per worker) of the report's `barrier_waits` of the first mode in
+    run order that recorded batch barriers (batch-sync's), in its shown repeat."""
+    modes, labels = report.mode_order, report.labels
+    every = report.barrier_waits
+    bs = next((m for m in modes if m in set(every["mode"])), None)
+    waits = one_run(every, bs, report.shown.get(bs, 0)) if bs else every
     if waits.empty:
-        why = ("(batch-sync ran a single batch:\nno more tasks than workers)" if batch_sync_ran
+        why = ("(batch-sync ran a single batch:\nno more tasks than workers)" if "batch-sync" in modes
                else "(batch-sync not run)")
         ax.text(0.5, 0.5, f"no batch barriers in this run\n{why}", ha="center", va="center",
                 transform=ax.transAxes, fontsize=10, color="#777777")
         ax.set_axis_off()
         return ax
     table = waits.pivot_table(index="batch", columns="worker", values="wait_s", aggfunc="sum", fill_value=0.0)
-    names = labels or {}
+    names = labels
     lanes = plan_lanes(table.columns.to_numpy(), STACKED)
     if lanes.aggregated:  # a segment per band of consecutive workers
         table = table.T.groupby(lanes.lane_of(table.columns.to_numpy())).sum().T
         bands = [[int(w) for w in lanes.members(i)] for i in range(lanes.n)]
-        names = {i: band_label(labels or {}, b) for i, b in enumerate(bands)}
+        names = {i: band_label(labels, b) for i, b in enumerate(bands)}
     workers = [int(c) for c in table.columns]
     colors = worker_colors(len(workers))
     batches = table.index.to_numpy()
@@ -149,13 +151,15 @@ def plot_barrier_waits(ax: Axes, waits: pd.DataFrame, labels: Mapping[int, str] 
     return ax
 
 
-def plot_drift(ax: Axes, progress: pd.DataFrame, mode: str, labels: Mapping[int, str] | None = None) -> Axes:
+def plot_drift(ax: Axes, report: RunReport, mode: str) -> Axes:
     """Per worker, how far ahead (+) or behind (−) the average worker it completed each task, in mean task
-    durations, at the time it completed it (one (mode, repeat) of `timeline.progress_drift`: −behind_tasks
-    against t_s). Equal workers stay at 0 and a steady drift is a straight line. LineCollection gid "drift"
-    (above MAX_DRIFT_LINES workers a band "drift-band" plus the worst worker "drift-worst"). The title gives
-    the worst point, `timeline.worst_drift`, as the terminal report does."""
-    names = labels or {}
+    durations, at the time it completed it (the shown repeat of `mode` in the report's `progress`:
+    −behind_tasks against t_s). Equal workers stay at 0 and a steady drift is a straight line. LineCollection
+    gid "drift" (above MAX_DRIFT_LINES workers a band "drift-band" plus the worst worker "drift-worst"). The
+    title gives the worst point, the report's `drift`, as the terminal report does."""
+    names = report.labels
+    rep = report.shown.get(mode, 0)
+    progress = one_run(report.progress, mode, rep)
     if progress.empty:
         ax.set_title(f"{mode}: no completed tasks", loc="left", fontsize=10)
         return ax
@@ -163,7 +167,7 @@ def plot_drift(ax: Axes, progress: pd.DataFrame, mode: str, labels: Mapping[int,
     workers = sorted(int(w) for w in p["worker"].unique())
     n = len(workers)
     colors = worker_colors(n)
-    worst = worst_drift(progress)
+    worst = one_run(report.drift, mode, rep).iloc[0]
     behind, behind_s, who = float(worst["max_behind"]), float(worst["max_behind_s"]), int(worst["worker"])
     lines = {w: g for w, g in p.groupby("worker")}
     if n <= MAX_DRIFT_LINES:
@@ -202,30 +206,17 @@ def plot_drift(ax: Axes, progress: pd.DataFrame, mode: str, labels: Mapping[int,
     return ax
 
 
-def overhead_figure(run: RunData, *, verdict: Verdict | None = None,
-                    report: RunReport | None = None) -> Figure:
-    """Top: makespans vs prediction and bound, batch-sync's barrier wait per batch. Bottom: drift per mode.
-    verdict, report: the run's `run_verdict` and `build_report`, where the caller has them already."""
-    spans = run.spans
-    modes = run_modes(run)
-    summary = report.summary if report is not None else summarize(spans, n_workers(run), modes)
-    verdict = verdict or (report.verdict if report is not None else run_verdict(spans, run.meta, modes))
-    reps = representative_repeats(spans)
-    labels = lane_labels(spans, run.meta)
+def overhead_figure(report: RunReport) -> Figure:
+    """Top: makespans vs prediction and bound, batch-sync's barrier wait per batch. Bottom: drift per mode."""
+    spans, modes, labels = report.run.spans, report.mode_order, report.labels
     fig = Figure(figsize=(14.0, 8.5), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1.0])  # type: ignore[misc]
     ax_mk, ax_bw = top.subplots(1, 2, width_ratios=[1.2, 1.8])
-    plot_makespans(ax_mk, summary, verdict)
-    waits = barrier_waits(spans)
-    # The waits of the first mode in run order that recorded batch barriers (batch-sync's).
-    bs = next((m for m in modes if m in set(waits["mode"])), None)
-    sel = waits[(waits["mode"] == bs) & (waits["repeat"] == reps.get(str(bs), 0))] if bs else waits
-    plot_barrier_waits(ax_bw, sel, labels, batch_sync_ran="batch-sync" in modes)
+    plot_makespans(ax_mk, report)
+    plot_barrier_waits(ax_bw, report)
     drift_axes = bottom.subplots(1, max(len(modes), 1), sharey=True, squeeze=False)[0]
-    progress = report.progress if report is not None else progress_drift(spans)
     for ax, mode in zip(drift_axes, modes, strict=False):
-        p = progress[(progress["mode"] == mode) & (progress["repeat"] == reps.get(mode, 0))]
-        plot_drift(ax, p, mode, labels)
+        plot_drift(ax, report, mode)
     drawn = [a for a in drift_axes if a.has_data()]
     lo = min((a.dataLim.y0 for a in drawn), default=-1)
     hi = max((a.dataLim.y1 for a in drawn), default=1)
@@ -241,5 +232,6 @@ def overhead_figure(run: RunData, *, verdict: Verdict | None = None,
                     "workers, just before each of its completions\n(− behind; a steady drift is a sloped "
                     "line; in dynamic mode a slower worker simply takes fewer tasks; 'late' = the same drift "
                     "in seconds)", fontsize=10)
-    fig.suptitle(textwrap.fill(verdict_line(verdict), 130), fontsize=13, fontweight="bold")
+    title = textwrap.fill(verdict_line(report.verdict), 130)
+    fig.suptitle(title, fontsize=title_size(title, fig.get_figwidth(), 13, "bold"), fontweight="bold")
     return fig

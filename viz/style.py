@@ -1,8 +1,11 @@
-"""Colours every view shares: phases, task, barrier and failure marks, lines, modes and workers."""
+"""Colours every view shares: phases, task, barrier and failure marks, lines, modes and workers; and the
+size a figure's title is set in, so that its longest line fits the figure's width."""
 
 from __future__ import annotations
 
 from matplotlib import colormaps
+from matplotlib.font_manager import FontProperties
+from matplotlib.textpath import text_to_path
 
 from bench.modes import order_of
 
@@ -37,3 +40,13 @@ def worker_colors(n: int) -> list[str | tuple[float, float, float, float]]:
         return list(WORKER_COLORS[:n])
     cmap = colormaps["viridis"]
     return [cmap(i / max(n - 1, 1)) for i in range(n)]
+
+
+def title_size(text: str, width_in: float, size: float, weight: str = "normal") -> float:
+    """`size` (points), or less where the widest line of `text` set in it would be wider than `width_in`
+    inches (a long verdict line): then the size at which that line just fits."""
+    prop = FontProperties(size=size, weight=weight)
+    widest = max(text_to_path.get_text_width_height_descent(line, prop, ismath=False)[0]
+                 for line in text.splitlines())
+    room = width_in * 72 * 0.98  # points, a hair inside the figure's edges
+    return size if widest <= room else size * room / widest

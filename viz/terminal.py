@@ -1,15 +1,14 @@
 """The terminal report (rich): a Unicode Gantt per mode, finish times, and the comparison table.
 
-`render_report` (the full report), `render_summary` (the end-of-run summary), `render_compare` (two runs side
-by side) and `report_json` (the same numbers as plain JSON) all read `bench.analysis.report.build_report`.
-Returns renderables and dicts; it never prints (the CLI does).
+`render_report` (the full report), `render_summary` (the end-of-run summary) and `render_compare` (two runs
+side by side) each read a `RunReport` and its plain JSON form (`bench.analysis.export.report_json`).
+Returns renderables; it never prints (the CLI does).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,16 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
+from bench.analysis.export import report_json
 from bench.analysis.faults import runs_agreement
 from bench.analysis.lanes import TERMINAL, lane_shares, plan_lanes
-from bench.analysis.report import RunReport, build_report, n_workers
+from bench.analysis.report import RunReport, n_workers
 from bench.analysis.select import failed_tasks, is_task, one_run, tasks, waits
 from bench.analysis.verdict import comparability
+from bench.analysis.words import agreement_text, fmt_pct, fmt_s
 from bench.schema import Kind, RunMeta
-from bench.store import RunData
-from viz.fmt import band_label, describe_devices, describe_workload, fmt_pct, fmt_s, lane_labels
-from viz.words import agreement_text, difference_text, faults_text, verdict_line
+from viz.fmt import band_label, describe_devices, describe_workload
+from viz.words import difference_text, faults_text
 
 NS = 1e9
 BUSY, BUSY_WAIT, WAIT, FAIL, IDLE, AFTER, LOST = "█", "▓", "░", "x", "·", " ", "✕"
@@ -38,42 +38,8 @@ SLOWEST = "◀ slowest"
 MAX_FINISH_LISTED = 8
 
 
-def report_json(run: RunData, report: RunReport | None = None) -> dict[str, Any]:
-    """Every number of the terminal report as plain JSON types (None where a number does not exist)."""
-    r = report or build_report(run)
-    meta = run.meta
-    labels = lane_labels(run.spans, meta)
-    modes = []
-    for m in r.modes:
-        d = asdict(m)
-        origins = d.pop("origins")
-        modes.append({k: d[k] for k in list(d)[:11]} | origins | {k: d[k] for k in list(d)[11:]})
-    return {
-        "run_id": meta.run_id,
-        "status": meta.status,
-        "complete": meta.status == "complete",
-        "backend": meta.backend,
-        "workload": meta.workload,
-        "devices": [labels[w] for w in sorted(labels)],
-        "n_workers": n_workers(run),
-        "n_tasks": meta.n_tasks,
-        "repeats": meta.repeat,
-        "first": r.first,
-        "verdict": verdict_line(r.verdict),
-        "gaps": {g.mode: {"seconds": g.seconds, "fraction": g.fraction,
-                          "caveat": str(g.caveat) if g.caveat else None} for g in r.verdict.gaps.values()},
-        "incomplete": r.incomplete,
-        "sync_overhead_s": r.sync_overhead_s,
-        "origin_sync_overhead_s": r.origin_sync_overhead_s,
-        "origin_basis": r.origin_basis,
-        "modes": modes,
-        "has_gpu_util": r.has_gpu_util,
-        "outputs": {"compared": r.outputs.compared, "same": r.outputs.same, "differing": r.outputs.differing,
-                    "text": agreement_text(r.outputs)},
-    }
-
-
-def _header(run: RunData) -> Text:
+def _header(report: RunReport) -> Text:
+    run = report.run
     m = run.meta
     G = n_workers(run)
     text = Text()
@@ -141,17 +107,16 @@ def _lane_cells(share_busy: np.ndarray, share_wait: np.ndarray, failed: pd.DataF
     return "".join(chars)
 
 
-def _gantt(run: RunData, mode: str, rep: int, width: int, t_max: float, label_w: int,
+def _gantt(report: RunReport, mode: str, rep: int, width: int, t_max: float, label_w: int,
            right_w: int, slowest: set[int]) -> list[Text]:
-    spans = run.spans
-    sel = one_run(spans, mode, rep)
+    sel = one_run(report.run.spans, mode, rep)
     timed = tasks(sel)
     cells = max(10, width - label_w - 2 - right_w)
     edges = np.linspace(0.0, t_max, cells + 1)
     lanes = plan_lanes(sel["worker"].unique(), TERMINAL)
     shares = lane_shares(sel, lanes, edges)
-    labels = lane_labels(spans, run.meta)
-    makespan = float(timed["end_ns"].max() / NS) if len(timed) else 0.0
+    labels = report.labels
+    makespan = report.makespan_of(mode, rep)
     wait = waits(sel)
     waited = len(wait) > 0
     lines = []
@@ -195,7 +160,7 @@ def _gantt(run: RunData, mode: str, rep: int, width: int, t_max: float, label_w:
     return lines
 
 
-def _comparison_table(run: RunData, data: dict[str, Any]) -> Table:
+def _comparison_table(data: dict[str, Any]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), collapse_padding=True, show_edge=False)
     gpu = data["has_gpu_util"]
     for name, justify in (("mode", "left"), ("total\ntime", "right"), ("vs\nfree-run", "right"),
@@ -260,22 +225,21 @@ class _FitWidth:
         yield self.build(max(40, min(self.width, options.max_width)))
 
 
-def render_report(run: RunData, width: int = 100, report: RunReport | None = None) -> RenderableType:
+def render_report(report: RunReport, width: int = 100) -> RenderableType:
     """Header, a Unicode Gantt per mode on one time scale, and the comparison table, in at most `width`
-    columns (fewer if the console is narrower). report: `build_report(run)`, where the caller has it."""
-    return _FitWidth(lambda w: _report(run, w, report), width)
+    columns (fewer if the console is narrower)."""
+    return _FitWidth(lambda w: _report(report, w), width)
 
 
-def _report(run: RunData, width: int, report: RunReport | None = None) -> Group:
-    parts: list[RenderableType] = [_header(run)]
-    if not is_task(run.spans).any():
+def _report(r: RunReport, width: int) -> Group:
+    parts: list[RenderableType] = [_header(r)]
+    if not is_task(r.run.spans).any():
         parts.append(Text("no task records in this run", style="bold red"))
         return Group(*parts)
-    r = report or build_report(run)
-    data = report_json(run, r)
+    data = report_json(r)
     t_max = max(m["shown_makespan_s"] or 0.0 for m in data["modes"])
-    labels = lane_labels(run.spans, run.meta)
-    banded = plan_lanes(run.spans["worker"].unique(), TERMINAL)
+    labels = r.labels
+    banded = plan_lanes(r.run.spans["worker"].unique(), TERMINAL)
     names = ([band_label(labels, [int(w) for w in banded.members(i)]) for i in range(banded.n)]
              if banded.aggregated else list(labels.values()))
     label_w = min(max(len(v) for v in names), 14)
@@ -298,7 +262,7 @@ def _report(run: RunData, width: int, report: RunReport | None = None) -> Group:
             head.append(f"\n⚠ {faults}", style="bold red")
         parts.append(head)
         slowest = {w["worker"] for w in m["workers"] if w["slowest"]}
-        parts.extend(_gantt(run, mode, rep, width, t_max, label_w, right_w, slowest))
+        parts.extend(_gantt(r, mode, rep, width, t_max, label_w, right_w, slowest))
         hosts = r.mode(mode).hosts
         if hosts:
             last = max(h.finish_s or 0.0 for h in hosts)
@@ -313,23 +277,22 @@ def _report(run: RunData, width: int, report: RunReport | None = None) -> Group:
         parts.append(Text(f"each row is {banded.per_lane} workers: a cell shows their mean busy and waiting "
                           "share; finish = the row's last, waited = mean per worker", style="dim"))
     parts.append(Text(""))
-    parts.append(_comparison_table(run, data))
+    parts.append(_comparison_table(data))
     parts.append(_footer(data))
     return Group(*parts)
 
 
-def render_summary(run: RunData, width: int = 100, report: RunReport | None = None) -> RenderableType:
+def render_summary(report: RunReport, width: int = 100) -> RenderableType:
     """Short end-of-run summary: per mode makespan, lower bound, finishes (slowest marked), wait, util."""
-    return _FitWidth(lambda w: _summary(run, w, report), width)
+    return _FitWidth(lambda w: _summary(report, w), width)
 
 
-def _summary(run: RunData, width: int, report: RunReport | None = None) -> Group:
-    parts: list[RenderableType] = [_header(run)]
-    if not is_task(run.spans).any():
+def _summary(r: RunReport, width: int) -> Group:
+    parts: list[RenderableType] = [_header(r)]
+    if not is_task(r.run.spans).any():
         parts.append(Text("no task records in this run", style="bold red"))
         return Group(*parts)
-    r = report or build_report(run)
-    data = report_json(run, r)
+    data = report_json(r)
     for m in data["modes"]:
         t = Text()
         t.append(f"{m['mode']:<{max(11, max(len(x['mode']) for x in data['modes']))}}",
@@ -381,22 +344,22 @@ def _finish_range(workers: list[dict[str, Any]]) -> Text:
     return t
 
 
-def render_compare(a: RunData, b: RunData) -> RenderableType:
+def render_compare(a: RunReport, b: RunReport) -> RenderableType:
     """The comparison numbers of two runs side by side, per mode, with the ratio B/A; one warning line first
     when the runs did not measure the same work (see `comparability`)."""
     da, db = report_json(a), report_json(b)
     head = Text()
-    differ = [difference_text(d) for d in comparability(a.meta, b.meta)]
+    differ = [difference_text(d) for d in comparability(a.run.meta, b.run.meta)]
     if differ:
         head.append(f"⚠ NOT COMPARABLE: {'; '.join(differ)}: the ratios below compare different work\n",
                     style="bold red")
-    for tag, run, d in (("A", a, da), ("B", b, db)):
-        m = run.meta
+    for tag, r, d in (("A", a, da), ("B", b, db)):
+        m = r.run.meta
         head.append(f"{tag}: {d['run_id']} · {m.backend} · {describe_devices(m)} · "
                     f"{m.n_tasks or '?'} tasks · status {m.status}\n",
                     style="" if d["complete"] else "bold red")
     head.append(f"A: {da['verdict']}\nB: {db['verdict']}")
-    same = agreement_text(runs_agreement(a.spans, b.spans), "run B")
+    same = agreement_text(runs_agreement(a.run.spans, b.run.spans), "run B")
     if same:
         head.append("\n" + same.replace("run B produced the same output",
                                         "run B produced the same output as A"),

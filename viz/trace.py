@@ -1,4 +1,4 @@
-"""Chrome trace-event JSON (opens in Perfetto / chrome://tracing) built from a run's spans and samples.
+"""Chrome trace-event JSON (opens in Perfetto / chrome://tracing) of a `RunReport`'s spans and samples.
 
 A process per (mode, repeat), a thread per worker; task ⊃ phase ⊃ step slices, barriers, NVML counters.
 Every (mode, repeat) keeps its t0 at the same timestamp (`otherData.t0_us`), so the modes line up. Measured
@@ -9,17 +9,18 @@ metadata says how). Builds a dict only; `viz.save` writes it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench.analysis.report import RunReport
 from bench.analysis.select import one_run, tasks, waits
 from bench.analysis.timeline import worker_shares
 from bench.analysis.tracecap import COUNTER_BINS, MAX_SLICES, TraceCap, trace_cap
 from bench.schema import Kind, Status
 from bench.store import RunData
-from viz.fmt import lane_labels
 
 KEYS = ["mode", "repeat", "worker"]
 
@@ -124,85 +125,54 @@ def _clean(v: Any) -> Any:
     return v
 
 
-def chrome_trace(run: RunData, max_slices: int = MAX_SLICES) -> dict[str, Any]:
-    """The run as a Chrome trace-event JSON object ({"traceEvents": [...], ...}). With workers on several
-    nodes, each (mode, repeat) gets a process per node. Above `max_slices` spans, `trace_cap` says which are
-    shown; each capped (mode, repeat) then also gets whole-run counters of busy and waiting workers."""
-    spans, samples = run.spans, run.samples
-    cap = trace_cap(spans, max_slices)
-    node_of = {w.worker: w.node for w in run.meta.workers}
-    hosts = {w.node: w.host for w in run.meta.workers}
-    nodes = sorted(set(node_of.values())) if len(set(node_of.values())) > 1 else [0]
-    procs = [(m, r, n) for m, r in _processes(run) for n in nodes]
-    pid_of = {p: i + 1 for i, p in enumerate(procs)}
+@dataclass(frozen=True)
+class _Processes:
+    """The trace's processes: one per (mode, repeat) in run order, and per node where workers ran on
+    several; a worker's thread is its process's track `tid = worker`."""
 
-    def pid_for(mode: str, rep: int, worker: int) -> int:
-        return pid_of[(mode, rep, node_of.get(worker, 0) if len(nodes) > 1 else 0)]
-    labels = lane_labels(spans, run.meta)
+    pid_of: dict[tuple[str, int, int], int]
+    """(mode, repeat, node) -> pid, from 1 (node 0 for every worker on one node)."""
+    node_of: dict[int, int]
+    nodes: list[int]
+
+    @classmethod
+    def of(cls, report: RunReport) -> _Processes:
+        node_of = {w: node for w, (node, _) in report.nodes.items()}
+        nodes = sorted(set(node_of.values())) if len(set(node_of.values())) > 1 else [0]
+        procs = [(m, r, n) for m, r in _processes(report.run) for n in nodes]
+        return cls({p: i + 1 for i, p in enumerate(procs)}, node_of, nodes)
+
+    @property
+    def several(self) -> bool:
+        return len(self.nodes) > 1
+
+    def pid(self, mode: str, rep: int, worker: int) -> int:
+        return self.pid_of[(mode, rep, self.node_of.get(worker, 0) if self.several else 0)]
+
+
+def chrome_trace(report: RunReport, max_slices: int = MAX_SLICES) -> dict[str, Any]:
+    """The report's run as a Chrome trace-event JSON object ({"traceEvents": [...], ...}). With workers on
+    several nodes, each (mode, repeat) gets a process per node. Above `max_slices` spans, the report's
+    `trace_cap` (or, for another `max_slices`, `trace_cap` anew) says which are shown; each capped (mode,
+    repeat) then also gets whole-run counters of busy and waiting workers."""
+    run = report.run
+    spans, samples = run.spans, run.samples
+    # 1. Which spans are slices, the processes, and the shift that puts every t0 at one timestamp >= 0.
+    cap = report.trace_cap if max_slices == report.trace_cap.max_slices else trace_cap(spans, max_slices)
+    procs = _Processes.of(report)
     lows = [int(spans["start_ns"].min()) if len(spans) else 0]
     if len(samples):
         lows.append(int(samples["t_ns"].min()))
-    offset = max(0, -min(lows))  # shift so no timestamp is negative; t0 of every mode lands at offset
-    events: list[dict[str, Any]] = []
-    for (mode, rep, node), p in pid_of.items():
-        where = f" · node {node} ({hosts.get(node, '')})" if len(nodes) > 1 else ""
-        until = cap.until_s.get((mode, rep))
-        shown = "" if until is None else \
-            f" · spans starting before {until:.4g} s of {cap.makespan_s[(mode, rep)]:.4g} s (capped)"
-        events.append({"ph": "M", "pid": p, "tid": 0, "name": "process_name",
-                       "args": {"name": f"{mode} (repeat {rep}){where}{shown}"}})
-        events.append({"ph": "M", "pid": p, "tid": 0, "name": "process_sort_index",
-                       "args": {"sort_index": p}})
-        workers = sorted(int(w)
-                         for w in spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]["worker"].unique()
-                         if len(nodes) == 1 or node_of.get(int(w), 0) == node)
-        for w in workers:
-            events.append({"ph": "M", "pid": p, "tid": w, "name": "thread_name",
-                           "args": {"name": f"{labels.get(w, f'w{w}')} (worker {w})"}})
-            events.append({"ph": "M", "pid": p, "tid": w, "name": "thread_sort_index",
-                           "args": {"sort_index": w}})
-
-    slices = nested_slices(cap.select(spans))
-    slices = slices.assign(_pid=[pid_for(m, int(r), int(w))
-                                 for m, r, w in zip(slices["mode"], slices["repeat"], slices["worker"],
-                                                    strict=True)])
-    slices = slices.sort_values(["_pid", "worker", "s", "depth"], kind="stable")
-    cols = ["kind", "name", "task", "batch", "step", "status", "error", "device", "s", "e", "_pid", "worker",
-            "start_ns", "end_ns", "retry"]
-    data = {c: slices[c].astype(object).where(slices[c].notna(), None).tolist() for c in cols}
-    for kind, name, task, batch, step, status, error, device, s, e, pid, worker, s0, e0, retry in zip(
-        *(data[c] for c in cols), strict=True
-    ):
-        args: dict[str, Any] = {"device": device, "start_ns": int(s0), "end_ns": int(e0), "status": status}
-        for key, v in (("task", task), ("batch", batch), ("step", step), ("error", error)):
-            if v is not None:
-                args[key] = _clean(v)
-        row = {"kind": kind, "name": name, "task": task, "batch": batch, "step": step, "status": status,
-               "retry": retry, "error": error}
-        ev: dict[str, Any] = {"ph": "X", "pid": int(pid), "tid": int(worker), "name": _name(row),
-                              "cat": str(kind), "ts": (int(s) + offset) / 1000.0,
-                              "dur": (int(e) - int(s)) / 1000.0, "args": args}
-        if status == Status.ERROR:
-            ev["cname"] = "terrible"
-        elif kind == Kind.BARRIER:
-            ev["cname"] = "grey"
-        events.append(ev)
-
-    if len(samples):
-        for row in samples.to_dict("records"):
-            if (row["mode"], int(row["repeat"])) not in {(m, r) for m, r, _ in procs}:
-                continue
-            sample_pid = pid_for(row["mode"], int(row["repeat"]), int(row["worker"]))
-            label = labels.get(int(row["worker"]), str(row["device"]))
-            for key, unit in (("util_pct", "util %"), ("mem_used_mib", "memory MiB"), ("power_w", "power W")):
-                v = _clean(row.get(key))
-                if v is not None:
-                    events.append({"ph": "C", "pid": sample_pid, "tid": int(row["worker"]),
-                                   "name": f"{label} {unit}", "ts": (int(row["t_ns"]) + offset) / 1000.0,
-                                   "args": {unit: float(v)}})
+    offset = max(0, -min(lows))
+    # 2. Processes and threads, named, in run order; the spans as nested slices; NVML samples as counters.
+    events = _track_names(report, procs, cap)
+    events += _slice_events(nested_slices(cap.select(spans)), procs, offset)
+    events += _sample_events(samples, procs, report.labels, offset)
+    # 3. A capped trace: whole-run counters of busy and waiting workers, and how it was capped.
     other: dict[str, Any] = {}
     if cap.capped:
-        events += _counters(spans, cap, {(m, r): pid_of[(m, r, nodes[0])] for m, r, _ in procs}, offset)
+        first = {(m, r): pid for (m, r, n), pid in procs.pid_of.items() if n == procs.nodes[0]}
+        events += _counters(spans, cap, first, offset)
         other["capped"] = {
             "max_slices": cap.max_slices, "spans": cap.total, "shown": cap.kept,
             "how": "per (mode, repeat) an equal share of max_slices: its spans in start order, cut at a "
@@ -224,6 +194,84 @@ def chrome_trace(run: RunData, max_slices: int = MAX_SLICES) -> dict[str, Any]:
             **other,
         },
     }
+
+
+def _track_names(report: RunReport, procs: _Processes, cap: TraceCap) -> list[dict[str, Any]]:
+    """Metadata events: each process's name (its node, and how much of it a cap shows) and each worker's
+    thread name, both sorted in run order."""
+    spans, hosts = report.run.spans, dict(report.nodes.values())
+    events: list[dict[str, Any]] = []
+    for (mode, rep, node), p in procs.pid_of.items():
+        where = f" · node {node} ({hosts.get(node, '')})" if procs.several else ""
+        until = cap.until_s.get((mode, rep))
+        shown = "" if until is None else \
+            f" · spans starting before {until:.4g} s of {cap.makespan_s[(mode, rep)]:.4g} s (capped)"
+        events.append({"ph": "M", "pid": p, "tid": 0, "name": "process_name",
+                       "args": {"name": f"{mode} (repeat {rep}){where}{shown}"}})
+        events.append({"ph": "M", "pid": p, "tid": 0, "name": "process_sort_index",
+                       "args": {"sort_index": p}})
+        workers = sorted(int(w)
+                         for w in spans[(spans["mode"] == mode) & (spans["repeat"] == rep)]["worker"].unique()
+                         if not procs.several or procs.node_of.get(int(w), 0) == node)
+        for w in workers:
+            events.append({"ph": "M", "pid": p, "tid": w, "name": "thread_name",
+                           "args": {"name": f"{report.labels.get(w, f'w{w}')} (worker {w})"}})
+            events.append({"ph": "M", "pid": p, "tid": w, "name": "thread_sort_index",
+                           "args": {"sort_index": w}})
+    return events
+
+
+def _slice_events(slices: pd.DataFrame, procs: _Processes, offset: int) -> list[dict[str, Any]]:
+    """A complete ("X") event per slice of `nested_slices`, per track in start order (outer before inner);
+    failed tasks red, barriers grey."""
+    slices = slices.assign(_pid=[procs.pid(m, int(r), int(w))
+                                 for m, r, w in zip(slices["mode"], slices["repeat"], slices["worker"],
+                                                    strict=True)])
+    slices = slices.sort_values(["_pid", "worker", "s", "depth"], kind="stable")
+    cols = ["kind", "name", "task", "batch", "step", "status", "error", "device", "s", "e", "_pid", "worker",
+            "start_ns", "end_ns", "retry"]
+    data = {c: slices[c].astype(object).where(slices[c].notna(), None).tolist() for c in cols}
+    events: list[dict[str, Any]] = []
+    for kind, name, task, batch, step, status, error, device, s, e, pid, worker, s0, e0, retry in zip(
+        *(data[c] for c in cols), strict=True
+    ):
+        args: dict[str, Any] = {"device": device, "start_ns": int(s0), "end_ns": int(e0), "status": status}
+        for key, v in (("task", task), ("batch", batch), ("step", step), ("error", error)):
+            if v is not None:
+                args[key] = _clean(v)
+        row = {"kind": kind, "name": name, "task": task, "batch": batch, "step": step, "status": status,
+               "retry": retry, "error": error}
+        ev: dict[str, Any] = {"ph": "X", "pid": int(pid), "tid": int(worker), "name": _name(row),
+                              "cat": str(kind), "ts": (int(s) + offset) / 1000.0,
+                              "dur": (int(e) - int(s)) / 1000.0, "args": args}
+        if status == Status.ERROR:
+            ev["cname"] = "terrible"
+        elif kind == Kind.BARRIER:
+            ev["cname"] = "grey"
+        events.append(ev)
+    return events
+
+
+def _sample_events(samples: pd.DataFrame, procs: _Processes, labels: dict[int, str],
+                   offset: int) -> list[dict[str, Any]]:
+    """A counter ("C") event per NVML sample and quantity (utilisation, memory, power) on its worker's
+    track, for the (mode, repeat)s the trace has a process for."""
+    events: list[dict[str, Any]] = []
+    if not len(samples):
+        return events
+    runs = {(m, r) for m, r, _ in procs.pid_of}
+    for row in samples.to_dict("records"):
+        if (row["mode"], int(row["repeat"])) not in runs:
+            continue
+        pid = procs.pid(row["mode"], int(row["repeat"]), int(row["worker"]))
+        label = labels.get(int(row["worker"]), str(row["device"]))
+        for key, unit in (("util_pct", "util %"), ("mem_used_mib", "memory MiB"), ("power_w", "power W")):
+            v = _clean(row.get(key))
+            if v is not None:
+                events.append({"ph": "C", "pid": pid, "tid": int(row["worker"]),
+                               "name": f"{label} {unit}", "ts": (int(row["t_ns"]) + offset) / 1000.0,
+                               "args": {unit: float(v)}})
+    return events
 
 
 def _counters(spans: pd.DataFrame, cap: TraceCap, pid_of: dict[tuple[str, int], int],

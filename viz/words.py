@@ -1,26 +1,13 @@
-"""The words for the analysis layer's decisions: a `Verdict` as the one line every view shows, a gap's
-caveat in a few words, two runs' differences. Pure functions from records to text; nothing is decided here."""
+"""The shorter words charts and tables add to the analysis layer's decisions: a gap's caveat in a few
+words, two runs' differences, a mode run's faults, a capped trace. Pure functions from records to text;
+nothing is decided here (the verdict line is `bench.analysis.words`', as the JSON report carries it)."""
 
 from __future__ import annotations
 
-from bench.analysis.faults import Agreement, Faults
+from bench.analysis.faults import Faults
 from bench.analysis.tracecap import TraceCap
-from bench.analysis.verdict import Caveat, Difference, Gap, Verdict
-from viz.fmt import fmt_pct, fmt_s
-
-
-def caveat_text(gap: Gap) -> str:
-    """The caveat as the verdict line says it ('' for none)."""
-    if gap.caveat == Caveat.NOISE:
-        return "within the noise of a single run: use --repeat 3"
-    if gap.caveat == Caveat.TASKS_SLOWER:
-        return (f"its tasks alone took {fmt_pct(gap.tasks_slower, signed=True)} longer: host drift, or "
-                "contention the mode causes if it holds over --repeat 3")
-    if gap.caveat == Caveat.RANGES_OVERLAP:
-        return f"ranges over {gap.repeats} repeats overlap"
-    if gap.caveat == Caveat.DEGRADED:
-        return f"DEGRADED: {gap.degraded}"
-    return ""
+from bench.analysis.verdict import Caveat, Difference, Gap
+from bench.analysis.words import fmt_pct, fmt_s
 
 
 def caveat_short(gap: Gap) -> str:
@@ -49,27 +36,6 @@ def gap_text(gap: Gap) -> str:
     """'+1.00 s (+20.0 %)'."""
     pct = fmt_pct(gap.fraction, signed=True) if gap.fraction is not None else "—"
     return f"{fmt_s(gap.seconds, signed=True)} ({pct})"
-
-
-def verdict_line(v: Verdict) -> str:
-    """'dynamic finished first (90.7 s); free-run +4.0 s (+4.4 %), batch-sync +22.3 s (+24.6 %)', with each
-    gap's caveat in its parentheses and incomplete modes named, unranked."""
-    partial = "; ".join([*(f"{m} INCOMPLETE ({why}), not ranked" for m, why in v.incomplete.items()),
-                         *(f"{m} PIECED TOGETHER ({why}), not ranked" for m, why in v.pieced.items())])
-    best = v.best
-    if best is None:
-        return partial or "no timed tasks"
-    hurt = f", DEGRADED: {v.degraded[best]}" if best in v.degraded else ""
-    if v.first is None:
-        line = f"{best}: {fmt_s(v.makespan_s[best])}{hurt}"
-    else:
-        rest = []
-        for g in v.gaps.values():
-            note = caveat_text(g)
-            pct = fmt_pct(g.fraction, signed=True) if g.fraction is not None else "—"
-            rest.append(f"{g.mode} {fmt_s(g.seconds, signed=True)} ({pct}{', ' + note if note else ''})")
-        line = f"{v.first} finished first ({fmt_s(v.makespan_s[v.first])}{hurt}); " + ", ".join(rest)
-    return f"{line}; {partial}" if partial else line
 
 
 def difference_text(d: Difference) -> str:
@@ -103,23 +69,6 @@ def faults_text(f: Faults, with_failed: bool = True) -> str:
 def _tasks(ids: list[int]) -> str:
     shown = ", ".join(map(str, ids[:5])) + (", …" if len(ids) > 5 else "")
     return f"task {shown}" if len(ids) == 1 else f"{len(ids)} tasks ({shown})"
-
-
-def agreement_text(a: Agreement, what: str = "every mode") -> str:
-    """'every mode produced the same output for each of the 12 tasks', or which tasks differ ('' when
-    nothing could be compared)."""
-    if a.compared == 0:
-        return ""
-    if a.same:
-        return f"outputs: {what} produced the same output for each of the {a.compared} tasks"
-    shown = []
-    for task, by in list(a.differing.items())[:4]:
-        groups: dict[str, list[str]] = {}
-        for side, h in by.items():
-            groups.setdefault(h, []).append(side)
-        shown.append(f"task {task} ({' ≠ '.join('/'.join(v) for v in groups.values())})")
-    more = ", …" if len(a.differing) > 4 else ""
-    return f"outputs DIFFER for {len(a.differing)} of {a.compared} tasks: {', '.join(shown)}{more}"
 
 
 def trace_cap_text(cap: TraceCap) -> str:

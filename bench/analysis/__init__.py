@@ -1,4 +1,5 @@
-"""Analysis: pure pandas views of a run's spans, and the decisions the views show (`verdict`, `report`).
+"""Analysis: pure pandas views of a run's spans, the decisions the views show (`verdict`), and the one record
+every view reads (`report.RunReport`; as JSON, `export.report_json`; its sentences, `words`).
 
 Never imports torch or diffusers (a test checks it)."""
 

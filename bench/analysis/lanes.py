@@ -1,5 +1,6 @@
-"""How a lane view lays out one (mode, repeat)'s workers, decided once: a lane per worker up to a view's
-limit, else bands of consecutive workers; and each lane's busy and waiting share per time bin.
+"""How a lane view lays out one (mode, repeat)'s workers, decided once: what each worker's lane is called, a
+lane per worker up to a view's limit, else bands of consecutive workers; and each lane's busy and waiting
+share per time bin.
 
 A band's share of a bin is the mean over its workers (the share of its worker-time busy, as Perfetto
 aggregates tracks). Nothing here draws; the views (`viz.gantt`, `viz.utilization`, `viz.terminal`) do.
@@ -15,8 +16,21 @@ import pandas as pd
 
 from bench.analysis.select import is_task, is_wait
 from bench.analysis.timeline import worker_shares
+from bench.schema import RunMeta
 
 NS = 1e9
+
+
+def lane_labels(spans: pd.DataFrame, meta: RunMeta | None = None) -> dict[int, str]:
+    """A label per worker: its device (e.g. "cuda:3"), from meta's workers where given, else from spans."""
+    labels: dict[int, str] = {w.worker: w.name or w.device or f"w{w.worker}"
+                              for w in (meta.workers if meta else [])}
+    if "worker" in spans and "device" in spans:
+        for worker, device in spans[["worker", "device"]].drop_duplicates("worker").itertuples(index=False):
+            labels.setdefault(int(worker), str(device))
+    if len(set(labels.values())) < len(labels):  # e.g. several workers on "cpu": add the worker index
+        labels = {w: f"{name} (w{w})" for w, name in labels.items()}
+    return labels
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from functools import cache
 
 from bench.errors import BenchError
 from bench.modes import batch_sync, contiguous, dynamic, free_run, longest_first, staleness
-from bench.modes.actions import Action, Barrier, Claim, Done, Gate, Mode, Plan, PlanFn, Run
+from bench.modes.actions import ONE_NODE, Action, Barrier, Claim, Done, Gate, Links, Mode, Plan, PlanFn, Run
 
 MODES: dict[str, Mode] = {m.name: m for m in (
     free_run.MODE,
@@ -47,13 +47,13 @@ def get_mode(name: str) -> Mode:
 
 
 def parse_modes(spec: str) -> list[str]:
-    """A mode name, `both`, `all`, or a comma list of modes (e.g. free-run,staleness:1,batch-sync)."""
-    if spec in MODE_GROUPS:
-        return list(MODE_GROUPS[spec])
-    modes = [m.strip() for m in spec.split(",") if m.strip()]
-    if not modes:
+    """A mode name, a group (`both`, `all`), or a comma list of both (e.g. free-run,staleness:1 or
+    both,dynamic): groups expanded in place, each mode once, where it first appears."""
+    names = [m.strip() for m in spec.split(",") if m.strip()]
+    if not names:
         raise BenchError("no mode given")
-    return [get_mode(m).name for m in dict.fromkeys(modes)]
+    modes = [m for n in names for m in (MODE_GROUPS[n] if n in MODE_GROUPS else [get_mode(n).name])]
+    return list(dict.fromkeys(modes))
 
 
 def modes_label(modes: list[str]) -> str:
@@ -71,5 +71,6 @@ def order_of(mode: str) -> int:
     return names.index(mode) if mode in names else names.index(family) if family in names else len(names)
 
 
-__all__ = ["BASELINE", "FAMILIES", "MODES", "MODE_GROUPS", "MODE_NAMES", "Action", "Barrier", "Claim", "Done",
-           "Gate", "Mode", "Plan", "PlanFn", "Run", "get_mode", "modes_label", "order_of", "parse_modes"]
+__all__ = ["BASELINE", "FAMILIES", "MODES", "MODE_GROUPS", "MODE_NAMES", "ONE_NODE", "Action", "Barrier",
+           "Claim", "Done", "Gate", "Links", "Mode", "Plan", "PlanFn", "Run", "get_mode", "modes_label",
+           "order_of", "parse_modes"]

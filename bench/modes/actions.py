@@ -71,9 +71,30 @@ class Schedule:
     waits: dict[str, np.ndarray]  # one row per wait: worker, batch, arrive, leave, name (batch | gate)
 
 
-# (per-task duration factor (T,), per-worker factor (G,), the queue's order (T,) or None) -> the Schedule;
-# duration of task i on worker g = task_factor[i] * worker_factor[g].
-ScheduleFn = Callable[[np.ndarray, np.ndarray, np.ndarray | None], Schedule]
+@dataclass(frozen=True)
+class Links:
+    """What coordinating across nodes costs the simulated workers (`bench.simulate` states the model).
+
+    The default is one node: coordination is free. `latency_s` is one request to another node, answered;
+    `remote[g]` says whether worker g is on another node than the queue's (node 0)."""
+
+    latency_s: float = 0.0
+    """Paid once per barrier and per gate wait when the job spans nodes (0 on one node)."""
+    remote: np.ndarray | None = None
+    """(G,) bool; None: every worker on the queue's node."""
+
+    def claim_s(self, n_workers: int) -> list[float]:
+        """What a Claim costs each worker: the latency for a worker on another node than the queue's."""
+        if self.remote is None or self.latency_s == 0:
+            return [0.0] * n_workers
+        return [self.latency_s if r else 0.0 for r in self.remote.tolist()]
+
+
+ONE_NODE = Links()
+
+# (per-task duration factor (T,), per-worker factor (G,), the queue's order (T,) or None, the links) -> the
+# Schedule; duration of task i on worker g = task_factor[i] * worker_factor[g].
+ScheduleFn = Callable[[np.ndarray, np.ndarray, np.ndarray | None, Links], Schedule]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from bench.modes.actions import Barrier, Mode, Plan, Run, Schedule
+from bench.modes.actions import ONE_NODE, Barrier, Links, Mode, Plan, Run, Schedule
 from bench.modes.stats import expected_max, round_robin_share
 from bench.schema import BARRIER_BATCH
 
@@ -27,15 +27,19 @@ def plan(worker: int, n_workers: int, n_tasks: int) -> Plan:
             yield Barrier(batch)
 
 
-def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None) -> Schedule:
+def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None,
+             links: Links = ONE_NODE) -> Schedule:
     T, G = len(task_factor), len(worker_factor)
     worker, batch = np.arange(T) % G, np.arange(T) // G
     flat = np.zeros(-(-T // G) * G)
     flat[:T] = task_factor * worker_factor[worker]
     d = flat.reshape(-1, G)
-    # 1. Batch b starts when the last task of batch b-1 ends: release[b] = release[b-1] + its longest task
-    #    (adding the same release to each keeps their order, so the max of the ends is this, bit for bit).
-    release = np.concatenate([[0.0], np.cumsum(d.max(axis=1))])
+    # 1. Batch b starts when the last task of batch b-1 ends, plus the barrier's latency across nodes:
+    #    release[b] = (release[b-1] + its longest task) + latency, summed in that order as the event loop
+    #    does (adding the same release to each task keeps their order: the max of the ends is this, bit for
+    #    bit).
+    steps = np.column_stack([d.max(axis=1), np.full(len(d), links.latency_s)]).ravel()
+    release = np.concatenate([[0.0], np.cumsum(steps)[1::2]])
     start = release[batch]
     end = start + flat[:T]
     # 2. Every worker waits at the barriers of all batches but the last, from its task's end to the release.

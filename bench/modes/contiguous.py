@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.modes.actions import Mode, Plan, Run, Schedule
+from bench.modes.actions import ONE_NODE, Links, Mode, Plan, Run, Schedule
 from bench.modes.stats import back_to_back, expected_max, no_waits
 
 
@@ -23,7 +23,9 @@ def plan(worker: int, n_workers: int, n_tasks: int) -> Plan:
         yield Run(task)
 
 
-def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None) -> Schedule:
+def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None,
+             links: Links = ONE_NODE) -> Schedule:
+    # No worker waits for another or asks a queue: nothing crosses a node.
     # Column g of a (longest block x G) matrix is worker g's block, run back to back.
     T, G = len(task_factor), len(worker_factor)
     per, extras = divmod(T, G)

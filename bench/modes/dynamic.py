@@ -6,7 +6,7 @@ import heapq
 
 import numpy as np
 
-from bench.modes.actions import Claim, Mode, Plan, Run, Schedule
+from bench.modes.actions import ONE_NODE, Claim, Links, Mode, Plan, Run, Schedule
 from bench.modes.stats import expected_max, no_waits
 
 
@@ -20,17 +20,20 @@ def plan(worker: int, n_workers: int, n_tasks: int) -> Plan:
         yield Run(task)
 
 
-def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None) -> Schedule:
+def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None,
+             links: Links = ONE_NODE) -> Schedule:
     # The queue's next task goes to the worker free first (ties: the lower id), as the event loop answers
-    # Claims. One pass in plain Python: a heap of (free at, worker).
+    # Claims; a worker on another node than the queue's starts it a latency later. One pass in plain
+    # Python: a heap of (free at, worker).
     T, G = len(task_factor), len(worker_factor)
-    tf, wf = task_factor.tolist(), worker_factor.tolist()
+    tf, wf, claim = task_factor.tolist(), worker_factor.tolist(), links.claim_s(G)
     who, starts, ends = [0] * T, [0.0] * T, [0.0] * T
     free = [(0.0, g) for g in range(G)]  # sorted, so already a heap
     for i in (range(T) if order is None else order.tolist()):
         t, g = free[0]
-        e = t + tf[i] * wf[g]
-        who[i], starts[i], ends[i] = g, t, e
+        s = t + claim[g]
+        e = s + tf[i] * wf[g]
+        who[i], starts[i], ends[i] = g, s, e
         heapq.heapreplace(free, (e, g))
     return Schedule(np.array(who, dtype=np.int64), np.array(starts), np.array(ends), np.full(T, -1),
                     no_waits())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.modes.actions import Mode, Plan, Run, Schedule
+from bench.modes.actions import ONE_NODE, Links, Mode, Plan, Run, Schedule
 from bench.modes.stats import back_to_back, expected_max, no_waits, round_robin_counts, round_robin_share
 
 
@@ -15,7 +15,9 @@ def plan(worker: int, n_workers: int, n_tasks: int) -> Plan:
         yield Run(task)
 
 
-def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None) -> Schedule:
+def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None,
+             links: Links = ONE_NODE) -> Schedule:
+    # No worker waits for another or asks a queue: nothing crosses a node.
     # Row b of the (batches x G) matrix is tasks bG..bG+G-1; each column runs back to back.
     T, G = len(task_factor), len(worker_factor)
     worker = np.arange(T) % G

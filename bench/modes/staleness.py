@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from bench.modes.actions import Done, Gate, Mode, Plan, Run, Schedule
+from bench.modes.actions import ONE_NODE, Done, Gate, Links, Mode, Plan, Run, Schedule
 from bench.modes.stats import expected_max, round_robin_share
 from bench.schema import BARRIER_GATE
 
@@ -32,16 +32,18 @@ def make(k: int) -> Mode:
                 yield Run(task, batch)
                 yield Done(batch)
 
-    def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None) -> Schedule:
+    def schedule(task_factor: np.ndarray, worker_factor: np.ndarray, order: np.ndarray | None,
+                 links: Links = ONE_NODE) -> Schedule:
         T, G = len(task_factor), len(worker_factor)
         start, end = np.zeros(T), np.zeros(T)
         at = np.zeros(G)  # when each worker reaches its next gate: the end of its previous task
         ready: list[float] = []  # per batch: when its last task ended (every worker said Done)
         waits: list[tuple[np.ndarray, np.ndarray]] = []  # (arrive, leave) of every worker, per gated batch
         for batch in range(math.ceil(T / G)):
-            # 1. The gate: wait for batch b-1-k to be done everywhere (every worker records the wait).
+            # 1. The gate: wait for batch b-1-k to be done everywhere, which a gate learns a latency after
+            #    its last task ended when the job spans nodes (every worker records the wait).
             if batch - 1 - k >= 0:
-                leave = np.maximum(at, ready[batch - 1 - k])
+                leave = np.maximum(at, ready[batch - 1 - k] + links.latency_s)
                 waits.append((at, leave))
                 at = leave
             # 2. The batch's tasks, one per worker that has one; full batches are all a gate ever waits for.

@@ -7,7 +7,7 @@ quantised on the fly with its own scale, and `torch._scaled_mm` multiplies with 
 writes the layer's dtype. The modulation layers (one row each) and everything outside the blocks keep their
 precision. The bf16 weights it replaces are freed, so it cannot be undone on a loaded pipeline (load again).
 
-Its error against eager is measured, not bounded: BENCHMARKS.md §6 on random:full, `tests/test_fp8.py` on
+Its error against eager is measured, not bounded: BENCHMARKS.md §2 on random:full, `tests/test_fp8.py` on
 random:tiny. On real weights with outlier channels the error can be larger than on random ones; rowwise scales
 are what keeps an outlier token from costing the others their precision.
 """

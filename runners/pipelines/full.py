@@ -3,7 +3,7 @@
 Constructs the text encoder (Qwen2.5-VL-7B, 8.3 B parameters), the transformer (20.4 B) and the VAE from the
 published configs on the device in bf16, with the modules' own random initialisation: no host copy, no
 download, rope tables computed for real. `overrides` shrinks the configs so the same code path runs on a CPU
-in tests. It loads no real weights (`models` sends a hub id or folder to `qwen.load_pipeline`).
+in tests. It loads no real weights (`models` sends a hub id or folder to `loading.load_pipeline`).
 """
 
 from __future__ import annotations

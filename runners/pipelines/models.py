@@ -1,9 +1,10 @@
-"""Choosing a model: `auto`, a hub id, a local folder, `random:tiny` or `random:full`; checked before a
-run.
+"""Choosing a model: `auto`, a hub id, a local folder, a tiny build (`random:tiny`, `random:tiny-plus`,
+`random:tiny-t2i`, `random:tiny-kontext`) or `random:full`; checked before a run.
 
 `resolve_model` turns `auto` into a concrete model, `check_model_name` rejects what cannot load (one line,
-before any worker starts), `build_pipeline` builds the chosen one on a device. Torch and diffusers are
-imported only when a pipeline is built.
+before any worker starts), `pipeline_class` says which diffusers class a model is (the `_class_name` of its
+model_index.json), `build_pipeline` builds the chosen one on a device with that class. Torch and diffusers
+are imported only when a pipeline is built. How each class is called is `runners.pipelines.adapters`'.
 """
 
 from __future__ import annotations
@@ -16,9 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from runners.pipelines.loading import load_pipeline, read_class
 
 REAL_HUB_ID = "Qwen/Qwen-Image-Edit"
 TINY, FULL = "random:tiny", "random:full"
+TINY_PLUS, TINY_T2I, TINY_KONTEXT = "random:tiny-plus", "random:tiny-t2i", "random:tiny-kontext"
+EDIT_PIPELINE = "QwenImageEditPipeline"  # what auto, random:tiny and random:full are
+# The offline tiny builds (`tiny.BUILDS`, `tiny_kontext.BUILDS`): name -> the pipeline class their
+# model_index.json names.
+TINY_BUILDS: dict[str, str] = {
+    TINY: EDIT_PIPELINE,
+    TINY_PLUS: "QwenImageEditPlusPipeline",
+    TINY_T2I: "QwenImagePipeline",
+    TINY_KONTEXT: "FluxKontextPipeline",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,13 +40,26 @@ class ModelDefaults:
     condition_side: int | None  # None = the pipeline's own ~1024² condition image
 
 
-REAL_DEFAULTS = ModelDefaults(steps=50, size=1024, condition_side=None)
-# Chosen for speed: one tiny edit takes ~0.15-0.17 s (median) on one CPU thread, all phases included.
+# Chosen for speed: one tiny edit takes ~0.15-0.17 s (median) on one CPU thread, all phases included. Every
+# tiny build has these.
 TINY_DEFAULTS = ModelDefaults(steps=4, size=128, condition_side=128)
 
 
-def defaults_for(model: str) -> ModelDefaults:
-    return TINY_DEFAULTS if model == TINY else REAL_DEFAULTS
+def defaults_for(model: str, pipeline: str = EDIT_PIPELINE) -> ModelDefaults:
+    """A tiny build's defaults, else the pipeline class's own (its adapter's)."""
+    if model in TINY_BUILDS:
+        return TINY_DEFAULTS
+    from runners.pipelines.adapters import get_adapter
+
+    a = get_adapter(pipeline, model)
+    return ModelDefaults(steps=a.steps, size=a.size, condition_side=None)
+
+
+def tiny_build(name: str) -> Any:
+    """The `tiny.TinyBuild` of a tiny model's name (imports torch)."""
+    from runners.pipelines import tiny, tiny_kontext
+
+    return {**tiny.BUILDS, **tiny_kontext.BUILDS}[name]
 
 
 def cached_snapshot(repo_id: str, cache_dir: str | Path | None = None) -> Path | None:
@@ -51,7 +76,13 @@ def cached_snapshot(repo_id: str, cache_dir: str | Path | None = None) -> Path |
     if not isinstance(index, str):
         return None
     snap = Path(index).parent
-    for comp in ("transformer", "text_encoder", "vae"):
+    try:
+        index_json = json.loads(Path(index).read_text())
+    except (OSError, ValueError):
+        return None
+    more = [k for k, v in index_json.items()
+            if k.startswith("text_encoder_") and isinstance(v, list) and v and v[0]]
+    for comp in ("transformer", "text_encoder", "vae", *more):
         d = snap / comp
         if not d.is_dir():
             return None
@@ -72,9 +103,10 @@ def resolve_model(model: str, cuda_available: bool) -> tuple[str, str | None]:
     HF cache (as its snapshot folder, so loading stays offline), else random:full.
     """
     if model != "auto":
-        if model in (TINY, FULL) or not model.startswith("random:"):
+        if model in TINY_BUILDS or model == FULL or not model.startswith("random:"):
             return model, None
-        raise BenchError(f"unknown model {model!r} (known: auto, {TINY}, {FULL}, a hub id or a local folder)")
+        raise BenchError(f"unknown model {model!r} (known: auto, {', '.join(TINY_BUILDS)}, {FULL}, a hub id "
+                         "or a local folder)")
     if not cuda_available:
         return TINY, "model auto -> random:tiny (no CUDA device): toy widths, for trying the toolkit on CPU"
     snap = cached_snapshot(REAL_HUB_ID)
@@ -97,19 +129,44 @@ def build_pipeline(model: str, device: str) -> Any:
 def _build_pipeline(model: str, device: str) -> Any:
     import torch
 
-    if model == TINY:
+    if model in TINY_BUILDS:
         from runners.pipelines.tiny import load_tiny
 
-        return load_tiny(device)
+        return load_tiny(device, tiny_build(model))
     if model == FULL:
         if not device.startswith("cuda"):
             raise BenchError("random:full needs a CUDA device (about 60 GB of GPU memory)")
         from runners.pipelines.full import build_full_pipeline
 
         return build_full_pipeline(device)
-    from runners.pipelines.qwen import load_pipeline
+    return load_pipeline(model, device, torch.bfloat16, pipeline_class(model))
 
-    return load_pipeline(model, device, torch.bfloat16)
+
+def pipeline_class(model: str) -> str:
+    """The diffusers pipeline class of a concrete model: a tiny build's, random:full's, else the `_class_name`
+    of the model_index.json in its folder (a hub id: in the local cache, else downloaded). BenchError if
+    there is none to read."""
+    if model in TINY_BUILDS:
+        return TINY_BUILDS[model]
+    if model in (FULL, "auto"):
+        return EDIT_PIPELINE
+    folder = Path(model).expanduser()
+    if folder.is_dir():
+        index = folder / "model_index.json"
+    else:
+        snap = cached_snapshot(model)
+        index = snap / "model_index.json" if snap is not None else _download_index(model)
+    return read_class(index, model)
+
+
+def _download_index(repo_id: str) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo_id, "model_index.json"))
+    except Exception as e:
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        raise BenchError(f"model {repo_id}: its model_index.json cannot be read ({reason})") from None
 
 
 def check_model_name(model: str) -> None:
@@ -121,7 +178,7 @@ def check_model_name(model: str) -> None:
                              "folder)")
     elif model.count("/") != 1 or not all(model.split("/")):
         raise BenchError(f"model {model!r} is neither a folder nor a hub id like {REAL_HUB_ID} "
-                         f"(or auto, {TINY}, {FULL})")
+                         f"(or auto, {', '.join(TINY_BUILDS)}, {FULL})")
     else:
         _check_hub_model(model)
 

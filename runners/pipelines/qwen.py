@@ -1,9 +1,9 @@
-"""What every Qwen-Image-Edit model here shares: tokenizer, processor, configs, loading, the condition hook.
+"""What every Qwen-Image model here shares: tokenizer, processor, configs, the condition hook.
 
 The tokenizer is a byte-level BPE trained offline (Qwen2's pre-tokenizer, the 14 Qwen special tokens, a system
-turn of exactly the length the edit pipeline drops); the component configs are Qwen/Qwen-Image-Edit's as
-published (`configs/`); `condition_area` shrinks the condition image the edit pipeline always resizes to
-~1024². It builds no model: `tiny` and `full` do, `models` chooses between them.
+turn of exactly the length the pipeline drops); the component configs are Qwen/Qwen-Image-Edit's as
+published (`configs/`); `condition_area` shrinks the condition images the edit pipelines always resize to
+~1024² (and ~384²). It builds and loads no model: `tiny` and `full` build, `models` loads and chooses.
 """
 
 from __future__ import annotations
@@ -38,6 +38,12 @@ EDIT_SYSTEM_PROMPT = (
     "meets the user's requirements while maintaining consistency with the original input where appropriate."
 )
 TEMPLATE_DROP = 64
+# diffusers 0.42.1 QwenImagePipeline (text to image): its template's system turn and how many tokens it drops.
+T2I_SYSTEM_PROMPT = (
+    "Describe the image by detailing the color, shape, size, texture, quantity, text, spatial relationships "
+    "of the objects and background:"
+)
+T2I_TEMPLATE_DROP = 34
 
 # A small built-in corpus: the chat template's words (so the system turn tokenizes word by word, as with
 # the real vocabulary) and edit-like English.
@@ -61,11 +67,12 @@ _CORPUS = (
 )
 
 
-def build_tokenizer(vocab_size: int = 8192) -> Any:
-    """A byte-level BPE trained offline on `_CORPUS`, wrapped as transformers' `Qwen2Tokenizer`.
+def build_tokenizer(vocab_size: int = 8192, corpus: tuple[str, ...] = _CORPUS,
+                    system: str = EDIT_SYSTEM_PROMPT, drop: int = TEMPLATE_DROP) -> Any:
+    """A byte-level BPE trained offline on `corpus`, wrapped as transformers' `Qwen2Tokenizer`.
 
-    Special tokens take ids 0..13 (`SPECIAL_TOKENS` order). Deterministic. Raises if the edit template's
-    system turn plus `<|im_start|>user\\n` is not exactly `TEMPLATE_DROP` tokens (see `check_template_drop`).
+    Special tokens take ids 0..13 (`SPECIAL_TOKENS` order). Deterministic. Raises if the template's `system`
+    turn plus `<|im_start|>user\\n` is not exactly `drop` tokens (see `check_template_drop`).
     """
     from tokenizers import AddedToken, Regex, Tokenizer, normalizers, pre_tokenizers, trainers
     from tokenizers.models import BPE
@@ -82,24 +89,24 @@ def build_tokenizer(vocab_size: int = 8192) -> Any:
         vocab_size=vocab_size, min_frequency=1, special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
     )
-    bpe.train_from_iterator(list(_CORPUS) * 4, trainer)
+    bpe.train_from_iterator(list(corpus) * 4, trainer)
     model = json.loads(bpe.to_str())["model"]
     # tokenizers' BPE wants (a, b) pairs here, whatever transformers' annotation says
     merges: Any = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
     tok = Qwen2Tokenizer(vocab=model["vocab"], merges=merges)
     tok.add_tokens([AddedToken(s, special=True, normalized=False) for s in SPECIAL_TOKENS],
                    special_tokens=True)
-    check_template_drop(tok)
+    check_template_drop(tok, drop, system)
     return tok
 
 
-def check_template_drop(tokenizer: Any, drop: int = TEMPLATE_DROP) -> None:
-    """Raise unless the first `drop` tokens of the edit template are exactly its system turn + user header."""
-    head = f"<|im_start|>system\n{EDIT_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n"
+def check_template_drop(tokenizer: Any, drop: int = TEMPLATE_DROP, system: str = EDIT_SYSTEM_PROMPT) -> None:
+    """Raise unless the first `drop` tokens of the template are exactly its `system` turn + user header."""
+    head = f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n"
     ids = tokenizer(head + "<|vision_start|><|image_pad|><|vision_end|>x<|im_end|>")["input_ids"]
     n_head = len(tokenizer(head)["input_ids"])
     if n_head != drop or ids[drop] != tokenizer.convert_tokens_to_ids("<|vision_start|>"):
-        raise RuntimeError(f"tokenizer: the edit template's system turn is {n_head} tokens, the pipeline "
+        raise RuntimeError(f"tokenizer: the template's system turn is {n_head} tokens, the pipeline "
                            f"drops {drop}")
 
 
@@ -180,21 +187,6 @@ def load_configs(overrides: dict[str, dict[str, Any]] | None = None) -> dict[str
     return cfg
 
 
-def load_pipeline(path: str | Path, device: str, dtype: torch.dtype) -> Any:
-    """`QwenImageEditPipeline.from_pretrained` (safetensors only) from a local folder (offline) or a hub id
-    (the HF cache, else a download), moved to `device`."""
-    from diffusers import QwenImageEditPipeline
-
-    quiet_libraries()
-    local = Path(path).expanduser().is_dir()
-    pipe: Any = QwenImageEditPipeline.from_pretrained(
-        str(Path(path).expanduser()) if local else str(path),
-        dtype=dtype, use_safetensors=True, local_files_only=local)
-    pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def quiet_libraries() -> None:
     """No progress bars from diffusers/transformers (they would interleave with the CLI's own)."""
     from diffusers.utils import logging as dlog
@@ -205,15 +197,17 @@ def quiet_libraries() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Shrinking the condition image. The edit pipeline calls the module-level `calculate_dimensions(1024 * 1024,
-# ratio)` for the condition image; we wrap it once so that, inside `condition_area(n)`, it uses n instead.
-# A ContextVar keeps it per thread (the threads backend) and leaves every other call untouched.
+# Shrinking the condition images. The edit pipelines call their module's `calculate_dimensions(area, ratio)`
+# for the condition images (the edit pipeline: ~1024²; the Plus pipeline: ~384² for the text encoder and
+# ~1024² for the VAE); we wrap it once per module so that, inside `condition_area(n, module)`, it uses n
+# instead. A ContextVar keeps it per thread (the threads backend) and leaves every other call untouched.
 
+EDIT_MODULE = "diffusers.pipelines.qwenimage.pipeline_qwenimage_edit"
 _COND_AREA: ContextVar[int | None] = ContextVar("syncbench_condition_area", default=None)
 
 
-def _install_condition_hook() -> None:
-    mod = importlib.import_module("diffusers.pipelines.qwenimage.pipeline_qwenimage_edit")
+def _install_condition_hook(module: str) -> None:
+    mod = importlib.import_module(module)
     original: Callable[..., Any] = getattr(mod, "calculate_dimensions")  # noqa: B009
     if getattr(original, "_syncbench_wrapped", False):
         return
@@ -227,13 +221,13 @@ def _install_condition_hook() -> None:
 
 
 @contextlib.contextmanager
-def condition_area(area: int | None) -> Iterator[None]:
-    """Within this block the edit pipeline resizes the condition image to ~`area` pixels (None: its
-    ~1024²)."""
+def condition_area(area: int | None, module: str = EDIT_MODULE) -> Iterator[None]:
+    """Within this block the pipeline of `module` resizes its condition images to ~`area` pixels (None: its
+    own sizes)."""
     if area is None:
         yield
         return
-    _install_condition_hook()
+    _install_condition_hook(module)
     token = _COND_AREA.set(area)
     try:
         yield

@@ -7,7 +7,7 @@ bf16 where eager does), sets or resets the attention backend of its processors (
 one) — and, when compiling, runs one transformer forward on dummy inputs of the edit's shapes, so the compile
 happens there (at load) and not in a step; it returns how long that forward took. Without fp8 it changes no
 weight, dtype, scheduler, input or pipeline call: the same math runs through other kernels. It does not batch
-the two true-CFG passes of a step (slower: BENCHMARKS.md §6), and it does not check the output (the tests and
+the two true-CFG passes of a step (slower: BENCHMARKS.md §2), and it does not check the output (the tests and
 `benchmarks/gpu_speed.py` do).
 """
 
@@ -45,7 +45,7 @@ _NEEDS_HALF_ON_CUDA = {"_native_cudnn", "_native_flash"}
 COMPILE_KWARGS: dict[str, Any] = {"fullgraph": True, "dynamic": True}
 # Inductor settings `compile=True` makes (process-wide). emulate_precision_casts: a fused kernel rounds to
 # bf16 where eager's separate kernels do, so compiled output stays at eager's rounding (measured on the H200
-# at 1024²: 6.0e-3 from eager with it, 2.0e-2 without, at the same speed; BENCHMARKS.md §6).
+# at 1024²: 6.0e-3 from eager with it, 2.0e-2 without, at the same speed; BENCHMARKS.md §2).
 INDUCTOR_CONFIG: dict[str, Any] = {"emulate_precision_casts": True}
 # One compiled graph per (device, attention backend, ...) is kept per block function, two per device (block 0
 # and the rest); torch's default limit (8) would silently send the later GPUs of a threads run back to eager.

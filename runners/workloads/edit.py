@@ -1,12 +1,15 @@
-"""The edit workload: Qwen-Image-Edit through diffusers' QwenImageEditPipeline, its options and checks.
+"""The edit workload: a diffusers image pipeline (Qwen-Image-Edit by default), its options and checks.
 
-`EditWorkload` is a frozen, picklable description (model, inputs, steps, size, CFG, ...). `load` builds the
-pipeline on one device and returns an executor whose `run` does one edit; the generic diffusers timing
-(`runners.pipelines.timing`) reports its phases (save: PIL conversion and, with save_dir, the PNG written)
-and every denoising step. The speed options (`compile`, `attention`, `fp8`) are applied to the pipeline when
-the executor is made (`speed.apply`), so a compile falls in the load, and the executor keeps its duration
-(`compile_s`). It knows nothing of spans, t0 or modes (the runner's), nor how a model is built (`models`,
-`tiny`, `full`). Importing it imports no torch: the registry and the CLI read its options.
+The pipeline class is the one the model names (its model_index.json's `_class_name`; `models.pipeline_class`),
+called through that class's adapter (`runners.pipelines.adapters`: the call's arguments from a task, its
+defaults, how many input images a task takes). `EditWorkload` is a frozen, picklable description (model, its
+pipeline class, inputs, steps, size, CFG, pipeline arguments, ...). `load` builds the pipeline on one device
+and returns an executor whose `run` does one task; the generic diffusers timing (`runners.pipelines.timing`)
+reports its phases (save: PIL conversion and, with save_dir, the PNG written) and every denoising step, for
+every class alike. The speed options (`compile`, `attention`, `fp8`, Qwen-Image transformers only) are applied
+to the pipeline when the executor is made (`speed.apply`), so a compile falls in the load, and the executor
+keeps its duration (`compile_s`). It knows nothing of spans, t0 or modes (the runner's), nor how a model is
+built (`models`, `tiny`, `full`). Importing it imports no torch: the registry and the CLI read its options.
 """
 
 from __future__ import annotations
@@ -24,20 +27,25 @@ from bench.inputs import (
     from_tasks_file,
     generated,
     generated_image,
+    image_paths,
     open_image,
 )
 from bench.workload import Option, Task, TaskRecorder, Where, WorkloadEntry, fingerprint
 from runners.pipelines import speed
+from runners.pipelines.adapters import ADAPTERS, Adapter, Inputs, get_adapter
 from runners.pipelines.models import (
     FULL,
     REAL_HUB_ID,
     TINY,
+    TINY_BUILDS,
     TINY_DEFAULTS,
     ModelDefaults,
     build_pipeline,
     check_model_name,
     defaults_for,
+    pipeline_class,
     resolve_model,
+    tiny_build,
 )
 
 __all__ = [
@@ -48,14 +56,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class EditWorkload:
-    """Qwen-Image-Edit edits of `inputs` (cycled), one task per edit. None = the model's default."""
+    """Calls of a diffusers image pipeline on `inputs` (cycled), one task per call. None = the model's or the
+    pipeline's default."""
 
     model: str = TINY
     inputs: tuple[TaskInput, ...] = field(default_factory=generated)
     steps: int | None = None
     size: int | None = None
-    true_cfg_scale: float = 4.0
-    negative_prompt: str = " "
+    true_cfg_scale: float | None = None
+    negative_prompt: str | None = None
     save_dir: str | None = None  # edited images are written here as task-00012.png
     save_images: bool = False  # with no save_dir yet: `with_run_dir` points save_dir at <run>/images
     trace_steps: bool = True  # False: no per-step CUDA events / step records / NVTX (tracing overhead)
@@ -68,6 +77,10 @@ class EditWorkload:
     diffusers and PyTorch."""
     fp8: str = "none"
     """Which of the blocks' linear layers multiply in fp8 (`speed.FP8_CHOICES`: none, mlp, all); lossy."""
+    pipeline: str = ""
+    """The diffusers pipeline class (an `ADAPTERS` key); "" = the one the model names."""
+    pipeline_args: tuple[tuple[str, Any], ...] = ()
+    """More keyword arguments of every call (`--pipeline-arg`, typed by `call_args.parse`)."""
     kind: str = field(default="edit", init=False)
 
     def __post_init__(self) -> None:
@@ -77,28 +90,44 @@ class EditWorkload:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise BenchError(f"{name} must be >= 1, got {v}")
+        if not self.pipeline:
+            object.__setattr__(self, "pipeline", pipeline_class(self.model))
+        adapter = get_adapter(self.pipeline, self.model)
         speed.check_attention(self.attention)
         speed.check_fp8(self.fp8)
+        _check_speed(adapter, self.model, self.compile, self.attention, self.fp8)
+
+    @property
+    def adapter(self) -> Adapter:
+        return ADAPTERS[self.pipeline]
 
     @property
     def defaults(self) -> ModelDefaults:
-        return defaults_for(self.model)
+        return defaults_for(self.model, self.pipeline)
+
+    @property
+    def cfg(self) -> tuple[float, str]:
+        """The true CFG scale and negative prompt every call gets."""
+        a = self.adapter
+        return (a.true_cfg_scale if self.true_cfg_scale is None else self.true_cfg_scale,
+                a.negative_prompt if self.negative_prompt is None else self.negative_prompt)
 
     def describe(self) -> dict[str, Any]:
-        d = self.defaults
+        d, (cfg, negative) = self.defaults, self.cfg
         out: dict[str, Any] = {
             "kind": "edit",
-            "pipeline": "diffusers QwenImageEditPipeline",
+            "pipeline": f"diffusers {self.pipeline}",
             "model": self.model,
             "steps": self.steps or d.steps,
             "size": self.size or d.size,
-            "true_cfg_scale": self.true_cfg_scale,
-            "negative_prompt": self.negative_prompt,
-            "transformer_passes_per_step": 2 if self.true_cfg_scale > 1 else 1,
-            "condition_image": (f"~{self._cond_side()}² px" if self._cond_side()
-                                else "~1024² px (pipeline default)"),
+            "true_cfg_scale": cfg,
+            "negative_prompt": negative,
+            "transformer_passes_per_step": 2 if cfg > 1 else 1,
+            "condition_image": self.adapter.condition_image(self._cond_side()),
             "n_inputs": len(self.inputs),
             "generated_inputs": sum(i.image is None for i in self.inputs),
+            "images_per_task": list(self.adapter.images),  # the fewest and most the class takes
+            "generated_images_per_task": self.adapter.generated_images,
             "inputs": [
                 {"image": i.image, "prompt": i.prompt, "seed": i.seed, "size": i.size, "steps": i.steps}
                 for i in self.inputs[:50]
@@ -113,6 +142,8 @@ class EditWorkload:
                       "resolved after each task, no per-step synchronize",
             "deviations": self.deviations(),
         }
+        if self.pipeline_args:
+            out["pipeline_args"] = dict(self.pipeline_args)
         if self.compile:
             out["compile_how"] = (
                 "diffusers compile_repeated_blocks("
@@ -120,10 +151,8 @@ class EditWorkload:
                 + ") at load, then one transformer forward on dummy inputs (its time is the executor's "
                 "compile_s); inductor "
                 + ", ".join(f"{k}={v}" for k, v in speed.INDUCTOR_CONFIG.items()))
-        if self.model == TINY:
-            from runners.pipelines import tiny
-
-            out["tiny"] = tiny.describe()
+        if self.model in TINY_BUILDS:
+            out["tiny"] = tiny_build(self.model).describe()
         elif self.model == FULL:
             from runners.pipelines import full
 
@@ -133,32 +162,34 @@ class EditWorkload:
         return out
 
     def deviations(self) -> list[str]:
-        """What this workload changes from the real Qwen-Image-Edit edit, in plain words."""
+        """What this workload changes from the real model's own call, in plain words."""
         dev: list[str] = []
-        if self.model == TINY:
-            from runners.pipelines import tiny
-
-            dev += tiny.deviations(self._cond_side())
+        if self.model in TINY_BUILDS:
+            dev += tiny_build(self.model).deviations(self._cond_side())
         elif self.model == FULL:
             from runners.pipelines import full
 
             dev += full.DEVIATIONS
-        d = self.defaults
-        if (self.steps or d.steps) != 50:
-            dev.append(f"{self.steps or d.steps} denoising steps (pipeline default 50)")
-        if (self.size or d.size) != 1024:
-            dev.append(f"output {self.size or d.size}² px (default 1024²)")
-        if self.model != TINY and self.condition_side:
-            dev.append(f"condition image shrunk from ~1024² to ~{self.condition_side}² px")
-        if self.true_cfg_scale != 4.0 or self.negative_prompt != " ":
-            dev.append(f"true CFG {self.true_cfg_scale} with negative prompt {self.negative_prompt!r} "
-                       "(default 4.0 with ' ')")
+        d, a, (cfg, negative) = self.defaults, self.adapter, self.cfg
+        if (self.steps or d.steps) != a.steps:
+            dev.append(f"{self.steps or d.steps} denoising steps (pipeline default {a.steps})")
+        if (self.size or d.size) != a.size:
+            dev.append(f"output {self.size or d.size}² px (default {a.size}²)")
+        if self.model not in TINY_BUILDS and self._cond_side():
+            own = str(a.condition_image(None)).removesuffix(" (pipeline default)")
+            dev.append(f"condition image shrunk from {own} to ~{self.condition_side}² px")
+        if (cfg, negative) != (a.true_cfg_scale, a.negative_prompt):
+            dev.append(f"true CFG {cfg} with negative prompt {negative!r} (default {a.true_cfg_scale} with "
+                       f"{a.negative_prompt!r})")
+        if self.pipeline_args:
+            dev.append("pipeline arguments " + ", ".join(f"{k}={v!r}" for k, v in self.pipeline_args)
+                       + " (the pipeline's defaults otherwise)")
         if self.compile:
             dev.append("transformer blocks compiled (torch.compile, regional): the same math through fused "
-                       "kernels, so outputs differ from eager by rounding (tolerance: BENCHMARKS.md §6)")
+                       "kernels, so outputs differ from eager by rounding (tolerance: BENCHMARKS.md §2)")
         if self.fp8 != "none":
             dev.append(f"{speed.FP8_CHOICES[self.fp8]}: lossy, outputs differ from eager by more than "
-                       "rounding (measured: BENCHMARKS.md §6)")
+                       "rounding (measured: BENCHMARKS.md §2)")
         if self.attention != "default":
             dev.append(f"attention backend {self.attention} ({speed.ATTENTION_BACKENDS[self.attention]}): "
                        "outputs differ from the default kernel's by rounding")
@@ -172,6 +203,9 @@ class EditWorkload:
         return self
 
     def _cond_side(self) -> int | None:
+        """The side condition images are shrunk to (None: the pipeline's own; always None from text)."""
+        if self.adapter.images == (0, 0):
+            return None
         return self.condition_side or self.defaults.condition_side
 
     def tasks(self, n: int, seed: int) -> list[Task]:
@@ -194,19 +228,33 @@ class EditWorkload:
         return EditExecutor(self, build_pipeline(model, device), device)
 
 
+def _check_speed(adapter: Adapter, model: str, compile: bool, attention: str, fp8: str) -> None:
+    """BenchError for a speed option on a pipeline whose transformer they do not apply to."""
+    given = [flag for flag, on in (("--compile", compile), ("--attention", attention != "default"),
+                                   ("--fp8", fp8 != "none")) if on]
+    if given and not adapter.speed:
+        qwen = ", ".join(a.pipeline for a in ADAPTERS.values() if a.speed)
+        raise BenchError(f"{given[0]} applies to a Qwen-Image transformer ({qwen}); model {model} is a "
+                         f"{adapter.pipeline}")
+
+
 def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | None = None,
                        prompt: str | None = None, tasks_file: str | Path | None = None,
                        steps: int | None = None, size: int | None = None,
                        true_cfg_scale: float | None = None, negative_prompt: str | None = None,
                        save_images: bool = False, trace_steps: bool = True,
                        save_dir: str | Path | None = None, compile: bool = False,
-                       attention: str = "default", fp8: str = "none") -> tuple[EditWorkload, list[str]]:
-    """The CLI's options -> (workload, notes). Inputs are read and checked here (BenchError on problems),
-    and so is the attention backend against the device and the model's dtype (random:tiny is float32).
+                       attention: str = "default", fp8: str = "none",
+                       pipeline_arg: list[str] | None = None) -> tuple[EditWorkload, list[str]]:
+    """The CLI's options -> (workload, notes). The model's pipeline class is read (and refused unless an
+    adapter runs it), inputs are read and checked against it (BenchError on problems), and so are the
+    pipeline arguments against its signature and the attention backend against the device and the model's
+    dtype (the tiny builds are float32).
 
     `save_images` needs a folder: pass `save_dir`, or let the runner call `workload.with_run_dir(run_dir)`
     once the run folder exists (images then go to <run_dir>/images).
     """
+    # 1. The options that need no model.
     notes: list[str] = []
     if size is not None:
         check_size(size)
@@ -214,41 +262,86 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
         raise BenchError(f"--steps must be at least 1, got {steps}")
     if true_cfg_scale is not None and true_cfg_scale < 0:
         raise BenchError(f"--true-cfg-scale must be >= 0, got {true_cfg_scale}")
+    # 2. The model and its pipeline class.
     resolved, note = resolve_model(model, cuda)
     if note:
         notes.append(note)
-    if input_dir is not None and tasks_file is not None:
-        raise BenchError("give --input-dir or --tasks, not both")
-    if input_dir is not None:
-        inputs = from_dir(input_dir, prompt or "")
-    elif tasks_file is not None:
-        if prompt is not None:
-            raise BenchError("--prompt applies to --input-dir; a tasks file carries its own prompts")
-        inputs = from_tasks_file(tasks_file)
-    else:
-        if prompt is not None:
-            raise BenchError("--prompt needs --input-dir (without inputs, generated images and prompts are "
-                             "used)")
-        inputs = generated()
-    if resolved not in (TINY, FULL):
+    inputs = _read_inputs(input_dir, prompt, tasks_file)
+    if resolved not in TINY_BUILDS and resolved != FULL:
         check_model_name(resolved)
     if resolved == FULL and not cuda:
         raise BenchError("random:full needs a CUDA device (about 60 GB of GPU memory); use random:tiny "
                          "on CPU")
-    cond = (TINY_DEFAULTS.condition_side if resolved == TINY else None) or 1024
-    for inp in inputs:  # what the pipeline cannot make a condition image of fails here, not in every mode
-        if inp.image is not None and inp.width and inp.height:
-            check_condition(inp.image, inp.width, inp.height, cond * cond)
-    speed.check_attention(attention, cuda, half=resolved != TINY)
+    pipeline = pipeline_class(resolved)
+    adapter = get_adapter(pipeline, resolved)
+    # 3. The inputs, the speed options and the pipeline arguments against that class.
+    _check_inputs(adapter, inputs, input_dir is not None,
+                  TINY_DEFAULTS.condition_side if resolved in TINY_BUILDS else None)
+    speed.check_attention(attention, cuda, half=resolved not in TINY_BUILDS)
     speed.check_fp8(fp8, cuda)
+    _check_speed(adapter, resolved, compile, attention, fp8)
+    args: tuple[tuple[str, Any], ...] = ()
+    if pipeline_arg:
+        from runners.pipelines.call_args import parse
+
+        args = parse(pipeline_arg, pipeline, adapter.sets)
+        steps = _steps_with(dict(args), steps, inputs)
     wl = EditWorkload(
-        model=resolved, inputs=inputs, steps=steps, size=size,
-        true_cfg_scale=4.0 if true_cfg_scale is None else true_cfg_scale,
-        negative_prompt=" " if negative_prompt is None else negative_prompt,
-        save_dir=str(save_dir) if save_dir is not None else None, save_images=save_images,
-        trace_steps=trace_steps, compile=compile, attention=attention, fp8=fp8,
+        model=resolved, inputs=inputs, steps=steps, size=size, true_cfg_scale=true_cfg_scale,
+        negative_prompt=negative_prompt, save_dir=str(save_dir) if save_dir is not None else None,
+        save_images=save_images, trace_steps=trace_steps, compile=compile, attention=attention, fp8=fp8,
+        pipeline=pipeline, pipeline_args=args,
     )
     return wl, notes
+
+
+def _steps_with(args: dict[str, Any], steps: int | None, inputs: tuple[TaskInput, ...]) -> int | None:
+    """The steps of every task where a custom schedule (`sigmas`) fixes them: its length, which --steps and
+    the tasks' own steps must agree with (the timer expects each task's steps)."""
+    sigmas = args.get("sigmas")
+    if not sigmas:
+        return steps
+    for given, where in ((steps, "--steps"), *((i.steps, f"input {k}") for k, i in enumerate(inputs, 1))):
+        if given is not None and given != len(sigmas):
+            raise BenchError(f"--pipeline-arg sigmas gives {len(sigmas)} steps; {where} says {given}")
+    return len(sigmas)
+
+
+def _read_inputs(input_dir: str | Path | None, prompt: str | None,
+                 tasks_file: str | Path | None) -> tuple[TaskInput, ...]:
+    if input_dir is not None and tasks_file is not None:
+        raise BenchError("give --input-dir or --tasks, not both")
+    if input_dir is not None:
+        return from_dir(input_dir, prompt or "")
+    if tasks_file is not None:
+        if prompt is not None:
+            raise BenchError("--prompt applies to --input-dir; a tasks file carries its own prompts")
+        return from_tasks_file(tasks_file)
+    if prompt is not None:
+        raise BenchError("--prompt needs --input-dir (without inputs, generated images and prompts are used)")
+    return generated()
+
+
+def _check_inputs(adapter: Adapter, inputs: tuple[TaskInput, ...], from_dir: bool,
+                  condition_side: int | None) -> None:
+    """BenchError for an input with more or fewer images than the pipeline takes, or one it cannot make a
+    condition image of (here, not in every mode)."""
+    least, most = adapter.images
+    if from_dir and most == 0:
+        raise BenchError(f"--input-dir gives input images; a {adapter.pipeline} makes images from text only "
+                         "(give --tasks with a prompt column, or no inputs)")
+    area = adapter.condition_area(condition_side)
+    for i, inp in enumerate(inputs, start=1):
+        paths = image_paths(inp.image)
+        if paths and not least <= len(paths) <= most:
+            takes = "no input image" if most == 0 else (f"{least} input image" if least == most
+                                                         else f"{least} to {most} input images")
+            names = ", ".join(Path(p).name for p in paths)
+            raise BenchError(f"input {i} ({names}) has {len(paths)} image{'s' if len(paths) > 1 else ''}; a "
+                             f"{adapter.pipeline} takes {takes} per task")
+        for path, (w, h) in zip(paths, inp.image_sizes(), strict=False):
+            if area:
+                check_condition(path, w, h, area)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -256,12 +349,13 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
 
 
 class EditExecutor:
-    """A loaded pipeline on one device; `run` does one edit and reports phases and steps (timed from outside
-    the call by `runners.pipelines.timing`).
+    """A loaded pipeline on one device; `run` does one task through the pipeline's adapter and reports phases
+    and steps (timed from outside the call by `runners.pipelines.timing`).
 
-    Making one applies the workload's speed options to `pipe` (`speed.apply`); `compile_s` is then None
-    without compile, else the seconds this executor spent compiling (one transformer forward on dummy inputs
-    of the workload's default size; 0.0 if the pipeline was already compiled with the same options).
+    Making one checks that the pipeline is of the workload's class and applies the workload's speed options
+    to `pipe` (`speed.apply`); `compile_s` is then None without compile, else the seconds this executor spent
+    compiling (one transformer forward on dummy inputs of the workload's default size; 0.0 if the pipeline
+    was already compiled with the same options).
     """
 
     def __init__(self, workload: EditWorkload, pipe: Any, device: str) -> None:
@@ -269,34 +363,40 @@ class EditExecutor:
 
         from runners.pipelines.timing import PipelineTimer
 
+        if type(pipe).__name__ != workload.pipeline:
+            raise BenchError(f"model {workload.model} loaded as a {type(pipe).__name__}, not the "
+                             f"{workload.pipeline} its model_index.json names")
         self.wl, self.pipe, self.device = workload, pipe, device
+        self.adapter = workload.adapter
         self.torch = torch
         self.cond_side = workload._cond_side()
-        self.compile_s: float | None = speed.apply(
-            pipe,
-            speed.SpeedOptions(compile=workload.compile, attention=workload.attention, fp8=workload.fp8),
-            device,
-            speed.warm_shape(workload.size or workload.defaults.size, self.cond_side))
+        self.compile_s: float | None = None
+        if self.adapter.speed:
+            self.compile_s = speed.apply(
+                pipe,
+                speed.SpeedOptions(compile=workload.compile, attention=workload.attention, fp8=workload.fp8),
+                device,
+                speed.warm_shape(workload.size or workload.defaults.size, self.cond_side))
         self.timer = PipelineTimer(pipe, device, workload.trace_steps)
         if workload.save_dir:
             Path(workload.save_dir).mkdir(parents=True, exist_ok=True)
 
     def run(self, task: Task, rec: TaskRecorder) -> None:
-        from runners.pipelines.qwen import condition_area, quiet_numpy
+        from runners.pipelines.qwen import quiet_numpy
 
         d = self.wl.defaults
         size = task.size or self.wl.size or d.size
         steps = task.steps or self.wl.steps or d.steps
-        cond_area = self.cond_side * self.cond_side if self.cond_side else None
+        cfg, negative = self.wl.cfg
         with self.timer.call(task.id, steps) as call:
-            image = (open_image(task.image) if task.image is not None
-                     else generated_image(task.seed, self.cond_side or 1024))
-            with quiet_numpy(), condition_area(cond_area), self.timer.on_device():
+            inputs = Inputs(prompt=task.prompt, images=self._images(task), size=size, steps=steps,
+                            true_cfg_scale=cfg, negative_prompt=negative, condition_side=self.cond_side)
+            kwargs = {**self.adapter.kwargs(inputs), **dict(self.wl.pipeline_args)}
+            with quiet_numpy(), self.adapter.condition(self.cond_side), self.timer.on_device():
                 out = self.pipe(
-                    image=image, prompt=task.prompt, negative_prompt=self.wl.negative_prompt,
-                    true_cfg_scale=self.wl.true_cfg_scale, height=size, width=size, num_inference_steps=steps,
-                    generator=self.torch.Generator(self.device).manual_seed(task.seed), output_type="np",
-                    callback_on_step_end=call.on_step_end, callback_on_step_end_tensor_inputs=[],
+                    **kwargs, generator=self.torch.Generator(self.device).manual_seed(task.seed),
+                    output_type="np", callback_on_step_end=call.on_step_end,
+                    callback_on_step_end_tensor_inputs=[],
                 )
             call.returned()
             with quiet_numpy():
@@ -306,8 +406,16 @@ class EditExecutor:
             rec.output(fingerprint(pil.tobytes()))
             # Free this edit's buffers inside the task's last phase: freeing them is the task's work too
             # (on CPU it took up to ~4 ms after the phases, which then no longer added up to the task).
-            del out, pil, image
+            del out, pil, inputs, kwargs
         call.report(rec)
+
+    def _images(self, task: Task) -> list[Any]:
+        """The task's input images: its files, else the adapter's number of images drawn from its seed (the
+        k-th from seed + k·2³²)."""
+        if task.image is not None:
+            return [open_image(p) for p in image_paths(task.image)]
+        side = self.cond_side or 1024
+        return [generated_image(task.seed + k * 2**32, side) for k in range(self.adapter.generated_images)]
 
     def close(self) -> None:
         self.timer.close()
@@ -329,16 +437,20 @@ def make(params: str, options: dict[str, Any], where: Where) -> tuple[EditWorklo
 
 ENTRY = WorkloadEntry(
     name="edit",
-    help="edit = Qwen-Image-Edit through diffusers (see --model).",
+    help="edit = a diffusers image pipeline, Qwen-Image-Edit by default: the class the --model names.",
     options=(
-        Option("model", str, "auto", "auto | random:tiny | random:full | hub id | local folder. auto = tiny "
-               "without CUDA; with CUDA real weights if cached, else random:full."),
+        Option("model", str, "auto", "auto | random:tiny | random:tiny-plus | random:tiny-kontext | "
+               "random:tiny-t2i | random:full | hub id | local folder: any diffusers pipeline of "
+               f"{', '.join(ADAPTERS)}, run with the class its model_index.json names. auto = random:tiny "
+               "without CUDA; with CUDA Qwen/Qwen-Image-Edit's real weights if cached, else random:full."),
         Option("input_dir", Path, None, "folder of input images (use with --prompt)."),
         Option("prompt", str, None, "the prompt for --input-dir."),
-        Option("tasks", Path, None, "JSONL or CSV with image, prompt[, seed, size, steps, cost]."),
+        Option("tasks", Path, None, "JSONL or CSV with image, prompt[, seed, size, steps, cost]; several "
+               "images of one task separated by '|'."),
         Option("steps", int, None, "denoising steps (default: the model's; real 50)."),
         Option("size", int, None, "output side in pixels (default: real 1024)."),
-        Option("true_cfg_scale", float, None, "true CFG scale (default 4.0)."),
+        Option("true_cfg_scale", float, None, "true CFG scale (default: the pipeline's; Qwen 4.0, FLUX 1.0 = "
+               "none)."),
         Option("negative_prompt", str, None, "negative prompt (default ' ')."),
         Option("save_images", bool, False, "write edited images into the run folder."),
         Option("trace_steps", bool, True, "per-step CUDA events and NVTX ranges."),
@@ -348,6 +460,8 @@ ENTRY = WorkloadEntry(
                "_native_cudnn | _native_flash | _native_efficient | _native_math."),
         Option("fp8", str, "none", "fp8 matrix products (lossy; needs sm_89+ on CUDA) for the transformer "
                "blocks' linear layers: none | mlp | all."),
+        Option("pipeline_arg", list[str], None, "KEY=VALUE: one more argument of every pipeline call, typed "
+               "by the pipeline's signature (e.g. guidance_scale=2.5); repeatable."),
     ),
     make=make,
 )

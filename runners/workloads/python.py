@@ -28,7 +28,7 @@ from types import ModuleType
 from typing import Any
 
 from bench.errors import BenchError, error_text
-from bench.inputs import Columns, TaskInput, from_dir, from_tasks_file, generated
+from bench.inputs import Columns, TaskInput, from_dir, from_tasks_file, generated, image_paths
 from bench.workload import Option, Task, TaskRecorder, Where, WorkloadEntry, fingerprint
 
 _IMPORT_LOCK = threading.Lock()  # the threads launcher loads every worker's file at once
@@ -77,8 +77,8 @@ class PythonWorkload:
             "steps": self.steps,
             "size": self.size,
             "n_inputs": len(self.inputs),
-            "inputs": [{"image": list(i.images) or None, "prompt": i.prompt, "seed": i.seed, "size": i.size,
-                        "steps": i.steps, "extra": i.extra} for i in self.inputs[:50]],
+            "inputs": [{"image": list(image_paths(i.image)) or None, "prompt": i.prompt, "seed": i.seed,
+                        "size": i.size, "steps": i.steps, "extra": i.extra} for i in self.inputs[:50]],
             "timing": "task = one fn(task) call; phases and steps as the function records them",
             "deviations": [],
         }
@@ -136,10 +136,9 @@ class PythonExecutor:
 
     def run(self, task: Task, rec: TaskRecorder) -> None:
         inp = self.inputs[task.id % len(self.inputs)]
-        images = inp.images
         result = self.fn(UserTask(
             id=task.id, seed=task.seed, prompt=task.prompt,
-            image=None if not images else images[0] if len(images) == 1 else list(images),
+            image=list(task.image) if isinstance(task.image, tuple) else task.image,
             size=task.size, steps=task.steps, extra=dict(inp.extra), warmup=task.warmup))
         fp = output_fingerprint(result)
         if fp is not None:
@@ -225,7 +224,7 @@ def make(params: str, options: dict[str, Any], where: Where) -> tuple[PythonWork
     if options["input_dir"] is not None:
         inputs = from_dir(options["input_dir"], options["prompt"] or "", require_prompt=False)
     elif options["tasks"] is not None:
-        inputs = from_tasks_file(options["tasks"], Columns(max_images=None, extra=True, require_prompt=False))
+        inputs = from_tasks_file(options["tasks"], Columns(extra=True, require_prompt=False))
     else:
         inputs = generated()
     wl = PythonWorkload(target, factory, is_file, root, inputs, options["steps"], options["size"])
