@@ -109,8 +109,8 @@ def test_differing_outputs_without_images_are_named(tmp_path: Path) -> None:
     q = compare_outputs(a, b)
     assert q.identical == 1 and q.measured == 0
     assert q.unmeasured[0].missing == "no image saved in B"
-    assert "1 differ but were not measured (no image saved in B; save both runs' images with --save-images)" \
-        in quality_text(q)
+    assert quality_text(q) == ("outputs of B against A (2 tasks): 1 identical; not measured (no image saved "
+                               "in B; save both runs' images with --save-images)")
 
 
 def test_inputs_meta_json_does_not_list_are_checked_by_seed_only(tmp_path: Path) -> None:
@@ -123,9 +123,15 @@ def test_inputs_meta_json_does_not_list_are_checked_by_seed_only(tmp_path: Path)
         in quality_text(q)
 
 
-def test_runs_without_outputs_have_no_quality_line() -> None:
+def test_runs_without_outputs_have_no_quality_line_and_other_outputs_are_not_measured() -> None:
     q = compare_outputs(make_run([1.0, 2.0], 1), make_run([1.0, 2.0], 1))
     assert q == Quality() and quality_text(q) == ""
+    # Synthetic runs whose fingerprints differ: outputs that are no images, and no advice to save them.
+    a, b = make_run([1.0, 2.0], 1), make_run([1.0, 2.0], 1)
+    a.spans.loc[a.spans["kind"] == "task", "output"] = "x"
+    b.spans.loc[b.spans["kind"] == "task", "output"] = "y"
+    assert quality_text(compare_outputs(a, b)) == ("outputs of B against A: all 2 tasks differ; not measured "
+                                                   "(its outputs are not images)")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -159,10 +159,14 @@ def image_metrics(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return psnr, ssim
 
 
-def _one_task(task: int, same: bool | None, image_a: Path | None, image_b: Path | None) -> TaskQuality:
-    """`same`: whether the fingerprints agree (None: not recorded by both)."""
+def _one_task(task: int, same: bool | None, image_a: Path | None, image_b: Path | None,
+              images: bool = True) -> TaskQuality:
+    """`same`: whether the fingerprints agree (None: not recorded by both); `images`: whether the workload's
+    outputs are images at all."""
     if same:
         return TaskQuality(task, identical=True)
+    if not images:
+        return TaskQuality(task, identical=False, missing="its outputs are not images")
     if image_a is None or image_b is None:
         where = " and ".join(s for s, img in (("A", image_a), ("B", image_b)) if img is None)
         return TaskQuality(task, identical=False, missing=f"no image saved in {where}")
@@ -200,7 +204,8 @@ def compare_outputs(a: RunData, b: RunData) -> Quality:
                                "seeds)")
     # 3. Per task: identical, else PSNR and SSIM of the images.
     rows = []
+    images = "edit" in (a.meta.workload.get("kind"), b.meta.workload.get("kind")) or bool(ia or ib)
     for t in ids:
         same = (len(fa[t]) == 1 and fa[t] == fb[t]) if t in fa and t in fb else None
-        rows.append(_one_task(t, same, ia.get(t), ib.get(t)))
+        rows.append(_one_task(t, same, ia.get(t), ib.get(t), images))
     return Quality(tasks=rows, unchecked=unchecked, psnr=_stat(rows, "psnr_db"), ssim=_stat(rows, "ssim"))

@@ -155,9 +155,10 @@ def quality_text(q: Quality) -> str:
                      f"worst {q.ssim.worst:.4f} (task {q.ssim.worst_task})")
         missing = q.unmeasured
         if missing:
-            line += (f"; {len(missing)} differ but were not measured ({missing[0].missing}"
-                     + ("; save both runs' images with --save-images" if "no image" in missing[0].missing
-                        else "") + ")")
+            why = missing[0].missing + ("; save both runs' images with --save-images"
+                                        if "no image" in missing[0].missing else "")
+            line += (f"; not measured ({why})" if not q.measured else
+                     f"; {len(missing)} more differ but were not measured ({why})")
     if q.unchecked:
         line += (f"; {q.unchecked} tasks' inputs are not listed in meta.json: only their seeds and sizes "
                  "were checked")
