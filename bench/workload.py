@@ -9,13 +9,17 @@ A workload is a picklable description (it travels to worker processes) that can
 A `WorkloadEntry` is what `runners.workloads` registers per workload: its name, the command-line options it
 takes (`Option`) and the function that validates them and makes the workload. The workloads themselves live
 in `runners.workloads` (the edit workload needs torch and diffusers); this module defines types only.
+
+A `Trade` is what a workload's options gave up for speed: lossless, lossless within rounding or lossy, which
+options made it so and the errors measured for them; a workload puts it in `describe()` under "trade".
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -81,6 +85,71 @@ def fingerprint(*values: object) -> str:
     """A short, stable hash of `values` (or of bytes): what identifies a task's output."""
     raw = values[0] if len(values) == 1 and isinstance(values[0], bytes) else repr(values).encode()
     return hashlib.sha256(raw).hexdigest()[:16]
+
+
+class Fidelity(StrEnum):
+    """What a run's outputs are against the same workload without speed options."""
+
+    LOSSLESS = "lossless"
+    """Bit-identical kernels: the same output."""
+    ROUNDING = "lossless within rounding"
+    """The same math through other kernels (`--compile`, an attention backend): outputs differ by rounding."""
+    LOSSY = "lossy"
+    """Different math (fp8; any future caching or step reduction): outputs differ by more than rounding."""
+
+
+FIDELITY_MEANS = {
+    Fidelity.LOSSLESS: "bit-identical kernels",
+    Fidelity.ROUNDING: "the same math through other kernels: outputs differ by rounding",
+    Fidelity.LOSSY: "different math: outputs differ by more than rounding",
+}
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One error measured for a speed option: `value` of `what`, measured `where`, written up in `source`."""
+
+    option: str
+    """The option as typed: "--fp8 mlp"."""
+    what: str
+    """What was compared: "noise prediction vs eager, ‖a−b‖/‖b‖", "image PSNR vs without it, dB", ..."""
+    value: float
+    where: str
+    """The model, size and machine: "random:full 1024², H200"."""
+    source: str
+    """Where the measurement is written up, and when: "BENCHMARKS.md §2, 2026-12-02"."""
+
+
+@dataclass(frozen=True)
+class Trade:
+    """What a run traded for speed: its fidelity, the options that set it, and their measured errors."""
+
+    fidelity: Fidelity = Fidelity.LOSSLESS
+    by: tuple[str, ...] = ()
+    """The options that changed the arithmetic, as typed: ("--compile", "--fp8 recommended")."""
+    measured: tuple[Measured, ...] = ()
+    inferred: bool = False
+    """True where the run predates the record and the fidelity was read from its options (no errors)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"fidelity": str(self.fidelity), "means": FIDELITY_MEANS[self.fidelity], "by": list(self.by),
+                "measured": [asdict(m) for m in self.measured],
+                **({"inferred": True} if self.inferred else {})}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Trade:
+        return cls(Fidelity(d["fidelity"]), tuple(d.get("by") or ()),
+                   tuple(Measured(**m) for m in d.get("measured") or ()), bool(d.get("inferred", False)))
+
+
+def speed_trade(compile: bool = False, attention: str = "default", fp8: str = "none") -> Trade:
+    """The fidelity of the speed options (no measured errors: `runners.pipelines.speed.trade` adds them):
+    fp8 is lossy; compile and an attention backend other than the default are lossless within rounding."""
+    by = tuple(flag for flag, on in (("--compile", compile),
+                                     (f"--attention {attention}", attention != "default"),
+                                     (f"--fp8 {fp8}", fp8 != "none")) if on)
+    fidelity = (Fidelity.LOSSY if fp8 != "none" else Fidelity.ROUNDING if by else Fidelity.LOSSLESS)
+    return Trade(fidelity, by)
 
 
 

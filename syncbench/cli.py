@@ -301,17 +301,29 @@ def report(
 def compare(
     run_a: Annotated[Path, typer.Argument(help="First run folder.")],
     run_b: Annotated[Path, typer.Argument(help="Second run folder.")],
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the numbers as one JSON document instead.")] = False,
 ) -> None:
-    """The same numbers side by side for two runs (e.g. processes against threads)."""
+    """The same numbers side by side for two runs (e.g. processes against threads). First, what each run
+    traded for speed (lossless, lossless within rounding, lossy) and, where both ran the same tasks, how B's
+    outputs compare with A's: identical, else PSNR and SSIM of its saved images (`--save-images` in both
+    runs) per task, median and worst. Runs of other inputs, prompts or seeds get one line instead."""
+    from bench.analysis.export import compare_json
+    from bench.analysis.quality import compare_outputs
     from bench.analysis.report import build_report
     from bench.store import load_run
     from viz.terminal import render_compare
 
     try:
         a, b = load_run(run_a), load_run(run_b)
+        quality = compare_outputs(a, b)
     except BenchError as e:
         _fail(e)
-    out.print(render_compare(build_report(a), build_report(b)))
+    ra, rb = build_report(a), build_report(b)
+    if as_json:
+        out.print_json(json.dumps(compare_json(ra, rb, quality)))
+        return
+    out.print(render_compare(ra, rb, quality))
 
 
 @app.command()

@@ -22,11 +22,21 @@ from rich.text import Text
 from bench.analysis.export import report_json
 from bench.analysis.faults import runs_agreement
 from bench.analysis.lanes import TERMINAL, lane_shares, plan_lanes
+from bench.analysis.quality import Quality
 from bench.analysis.report import RunReport, n_workers
 from bench.analysis.select import failed_tasks, is_task, one_run, tasks, waits
 from bench.analysis.verdict import comparability
-from bench.analysis.words import agreement_text, fmt_pct, fmt_s
+from bench.analysis.words import (
+    agreement_text,
+    fmt_pct,
+    fmt_s,
+    quality_text,
+    task_quality_text,
+    trade_difference_text,
+    trade_text,
+)
 from bench.schema import Kind, RunMeta
+from bench.workload import Fidelity, Trade
 from viz.fmt import band_label, describe_devices, describe_workload
 from viz.words import difference_text, faults_text
 
@@ -36,6 +46,8 @@ SOME_WAIT = 0.2  # a mostly busy cell with at least this share of barrier wait i
 SLOWEST = "◀ slowest"
 # The summary lists every worker's finish up to this many workers, else first/median/last.
 MAX_FINISH_LISTED = 8
+# `bench compare` lists B's output against A's for this many tasks (the worst first); --json has every one.
+MAX_QUALITY_LISTED = 10
 
 
 def _header(report: RunReport) -> Text:
@@ -48,6 +60,7 @@ def _header(report: RunReport) -> Text:
     took = f" · compile {fmt_s(float((compiled['end_ns'] - compiled['start_ns']).max()) / NS)} at load" \
         if len(compiled) else ""
     text.append(f"workload {describe_workload(m)} · {_launched(m)}{took}\n")
+    text.append_text(_trade_line(report.trade))
     text.append(f"{describe_devices(m) if m.workers else f'{G} workers'} · {m.n_tasks or '?'} tasks · "
                 f"{m.repeat} repeat{'s' if m.repeat != 1 else ''} · status ")
     text.append(m.status, style="bold" if m.status == "complete" else "bold red")
@@ -63,6 +76,14 @@ def _launched(m: RunMeta) -> str:
         return f"backend {m.backend}"
     under = f" under {m.launch['under']}" if m.launch.get("under") else ""
     return f"recorded from a script ({Path(str(m.launch.get('script', '?'))).name}){under}"
+
+
+def _trade_line(trade: Trade | None, prefix: str = "trade: ") -> Text:
+    """'trade: lossless (bit-identical kernels)' and a newline, red where lossy; empty where none recorded."""
+    line = trade_text(trade)
+    if trade is None or not line:
+        return Text()
+    return Text(f"{prefix}{line}\n", style="bold red" if trade.fidelity == Fidelity.LOSSY else "")
 
 
 def _ticks(t_max: float, cells: int) -> list[float]:
@@ -183,6 +204,31 @@ def _comparison_table(data: dict[str, Any]) -> Table:
                       str(m["sync_points"]), fmt_s(m["barrier_wait_s"]), fmt_pct(m["util"]), *gpu_cell,
                       fmt_s(m["finish_spread_s"]), style=style)
     return table
+
+
+def _compare_outputs(a: RunReport, b: RunReport, quality: Quality | None) -> Text:
+    """What each run traded, a warning where they traded differently, and B's outputs against A's: the
+    summary, then per task (all of them up to MAX_QUALITY_LISTED, else the worst)."""
+    warn = trade_difference_text(a.trade, b.trade)
+    if warn or a.trade is None or b.trade is None:
+        text = _trade_line(a.trade, "A traded: ") + _trade_line(b.trade, "B traded: ")
+    else:
+        text = _trade_line(a.trade, "both traded: ")
+    if warn:
+        text.append(f"⚠ {warn}\n", style="bold red")
+    line = quality_text(quality) if quality else ""
+    if not line or quality is None:
+        return text
+    text.append(line + "\n", style="bold red" if quality.refused else "")
+    rows = quality.tasks if quality.identical < len(quality.tasks) else []
+    if len(rows) > MAX_QUALITY_LISTED:
+        rows = sorted((t for t in rows if not t.identical),
+                      key=lambda t: (t.psnr_db is not None, t.psnr_db or 0.0))[:MAX_QUALITY_LISTED]
+        text.append(f"  the {len(rows)} worst of {len(quality.tasks)} tasks (--json has every one):\n",
+                    style="dim")
+    for t in rows:
+        text.append(f"  task {t.task}: {task_quality_text(t)}\n")
+    return text
 
 
 def _footer(data: dict[str, Any]) -> Text:
@@ -344,9 +390,11 @@ def _finish_range(workers: list[dict[str, Any]]) -> Text:
     return t
 
 
-def render_compare(a: RunReport, b: RunReport) -> RenderableType:
+def render_compare(a: RunReport, b: RunReport, quality: Quality | None = None) -> RenderableType:
     """The comparison numbers of two runs side by side, per mode, with the ratio B/A; one warning line first
-    when the runs did not measure the same work (see `comparability`)."""
+    when the runs did not measure the same work (see `comparability`); before any timing, what each run
+    traded for speed (a warning where they traded differently) and, given `quality`
+    (`analysis.quality.compare_outputs`), how B's outputs compare with A's."""
     da, db = report_json(a), report_json(b)
     head = Text()
     differ = [difference_text(d) for d in comparability(a.run.meta, b.run.meta)]
@@ -358,9 +406,10 @@ def render_compare(a: RunReport, b: RunReport) -> RenderableType:
         head.append(f"{tag}: {d['run_id']} · {m.backend} · {describe_devices(m)} · "
                     f"{m.n_tasks or '?'} tasks · status {m.status}\n",
                     style="" if d["complete"] else "bold red")
+    head.append_text(_compare_outputs(a, b, quality))
     head.append(f"A: {da['verdict']}\nB: {db['verdict']}")
     same = agreement_text(runs_agreement(a.run.spans, b.run.spans), "run B")
-    if same:
+    if same and not (quality and (quality.tasks or quality.refused)):  # else the quality lines say it
         head.append("\n" + same.replace("run B produced the same output",
                                         "run B produced the same output as A"),
                     style="" if "DIFFER" not in same else "bold red")

@@ -1,14 +1,26 @@
 """The report as plain JSON types (`bench report --json`): every number of the terminal report, None where a
 number does not exist. Read from a `RunReport` only, in the report's own words (`analysis.words`); the
-terminal report reads the same dict."""
+terminal report reads the same dict. `compare_json` is `bench compare --json`: both reports, what makes them
+differ, what each traded, and the quality of B's outputs against A's."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from typing import Any
 
+from bench.analysis.faults import runs_agreement
+from bench.analysis.quality import Quality
 from bench.analysis.report import RunReport, n_workers
-from bench.analysis.words import agreement_text, verdict_line
+from bench.analysis.trade import trades_differ
+from bench.analysis.verdict import comparability
+from bench.analysis.words import (
+    agreement_text,
+    quality_text,
+    trade_difference_text,
+    trade_text,
+    verdict_line,
+)
+from bench.workload import Trade
 
 
 def report_json(report: RunReport) -> dict[str, Any]:
@@ -42,4 +54,35 @@ def report_json(report: RunReport) -> dict[str, Any]:
         "has_gpu_util": r.has_gpu_util,
         "outputs": {"compared": r.outputs.compared, "same": r.outputs.same, "differing": r.outputs.differing,
                     "text": agreement_text(r.outputs)},
+        "trade": trade_json(r.trade),
+    }
+
+
+def trade_json(t: Trade | None) -> dict[str, Any] | None:
+    """What a run traded: fidelity, what it means, the options, their measured errors, and the line."""
+    return None if t is None else t.to_dict() | {"text": trade_text(t)}
+
+
+def quality_json(q: Quality) -> dict[str, Any]:
+    """B's outputs against A's: per task and the median and worst over the tasks that differ."""
+    return {"refused": q.refused, "compared": len(q.tasks), "identical": q.identical, "measured": q.measured,
+            "unchecked": q.unchecked, "psnr_db": asdict(q.psnr) if q.psnr else None,
+            "ssim": asdict(q.ssim) if q.ssim else None, "tasks": [asdict(t) for t in q.tasks],
+            "text": quality_text(q)}
+
+
+def compare_json(a: RunReport, b: RunReport, quality: Quality) -> dict[str, Any]:
+    """`bench compare --json`: both runs' reports, the differences in what they measured, what each traded,
+    and the quality of B's outputs against A's."""
+    differences = comparability(a.run.meta, b.run.meta)
+    same = runs_agreement(a.run.spans, b.run.spans)
+    return {
+        "a": report_json(a),
+        "b": report_json(b),
+        "comparable": not differences,
+        "differences": [asdict(d) for d in differences],
+        "trade": {"a": trade_json(a.trade), "b": trade_json(b.trade),
+                  "differ": trades_differ(a.trade, b.trade), "text": trade_difference_text(a.trade, b.trade)},
+        "outputs": {"compared": same.compared, "same": same.same, "differing": same.differing},
+        "quality": quality_json(quality),
     }

@@ -26,9 +26,11 @@ from bench.analysis.timeline import (
     representative_repeats,
 )
 from bench.analysis.tracecap import TraceCap, trace_cap
+from bench.analysis.trade import run_trade
 from bench.analysis.verdict import Verdict, run_verdict, slowest_workers
 from bench.modes import BASELINE
 from bench.store import RunData
+from bench.workload import Trade
 
 
 def num(x: Any) -> float | None:
@@ -159,6 +161,9 @@ class RunReport:
     """`timeline.barrier_waits`: one row per wait at a barrier (the wait-per-batch chart draws it)."""
     trace_cap: TraceCap
     """Which spans the Perfetto trace shows one by one (`tracecap.trace_cap`, at its default cap)."""
+    trade: Trade | None = None
+    """What the run traded for speed (`trade.run_trade`): lossless, within rounding or lossy, with the
+    measured error; None for a simulated run or a workload that records none."""
 
     @property
     def first(self) -> str | None:
@@ -265,5 +270,5 @@ def build_report(run: RunData) -> RunReport:
         has_gpu_util=any(m.gpu_util is not None for m in out), outputs=output_agreement(spans),
         summary=summary, progress=progress, mode_order=modes, labels=lane_labels(spans, run.meta),
         nodes=nodes, shown=shown, makespans=ms, faults=faults, activity=activity, drift=drift,
-        barrier_waits=barrier_waits(spans), trace_cap=trace_cap(spans),
+        barrier_waits=barrier_waits(spans), trace_cap=trace_cap(spans), trade=run_trade(run.meta),
     )

@@ -1,13 +1,17 @@
-"""The sentences a run's report carries: the verdict line, whether the outputs agree, and the number formats
-they are written in. Pure functions from the analysis records to text, so that `export.report_json` can say
-what every view says; the shorter words of charts and tables are in `viz.words`."""
+"""The sentences a run's report carries: the verdict line, whether the outputs agree, what the run traded
+for speed and how its outputs compare with another run's, and the number formats they are written in. Pure
+functions from the analysis records to text, so that `export.report_json` can say what every view says; the
+shorter words of charts and tables are in `viz.words`."""
 
 from __future__ import annotations
 
 import math
 
 from bench.analysis.faults import Agreement
+from bench.analysis.quality import Quality, TaskQuality
+from bench.analysis.trade import trades_differ
 from bench.analysis.verdict import Caveat, Gap, Verdict
+from bench.workload import FIDELITY_MEANS, Fidelity, Measured, Trade
 
 
 def fmt_s(x: float | None, signed: bool = False) -> str:
@@ -85,3 +89,86 @@ def agreement_text(a: Agreement, what: str = "every mode") -> str:
         shown.append(f"task {task} ({' ≠ '.join('/'.join(v) for v in groups.values())})")
     more = ", …" if len(a.differing) > 4 else ""
     return f"outputs DIFFER for {len(a.differing)} of {a.compared} tasks: {', '.join(shown)}{more}"
+
+
+def sci(x: float) -> str:
+    """A measured error, short: 0, 1.56e-2, 0.9996, 60.1."""
+    if x == 0:
+        return "0"
+    if abs(x) < 0.1:
+        mantissa, _, exponent = f"{x:.2e}".partition("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{x:.4g}"
+
+
+def measured_text(m: Measured) -> str:
+    """'noise prediction vs eager (‖a−b‖/‖b‖) 1.56e-2 on random:full bf16, 1 × H200, 1024²'."""
+    return f"{m.what} {sci(m.value)} on {m.where}"
+
+
+def trade_text(t: Trade | None) -> str:
+    """What a run traded, one line: 'lossless (bit-identical kernels)', 'lossy: --fp8 mlp: noise prediction
+    vs eager (‖a−b‖/‖b‖) 1.56e-2 on random:full bf16, 1 × H200, 1024²' ('' for None): each option's first
+    measured error."""
+    if t is None:
+        return ""
+    if not t.by:
+        return f"{t.fidelity} ({FIDELITY_MEANS[t.fidelity]})"
+    parts = []
+    for flag in t.by:
+        first = next((m for m in t.measured if m.option == flag), None)
+        parts.append(f"{flag}: {measured_text(first)}" if first else
+                     f"{flag}: {'error not recorded' if t.inferred else 'error not measured'}")
+    inferred = " (read from its options: the run predates the record)" if t.inferred else ""
+    return f"{t.fidelity}: {'; '.join(parts)}{inferred}"
+
+
+def _traded(t: Trade) -> str:
+    return f"{t.fidelity}" + (f" ({', '.join(t.by)})" if t.by else "")
+
+
+def trade_difference_text(a: Trade | None, b: Trade | None) -> str:
+    """'A is lossless, B is lossy (--fp8 mlp): their times are for outputs that differ by more than rounding'
+    ('' when they traded alike)."""
+    if a is None or b is None or not trades_differ(a, b):
+        return ""
+    return (f"A is {_traded(a)}, B is {_traded(b)}: their times are for outputs that differ"
+            + (" by more than rounding" if Fidelity.LOSSY in (a.fidelity, b.fidelity) else " by rounding"))
+
+
+def quality_text(q: Quality) -> str:
+    """B's outputs against A's in one line: identical tasks, then PSNR and SSIM (median, worst) of the ones
+    that differ ('' when nothing was compared; the refusal when the tasks differ)."""
+    if q.refused:
+        return q.refused
+    if not q.tasks:
+        return ""
+    n = len(q.tasks)
+    if q.identical == n:
+        line = f"outputs of B against A: identical for each of the {n} tasks"
+    else:
+        line = (f"outputs of B against A ({n} tasks): {q.identical} identical" if q.identical
+                else f"outputs of B against A: all {n} tasks differ")
+        if q.psnr is not None and q.ssim is not None:
+            line += (f"; the {q.measured} measured: PSNR median {q.psnr.median:.1f} dB, worst "
+                     f"{q.psnr.worst:.1f} dB (task {q.psnr.worst_task}); SSIM median {q.ssim.median:.4f}, "
+                     f"worst {q.ssim.worst:.4f} (task {q.ssim.worst_task})")
+        missing = q.unmeasured
+        if missing:
+            why = missing[0].missing + ("; save both runs' images with --save-images"
+                                        if "no image" in missing[0].missing else "")
+            line += (f"; not measured ({why})" if not q.measured else
+                     f"; {len(missing)} more differ but were not measured ({why})")
+    if q.unchecked:
+        line += (f"; {q.unchecked} tasks' inputs are not listed in meta.json: only their seeds and sizes "
+                 "were checked")
+    return line
+
+
+def task_quality_text(t: TaskQuality) -> str:
+    """'identical', 'PSNR 31.2 dB, SSIM 0.9620' or 'differs, not measured (no image saved in A)'."""
+    if t.identical:
+        return "identical"
+    if t.psnr_db is None or t.ssim is None:
+        return f"differs, not measured ({t.missing})"
+    return f"PSNR {t.psnr_db:.1f} dB, SSIM {t.ssim:.4f}"

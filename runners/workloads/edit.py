@@ -76,7 +76,8 @@ class EditWorkload:
     """diffusers' attention backend for the transformer (`speed.ATTENTION_BACKENDS`); "default" leaves it to
     diffusers and PyTorch."""
     fp8: str = "none"
-    """Which of the blocks' linear layers multiply in fp8 (`speed.FP8_CHOICES`: none, mlp, all); lossy."""
+    """Which of the blocks' linear layers multiply in fp8 (`speed.FP8_CHOICES`: none, recommended, mlp, all);
+    lossy."""
     pipeline: str = ""
     """The diffusers pipeline class (an `ADAPTERS` key); "" = the one the model names."""
     pipeline_args: tuple[tuple[str, Any], ...] = ()
@@ -100,6 +101,10 @@ class EditWorkload:
     @property
     def adapter(self) -> Adapter:
         return ADAPTERS[self.pipeline]
+
+    @property
+    def speed_options(self) -> speed.SpeedOptions:
+        return speed.SpeedOptions(compile=self.compile, attention=self.attention, fp8=self.fp8)
 
     @property
     def defaults(self) -> ModelDefaults:
@@ -137,6 +142,7 @@ class EditWorkload:
             "compile": self.compile,
             "attention": self.attention,
             "fp8": self.fp8,
+            "trade": speed.trade(self.speed_options).to_dict(),
             "timing": "phases encode (call start -> first transformer forward), denoise (-> last step end), "
                       "decode (-> image on host), save (-> PIL conversion [+ PNG]); CUDA events per step "
                       "resolved after each task, no per-step synchronize",
@@ -374,7 +380,7 @@ class EditExecutor:
         if self.adapter.speed:
             self.compile_s = speed.apply(
                 pipe,
-                speed.SpeedOptions(compile=workload.compile, attention=workload.attention, fp8=workload.fp8),
+                workload.speed_options,
                 device,
                 speed.warm_shape(workload.size or workload.defaults.size, self.cond_side))
         self.timer = PipelineTimer(pipe, device, workload.trace_steps)
@@ -459,7 +465,9 @@ ENTRY = WorkloadEntry(
         Option("attention", str, "default", "diffusers' attention backend: default | native | "
                "_native_cudnn | _native_flash | _native_efficient | _native_math."),
         Option("fp8", str, "none", "fp8 matrix products (lossy; needs sm_89+ on CUDA) for the transformer "
-               "blocks' linear layers: none | mlp | all."),
+               "blocks' linear layers: none | recommended (every block linear but img_mlp.net.2, the set "
+               "validated on image quality elsewhere: the one to use) | mlp (the MLPs, img_mlp.net.2 "
+               "included) | all (MLPs and attention projections, img_mlp.net.2 included)."),
         Option("pipeline_arg", list[str], None, "KEY=VALUE: one more argument of every pipeline call, typed "
                "by the pipeline's signature (e.g. guidance_scale=2.5); repeatable."),
     ),
