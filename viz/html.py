@@ -135,7 +135,8 @@ def page_model(report: RunReport, blob: Blob) -> dict[str, Any]:
     shown = {m: one_run(spans, m, report.shown.get(m, 0)) for m in report.mode_order}
     samples = run.samples
     nvml = samples[samples["util_pct"].notna()] if "util_pct" in samples else samples.iloc[:0]
-    clock = Clock.of([*(s[c].to_numpy() for s in shown.values() for c in ("start_ns", "end_ns")),
+    drawn = [s[s["kind"].isin([Kind.TASK, Kind.PHASE, Kind.LOST]) | is_wait(s)] for s in shown.values()]
+    clock = Clock.of([*(d[c].to_numpy() for d in drawn for c in ("start_ns", "end_ns")),
                       nvml["t_ns"].to_numpy() if len(nvml) else np.zeros(0, np.int64)])
     n_phase = sum(int((s["kind"] == Kind.PHASE).sum()) for s in shown.values())
     with_phases = n_phase <= MAX_PHASE_SPANS
