@@ -28,20 +28,10 @@ from bench.analysis.report import RunReport
 from bench.analysis.select import is_wait, one_run, tasks
 from bench.analysis.timeline import sync_points
 from bench.schema import BARRIER_GATE, PHASES, Kind, Status
+from viz import style
 from viz.fmt import band_label, describe_devices, describe_workload, device_noun
 from viz.overhead import MAX_DRIFT_LINES
-from viz.style import (
-    BARRIER_COLOR,
-    FAIL_COLOR,
-    LOWER_BOUND_COLOR,
-    MAKESPAN_COLOR,
-    PHASE_COLORS,
-    REQUEUE_COLOR,
-    RETRY_COLOR,
-    TASK_COLOR,
-    mode_color,
-    worker_colors,
-)
+from viz.style import mode_color, worker_colors
 from viz.utilization import default_bins
 from viz.words import faults_text
 
@@ -217,9 +207,9 @@ def _mode_model(report: RunReport, mode: str, sel: pd.DataFrame, clock: Clock, b
 
 def _colors(report: RunReport) -> dict[str, Any]:
     """The PNGs' colours (`viz.style`), so that a colour means the same on the page."""
-    return {"phases": PHASE_COLORS, "task": TASK_COLOR, "barrier": BARRIER_COLOR, "fail": FAIL_COLOR,
-            "retry": RETRY_COLOR, "requeue": REQUEUE_COLOR, "makespan": MAKESPAN_COLOR,
-            "lower": LOWER_BOUND_COLOR,
+    return {"phases": style.PHASE_COLORS, "task": style.TASK_COLOR, "barrier": style.BARRIER_COLOR,
+            "fail": style.FAIL_COLOR, "retry": style.RETRY_COLOR, "requeue": style.REQUEUE_COLOR,
+            "makespan": style.MAKESPAN_COLOR, "lower": style.LOWER_BOUND_COLOR,
             "modes": {m: mode_color(m) for m in report.mode_order},
             "workers": _hex(worker_colors(max(len(report.labels), 1)))}
 

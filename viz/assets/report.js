@@ -185,10 +185,11 @@ class Gantt {
       const n = m.workers.length, jm = R.modes.find((x) => x.mode === m.mode);
       const tasks = spanTable(C, `t${m.key}`, n, P.clock), waits = spanTable(C, `w${m.key}`, n, P.clock);
       const phases = spanTable(C, `p${m.key}`, n, P.clock), nvml = spanTable2(C, `n${m.key}`, n, P.clock);
-      const finish = new Float64Array(n).fill(NaN), slow = new Uint8Array(n);
+      // Per lane (worker index) its --json row: finish, slowest, utilisation, GPU activity.
+      const finish = new Float64Array(n).fill(NaN), slow = new Uint8Array(n), rows = new Array(n).fill(null);
       const byWorker = new Map((jm ? jm.workers : []).map((w) => [w.worker, w]));
-      m.workers.forEach((w, i) => { const r = byWorker.get(w); if (r) { finish[i] = r.finish_s ?? NaN; slow[i] = r.slowest ? 1 : 0; } });
-      return { m, jm, n, tasks, waits, phases, nvml, finish, slow };
+      m.workers.forEach((w, i) => { const r = byWorker.get(w); if (r) { rows[i] = r; finish[i] = r.finish_s ?? NaN; slow[i] = r.slowest ? 1 : 0; } });
+      return { m, jm, n, tasks, waits, phases, nvml, finish, slow, rows };
     });
     this.nMax = Math.max(1, ...this.panels.map((p) => p.n));
     this.tMax = Math.max(1e-9, ...P.modes.map((m) => m.makespan_s));
@@ -229,8 +230,14 @@ class Gantt {
     for (const ph of this.P.phases) if (phases.has(ph)) items.push(sw(c.phases[ph] || "#bbbbbb", ph));
     items.push(sw(c.task, "task (no phase records / busy share)"));
     if (this.panels.some((p) => p.waits && p.waits.n)) items.push(sw(c.barrier, "waiting at barrier or gate"));
-    items.push(sw(c.fail, "failed try", "opacity:0.6"), sw("#fff", "retried (ok)", `outline:2px solid ${c.retry}`), sw("#fff", "requeued (ok)", `outline:2px solid ${c.requeue}`));
-    items.push(sw(c.makespan, "makespan", "height:2px"), sw(c.lower, "lower bound (dashed)", "height:2px"), sw("#444", "sync point", "width:2px"));
+    const flags = (bit) => this.panels.some((p) => p.tasks && p.tasks.flags.some((f) => f & bit));
+    if (flags(1)) items.push(sw(c.fail, "failed try", "opacity:0.6"));
+    if (flags(2)) items.push(sw("#fff", "retried (ok)", `outline:2px solid ${c.retry}`));
+    if (flags(4)) items.push(sw("#fff", "requeued (ok)", `outline:2px solid ${c.requeue}`));
+    if (this.panels.some((p) => p.m.lost.length)) items.push(el("span", { style: `color:${c.fail};font-weight:700` }, "✕ worker lost"));
+    items.push(sw(c.makespan, "makespan", "height:2px"), sw(c.lower, "lower bound (dashed)", "height:2px"));
+    if (this.panels.some((p) => p.m.sync.length)) items.push(sw("#444", "sync point", "width:2px"));
+    items.push(sw("#777", "idle after last task (dotted)", "height:1px"));
     return el("div", { cls: "legend" }, ...items);
   }
   zoomT(f, at) {
@@ -577,7 +584,7 @@ class Utilisation {
   laneStat(p, L, l, key) {  // mean over the lane's workers of a --json worker figure
     const vals = [];
     for (let w = l * L.per; w < Math.min((l + 1) * L.per, p.n); w++) {
-      const r = p.jm && p.jm.workers.find((x) => x.worker === p.m.workers[w]);
+      const r = p.rows[w];
       if (r && r[key] !== null) vals.push(r[key]);
     }
     return vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : null;
