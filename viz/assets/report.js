@@ -120,6 +120,9 @@ function header(R, P) {
   h.append(el("div", { cls: "line", text: `workload ${t.workload} · backend ${R.backend}` }));
   const status = el("span", { id: "status", cls: R.complete ? "" : "status-bad", text: R.status });
   h.append(el("div", { cls: "line" }, `${t.devices} · ${R.n_tasks ?? "?"} tasks · ${R.repeats} repeat${R.repeats !== 1 ? "s" : ""} · status `, status));
+  if (R.trade && R.trade.text) {  // what the run traded for speed (lossless / within rounding / lossy), as the terminal says it
+    h.append(el("div", { id: "trade", cls: R.trade.fidelity === "lossy" ? "status-bad" : "line", text: `trade: ${R.trade.text}` }));
+  }
   if (!R.complete) h.append(el("div", { cls: "status-bad", text: `⚠ WARNING: this run is ${R.status}, not complete: the numbers below cover only the tasks it recorded.` }));
   const det = el("details", {}, el("summary", { text: "workload and devices (as recorded)" }),
     el("pre", { text: JSON.stringify({ workload: R.workload, devices: R.devices }, null, 1) }));
