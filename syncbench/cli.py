@@ -285,15 +285,15 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (holds meta.json).")],
     charts: Annotated[bool, typer.Option(
-        help="Also write gantt/utilization/overhead PNGs and trace.json.")] = True,
+        help="Also write gantt/utilization/overhead PNGs, trace.json and report.html.")] = True,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the numbers as one JSON document instead.")] = False,
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Write the charts and trace here instead of into "
                       "the run folder (e.g. for a read-only one).")] = None,
 ) -> None:
-    """Terminal report of a run, then gantt.png, utilization.png, overhead.png and trace.json (into the run
-    folder, or --out)."""
+    """Terminal report of a run, then gantt.png, utilization.png, overhead.png, trace.json and report.html
+    (into the run folder, or --out)."""
     _report(run_dir, charts=charts and not as_json, as_json=as_json, charts_to=out_dir)
 
 

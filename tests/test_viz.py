@@ -284,14 +284,16 @@ def test_overhead_without_batch_sync_says_so() -> None:
     assert any("no batch barriers" in t for t in texts)
 
 
-def test_write_report_writes_the_four_files(tmp_path: Path, run_a: RunData) -> None:
+def test_write_report_writes_the_five_files(tmp_path: Path, run_a: RunData) -> None:
     from viz.save import write_report
 
     run = RunData(tmp_path, run_a.meta, run_a.spans, run_a.samples)
     paths = list(write_report(build_report(run)))
-    assert [p.name for p in paths] == ["gantt.png", "utilization.png", "overhead.png", "trace.json"]
+    assert [p.name for p in paths] == ["gantt.png", "utilization.png", "overhead.png", "trace.json",
+                                       "report.html"]
     for p in paths[:3]:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths[4].read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert sorted(q.name for q in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temp files left
 
 
