@@ -24,7 +24,7 @@ from typing import Any
 from bench import __version__
 from bench.config import RunConfig, mode_schedule
 from bench.errors import BenchError, Terminated, error_text
-from bench.schema import RunMeta, WorkerMeta
+from bench.schema import RunMeta, TaskList, WorkerMeta
 from bench.store import (
     finish_run,
     load_run,
@@ -33,6 +33,7 @@ from bench.store import (
     read_meta,
     start_run,
     task_outcomes,
+    write_input_table,
     write_meta,
 )
 
@@ -88,23 +89,26 @@ def new_meta(*, modes: list[str], repeat: int, seed: int, n_tasks: int, workers:
              workload: dict[str, Any], launcher: str, argv: list[str], config: RunConfig | None = None,
              seeds: list[int] | None = None, notes: list[str] | None = None,
              launch: dict[str, Any] | None = None, torch_threads: int | None = None,
-             simulated: bool = False) -> RunMeta:
+             simulated: bool = False, task_list: TaskList | None = None) -> RunMeta:
     """The RunMeta of a new run, as it starts (the one place a RunMeta is built)."""
     seeds = seeds or []
     return RunMeta(
         run_id="", status="running", modes=list(modes), n_workers=len(workers), n_tasks=n_tasks,
         workers=workers, workload=workload, backend=launcher, repeat=repeat,
         schedule=mode_schedule(modes, repeat, alternate=not simulated), seed=seed,
-        seeds=seeds[:5] + (["..."] if len(seeds) > 5 else []), simulated=simulated, argv=argv,
+        seeds=seeds[:5] + (["..."] if len(seeds) > 5 else []), task_list=task_list or TaskList(),
+        simulated=simulated, argv=argv,
         config=config.to_dict() if config is not None else {}, host=socket.gethostname(),
         cpu_count=os.cpu_count(), torch_threads_per_worker=torch_threads, versions=versions(),
         git=git_revision(), notes=notes or [], owner=owner(), launch=launch or {"by": "bench"},
     )
 
 
-def open_new(out: Path, label: str, meta: RunMeta) -> RunFolder:
-    """A new run folder under `out` (never an existing one), its meta.json written as running."""
+def open_new(out: Path, label: str, meta: RunMeta, inputs: list[dict[str, Any]] | None = None) -> RunFolder:
+    """A new run folder under `out` (never an existing one), its meta.json written as running, and its
+    task -> input table where given (`bench.workload.input_table`)."""
     run_dir, meta = start_run(out, label, meta)
+    write_input_table(run_dir, inputs or [])
     return RunFolder(run_dir, meta, [ModeRun(r, m) for r, m in meta.schedule], time.monotonic())
 
 

@@ -35,6 +35,7 @@ from syncbench.options import with_workload_options, workload_option_names
 if TYPE_CHECKING:
     import pandas as pd
 
+    from bench.lifecycle import RunFolder
     from bench.whatif import Answer, Fit
 
 app = typer.Typer(
@@ -89,7 +90,9 @@ WORK_OPTIONS = ("mode", "images", "gpus", "workers", "backend", "workload", *wor
 def run(
     ctx: typer.Context,
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "both",
-    images: Annotated[int, typer.Option(help="Number of tasks (edits); inputs are cycled.")] = 270,
+    images: Annotated[int | None, typer.Option(
+        help="Number of tasks (edits). Default: one per row of --tasks or image of --input-dir, else 270. "
+             "Fewer than the inputs runs the first N; more cycles them.")] = None,
     gpus: Annotated[str | None, typer.Option(
         help="CUDA devices: all | N (the first N) | 0,2,5. Default: all.")] = None,
     workers: Annotated[int | None, typer.Option(help="CPU workers (no CUDA). Default: one per core.")] = None,
@@ -143,11 +146,13 @@ def run(
     except BenchError as e:
         _fail(e)
     for note in job.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
-    # 2. The run, with its progress on stderr where this process sees every worker.
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    # 2. The run, with its progress on stderr where this process sees every worker; its folder named as
+    # soon as it exists.
     progress: Any = contextlib.nullcontext()
     if launcher.shows_progress and job.devices is not None:
         job.poll, progress = progress_view(err, job)
+    job.on_open = _name_folder
     started = time.monotonic()
     try:
         with progress:
@@ -156,8 +161,10 @@ def run(
         _fail(e)
     except (KeyboardInterrupt, Terminated) as e:
         if launcher.shows_progress:
-            err.print("[bold red]interrupted[/]: the run folder is kept, marked interrupted; "
-                      "bench run --resume FOLDER finishes it", highlight=False)
+            where = job.folder.run_dir if job.folder is not None else None
+            err.print("[bold red]interrupted[/]: " + escape(
+                f"{where} is kept, marked interrupted; bench run --resume {where} finishes it" if where
+                else "before the run folder was made; nothing was written"), highlight=False, soft_wrap=True)
         raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
     if run_dir is None:  # a torchrun rank other than 0: rank 0 reports
         return
@@ -165,6 +172,13 @@ def run(
     err.print(f"finished in {time.monotonic() - started:.1f} s → {run_dir}", highlight=False)
     _report(run_dir, charts=report, summary_only=True)
     _exit_for_faults(run_dir)
+
+
+def _name_folder(folder: RunFolder) -> None:
+    """The run folder, on stderr, as soon as it exists (before any worker starts)."""
+    again = [f"{x.mode} r{x.repeat}" for x in folder.schedule if x.attempt > 0 or x.tasks is not None]
+    more = f" (resumed: runs {', '.join(again)} again)" if folder.meta.resumes and again else ""
+    err.print(f"run folder: {folder.run_dir}{more}", highlight=False, soft_wrap=True)
 
 
 def _request(ctx: typer.Context, given: dict[str, Any], options: dict[str, Any]) -> Request:

@@ -24,7 +24,7 @@ from bench.analysis.lanes import TERMINAL, lane_shares, plan_lanes
 from bench.analysis.report import RunReport, n_workers
 from bench.analysis.select import failed_tasks, is_task, one_run, tasks, waits
 from bench.analysis.verdict import comparability
-from bench.analysis.words import agreement_text, fmt_pct, fmt_s
+from bench.analysis.words import agreement_text, fmt_pct, fmt_s, history_lines
 from bench.schema import Kind
 from viz.fmt import band_label, describe_devices, describe_workload
 from viz.words import difference_text, faults_text
@@ -53,6 +53,15 @@ def _header(report: RunReport) -> Text:
     if m.status != "complete":
         text.append(f"\n⚠ WARNING: this run is {m.status}, not complete: "
                     "the numbers below cover only the tasks it recorded.", style="bold red")
+    return text.append_text(_history(report))
+
+
+def _history(report: RunReport) -> Text:
+    """The header's lines of how the run came to be: its tasks against its inputs, an early stop, its
+    resumes and what they superseded (`history_lines`, as --json says them)."""
+    text = Text()
+    for line in history_lines(report.run.meta, report.history):
+        text.append("\n" + line, style="bold red" if line.startswith("stopped") else "")
     return text
 
 

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from bench.analysis.report import RunReport, n_workers
-from bench.analysis.words import agreement_text, verdict_line
+from bench.analysis.words import agreement_text, count_text, history_lines, verdict_line
 
 
 def report_json(report: RunReport) -> dict[str, Any]:
@@ -42,4 +42,21 @@ def report_json(report: RunReport) -> dict[str, Any]:
         "has_gpu_util": r.has_gpu_util,
         "outputs": {"compared": r.outputs.compared, "same": r.outputs.same, "differing": r.outputs.differing,
                     "text": agreement_text(r.outputs)},
+        **history_json(r),
+    }
+
+
+def history_json(r: RunReport) -> dict[str, Any]:
+    """What the tasks really were against what was asked, why the run stopped early, its resumes and what
+    they superseded; `history` holds the header's lines."""
+    meta, h = r.run.meta, r.history
+    tl = meta.task_list
+    return {
+        "task_list": {"inputs": tl.inputs, "source": tl.source or None, "sizes": tl.sizes and list(tl.sizes),
+                      "steps": tl.steps and list(tl.steps), "text": count_text(tl, meta.n_tasks) or None},
+        "stopped": h.stopped,
+        "resumed": {"count": len(h.resumes), "when": [x.started for x in h.resumes],
+                    "runs": [[list(y) for y in x.ran] for x in h.resumes],
+                    "superseded": [asdict(s) for s in h.superseded]} if h.resumes else None,
+        "history": history_lines(meta, h),
     }

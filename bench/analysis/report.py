@@ -9,12 +9,13 @@ nodes, the trace's cap). Every view reads it; none ranks modes, picks a repeat o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from bench.analysis.faults import Agreement, Faults, mode_faults, output_agreement
+from bench.analysis.history import History, run_history
 from bench.analysis.lanes import lane_labels
 from bench.analysis.metrics import ORIGIN_COLUMNS, gpu_activity, summarize, worker_table
 from bench.analysis.select import one_run
@@ -159,6 +160,8 @@ class RunReport:
     """`timeline.barrier_waits`: one row per wait at a barrier (the wait-per-batch chart draws it)."""
     trace_cap: TraceCap
     """Which spans the Perfetto trace shows one by one (`tracecap.trace_cap`, at its default cap)."""
+    history: History = field(default_factory=History)
+    """`history.run_history`: why the run stopped early, its resumes and the attempts they superseded."""
 
     @property
     def first(self) -> str | None:
@@ -265,5 +268,5 @@ def build_report(run: RunData) -> RunReport:
         has_gpu_util=any(m.gpu_util is not None for m in out), outputs=output_agreement(spans),
         summary=summary, progress=progress, mode_order=modes, labels=lane_labels(spans, run.meta),
         nodes=nodes, shown=shown, makespans=ms, faults=faults, activity=activity, drift=drift,
-        barrier_waits=barrier_waits(spans), trace_cap=trace_cap(spans),
+        barrier_waits=barrier_waits(spans), trace_cap=trace_cap(spans), history=run_history(run),
     )

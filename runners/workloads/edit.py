@@ -29,8 +29,9 @@ from bench.inputs import (
     generated_image,
     image_paths,
     open_image,
+    skipped_text,
 )
-from bench.workload import Option, Task, TaskRecorder, Where, WorkloadEntry, fingerprint
+from bench.workload import Option, Task, TaskRecorder, Where, WorkloadEntry, fingerprint, output_name
 from runners.pipelines import speed
 from runners.pipelines.adapters import ADAPTERS, Adapter, Inputs, get_adapter
 from runners.pipelines.models import (
@@ -65,7 +66,7 @@ class EditWorkload:
     size: int | None = None
     true_cfg_scale: float | None = None
     negative_prompt: str | None = None
-    save_dir: str | None = None  # edited images are written here as task-00012.png
+    save_dir: str | None = None  # edited images are written here as task-00012-<input stem>.png
     save_images: bool = False  # with no save_dir yet: `with_run_dir` points save_dir at <run>/images
     trace_steps: bool = True  # False: no per-step CUDA events / step records / NVTX (tracing overhead)
     condition_side: int | None = None  # condition image ~side² pixels; None = the model's default
@@ -81,6 +82,8 @@ class EditWorkload:
     """The diffusers pipeline class (an `ADAPTERS` key); "" = the one the model names."""
     pipeline_args: tuple[tuple[str, Any], ...] = ()
     """More keyword arguments of every call (`--pipeline-arg`, typed by `call_args.parse`)."""
+    inputs_from: str = ""
+    """Where `inputs` came from, in words ("rows of t300.csv", "images in photos"); "" = generated."""
     kind: str = field(default="edit", init=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +99,11 @@ class EditWorkload:
         speed.check_attention(self.attention)
         speed.check_fp8(self.fp8)
         _check_speed(adapter, self.model, self.compile, self.attention, self.fp8)
+
+    @property
+    def own_inputs(self) -> tuple[int, str] | None:
+        """The inputs a tasks file or an input folder gave, which set the task count without --images."""
+        return (len(self.inputs), self.inputs_from) if self.inputs_from else None
 
     @property
     def adapter(self) -> Adapter:
@@ -125,6 +133,7 @@ class EditWorkload:
             "transformer_passes_per_step": 2 if cfg > 1 else 1,
             "condition_image": self.adapter.condition_image(self._cond_side()),
             "n_inputs": len(self.inputs),
+            "inputs_from": self.inputs_from or "generated",
             "generated_inputs": sum(i.image is None for i in self.inputs),
             "images_per_task": list(self.adapter.images),  # the fewest and most the class takes
             "generated_images_per_task": self.adapter.generated_images,
@@ -266,7 +275,9 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
     resolved, note = resolve_model(model, cuda)
     if note:
         notes.append(note)
-    inputs = _read_inputs(input_dir, prompt, tasks_file)
+    inputs, inputs_from = _read_inputs(input_dir, prompt, tasks_file)
+    if input_dir is not None and (skipped := skipped_text(input_dir)):
+        notes.append(f"--input-dir {input_dir}: {skipped}")
     if resolved not in TINY_BUILDS and resolved != FULL:
         check_model_name(resolved)
     if resolved == FULL and not cuda:
@@ -290,7 +301,7 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
         model=resolved, inputs=inputs, steps=steps, size=size, true_cfg_scale=true_cfg_scale,
         negative_prompt=negative_prompt, save_dir=str(save_dir) if save_dir is not None else None,
         save_images=save_images, trace_steps=trace_steps, compile=compile, attention=attention, fp8=fp8,
-        pipeline=pipeline, pipeline_args=args,
+        pipeline=pipeline, pipeline_args=args, inputs_from=inputs_from,
     )
     return wl, notes
 
@@ -308,18 +319,19 @@ def _steps_with(args: dict[str, Any], steps: int | None, inputs: tuple[TaskInput
 
 
 def _read_inputs(input_dir: str | Path | None, prompt: str | None,
-                 tasks_file: str | Path | None) -> tuple[TaskInput, ...]:
+                 tasks_file: str | Path | None) -> tuple[tuple[TaskInput, ...], str]:
+    """(the inputs, where they came from in words: "rows of t.csv", "images in photos"; "" = generated)."""
     if input_dir is not None and tasks_file is not None:
         raise BenchError("give --input-dir or --tasks, not both")
     if input_dir is not None:
-        return from_dir(input_dir, prompt or "")
+        return from_dir(input_dir, prompt or ""), f"images in {input_dir}"
     if tasks_file is not None:
         if prompt is not None:
             raise BenchError("--prompt applies to --input-dir; a tasks file carries its own prompts")
-        return from_tasks_file(tasks_file)
+        return from_tasks_file(tasks_file), f"rows of {tasks_file}"
     if prompt is not None:
         raise BenchError("--prompt needs --input-dir (without inputs, generated images and prompts are used)")
-    return generated()
+    return generated(), ""
 
 
 def _check_inputs(adapter: Adapter, inputs: tuple[TaskInput, ...], from_dir: bool,
@@ -402,7 +414,7 @@ class EditExecutor:
             with quiet_numpy():
                 pil = self.pipe.image_processor.numpy_to_pil(out.images)[0]
             if self.wl.save_dir and not task.warmup:  # a warm-up's image is not the task's edit
-                pil.save(Path(self.wl.save_dir) / f"task-{task.id:05d}.png")
+                pil.save(Path(self.wl.save_dir) / output_name(task))
             rec.output(fingerprint(pil.tobytes()))
             # Free this edit's buffers inside the task's last phase: freeing them is the task's work too
             # (on CPU it took up to ~4 ms after the phases, which then no longer added up to the task).
