@@ -254,7 +254,8 @@ class RunMeta:
     owner: dict[str, Any] = field(default_factory=dict)
     """The process writing this folder now: host and pid (a report can tell a running run from a dead one)."""
     resumes: list[dict[str, Any]] = field(default_factory=list)
-    """Each `bench run --resume` of this folder: when, its argv, and the (repeat, mode, attempt) it ran."""
+    """Each `bench run --resume` of this folder: when, its argv, the (repeat, mode, attempt) it ran, and what
+    it took over ("after": the status it found and why the run had stopped or failed)."""
     pieced: list[tuple[int, str]] = field(default_factory=list)
     """(repeat, mode) whose timeline --keep-partial pieced together from several attempts."""
     launch: dict[str, Any] = field(default_factory=dict)

@@ -81,9 +81,10 @@ def start_run(out: Path, label: str, meta: RunMeta) -> tuple[Path, RunMeta]:
 
 
 def finish_run(run_dir: Path, meta: RunMeta, status: str, error: str | None = None,
-               elapsed_s: float | None = None) -> RunMeta:
-    """Write the run's end into meta.json: status ("complete" or "failed"), error, finish time."""
-    meta = replace(meta, status=status, error=error, finished=_now(), elapsed_s=elapsed_s)
+               elapsed_s: float | None = None, stopped: str | None = None) -> RunMeta:
+    """Write the run's end into meta.json: status (complete, incomplete, failed, interrupted), error, why it
+    stopped early, finish time."""
+    meta = replace(meta, status=status, error=error, stopped=stopped, finished=_now(), elapsed_s=elapsed_s)
     write_meta(run_dir, meta)
     return meta
 

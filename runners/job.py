@@ -145,13 +145,15 @@ class Job:
             self.poll(self.folder.run_dir, states)
 
     def close(self, losses: list[Loss]) -> Path:
-        """Close the folder with the outcome its records and `losses` give; BenchError if the run failed."""
+        """Close the folder with the outcome its records and `losses` give; BenchError if the run failed (an
+        incomplete run, one stopped after a lost worker included, is an outcome: its report says why)."""
         assert self.folder is not None
-        status, error = lifecycle.outcome(self.folder.run_dir, self.folder.meta, losses,
-                                          self.config.on_worker_loss)
-        lifecycle.close(self.folder, status, error)
+        status, why = lifecycle.outcome(self.folder.run_dir, self.folder.meta, losses,
+                                        self.config.on_worker_loss)
         if status == "failed":
-            raise BenchError(error or "the run failed")
+            lifecycle.close(self.folder, status, error=why)
+            raise BenchError(why or "the run failed")
+        lifecycle.close(self.folder, status, stopped=why)
         return self.folder.run_dir
 
 

@@ -131,8 +131,9 @@ def run(
     Under torchrun (`torchrun --nnodes N --nproc-per-node G ... -m syncbench run ...`, the same options on
     every node) each process is one worker; rank 0 writes the run folder and prints the report.
 
-    Exit codes: 0 every task succeeded; 1 the run ran to its end with faults (failed tasks, lost workers,
-    modes left incomplete: all recorded); 2 bad input, or the run failed (its folder is kept, marked failed);
+    Exit codes: 0 every task succeeded; 1 the run ran with faults (failed tasks, lost workers, modes left
+    incomplete or not run after a loss: all recorded, --resume finishes it); 2 bad input, or the run failed
+    (its folder is kept, marked failed);
     130 Ctrl-C, 143 SIGTERM (the folder is kept, marked interrupted: --resume finishes it).
     """
     from runners.run import launcher_for
@@ -176,8 +177,8 @@ def run(
 
 def _name_folder(folder: RunFolder) -> None:
     """The run folder, on stderr, as soon as it exists (before any worker starts)."""
-    again = [f"{x.mode} r{x.repeat}" for x in folder.schedule if x.attempt > 0 or x.tasks is not None]
-    more = f" (resumed: runs {', '.join(again)} again)" if folder.meta.resumes and again else ""
+    runs = ", ".join(f"{x.mode} r{x.repeat}" + (" again" if x.attempt else "") for x in folder.schedule)
+    more = f" (resumed: runs {runs})" if folder.meta.resumes else ""
     err.print(f"run folder: {folder.run_dir}{more}", highlight=False, soft_wrap=True)
 
 
@@ -209,13 +210,15 @@ def _exit_for_faults(run_dir: Path) -> None:
     from bench.store import read_meta, task_outcomes
 
     o = task_outcomes(run_dir)
-    status = read_meta(run_dir).status
+    meta = read_meta(run_dir)
+    status = meta.status
     if o.failed:
         err.print(f"[bold red]warning:[/] {o.failed} of {o.tasks} tasks failed; the first: {o.first_error}",
                   highlight=False)
     if status == "incomplete":
-        err.print("[bold red]warning:[/] a worker was lost and a mode ended early (marked incomplete in the "
-                  f"report); bench run --resume {run_dir} runs it again", highlight=False)
+        why = meta.stopped or "a worker was lost and a mode ended early (marked incomplete in the report)"
+        err.print(f"[bold red]warning:[/] {escape(why)}; bench run --resume {escape(str(run_dir))} finishes "
+                  "the run", highlight=False, soft_wrap=True)
     elif o.lost:
         err.print(f"[bold red]warning:[/] {o.lost} worker(s) lost; every mode still ran every task (see the "
                   "report)", highlight=False)

@@ -55,8 +55,7 @@ def history_json(r: RunReport) -> dict[str, Any]:
         "task_list": {"inputs": tl.inputs, "source": tl.source or None, "sizes": tl.sizes and list(tl.sizes),
                       "steps": tl.steps and list(tl.steps), "text": count_text(tl, meta.n_tasks) or None},
         "stopped": h.stopped,
-        "resumed": {"count": len(h.resumes), "when": [x.started for x in h.resumes],
-                    "runs": [[list(y) for y in x.ran] for x in h.resumes],
+        "resumed": {"count": len(h.resumes), "resumes": [asdict(x) for x in h.resumes],
                     "superseded": [asdict(s) for s in h.superseded]} if h.resumes else None,
         "history": history_lines(meta, h),
     }

@@ -6,6 +6,7 @@ or draws it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -32,6 +33,10 @@ class Resume:
     """UTC, ISO 8601."""
     ran: list[tuple[int, str, int]]
     """The (repeat, mode, attempt) it ran."""
+    after: str = ""
+    """The status it found ("incomplete", "interrupted", ...; "" where not recorded)."""
+    why: str | None = None
+    """Why that run had stopped or failed, as meta.json said then."""
     torchrun_restart: bool = False
 
 
@@ -46,10 +51,16 @@ class History:
 def run_history(run: RunData) -> History:
     """The resumes of `run` and the attempts they superseded, from its meta.json and its records."""
     meta = run.meta
-    resumes = [Resume(str(r.get("started") or ""),
-                      [(int(x[0]), str(x[1]), int(x[2])) for x in r.get("ran", [])],
-                      bool(r.get("torchrun_restart"))) for r in meta.resumes]
-    return History(stopped=meta.stopped, resumes=resumes, superseded=superseded(run.superseded))
+    return History(stopped=meta.stopped, resumes=[_resume(r) for r in meta.resumes],
+                   superseded=superseded(run.superseded))
+
+
+def _resume(entry: dict[str, Any]) -> Resume:
+    """One entry of meta.json's `resumes` (older ones lack "after")."""
+    after = entry.get("after") or {}
+    ran = [(int(r), str(m), int(a)) for r, m, a in entry.get("ran", [])]
+    return Resume(str(entry.get("started") or ""), ran, str(after.get("status") or ""), after.get("why"),
+                  bool(entry.get("torchrun_restart")))
 
 
 def superseded(spans: pd.DataFrame | None) -> list[Superseded]:

@@ -70,7 +70,7 @@ def history_lines(meta: RunMeta, h: History) -> list[str]:
         lines.append(f"stopped early: {h.stopped}")
     if h.resumes:
         how = "restarted by torchrun" if all(r.torchrun_restart for r in h.resumes) else "resumed"
-        times = ", ".join(_utc(r.started) for r in h.resumes[-3:])
+        times = ", ".join(_utc(r.started) + (f" after {r.after}" if r.after else "") for r in h.resumes[-3:])
         line = f"{how} {len(h.resumes)}× ({'last: ' if len(h.resumes) > 3 else ''}{times})"
         if h.superseded:
             line += "; superseded (kept, not counted): " + ", ".join(
