@@ -115,7 +115,7 @@ class Job:
 
     def _input_table(self) -> list[dict[str, Any]]:
         """The run's task -> input table (`bench.workload.input_table`), with each task's output file where
-        the workload saves one."""
+        the workload saves one (asked of it as it will be once its folder exists: `with_run_dir`)."""
         saves = bool(self.workload.with_run_dir(self.config.out).describe().get("save_dir"))
         return input_table(self.tasks, saves)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bench.analysis.words import range_text
 from bench.errors import BenchError
 from bench.inputs import (
     TaskInput,
@@ -180,10 +181,13 @@ class EditWorkload:
 
             dev += full.DEVIATIONS
         d, a, (cfg, negative) = self.defaults, self.adapter, self.cfg
-        if (self.steps or d.steps) != a.steps:
-            dev.append(f"{self.steps or d.steps} denoising steps (pipeline default {a.steps})")
-        if (self.size or d.size) != a.size:
-            dev.append(f"output {self.size or d.size}² px (default {a.size}²)")
+        # What the inputs' own rows ask for, else the workload's: a tasks file's rows carry their own.
+        steps = sorted({i.steps or self.steps or d.steps for i in self.inputs})
+        sizes = sorted({i.size or self.size or d.size for i in self.inputs})
+        if steps != [a.steps]:
+            dev.append(f"{range_text((steps[0], steps[-1]), 'denoising steps')} (pipeline default {a.steps})")
+        if sizes != [a.size]:
+            dev.append(f"output {range_text((sizes[0], sizes[-1]), 'px')} (default {a.size}²)")
         if self.model not in TINY_BUILDS and self._cond_side():
             own = str(a.condition_image(None)).removesuffix(" (pipeline default)")
             dev.append(f"condition image shrunk from {own} to ~{self.condition_side}² px")
