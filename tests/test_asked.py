@@ -22,7 +22,7 @@ from bench.workload import Task, input_table, output_name
 from runners.job import Job, Request, make_job
 from syncbench.cli import app
 from tests.helpers import A, make_run, render
-from viz.terminal import render_report
+from viz.terminal import render_compare, render_report
 
 CPU = [WorkerMeta(0, "cpu", "cpu:0")]
 
@@ -116,6 +116,15 @@ def test_the_header_and_json_say_n_of_m_rows(inputs: int, n_tasks: int, line: st
     got = report_json(report)
     assert got["history"] == [line]
     assert got["task_list"]["text"] == line.removeprefix("tasks: ").split(" (--images")[0]
+
+
+def test_compare_says_when_the_tasks_used_other_sizes_or_steps() -> None:
+    # The same workload defaults (128², 4 steps), but one run's rows asked for 256² and 8 steps.
+    a = build_report(_edit_run(TaskList(5, "rows of a.csv", (128, 128), (4, 4)), 5))
+    b = build_report(_edit_run(TaskList(5, "rows of b.csv", (128, 256), (8, 8)), 5))
+    first = render(render_compare(a, b)).splitlines()[0]
+    assert first.startswith("⚠ NOT COMPARABLE: task size 128 vs 128–256; task steps 4 vs 8: ")
+    assert "NOT COMPARABLE" not in render(render_compare(a, a))
 
 
 def test_output_names_carry_the_task_and_its_input() -> None:
