@@ -30,6 +30,7 @@ from bench.store import (
     load_run,
     mode_runs,
     owner_alive,
+    process_start,
     read_meta,
     start_run,
     task_outcomes,
@@ -250,4 +251,10 @@ def git_revision() -> dict[str, Any]:
 
 
 def owner() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid()}
+    """This process, as meta.json names a run's owner: host, pid and (Linux) when the process started, so that
+    a report tells it alive from a later process that got the same pid."""
+    out: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid()}
+    started = process_start(os.getpid())
+    if started is not None:
+        out["started"] = started
+    return out

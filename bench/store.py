@@ -132,6 +132,10 @@ def read_meta(run_dir: Path) -> RunMeta:
         raise BenchError(f"{path} is malformed: {' '.join(str(e).split())}") from None
 
 
+# One encoder for every line (json.dumps with separators makes a new one per call: a third of its time).
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 class JsonlWriter:
     """Appends one JSON object per line and flushes it, so a crash loses at most the line in flight."""
 
@@ -139,15 +143,21 @@ class JsonlWriter:
         self._f: IO[str] = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
     def write(self, row: dict[str, Any]) -> None:
-        self._f.write(json.dumps(row, separators=(",", ":")) + "\n")
+        self._f.write(_ENCODE(row) + "\n")
 
-    def write_many(self, rows: list[dict[str, Any]]) -> None:
-        """Several lines in one write (line buffering flushes once, not per line): for batches of samples."""
-        if rows:
-            self._f.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
+    def write_many(self, rows: list[dict[str, Any]], encoded: str = "") -> None:
+        """Several lines in one write (line buffering flushes once, not per line): for batches of samples;
+        `encoded`: more lines, already JSON (each ending in a newline), written after them."""
+        if rows or encoded:
+            self._f.write("".join(_ENCODE(r) + "\n" for r in rows) + encoded)
 
     def close(self) -> None:
         self._f.close()
+
+
+def encode(value: Any) -> str:
+    """`value` as the JSON the line writers write."""
+    return _ENCODE(value)
 
 
 @dataclass(frozen=True)
@@ -221,10 +231,16 @@ def load_run(run_dir: Path | str, counted_only: bool = True) -> RunData:
     spans = _read_records(run_dir / "spans", SPAN_SCHEMA)
     samples = _read_records(run_dir / "samples", SAMPLE_SCHEMA)
     try:
-        for col in ("retry", "attempt"):  # absent from older records: the first try of the first attempt
-            spans[col] = spans[col].fillna(0)
+        # Absent from older or hand-written records (docs/run-folder.md): one repeat, the first try of the
+        # first attempt, ok.
+        for col, value in (("repeat", 0), ("retry", 0), ("attempt", 0), ("status", Status.OK.value)):
+            if spans[col].isna().any():
+                spans[col] = spans[col].fillna(value)
         for col in ("repeat", "worker", "start_ns", "end_ns", "retry", "attempt"):
             spans[col] = spans[col].astype("int64")
+        no_device = spans["device"].isna()
+        if no_device.any():  # a lane label of its own: w<worker>
+            spans.loc[no_device, "device"] = "w" + spans.loc[no_device, "worker"].astype(str)
         for col in ("task", "batch", "step"):
             spans[col] = spans[col].astype("Int64")
         if len(samples):
@@ -239,6 +255,8 @@ def load_run(run_dir: Path | str, counted_only: bool = True) -> RunData:
             raise BenchError(f"{run_dir}: span records are malformed (missing {col} in some spans)")
     spans = spans.sort_values(["mode", "repeat", "worker", "start_ns", "end_ns"], kind="stable")
     spans = spans.reset_index(drop=True)
+    if not meta.n_workers and len(spans):  # workers 0..G-1, as the records number them (docs/run-folder.md)
+        meta = replace(meta, n_workers=int(spans["worker"].max()) + 1)
     if not counted_only:
         return RunData(run_dir, meta, spans, samples)
     counted, superseded = counted_spans(spans, meta)
@@ -333,12 +351,24 @@ def task_outcomes(run_dir: Path) -> Outcomes:
     return Outcomes(len(final), len(bad), str(bad["error"].iloc[0]) if len(bad) else None, lost)
 
 
+def process_start(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (Linux's /proc/PID/stat); None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2:].split()[19])  # field 22, counted after the command name
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def owner_alive(owner: dict[str, Any]) -> bool | None:
-    """Whether the process recorded as a run's owner is alive: True or False on its own host (a syncbench
+    """Whether the process recorded as a run's owner is alive: True or False on its own host (the process
+    with that pid that started when the owner did; for an owner recorded without its start, a syncbench
     process with that pid), None where it cannot be told from here (another host, or no owner recorded)."""
     pid, host = owner.get("pid"), owner.get("host")
     if not isinstance(pid, int) or host != socket.gethostname():
         return None
+    if isinstance(owner.get("started"), int):
+        return process_start(pid) == owner["started"]
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:

@@ -13,6 +13,7 @@ from PIL import Image
 from bench.errors import BenchError
 from bench.inputs import (
     EDIT_PROMPTS,
+    Columns,
     TaskInput,
     from_dir,
     from_tasks_file,
@@ -120,6 +121,31 @@ def test_tasks_file_missing_and_csv_errors(tmp_path: Path) -> None:
     f.write_text("picture,caption\na,b\n")
     with pytest.raises(BenchError, match=r"t\.csv:1:"):
         from_tasks_file(f)
+
+
+def test_a_row_keeps_columns_of_its_own_where_the_workload_asks(tmp_path: Path) -> None:
+    """Other columns kept as `extra` where the workload asks for them (JSON values as they are, CSV cells as
+    strings), with several images as every workload reads them; a missing prompt is "" where not required.
+    By default they are refused by name, as they always were."""
+    a, b = _png(tmp_path / "a.png"), _png(tmp_path / "b.png", (0, 0, 255))
+    open_ = Columns(extra=True, require_prompt=False)
+    jl = tmp_path / "t.jsonl"
+    jl.write_text(json.dumps({"image": ["a.png", "b.png"], "prompt": "p", "style": {"k": 1}}) + "\n"
+                  + json.dumps({"image": "a.png", "tag": 7}) + "\n")
+    two, one = from_tasks_file(jl, open_)
+    assert two.image == (str(a.resolve()), str(b.resolve())) and two.extra == {"style": {"k": 1}}
+    assert one.image == str(a.resolve()) and one.prompt == "" and one.extra == {"tag": 7}
+    csv = tmp_path / "t.csv"
+    csv.write_text("image,prompt,style\na.png|b.png,p,ink\n,q,\n")
+    two, generated_ = from_tasks_file(csv, open_)
+    assert two.image == (str(a.resolve()), str(b.resolve())) and two.extra == {"style": "ink"}
+    assert generated_.image is None and generated_.extra == {"style": ""}
+    with pytest.raises(BenchError, match=r"t\.csv:2: unknown column\(s\) style"):
+        from_tasks_file(csv)
+    (tmp_path / "n.csv").write_text("image,style\na.png,ink\n")
+    assert from_tasks_file(tmp_path / "n.csv", open_)[0].prompt == ""
+    with pytest.raises(BenchError, match=r"n\.csv:1: CSV header must have columns image, prompt"):
+        from_tasks_file(tmp_path / "n.csv", Columns(extra=True))
 
 
 def test_open_image_vanished(tmp_path: Path) -> None:

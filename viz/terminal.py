@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ from bench.analysis.report import RunReport, n_workers
 from bench.analysis.select import failed_tasks, is_task, one_run, tasks, waits
 from bench.analysis.verdict import comparability
 from bench.analysis.words import agreement_text, fmt_pct, fmt_s, history_lines
-from bench.schema import Kind
+from bench.schema import Kind, RunMeta
 from viz.fmt import band_label, describe_devices, describe_workload
 from viz.words import difference_text, faults_text
 
@@ -46,7 +47,7 @@ def _header(report: RunReport) -> Text:
     compiled = run.spans[(run.spans["kind"] == Kind.LOAD) & (run.spans["name"] == "compile")]
     took = f" · compile {fmt_s(float((compiled['end_ns'] - compiled['start_ns']).max()) / NS)} at load" \
         if len(compiled) else ""
-    text.append(f"workload {describe_workload(m)} · backend {m.backend}{took}\n")
+    text.append(f"workload {describe_workload(m)} · {_launched(m)}{took}\n")
     text.append(f"{describe_devices(m) if m.workers else f'{G} workers'} · {m.n_tasks or '?'} tasks · "
                 f"{m.repeat} repeat{'s' if m.repeat != 1 else ''} · status ")
     text.append(m.status, style="bold" if m.status == "complete" else "bold red")
@@ -63,6 +64,14 @@ def _history(report: RunReport) -> Text:
     for line in history_lines(report.run.meta, report.history):
         text.append("\n" + line, style="bold red" if line.startswith("stopped") else "")
     return text
+
+
+def _launched(m: RunMeta) -> str:
+    """'backend processes', or for a run recorded from a script (runners.script) which script."""
+    if m.launch.get("by") != "script":
+        return f"backend {m.backend}"
+    under = f" under {m.launch['under']}" if m.launch.get("under") else ""
+    return f"recorded from a script ({Path(str(m.launch.get('script', '?'))).name}){under}"
 
 
 def _ticks(t_max: float, cells: int) -> list[float]:

@@ -60,7 +60,7 @@ def _differences(configs: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def _connect(info: DistInfo) -> Group:
+def connect(info: DistInfo) -> Group:
     """This round's group, over the store torchrun's agent serves (it outlives a restart, so the round works
     under a key prefix of its own)."""
     import torch.distributed as dist
@@ -87,7 +87,7 @@ def prepare(request: Request) -> Job:
     if request.resume is not None:
         raise BenchError("--resume runs under bench run, not torchrun: a restarted torchrun group resumes "
                          "its folder by itself (--max-restarts, the same --rdzv-id)")
-    group = _connect(info)
+    group = connect(info)
     # 1. This rank's device and workload, checked here; then the same options on every node.
     problem, job = None, None
     try:
