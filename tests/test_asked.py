@@ -54,6 +54,14 @@ def test_an_input_folder_defines_the_task_count(tmp_path: Path) -> None:
     assert len(job.tasks) == 3 and job.notes == []
 
 
+def test_a_python_workloads_tasks_file_defines_the_task_count_too(tmp_path: Path) -> None:
+    (tmp_path / "job.py").write_text("def make(device):\n    return lambda task: None\n")
+    config = RunConfig(modes=["dynamic"], workers=1, workload=f"python:{tmp_path / 'job.py'}:make",
+                       out=tmp_path / "runs", options={"tasks": _rows_file(tmp_path / "t7.csv", 7)})
+    job = make_job(Request(config, ["test"]), config, None, "processes", CPU, False, [])
+    assert len(job.tasks) == 7 and job.notes == []
+
+
 @pytest.mark.parametrize(("images", "note"), [
     (270, "--images 270 runs the first 270 of 300 rows of {f}"),
     (600, "--images 600 runs 300 rows of {f} cycled to 600 tasks"),
