@@ -159,7 +159,9 @@ def run(
         with progress:
             run_dir = launcher.run(job)
     except BenchError as e:
-        _fail(e)
+        folder = job.folder  # a run that failed once its folder was open: say where it is
+        _fail(BenchError(f"{e}; {folder.run_dir} is kept, marked failed: bench run --resume {folder.run_dir} "
+                         "runs it again") if folder is not None and folder.meta.status == "failed" else e)
     except (KeyboardInterrupt, Terminated) as e:
         if launcher.shows_progress:
             where = job.folder.run_dir if job.folder is not None else None

@@ -129,6 +129,19 @@ def test_a_run_stopped_by_a_lost_worker_ends_with_an_answer_and_resume_finishes_
     assert after.meta.resumes[0]["after"] == {"status": "incomplete", "why": stopped}
 
 
+def test_a_run_that_failed_once_its_folder_was_open_names_it(tmp_path: Path) -> None:
+    # fail=0.99: the draws (from the seed, the task and the try) fail all three tasks; the same every time.
+    q = _bench_here("run", "--workload", "synthetic:mean=0.01,fail=0.99", "--mode", "free-run",
+                    "--workers", "1", "--images", "3", "--out", str(tmp_path), "--no-report")
+    (run_dir,) = tmp_path.iterdir()
+    assert q.exit_code == 2 and read_meta(run_dir).status == "failed"
+    lines = q.stderr.strip().splitlines()
+    assert lines[0] == f"run folder: {run_dir}" and len(lines) == 2, q.stderr
+    assert lines[1].startswith("error: every task failed (3 of 3); the first: ")
+    assert lines[1].endswith(f"; {run_dir} is kept, marked failed: bench run --resume {run_dir} runs it "
+                             "again")
+
+
 def test_continue_runs_the_next_modes_on_the_survivors(tmp_path: Path) -> None:
     data, err = run(tmp_path, ["free-run", "dynamic"], f"synthetic:mean={MEAN},die=1",
                     on_worker_loss="continue")
