@@ -30,6 +30,7 @@ from bench.analysis.words import (
     agreement_text,
     fmt_pct,
     fmt_s,
+    history_lines,
     quality_text,
     task_quality_text,
     trade_difference_text,
@@ -67,6 +68,15 @@ def _header(report: RunReport) -> Text:
     if m.status != "complete":
         text.append(f"\n⚠ WARNING: this run is {m.status}, not complete: "
                     "the numbers below cover only the tasks it recorded.", style="bold red")
+    return text.append_text(_history(report))
+
+
+def _history(report: RunReport) -> Text:
+    """The header's lines of how the run came to be: its tasks against its inputs, an early stop, its
+    resumes and what they superseded (`history_lines`, as --json says them)."""
+    text = Text()
+    for line in history_lines(report.run.meta, report.history):
+        text.append("\n" + line, style="bold red" if line.startswith("stopped") else "")
     return text
 
 

@@ -15,6 +15,8 @@ from bench.analysis.trade import trades_differ
 from bench.analysis.verdict import comparability
 from bench.analysis.words import (
     agreement_text,
+    count_text,
+    history_lines,
     quality_text,
     trade_difference_text,
     trade_text,
@@ -55,6 +57,22 @@ def report_json(report: RunReport) -> dict[str, Any]:
         "outputs": {"compared": r.outputs.compared, "same": r.outputs.same, "differing": r.outputs.differing,
                     "text": agreement_text(r.outputs)},
         "trade": trade_json(r.trade),
+        **history_json(r),
+    }
+
+
+def history_json(r: RunReport) -> dict[str, Any]:
+    """What the tasks really were against what was asked, why the run stopped early, its resumes and what
+    they superseded; `history` holds the header's lines."""
+    meta, h = r.run.meta, r.history
+    tl = meta.task_list
+    return {
+        "task_list": {"inputs": tl.inputs, "source": tl.source or None, "sizes": tl.sizes and list(tl.sizes),
+                      "steps": tl.steps and list(tl.steps), "text": count_text(tl, meta.n_tasks) or None},
+        "stopped": h.stopped,
+        "resumed": {"count": len(h.resumes), "resumes": [asdict(x) for x in h.resumes],
+                    "superseded": [asdict(s) for s in h.superseded]} if h.resumes else None,
+        "history": history_lines(meta, h),
     }
 
 

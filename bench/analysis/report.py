@@ -9,12 +9,13 @@ nodes, the trace's cap). Every view reads it; none ranks modes, picks a repeat o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from bench.analysis.faults import Agreement, Faults, mode_faults, output_agreement
+from bench.analysis.history import History, run_history
 from bench.analysis.lanes import lane_labels
 from bench.analysis.metrics import ORIGIN_COLUMNS, gpu_activity, summarize, worker_table
 from bench.analysis.select import one_run
@@ -164,6 +165,8 @@ class RunReport:
     trade: Trade | None = None
     """What the run traded for speed (`trade.run_trade`): lossless, within rounding or lossy, with the
     measured error; None for a simulated run or a workload that records none."""
+    history: History = field(default_factory=History)
+    """`history.run_history`: why the run stopped early, its resumes and the attempts they superseded."""
 
     @property
     def first(self) -> str | None:
@@ -271,4 +274,5 @@ def build_report(run: RunData) -> RunReport:
         summary=summary, progress=progress, mode_order=modes, labels=lane_labels(spans, run.meta),
         nodes=nodes, shown=shown, makespans=ms, faults=faults, activity=activity, drift=drift,
         barrier_waits=barrier_waits(spans), trace_cap=trace_cap(spans), trade=run_trade(run.meta),
+        history=run_history(run),
     )

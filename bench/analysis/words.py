@@ -1,16 +1,19 @@
 """The sentences a run's report carries: the verdict line, whether the outputs agree, what the run traded
-for speed and how its outputs compare with another run's, and the number formats they are written in. Pure
-functions from the analysis records to text, so that `export.report_json` can say what every view says; the
-shorter words of charts and tables are in `viz.words`."""
+for speed and how its outputs compare with another run's, how the run came to be (its tasks against its
+inputs, an early stop, its resumes), and the number formats they are written in. Pure functions from the
+analysis records to text, so that `export.report_json` can say what every view says; the shorter words of
+charts and tables are in `viz.words`."""
 
 from __future__ import annotations
 
 import math
 
 from bench.analysis.faults import Agreement
+from bench.analysis.history import History
 from bench.analysis.quality import Quality, TaskQuality
 from bench.analysis.trade import trades_differ
 from bench.analysis.verdict import Caveat, Gap, Verdict
+from bench.schema import RunMeta, TaskList
 from bench.workload import FIDELITY_MEANS, Fidelity, Measured, Trade
 
 
@@ -37,6 +40,54 @@ def fmt_pct(x: float | None, signed: bool = False) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
     return f"{x * 100:+.1f} %" if signed else f"{x * 100:.1f} %"
+
+
+def count_text(tl: TaskList, n_tasks: int) -> str:
+    """How a run's tasks relate to the inputs the workload brought, where they are not one to one: 'the
+    first 270 of 300 rows of t300.csv', '3 images in photos cycled to 10 tasks' ('' otherwise)."""
+    if tl.inputs is None or tl.inputs == n_tasks or n_tasks < 1:
+        return ""
+    if n_tasks < tl.inputs:
+        return f"the first {n_tasks} of {tl.inputs} {tl.source}"
+    return f"{tl.inputs} {tl.source} cycled to {n_tasks} tasks"
+
+
+def range_text(pair: tuple[int, int] | None, unit: str) -> str:
+    """'256² px' / '8 steps' for one value, '128–256² px' / '4–8 steps' for a range ('' for None): what the
+    tasks really used."""
+    if pair is None:
+        return ""
+    lo, hi = pair
+    value = f"{lo}" if lo == hi else f"{lo}–{hi}"
+    if unit == "px":
+        return f"{value}² px"
+    return f"{value} {unit.removesuffix('s') if hi == 1 else unit}"
+
+
+def history_lines(meta: RunMeta, h: History) -> list[str]:
+    """What a run's header says of how it came to be, a line each: how its tasks relate to the inputs
+    asked for, why it stopped early, its resumes and what they superseded (none for a plain run)."""
+    lines = []
+    if said := count_text(meta.task_list, meta.n_tasks):
+        lines.append(f"tasks: {said} (--images {meta.n_tasks})")
+    if h.stopped:
+        lines.append(f"stopped early: {h.stopped}")
+    if h.resumes:
+        how = "restarted by torchrun" if all(r.torchrun_restart for r in h.resumes) else "resumed"
+        times = ", ".join(_utc(r.started) + (f" after {r.after}" if r.after else "") for r in h.resumes[-3:])
+        line = f"{how} {len(h.resumes)}× ({'last: ' if len(h.resumes) > 3 else ''}{times})"
+        if h.superseded:
+            line += "; superseded (kept, not counted): " + ", ".join(
+                f"{s.mode} r{s.repeat} attempt{'s' if len(s.attempts) > 1 else ''} "
+                f"{', '.join(map(str, s.attempts))} ({s.tasks} task record{'s' if s.tasks != 1 else ''})"
+                for s in h.superseded)
+        lines.append(line)
+    return lines
+
+
+def _utc(iso: str) -> str:
+    """'2025-06-01 12:00:03 UTC' from an ISO 8601 UTC time (as written; '?' for none)."""
+    return f"{iso[:10]} {iso[11:19]} UTC" if len(iso) >= 19 else (iso or "?")
 
 
 def caveat_text(gap: Gap) -> str:
