@@ -192,27 +192,34 @@ def _parts(spans: pd.DataFrame, stretches: list[_Stretch]) -> pd.DataFrame:
                         "s_hi": s.end} for s in stretches])
     f = narrow(spans, "mode", "repeat", "worker", "kind", "name", "start_ns", "end_ns").merge(
         st, on=["mode", "repeat"], how="inner")
-    zero = np.zeros(len(f), dtype=np.int64)
-    lo, mk, hi = f["s_lo"].to_numpy(), f["s_mk"].to_numpy(), f["s_hi"].to_numpy()
     kind, name = f["kind"], f["name"]
     barrier = kind == Kind.BARRIER
-    # Each span counts in one part, within the window of its part (before t0, timed, after the makespan).
+    # Each span counts in one part, within its window: before t0 (0), timed (1), after the makespan (2).
     where = {
-        "load": ((kind == Kind.LOAD) & (name == "load"), lo, zero),
-        "compile": ((kind == Kind.LOAD) & (name == "compile"), lo, zero),
-        "warmup": (kind == Kind.WARMUP, lo, zero),
-        "start_barrier": (barrier & (name == BARRIER_START), lo, zero),
-        "task": (is_task(f), zero, mk),
-        **{p: ((kind == Kind.PHASE) & (name == p), zero, mk) for p in PHASES},
-        "waiting": (is_wait(f), zero, mk),
-        "end_barrier": (barrier & (name == BARRIER_END), mk, hi),
+        "load": ((kind == Kind.LOAD) & (name == "load"), 0),
+        "compile": ((kind == Kind.LOAD) & (name == "compile"), 0),
+        "warmup": (kind == Kind.WARMUP, 0),
+        "start_barrier": (barrier & (name == BARRIER_START), 0),
+        "task": (is_task(f), 1),
+        **{p: ((kind == Kind.PHASE) & (name == p), 1) for p in PHASES},
+        "waiting": (is_wait(f), 1),
+        "end_barrier": (barrier & (name == BARRIER_END), 2),
     }
-    cols = {}
-    for part, (mask, a, b) in where.items():
+    code = np.full(len(f), -1)
+    window = np.zeros(len(f), dtype=np.int64)
+    for i, (mask, w) in enumerate(where.values()):
         m = mask.to_numpy()
-        cols[part] = np.where(m, _clipped(f, a, b), 0)
-    out = pd.DataFrame(cols).groupby([f["mode"], f["repeat"], f["worker"]]).sum()
-    load = f[((kind == Kind.LOAD) & (name == "load")).to_numpy()]
+        code[m], window[m] = i, w
+    lo, mk, hi = f["s_lo"].to_numpy(), f["s_mk"].to_numpy(), f["s_hi"].to_numpy()
+    a = np.choose(window, [lo, np.zeros(len(f), dtype=np.int64), mk])
+    b = np.choose(window, [np.zeros(len(f), dtype=np.int64), mk, hi])
+    mine = code >= 0
+    g = f[mine]
+    ns = pd.Series(_clipped(g, a[mine], b[mine]), index=g.index)
+    out = (ns.groupby([g["mode"], g["repeat"], g["worker"], code[mine]]).sum().unstack(fill_value=0)
+           .reindex(columns=range(len(where)), fill_value=0))
+    out.columns = list(where)
+    load = g[code[mine] == 0]
     out["load_start"] = load.groupby(["mode", "repeat", "worker"])["start_ns"].min()
     return out
 
