@@ -38,6 +38,8 @@ from bench.store import (
     write_meta,
 )
 
+IMPORTED_NS = time.perf_counter_ns()  # where a process's start cannot be read: about when it began
+
 
 @dataclass(frozen=True)
 class ModeRun:
@@ -82,6 +84,23 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def process_start_ns() -> int:
+    """When this process started, on `time.perf_counter_ns`'s clock: Linux's record of it (/proc/self/stat,
+    in clock ticks since boot, against CLOCK_BOOTTIME: to 10 ms), else when this module was imported."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        age_s = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        now = time.perf_counter_ns()
+        return min(now, now - round(age_s * 1e9))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return IMPORTED_NS
+
+
+def _clock(meta: RunMeta, **moments: int) -> dict[str, int]:
+    """meta's `clock_ns` with `moments` set (none for a simulation: its spans are on no clock)."""
+    return {} if meta.simulated else {**meta.clock_ns, **moments}
+
+
 # --------------------------------------------------------------------------------------------------
 # Opening
 
@@ -108,6 +127,7 @@ def new_meta(*, modes: list[str], repeat: int, seed: int, n_tasks: int, workers:
 def open_new(out: Path, label: str, meta: RunMeta, inputs: list[dict[str, Any]] | None = None) -> RunFolder:
     """A new run folder under `out` (never an existing one), its meta.json written as running, and its
     task -> input table where given (`bench.workload.input_table`)."""
+    meta = replace(meta, clock_ns=_clock(meta, process=process_start_ns(), opened=time.perf_counter_ns()))
     run_dir, meta = start_run(out, label, meta)
     write_input_table(run_dir, inputs or [])
     return RunFolder(run_dir, meta, [ModeRun(r, m) for r, m in meta.schedule], time.monotonic())
@@ -153,8 +173,9 @@ def reopen(run_dir: Path, meta: RunMeta, schedule: list[ModeRun], argv: list[str
                                   if x.tasks is not None and (x.repeat, x.mode) not in meta.pieced]
     entry = {"started": now_iso(), "argv": argv, "ran": [[x.repeat, x.mode, x.attempt] for x in schedule],
              "after": {"status": meta.status, "why": meta.stopped or meta.error}, **record}
+    clock = {"process": process_start_ns(), "opened": time.perf_counter_ns()}  # this command's own
     meta = replace(meta, status="running", error=None, stopped=None, finished=None, owner=owner(),
-                   pieced=pieced, resumes=[*meta.resumes, entry], config=config.to_dict())
+                   pieced=pieced, resumes=[*meta.resumes, entry], config=config.to_dict(), clock_ns=clock)
     write_meta(run_dir, meta)
     return RunFolder(run_dir, meta, schedule, time.monotonic())
 
@@ -201,6 +222,7 @@ def outcome(run_dir: Path, meta: RunMeta, losses: list[Loss], policy: str) -> tu
 def close(folder: RunFolder, status: str, error: str | None = None, stopped: str | None = None) -> RunMeta:
     """Write the run's one outcome into meta.json (its status, error or why it stopped early, end time and
     elapsed wall time)."""
+    folder.meta = replace(folder.meta, clock_ns=_clock(folder.meta, closed=time.perf_counter_ns()))
     folder.meta = finish_run(folder.run_dir, folder.meta, status, error,
                              elapsed_s=time.monotonic() - folder.started, stopped=stopped)
     return folder.meta

@@ -93,6 +93,10 @@ class Span:
     output: str | None = None
     """For an ok task: a short hash of what it produced (the edited image's pixels; for the synthetic workload
     its parameters), so runs and modes can show they did the same work."""
+    t0_ns: int | None = None
+    """For a start barrier: its mode run's t0 itself, on the run's timeline (worker 0's
+    `time.perf_counter_ns`, not relative to anything), so that the mode runs and the command's own moments
+    (`RunMeta.clock_ns`) lie on one clock; None on every other span."""
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: that deep-copies every field, and this runs between two timed tasks.
@@ -265,6 +269,12 @@ class RunMeta:
     """Every clock exchange with worker 0: worker, when (which mode run, start or end), offset, round trip,
     and cost_ns: the wall time that worker spent in the exchange (its ping-pongs and the wait for its
     turn)."""
+    clock_ns: dict[str, int] = field(default_factory=dict)
+    """The command's own moments on the run's timeline clock (`time.perf_counter_ns` of the process that owns
+    the folder, which is worker 0's clock: rank 0 under torchrun, and on one host every process's), in ns:
+    "process" (that process started), "opened" (it opened this folder), "closed" (it closed it). With the
+    start barriers' `Span.t0_ns` they account for the wall clock before and after the records' spans. A
+    --resume overwrites them with its own. Empty in older folders and in simulations."""
     schema_version: int = SCHEMA_VERSION
     """The version of this schema the folder was written with."""
 

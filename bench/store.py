@@ -184,11 +184,19 @@ def _arrow_schema(record: type) -> pa.Schema:
 SPAN_SCHEMA, SAMPLE_SCHEMA = _arrow_schema(Span), _arrow_schema(Sample)
 
 
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A Parquet part as `schema`: a field it predates (e.g. `Span.t0_ns`) added, all nulls."""
+    for f in schema:
+        if f.name not in table.column_names:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)
+
+
 def _read_records(folder: Path, schema: pa.Schema) -> pd.DataFrame:
     """Every record in `folder`: its JSON-lines logs and its Parquet parts, as one DataFrame of `schema`'s
     columns. Arrow's reader parses a log in C++; a log it cannot take (a torn last line of a crashed worker,
     a field of another type) is read line by line instead."""
-    tables = [pq.read_table(f).cast(schema) for f in sorted(folder.glob("*.parquet"))]
+    tables = [_conform(pq.read_table(f), schema) for f in sorted(folder.glob("*.parquet"))]
     slow: list[Path] = []
     for f in sorted(folder.glob("*.jsonl")):
         try:

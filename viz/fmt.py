@@ -3,6 +3,8 @@ descriptions. Seconds and percentages are `bench.analysis.words`' (the report's 
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +13,14 @@ import pandas as pd
 from bench.analysis.verdict import device_kinds
 from bench.analysis.words import range_text
 from bench.schema import RunMeta
+
+NBSP = "\u00a0"
+
+
+def fill(text: str, width: int) -> str:
+    """`text` wrapped at `width` columns, never between a number and its unit ('+0.412 s', '+24.8 %')."""
+    kept = re.sub(r"(\d) (s|ms|min|h|%|×)(?=[\s,;)]|$)", rf"\1{NBSP}\2", text)
+    return textwrap.fill(kept, width).replace(NBSP, " ")
 
 
 def band_label(labels: Mapping[int, str], members: list[int]) -> str:

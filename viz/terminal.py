@@ -28,6 +28,7 @@ from bench.analysis.select import failed_tasks, is_task, one_run, tasks, waits
 from bench.analysis.verdict import comparability
 from bench.analysis.words import (
     agreement_text,
+    fmt_long,
     fmt_pct,
     fmt_s,
     history_lines,
@@ -38,13 +39,13 @@ from bench.analysis.words import (
 )
 from bench.schema import Kind, RunMeta
 from bench.workload import Fidelity, Trade
+from viz.account import summary_line, time_table
 from viz.fmt import band_label, describe_devices, describe_workload
-from viz.words import difference_text, faults_text
+from viz.words import difference_text, faults_text, slowest_word
 
 NS = 1e9
 BUSY, BUSY_WAIT, WAIT, FAIL, IDLE, AFTER, LOST = "█", "▓", "░", "x", "·", " ", "✕"
 SOME_WAIT = 0.2  # a mostly busy cell with at least this share of barrier wait is drawn BUSY_WAIT
-SLOWEST = "◀ slowest"
 # The summary lists every worker's finish up to this many workers, else first/median/last.
 MAX_FINISH_LISTED = 8
 # `bench compare` lists B's output against A's for this many tasks (the worst first); --json has every one.
@@ -171,7 +172,7 @@ def _gantt(report: RunReport, mode: str, rep: int, width: int, t_max: float, lab
             right += f" waited {fmt_s(float(shares.waited_s[i]) / len(members)):>7}"
         line.append(right)
         if slowest & set(members):
-            line.append(f" {SLOWEST}", style="bold red")
+            line.append(f" {slowest_word(len(slowest))}", style="bold red")
         lines.append(line)
     ticks = _ticks(t_max, cells)
     ruler = [" "] * (cells + 1)
@@ -211,7 +212,7 @@ def _comparison_table(data: dict[str, Any]) -> Table:
             name, vs, style = m["mode"] + " ⚠", "partial", "red"
         gpu_cell = (fmt_pct(m["gpu_util"]),) if gpu else ()
         table.add_row(name, total, vs, fmt_s(m["origin_prediction_s"]), fmt_s(m["lower_bound_s"]),
-                      str(m["sync_points"]), fmt_s(m["barrier_wait_s"]), fmt_pct(m["util"]), *gpu_cell,
+                      str(m["sync_points"]), fmt_long(m["barrier_wait_s"]), fmt_pct(m["util"]), *gpu_cell,
                       fmt_s(m["finish_spread_s"]), style=style)
     return table
 
@@ -293,6 +294,8 @@ def _report(r: RunReport, width: int) -> Group:
         parts.append(Text("no task records in this run", style="bold red"))
         return Group(*parts)
     data = report_json(r)
+    parts.append(Text(""))
+    parts.append(time_table(r))
     t_max = max(m["shown_makespan_s"] or 0.0 for m in data["modes"])
     labels = r.labels
     banded = plan_lanes(r.run.spans["worker"].unique(), TERMINAL)
@@ -300,7 +303,8 @@ def _report(r: RunReport, width: int) -> Group:
              if banded.aggregated else list(labels.values()))
     label_w = min(max(len(v) for v in names), 14)
     has_wait = any(m["barrier_wait_s"] for m in data["modes"])
-    right_w = 9 + (15 if has_wait else 0) + len(SLOWEST) + 1
+    tied = max((sum(w["slowest"] for w in m["workers"]) for m in data["modes"]), default=0)
+    right_w = 9 + (15 if has_wait else 0) + len(slowest_word(tied)) + 1
     for m in data["modes"]:
         mode, rep = m["mode"], m["shown_repeat"]
         head = Text()
@@ -324,7 +328,8 @@ def _report(r: RunReport, width: int) -> Group:
             last = max(h.finish_s or 0.0 for h in hosts)
             parts.append(Text("hosts: " + " · ".join(
                 f"n{h.node} {h.host} ({h.workers}): finish {fmt_s(h.finish_s)}, util. {fmt_pct(h.util)}, "
-                f"waited {fmt_s(h.barrier_s)}" + (" ◀ last" if h.finish_s == last else "") for h in hosts)))
+                f"waited {fmt_long(h.barrier_s)}" + (" ◀ last" if h.finish_s == last else "")
+                for h in hosts)))
     some = f"{BUSY_WAIT} busy, ≥ {SOME_WAIT * 100:.0f} % waiting  " if has_wait else ""
     lost = f"{LOST} worker lost  " if any(x.faults.lost for x in r.modes) else ""
     parts.append(Text(f"{BUSY} busy  {some}{WAIT} waiting at a barrier  {FAIL} failed  {lost}{IDLE} idle  "
@@ -354,7 +359,7 @@ def _summary(r: RunReport, width: int) -> Group:
         t.append(f"{m['mode']:<{max(11, max(len(x['mode']) for x in data['modes']))}}",
                  style="bold" if m["mode"] == data["first"] else "")
         t.append(f" {fmt_s(m['makespan_s']):>8}  lower bound {fmt_s(m['lower_bound_s'])}  "
-                 f"barrier wait {fmt_s(m['barrier_wait_s'])}  util. {fmt_pct(m['util'])}"
+                 f"barrier wait {fmt_long(m['barrier_wait_s'])}  util. {fmt_pct(m['util'])}"
                  + (f"  GPU active {fmt_pct(m['gpu_util'])}" if m["gpu_util"] is not None else ""))
         if m["failed"]:
             t.append(f"  {m['failed']} failed", style="bold red")
@@ -365,8 +370,9 @@ def _summary(r: RunReport, width: int) -> Group:
             t.append(_finish_range(m["workers"]))
         else:  # finish times, wrapped by hand so that no entry is split across lines
             line_len = width
+            mark = slowest_word(sum(w["slowest"] for w in m["workers"]))
             for w in m["workers"]:
-                item = f"{w['device']} {fmt_s(w['finish_s'])}" + (f" {SLOWEST}" if w["slowest"] else "")
+                item = f"{w['device']} {fmt_s(w['finish_s'])}" + (f" {mark}" if w["slowest"] else "")
                 if line_len + 3 + len(item) > width:
                     t.append("\n  finish: " if line_len == width else "\n          ")
                     line_len = 10
@@ -382,6 +388,9 @@ def _summary(r: RunReport, width: int) -> Group:
               and m["mode"] not in data["incomplete"]]
     if ratios:
         parts.append(Text("ratios: " + " · ".join(ratios)))
+    went = summary_line(r)
+    if went.plain:
+        parts.append(went)
     return Group(*parts)
 
 
@@ -396,7 +405,8 @@ def _finish_range(workers: list[dict[str, Any]]) -> Text:
     slow = [w["device"] for w in done if w["slowest"]]
     t.append(f"first {first['device']} {fmt_s(first['finish_s'])} · median {fmt_s(median)} · last ")
     t.append(f"{', '.join(slow[:3]) + ('…' if len(slow) > 3 else '') if slow else last['device']} "
-             f"{fmt_s(last['finish_s'])}" + (f" {SLOWEST}" if slow else ""), style="bold red" if slow else "")
+             f"{fmt_s(last['finish_s'])}" + (f" {slowest_word(len(slow))}" if slow else ""),
+             style="bold red" if slow else "")
     return t
 
 
@@ -432,7 +442,8 @@ def render_compare(a: RunReport, b: RunReport, quality: Quality | None = None) -
     metrics = (("total time", "makespan_s", fmt_s), ("vs free-run", "vs_free_run", lambda x: f"{x:.2f}×"),
                ("mean task", "mean_task_s", fmt_s), ("task CV", "task_cv", fmt_pct),
                ("origin predicted", "origin_prediction_s", fmt_s), ("lower bound", "lower_bound_s", fmt_s),
-               ("sync points", "sync_points", lambda x: f"{x:d}"), ("barrier wait", "barrier_wait_s", fmt_s),
+               ("sync points", "sync_points", lambda x: f"{x:d}"),
+               ("barrier wait", "barrier_wait_s", fmt_long),
                ("utilisation", "util", fmt_pct),
                *((("GPU active (NVML)", "gpu_util", fmt_pct),) if da["has_gpu_util"] or db["has_gpu_util"]
                  else ()),
