@@ -61,7 +61,7 @@ def _differences(configs: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def _connect(info: DistInfo) -> Group:
+def connect(info: DistInfo) -> Group:
     """This round's group, over the store torchrun's agent serves (it outlives a restart, so the round works
     under a key prefix of its own)."""
     import torch.distributed as dist
@@ -88,7 +88,7 @@ def prepare(request: Request) -> Job:
     if request.resume is not None:
         raise BenchError("--resume runs under bench run, not torchrun: a restarted torchrun group resumes "
                          "its folder by itself (--max-restarts, the same --rdzv-id)")
-    group = _connect(info)
+    group = connect(info)
     # 1. This rank's device and workload, checked here; then the same options on every node.
     problem, job = None, None
     try:
@@ -155,7 +155,7 @@ def _watch(job: Job, group: Group, schedule: list[ModeRun], local_ranks: list[in
     """Rank 0: every rank's state every 0.5 s, to the job's poll (live status file, metrics) and the progress
     line; each rank's beacon times put on rank 0's clock through its measured offset."""
     assert job.folder is not None
-    printer = progress_printer(job.folder.run_dir, schedule, group.world, job.config.images, local_ranks)
+    printer = progress_printer(job.folder.run_dir, schedule, group.world, len(job.tasks), local_ranks)
     offsets = {w.worker: w.clock_offset_ns for w in job.folder.meta.workers}
 
     def on_beacons(beacons: dict[int, Beacon]) -> None:
