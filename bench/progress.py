@@ -13,10 +13,29 @@ current one's projected length before any has).
 
 from __future__ import annotations
 
-import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NamedTuple
+
+from bench.schema import Kind
+from bench.store import tail_rows
+
+
+class WorkerState(NamedTuple):
+    """What a worker is doing, as its launcher last saw it (from its beacon): what every poll hands the
+    progress view, the live status file and the metrics."""
+
+    state: str
+    """The beacon's state: load, warmup, start, task, claim, barrier, done; "lost" once lost."""
+    key: str = ""
+    """Its mode run, "attempt/repeat/mode" ("" while loading)."""
+    task: int | None = None
+    """The id of the task it runs (state "task"), else None."""
+    since_ns: int | None = None
+    """When it entered the state, on this process's monotonic clock (`time.perf_counter_ns`); None where
+    unknown."""
 
 
 @dataclass(frozen=True)
@@ -81,18 +100,13 @@ class ProgressFeed:
 
     # -- feeding
 
-    def update(self, run_dir: Path, states: dict[int, tuple[str, str]] | None = None) -> None:
-        """Read new span lines of `run_dir`; `states`: worker -> (beacon state, mode-run key "a/r/mode")."""
-        for path in sorted((run_dir / "spans").glob("w*.jsonl")):
-            with open(path, "rb") as f:
-                f.seek(self.offsets.get(path, 0))
-                chunk = f.read()
-            end = chunk.rfind(b"\n") + 1  # only whole lines; a torn last line is read next time
-            self.offsets[path] = self.offsets.get(path, 0) + end
-            for line in chunk[:end].splitlines():
-                self._add(json.loads(line))
-        for w, (state, key) in (states or {}).items():
-            self.set_state(w, state, key)
+    def update(self, run_dir: Path, states: Mapping[int, Sequence[Any]] | None = None) -> None:
+        """Read new span lines of `run_dir` (whole lines; a torn last line is read next time); `states`:
+        worker -> its `WorkerState` (or just (beacon state, mode-run key "a/r/mode"))."""
+        for row in tail_rows(run_dir / "spans", self.offsets, kinds=(Kind.TASK,)):
+            self._add(row)
+        for w, s in (states or {}).items():
+            self.set_state(w, s[0], s[1])
 
     def set_state(self, worker: int, state: str, key: str = "") -> None:
         p = self.workers.setdefault(worker, WorkerProgress(since=self._now()))

@@ -7,6 +7,7 @@ Layout of a run folder:
     spans/w<G>.jsonl     one JSON object per line per span, appended and flushed by worker G as it happens
     spans/*.parquet      spans written all at once, in columns (the simulator's: a million rows)
     samples/w<G>.jsonl   device samples (NVML), if any
+    live.json            while the run goes: what each worker does now, rewritten every second by the owner
 
 `load_run` reads both; real runs keep the line-per-span logs (a crash loses at most the line in flight), and
 Arrow parses them in C++.
@@ -36,6 +37,7 @@ from bench.errors import BenchError
 from bench.schema import READABLE_SCHEMAS, SCHEMA_VERSION, Kind, RunMeta, Sample, Span, Status
 
 META = "meta.json"
+LIVE = "live.json"
 
 
 def check_out_dir(out: Path) -> None:
@@ -134,6 +136,62 @@ def read_meta(run_dir: Path) -> RunMeta:
 
 # One encoder for every line (json.dumps with separators makes a new one per call: a third of its time).
 _ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def write_live(run_dir: Path, doc: dict[str, Any]) -> None:
+    """Write live.json atomically: the run owner's last view of its workers (`runners.status`)."""
+    tmp = run_dir / (LIVE + ".tmp")
+    tmp.write_text(_ENCODE(doc) + "\n")
+    tmp.replace(run_dir / LIVE)
+
+
+def read_live(run_dir: Path) -> dict[str, Any] | None:
+    """live.json of a run folder, or None where there is none (or it cannot be read)."""
+    try:
+        doc = json.loads((run_dir / LIVE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def tail_lines(folder: Path, offsets: dict[Path, int], pattern: str = "w*.jsonl",
+               kinds: tuple[str, ...] | None = None) -> list[bytes]:
+    """The lines appended to `folder`'s logs since the last call with the same `offsets` (which it advances):
+    whole lines only, so a line being written is read next time; with `kinds`, only the spans of those kinds
+    (a step span is most lines of an edit's log). It only reads."""
+    wanted = None if kinds is None else re.compile(
+        rb'"kind": ?"(?:' + b"|".join(re.escape(k.encode()) for k in kinds) + rb')"')
+    out: list[bytes] = []
+    for path in sorted(folder.glob(pattern)):
+        try:
+            with open(path, "rb") as f:
+                f.seek(offsets.get(path, 0))
+                chunk = f.read()
+        except FileNotFoundError:
+            continue
+        end = chunk.rfind(b"\n") + 1
+        offsets[path] = offsets.get(path, 0) + end
+        out.extend(x for x in chunk[:end].split(b"\n") if x.strip() and (wanted is None or wanted.search(x)))
+    return out
+
+
+def tail_rows(folder: Path, offsets: dict[Path, int], pattern: str = "w*.jsonl",
+              kinds: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+    """`tail_lines`, each parsed."""
+    return [json.loads(x) for x in tail_lines(folder, offsets, pattern, kinds)]
+
+
+def tail_table(folder: Path, offsets: dict[Path, int], schema: pa.Schema,
+               kinds: tuple[str, ...] | None = None) -> pa.Table:
+    """`tail_lines` as one Arrow table of `schema`'s columns (Arrow parses them in C++: a reader that keeps
+    up with thousands of records a second for the cost of a few ms)."""
+    lines = tail_lines(folder, offsets, kinds=kinds)
+    if not lines:
+        return schema.empty_table()
+    block = max(1 << 20, 2 * max(map(len, lines)))  # Arrow's blocks must hold a whole line
+    return pa_json.read_json(pa.BufferReader(b"\n".join(lines)), read_options=pa_json.ReadOptions(
+        use_threads=False, block_size=block), parse_options=pa_json.ParseOptions(
+        explicit_schema=schema, unexpected_field_behavior="ignore"))
 
 
 class JsonlWriter:
@@ -382,6 +440,14 @@ def owner_alive(owner: dict[str, Any]) -> bool | None:
     except OSError:
         return False
     return b"bench" in cmdline or b"pytest" in cmdline
+
+
+def shown_status(meta: RunMeta) -> str:
+    """The status a reader shows: meta.json's, except "running" where its owner process is gone (killed, or
+    the machine rebooted)."""
+    if meta.status == "running" and owner_alive(meta.owner) is False:
+        return f"interrupted (its process {meta.owner.get('pid')} is gone)"
+    return meta.status
 
 
 def write_spans_columns(run_dir: Path, name: str, const: dict[str, Any], worker: np.ndarray, task: np.ndarray,

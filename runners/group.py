@@ -5,7 +5,8 @@
 - `Hooks`: around each mode run, the clock exchange with rank 0 (`runners.clock`) and, where the ranks share
   no folder, shipping each rank's new records to rank 0, which appends them to the run folder;
 - `watch_own_hang`: a hung task ends its own process (where only an engine, not a parent, watches it);
-- `print_progress`: rank 0's progress line from the records and every worker's beacon in the store.
+- `watch_group`: rank 0 reads every rank's beacon from the store every 0.5 s, for the launcher's poll
+  (`Job.states`: the live status file, the metrics); `progress_printer`: rank 0's progress line from it.
 
 It knows nothing of torchrun's environment: a launcher hands it the store, the rank and the world size.
 """
@@ -18,16 +19,18 @@ import secrets
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
 from bench.lifecycle import ModeRun
-from bench.progress import Planned, ProgressFeed, plain_line
+from bench.progress import Planned, ProgressFeed, WorkerState, plain_line
 from runners.clock import Measurement, Timeline, exchange, fit
 from runners.sync import Beacon, StoreSync
 
 PROGRESS_EVERY_S = 30.0  # rank 0's progress line
+STATES_EVERY_S = 0.5  # rank 0 reads every rank's beacon this often (live.json is rewritten every second)
 
 
 def fresh_namespace(store: Any, rank: int, world: int, timeout_s: float) -> str:
@@ -166,24 +169,40 @@ def watch_own_hang(sync: StoreSync, timeout_s: float | None, rank: int) -> None:
     threading.Thread(target=loop, name="syncbench-watchdog", daemon=True).start()
 
 
-def print_progress(store: Any, run_dir: Path, schedule: list[ModeRun], world: int, images: int,
-                    local_ranks: list[int]) -> None:
-    """Rank 0: a progress line every PROGRESS_EVERY_S on stderr (torchrun's and Slurm's logs are files), from
-    the records in the run folder and every rank's beacon in the store."""
+def read_beacons(store: Any, world: int) -> dict[int, Beacon]:
+    """Every rank's beacon in the store (one round trip once every rank has one)."""
+    keys = [f"beacon/{w}" for w in range(world)]
+    if store.check(keys):
+        return {w: Beacon.loads(raw) for w, raw in enumerate(store.multi_get(keys))}
+    return {w: Beacon.loads(store.get(k)) for w, k in enumerate(keys) if store.check([k])}
+
+
+def watch_group(store: Any, world: int, on_beacons: Callable[[dict[int, Beacon]], None]) -> None:
+    """Rank 0: every rank's beacon, every STATES_EVERY_S on a daemon thread, to `on_beacons` (the launcher's
+    poll: the live status file, the metrics, the progress line)."""
+    def loop() -> None:
+        while True:
+            time.sleep(STATES_EVERY_S)
+            on_beacons(read_beacons(store, world))
+
+    threading.Thread(target=loop, name="syncbench-states", daemon=True).start()
+
+
+def progress_printer(run_dir: Path, schedule: list[ModeRun], world: int, images: int,
+                     local_ranks: list[int]) -> Callable[[Mapping[int, WorkerState]], None]:
+    """Rank 0's progress line, printed at most every PROGRESS_EVERY_S on stderr (torchrun's and Slurm's logs
+    are files), from the records in the run folder and the states it is handed."""
     plan = [Planned(x.repeat, x.mode, images, x.attempt) for x in schedule]
     feed = ProgressFeed(world, plan)
     where = (f" (tasks counted: ranks on this node; ranks {local_ranks} send theirs at the end)"
              if local_ranks else "")
+    last = [time.monotonic()]
 
-    def loop() -> None:
-        while True:
-            time.sleep(PROGRESS_EVERY_S)
-            keys = [f"beacon/{w}" for w in range(world)]
-            states = {w: (b.state, b.key) for w, k in enumerate(keys) if store.check([k])
-                      for b in [Beacon.loads(store.get(k))]}
-            feed.update(run_dir, states)
-            print(plain_line(feed.snapshot(), len(plan), feed.failed()) + where, file=sys.stderr, flush=True)
+    def printer(states: Mapping[int, WorkerState]) -> None:
+        if time.monotonic() - last[0] < PROGRESS_EVERY_S:
+            return
+        last[0] = time.monotonic()
+        feed.update(run_dir, states)
+        print(plain_line(feed.snapshot(), len(plan), feed.failed()) + where, file=sys.stderr, flush=True)
 
-    threading.Thread(target=loop, name="syncbench-progress", daemon=True).start()
-
-
+    return printer

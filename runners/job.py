@@ -9,7 +9,7 @@ they are known before any starts, nothing written yet. Its `run` then opens the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -21,18 +21,22 @@ from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.lifecycle import Loss, ModeRun, RunFolder
 from bench.modes import modes_label
+from bench.progress import WorkerState
 from bench.schema import RunMeta, WorkerMeta
 from bench.store import check_out_dir
 from bench.workload import DEFAULT_TASKS, Task, Where, Workload, input_table, task_count, task_list
+from runners.metrics import Exporter, MetricsAt
 from runners.monitor import Poll
+from runners.status import LiveFile
 from runners.worker import WorkerSpec
 from runners.workloads import get_workload, make_workload
 
-# The CLI's progress callback: the run folder and each worker's (beacon state, mode-run key).
-RunPoll = Callable[[Path, dict[int, tuple[str, str]]], None]
+# What reads every poll of the workers' states in the process that owns the folder (the CLI's progress view,
+# the live status file, the metrics): the run folder and each worker's state.
+RunPoll = Callable[[Path, dict[int, WorkerState]], None]
 
 
-def _no_poll(run_dir: Path, states: dict[int, tuple[str, str]]) -> None:
+def _no_poll(run_dir: Path, states: dict[int, WorkerState]) -> None:
     pass
 
 
@@ -52,6 +56,8 @@ class Request:
     """With `resume`: what may change without changing the work (retries, task_timeout, on_worker_loss)."""
     no_shared_fs: bool = False
     """Under torchrun: the nodes share no filesystem (each writes its own records; rank 0 collects them)."""
+    metrics: MetricsAt | None = None
+    """--metrics-port: serve Prometheus metrics from the process that owns the run folder."""
 
 
 @dataclass
@@ -69,6 +75,10 @@ class Job:
     """--resume: the folder, its meta.json and what is left to run in it."""
     no_shared_fs: bool = False
     poll: RunPoll = _no_poll
+    watchers: list[RunPoll] = field(default_factory=lambda: [LiveFile()])
+    """What else reads every poll: the live status file (live.json), the metrics when served."""
+    metrics: Exporter | None = None
+    """The Prometheus exporter, where this process serves one (`serve_metrics`)."""
     on_open: Callable[[RunFolder], None] = _no_hook
     """Called once the run folder exists (new or resumed), before any worker starts: the CLI names it."""
     folder: RunFolder | None = None
@@ -139,10 +149,22 @@ class Job:
         return [self.spec(d, G, folder.run_dir, folder.schedule, _threads(G) if cpu else None)
                 for d in self.devices]
 
-    def states(self, states: dict[int, tuple[str, str]]) -> None:
-        """The workers' states, to the progress view (once the folder is open)."""
-        if self.folder is not None:
-            self.poll(self.folder.run_dir, states)
+    def states(self, states: Mapping[int, WorkerState | tuple[str, str]]) -> None:
+        """The workers' states (or just (state, mode-run key) each), as a launcher polls them: to the progress
+        view and the watchers (once the folder is open). Every launcher calls it, from the process that owns
+        the folder."""
+        if self.folder is None:
+            return
+        seen = {w: s if isinstance(s, WorkerState) else WorkerState(*s) for w, s in states.items()}
+        self.poll(self.folder.run_dir, seen)
+        for watch in self.watchers:
+            watch(self.folder.run_dir, seen)
+
+    def serve_metrics(self, at: MetricsAt) -> None:
+        """Serve this run's Prometheus metrics from this process (the one that will own the folder and poll
+        every worker); a BenchError if the port cannot be had. Call it in `prepare`: nothing is written."""
+        self.metrics = Exporter(at)
+        self.watchers.append(self.metrics.observe)
 
     def close(self, losses: list[Loss]) -> Path:
         """Close the folder with the outcome its records and `losses` give; BenchError if the run failed (an
@@ -212,8 +234,11 @@ def prepare_local(request: Request, launcher: str) -> Job:
     if resumed is None:
         check_out_dir(config.out)
     devices, note = resolve(config.gpus, config.workers)
-    return make_job(request, config, resumed, launcher, devices, devices[0].device.startswith("cuda"),
-                    [note] if note else [])
+    job = make_job(request, config, resumed, launcher, devices, devices[0].device.startswith("cuda"),
+                   [note] if note else [])
+    if request.metrics is not None:
+        job.serve_metrics(request.metrics)
+    return job
 
 
 StartFn = Callable[[list[WorkerSpec], Poll, "float | None"], list[Loss]]

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.lifecycle import Loss
+from bench.lifecycle import Loss, ModeRun
 from bench.modes import get_mode
+from bench.progress import WorkerState
 from bench.schema import Kind, Span, Status
 from bench.store import JsonlWriter
+from bench.workload import Task
 from runners.sync import STOP, Beacon, Store, lost_set, mark_lost, requeue
 from runners.worker import WorkerSpec
 from runners.workloads.synthetic import DIE_EXIT_CODE
@@ -44,9 +46,9 @@ def exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
-# What a launcher calls about every 0.1 s with each worker's (beacon state, mode-run key), for the progress
-# view.
-Poll = Callable[[dict[int, tuple[str, str]]], None]
+# What a launcher calls about every 0.1 s with each worker's state: for the progress view, the live status
+# file and the metrics (`runners.job.Job.states`).
+Poll = Callable[[dict[int, WorkerState]], None]
 POLL_S = 0.1
 
 
@@ -72,6 +74,7 @@ class Monitor:
     losses: list[Loss] = field(default_factory=list)
     _warmup_s: dict[int, float] = field(default_factory=dict)
     _seen: dict[int, Beacon] = field(default_factory=dict)
+    _lost_at: dict[int, int] = field(default_factory=dict)
     _writer: JsonlWriter | None = None
 
     def timeout_for(self, worker: int) -> float | None:
@@ -82,12 +85,13 @@ class Monitor:
         warm = self._warmup_s.get(worker)
         return None if warm is None else max(MIN_TASK_TIMEOUT_S, WARMUPS_PER_TIMEOUT * warm)
 
-    def states(self) -> dict[int, tuple[str, str]]:
-        """Each worker's last seen beacon as (state, mode-run key), "lost" for a lost one: for the progress
-        view."""
-        out = {w: (b.state, b.key) for w, b in self._seen.items()}
+    def states(self) -> dict[int, WorkerState]:
+        """Each worker's last seen beacon as a `WorkerState`, "lost" for a lost one (since it was noticed)."""
+        specs = {s.worker: s for s in self.specs}
+        out = {w: worker_state(b, specs[w].tasks, specs[w].schedule) for w, b in self._seen.items()}
         for x in self.losses:
-            out[x.worker] = ("lost", out.get(x.worker, ("", ""))[1])
+            out[x.worker] = WorkerState("lost", out[x.worker].key if x.worker in out else "",
+                                        since_ns=self._lost_at.get(x.worker))
         return out
 
     def beacon(self, worker: int) -> Beacon | None:
@@ -131,13 +135,9 @@ class Monitor:
     def _lose(self, spec: WorkerSpec, b: Beacon | None, cause: str, detail: str, now: int) -> Loss:
         w = spec.worker
         attempt, repeat, mode = _parse_key(b.key if b else "")
-        task_id: int | None = None
-        if b is not None and b.state == "task" and b.task is not None:
-            run = next((r for r in spec.schedule if (r.attempt, r.repeat, r.mode) == (attempt, repeat, mode)),
-                       None)
-            indices = run.tasks if run is not None and run.tasks is not None else range(len(spec.tasks))
-            task_id = spec.tasks[indices[b.task]].id
+        task_id = worker_state(b, spec.tasks, spec.schedule).task if b is not None else None
         loss = Loss(w, cause, detail, task_id, mode, repeat)
+        self._lost_at[w] = now
         # 1. The record: on the lost worker's lane, from the start of what it was doing to now.
         if b is not None and mode is not None:
             self._record(spec, b, loss, attempt, now)
@@ -169,6 +169,20 @@ class Monitor:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+def worker_state(b: Beacon, tasks: Sequence[Task], schedule: Sequence[ModeRun],
+                 offset_ns: int = 0) -> WorkerState:
+    """A worker's beacon as a `WorkerState`: its task index turned into the task's id (through its mode run's
+    task list in `schedule`), its time onto this process's clock (`offset_ns`: the worker's clock minus this
+    one's)."""
+    task_id: int | None = None
+    if b.state == "task" and b.task is not None:
+        attempt, repeat, mode = _parse_key(b.key)
+        run = next((r for r in schedule if (r.attempt, r.repeat, r.mode) == (attempt, repeat, mode)), None)
+        indices = run.tasks if run is not None and run.tasks is not None else range(len(tasks))
+        task_id = tasks[indices[b.task]].id
+    return WorkerState(b.state, b.key, task_id, b.since_ns - offset_ns)
 
 
 def _parse_key(key: str) -> tuple[int, int | None, str | None]:

@@ -27,6 +27,7 @@ from bench.errors import BenchError, Terminated
 from bench.modes import MODE_GROUPS, MODE_NAMES, parse_modes
 from runners.job import Request
 from runners.launchers import LAUNCHERS, SELECTABLE
+from runners.metrics import MetricsAt
 from runners.workloads import WORKLOADS
 from syncbench.answer import WRITTEN_REPEATS, with_job_options
 from syncbench.live import progress_view
@@ -124,6 +125,16 @@ def run(
              "and rank 0 collects them at the end of each mode (detected when rank 0's folder is not "
              "visible).")] = False,
     report: Annotated[bool, typer.Option(help="Write charts and trace when done.")] = True,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve the run's Prometheus metrics on this port while it runs (0: any free port), from the "
+             "process that owns the run folder (rank 0 under torchrun): tasks, task and phase times, barrier "
+             "wait, worker states, NVML readings (docs/metrics.md). Needs prometheus_client: pip install "
+             "'syncbench[metrics]'.")] = None,
+    metrics_addr: Annotated[str, typer.Option(
+        help="With --metrics-port: the address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    metrics_wait: Annotated[float, typer.Option(
+        help="With --metrics-port: after the run, wait up to this many seconds for a last scrape, so that "
+             "the scraper holds the final counts (only where something has scraped the run).")] = 30.0,
     **options: Any,
 ) -> None:
     """Run the workload on every device under each mode; write a run folder and report it.
@@ -148,6 +159,8 @@ def run(
         _fail(e)
     for note in job.notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    if job.metrics is not None:
+        err.print(f"metrics: {job.metrics.url}", highlight=False, soft_wrap=True)
     # 2. The run, with its progress on stderr where this process sees every worker; its folder named as
     # soon as it exists.
     progress: Any = contextlib.nullcontext()
@@ -159,6 +172,7 @@ def run(
         with progress:
             run_dir = launcher.run(job)
     except BenchError as e:
+        _end_metrics(job, metrics_wait)  # a failed run's records are final too
         folder = job.folder  # a run that failed once its folder was open: say where it is
         _fail(BenchError(f"{e}; {folder.run_dir} is kept, marked failed: bench run --resume {folder.run_dir} "
                          "runs it again") if folder is not None and folder.meta.status == "failed" else e)
@@ -173,8 +187,27 @@ def run(
         return
     # 3. The summary and the charts; exit 1 where the run had faults.
     err.print(f"finished in {time.monotonic() - started:.1f} s → {run_dir}", highlight=False)
+    if job.metrics is not None:
+        job.metrics.finish()  # every record is on disk: a scrape during the report reads them all
     _report(run_dir, charts=report, summary_only=True)
+    _end_metrics(job, metrics_wait)
     _exit_for_faults(run_dir)
+
+
+def _end_metrics(job: Any, wait_s: float) -> None:
+    """The run folder is closed: wait (up to `wait_s`) for a scrape that read every record, where something
+    has scraped the run, then stop serving."""
+    m = job.metrics
+    if m is None:
+        return
+    m.finish()
+    if wait_s > 0 and m.wait_final(0) is False:
+        err.print(f"metrics: waiting up to {wait_s:g} s for a last scrape of {m.url} (--metrics-wait)",
+                  highlight=False, soft_wrap=True)
+        if not m.wait_final(wait_s):
+            err.print(f"[yellow]note:[/] no scrape of {m.url} came within {wait_s:g} s after the run: the "
+                      "scraper's counts may miss its last records", highlight=False, soft_wrap=True)
+    m.close()
 
 
 def _name_folder(folder: RunFolder) -> None:
@@ -191,20 +224,36 @@ def _request(ctx: typer.Context, given: dict[str, Any], options: dict[str, Any])
     if given["keep_partial"] and given["resume"] is None:
         raise BenchError("--keep-partial applies to --resume only")
     argv = ["bench", *sys.argv[1:]]
+    metrics = _metrics_at(ctx, given)
     if given["resume"] is not None:
         typed = [o for o in WORK_OPTIONS if _given(ctx, o)]
         if typed:
             flag = "--out" if typed[0] == "out_dir" else "--" + typed[0].replace("_", "-")
             raise BenchError(f"--resume runs the work its folder recorded: it cannot take {flag} (drop it)")
         return Request(None, argv, resume=given["resume"], keep_partial=given["keep_partial"],
-                       changes={k: v for k, v in changes.items() if _given(ctx, k)})
+                       changes={k: v for k, v in changes.items() if _given(ctx, k)}, metrics=metrics)
     config = RunConfig(
         modes=parse_modes(given["mode"]), images=given["images"], launcher=given["backend"],
         workload=given["workload"], gpus=given["gpus"], workers=given["workers"], out=given["out_dir"],
         seed=given["seed"], repeat=given["repeat"], **changes,
         options={k: v for k, v in options.items() if _given(ctx, k)},
     )
-    return Request(config, argv, no_shared_fs=given["no_shared_fs"])
+    return Request(config, argv, no_shared_fs=given["no_shared_fs"], metrics=metrics)
+
+
+def _metrics_at(ctx: typer.Context, given: dict[str, Any]) -> MetricsAt | None:
+    """Where --metrics-port asks the metrics to be served; None without it."""
+    port = given["metrics_port"]
+    if port is None:
+        for option in ("metrics_addr", "metrics_wait"):
+            if _given(ctx, option):
+                raise BenchError(f"--{option.replace('_', '-')} applies with --metrics-port only")
+        return None
+    if not 0 <= port <= 65535:
+        raise BenchError(f"--metrics-port must be a port number (0 to 65535; 0: any free port), got {port}")
+    if given["metrics_wait"] < 0:
+        raise BenchError(f"--metrics-wait must be at least 0 seconds, got {given['metrics_wait']:g}")
+    return MetricsAt(given["metrics_addr"], port)
 
 
 def _exit_for_faults(run_dir: Path) -> None:
@@ -256,7 +305,7 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
     from dataclasses import replace
 
     from bench.analysis.select import is_task
-    from bench.store import load_run, owner_alive
+    from bench.store import load_run, shown_status
 
     size = _records_bytes(run_dir)
     if size >= READING_NOTE_BYTES:  # a big run takes seconds to read: say what is going on, on stderr
@@ -265,10 +314,7 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
         data = load_run(run_dir)
     except BenchError as e:
         _fail(e)
-    if data.meta.status == "running" and owner_alive(data.meta.owner) is False:
-        # Its process is gone (killed, or the machine rebooted): say so rather than "running".
-        gone = f"interrupted (its process {data.meta.owner.get('pid')} is gone)"
-        data = replace(data, meta=replace(data.meta, status=gone))
+    data = replace(data, meta=replace(data.meta, status=shown_status(data.meta)))
     from bench.analysis.export import report_json
     from bench.analysis.report import build_report
     from viz.terminal import render_report, render_summary
@@ -310,10 +356,42 @@ def report(
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Write the charts and trace here instead of into "
                       "the run folder (e.g. for a read-only one).")] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", help="On a run in progress, from any host that sees its folder: redraw the timeline, the "
+                         "table and what each worker runs now every --every seconds until the run ends, then "
+                         "print the report. Writes nothing into the run folder (charts only with "
+                         "--out).")] = False,
+    every: Annotated[float | None, typer.Option(
+        help="With --follow: seconds between frames (default 2 on a terminal, 5 into a file).")] = None,
 ) -> None:
     """Terminal report of a run, then gantt.png, utilization.png, overhead.png, trace.json and report.html
-    (into the run folder, or --out)."""
+    (into the run folder, or --out). With --follow, the report of a run in progress, redrawn until it ends."""
+    if follow:
+        _follow(run_dir, as_json, every, out_dir, charts)
+        return
     _report(run_dir, charts=charts and not as_json, as_json=as_json, charts_to=out_dir)
+
+
+def _follow(run_dir: Path, as_json: bool, every: float | None, out_dir: Path | None, charts: bool) -> None:
+    """`bench report --follow`: frames until the run ends, then its report, exactly as `bench report` prints
+    it (the run folder is never written: the charts go to --out only)."""
+    from syncbench.follow import follow_run, rule
+
+    try:
+        if as_json:
+            raise BenchError("--follow redraws the report as the run goes; --json prints it once: drop one")
+        if every is not None and every <= 0:
+            raise BenchError(f"--every must be more than 0 seconds, got {every:g}")
+        ended = follow_run(run_dir, out, every)
+    except BenchError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    if ended.startswith("running"):  # its owner stopped writing, from another host: say so
+        err.print(f"[yellow]note:[/] {ended}", highlight=False, soft_wrap=True)
+    if not out.is_terminal:
+        out.print(rule(f"the run ended ({ended}): its report"))
+    _report(run_dir, charts=charts and out_dir is not None, charts_to=out_dir)
 
 
 @app.command()

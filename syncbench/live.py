@@ -13,7 +13,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
 from bench.modes import get_mode
-from bench.progress import Planned, ProgressFeed, clock_text, headline, plain_line, stage_text
+from bench.progress import (
+    Planned,
+    ProgressFeed,
+    WorkerState,
+    clock_text,
+    headline,
+    plain_line,
+    stage_text,
+)
 
 PLAIN_EVERY_S = 10.0  # where stderr is not a terminal, a progress line this often
 MAX_BARS = 16  # above this many workers, one line of stage counts instead of a bar per worker
@@ -47,7 +55,7 @@ def progress_view(err: Console, job: Any) -> tuple[Any, Any]:
 def _plain(err: Console, feed: ProgressFeed, n_runs: int) -> Any:
     last = [time.monotonic()]
 
-    def plain(run_dir: Path, states: dict[int, tuple[str, str]]) -> None:
+    def plain(run_dir: Path, states: dict[int, WorkerState]) -> None:
         feed.update(run_dir, states)
         if time.monotonic() - last[0] >= PLAIN_EVERY_S:
             last[0] = time.monotonic()
@@ -71,7 +79,7 @@ def _bars(err: Console, feed: ProgressFeed, plan: list[Planned], job: Any) -> tu
         progress.add_task(f"{d.name[:14]:<14}", total=total(None, d.worker), info="starting")
         for d in job.devices]
 
-    def rich(run_dir: Path, states: dict[int, tuple[str, str]]) -> None:
+    def rich(run_dir: Path, states: dict[int, WorkerState]) -> None:
         feed.update(run_dir, states)
         snap = feed.snapshot()
         finished = sum(x.tasks for x in plan[:snap.index])

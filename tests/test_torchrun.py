@@ -11,10 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.schema import SPAN_COLUMNS
 from bench.store import load_run
@@ -158,6 +161,54 @@ def test_two_nodes_share_one_run_folder_and_a_restarted_group_resumes_it(own_set
     # On one host the offset is measured too, and comes out under its bound.
     for c in run.meta.clocks:
         assert abs(c["offset_ns"]) <= c["rtt_ns"] / 2 + 20_000, c  # + 20 µs: the two ends' own reading cost
+
+
+def _start_with_metrics(tmp_path: Path) -> tuple[int, list[subprocess.CompletedProcess[str]], list[str]]:
+    """Both nodes with --metrics-port (the same options on every node: only rank 0 serves), scraped every
+    0.2 s while they run."""
+    port, scraped, stop = free_port(), [], threading.Event()
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def scrape() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=2) as r:
+                scraped.append(r.read().decode())
+            time.sleep(0.2)
+
+    scraper = threading.Thread(target=scrape, daemon=True)
+    scraper.start()
+    try:
+        res = two_nodes((tmp_path, tmp_path), "--workload", WORKLOAD, "--images", "16", "--mode",
+                        "batch-sync,dynamic", "--metrics-port", str(port))
+    finally:
+        stop.set()
+        scraper.join()
+    return port, res, scraped
+
+
+@together.setup(_start_with_metrics)
+def test_rank_0_serves_every_workers_metrics(own_setup: Outcome) -> None:
+    """Rank 0 serves the metrics of both nodes' workers; its last scrape, of the closed folder, counts every
+    task record by mode, worker, host and status, and sees both workers done."""
+    tmp_path, (port, res, scraped) = own_setup.path, own_setup.result()
+    assert [r.returncode for r in res] == [0, 0], res[0].stdout[-3000:] + res[1].stdout[-3000:]
+    url = f"metrics: http://127.0.0.1:{port}/metrics"
+    assert [r.stdout.count(url) for r in res] == [1, 0]  # node 0 (rank 0) serves; node 1 does not
+    final = [t for t in scraped if "syncbench_run_finished 1.0" in t]
+    assert final, scraped[-1:]
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(final[-1]) for s in f.samples}
+    run = load_run(the_run(tmp_path), counted_only=False)
+    hosts = {w.worker: w.host for w in run.meta.workers}
+    t = run.spans[run.spans["kind"] == "task"]
+    counts = t.groupby(["mode", "worker", "status"]).size().items()
+    want = {("syncbench_tasks_total", (("host", hosts[int(w)]), ("mode", m), ("status", st),
+                                       ("worker", str(w)))): n for (m, w, st), n in counts}
+    assert {k: v for k, v in samples.items() if k[0] == "syncbench_tasks_total"} == want
+    assert {k[1][-1] for k in want} == {("worker", "0"), ("worker", "1")}
+    assert samples[("syncbench_worker_state", (("state", "done"),))] == 2
+    live = json.loads((the_run(tmp_path) / "live.json").read_text())
+    assert [w["worker"] for w in live["workers"]] == [0, 1]
 
 
 def _start_unanswered(tmp_path: Path) -> tuple[int, subprocess.CompletedProcess[str]]:

@@ -29,9 +29,10 @@ from bench.schema import WorkerMeta
 from runners.clock import Timeline
 from runners.devices import describe_device, torch_threads
 from runners.distinfo import DistInfo, apply_test_clock, dist_info
-from runners.group import Group, Hooks, fresh_namespace, print_progress, watch_own_hang
+from runners.group import Group, Hooks, fresh_namespace, progress_printer, watch_group, watch_own_hang
 from runners.job import Job, Launcher, Request, make_job
-from runners.sync import StoreSync
+from runners.monitor import worker_state
+from runners.sync import Beacon, StoreSync
 from runners.worker import worker_main
 
 CONNECT_TIMEOUT = timedelta(seconds=60)  # rank 0's store must answer within this
@@ -94,6 +95,8 @@ def prepare(request: Request) -> Job:
         device = describe_device(info.rank, info.local_rank, node=info.node)
         assert request.config is not None
         job = make_job(request, request.config, None, "torchrun", None, device.device.startswith("cuda"), [])
+        if info.rank == 0 and request.metrics is not None:  # rank 0 serves every worker's metrics
+            job.serve_metrics(request.metrics)
     except BenchError as e:
         problem = f"rank {info.rank} ({socket.gethostname()}): {e}"
     group.agree(problem)
@@ -148,6 +151,21 @@ def _where(job: Job, group: Group, run_dir: Path, token: str) -> tuple[Path | No
     return local, [r for r, is_local in enumerate(group.gather(local is not None)) if is_local]
 
 
+def _watch(job: Job, group: Group, schedule: list[ModeRun], local_ranks: list[int]) -> None:
+    """Rank 0: every rank's state every 0.5 s, to the job's poll (live status file, metrics) and the progress
+    line; each rank's beacon times put on rank 0's clock through its measured offset."""
+    assert job.folder is not None
+    printer = progress_printer(job.folder.run_dir, schedule, group.world, len(job.tasks), local_ranks)
+    offsets = {w.worker: w.clock_offset_ns for w in job.folder.meta.workers}
+
+    def on_beacons(beacons: dict[int, Beacon]) -> None:
+        states = {w: worker_state(b, job.tasks, schedule, offsets.get(w, 0)) for w, b in beacons.items()}
+        job.states(states)
+        printer(states)
+
+    watch_group(group.store, group.world, on_beacons)
+
+
 def run(job: Job) -> Path | None:
     """Run this rank's worker; rank 0 closes the folder and returns it (the others return None)."""
     from runners.nvml import open_sampler
@@ -175,7 +193,7 @@ def run(job: Job) -> Path | None:
     sync = StoreSync(group.store, info.rank, info.world, timeline)
     watch_own_hang(sync, job.config.task_timeout, info.rank)
     if rank0:
-        print_progress(group.store, run_dir, schedule, info.world, len(job.tasks), local_ranks)
+        _watch(job, group, schedule, local_ranks)
     spec = job.spec(device, info.world, where, schedule)
     if rank0 and job.folder is not None:
         with lifecycle.owning(job.folder, interrupted="stopped under torchrun"):
