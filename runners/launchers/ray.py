@@ -81,11 +81,12 @@ class RayWorker:
         m = self.hooks.measured[0][1]
         return m.offset_ns, m.rtt_ns
 
-    def sees(self, run_dir: str, token: str, run_id: str) -> str | None:
-        """None if this actor sees the run folder (the token the driver wrote in it); else the folder of its
-        own on its node where it will write."""
+    def sees(self, run_dir: str, token: str, run_id: str, shared: bool) -> str | None:
+        """None if this actor sees the run folder (the token the driver wrote in it) and may write there
+        (`shared`: not --no-shared-fs); else the folder of its own on its node where it will write."""
         mark = Path(run_dir) / TOKEN
-        if mark.is_file() and mark.read_text() == token and os.access(Path(run_dir) / "spans", os.W_OK):
+        if (shared and mark.is_file() and mark.read_text() == token
+                and os.access(Path(run_dir) / "spans", os.W_OK)):
             return None
         local = Path(tempfile.gettempdir()) / "syncbench-ray" / run_id
         for sub in ("spans", "samples"):
@@ -318,9 +319,12 @@ def _run(job: Job, actors: Actors) -> Path:
 
 
 def _get(ray: Any, refs: list[Any]) -> list[Any]:
-    """The actors' answers; an actor that died between the calls is one line."""
+    """The actors' answers; an actor that failed or died before the run started is one line."""
     try:
         return list(ray.get(refs, timeout=START_TIMEOUT_S))
+    except ray.exceptions.RayTaskError as e:  # the call raised in the actor: its exception's own line
+        raise BenchError(f"a Ray actor failed before the run started: {str(e).strip().splitlines()[-1][:200]}"
+                         ) from None
     except ray.exceptions.RayError as e:
         raise BenchError(f"a Ray actor was lost before the run started: {str(e).splitlines()[0][:200]}"
                          ) from None
@@ -342,7 +346,8 @@ def _specs(job: Job, actors: Actors, workers: list[WorkerMeta]) -> tuple[list[Wo
     run_dir = job.folder.run_dir
     token = secrets.token_hex(8)
     (run_dir / TOKEN).write_text(token)
-    local = _get(ray, [h.sees.remote(str(run_dir), token, run_dir.name) for h in actors.handles])
+    local = _get(ray, [h.sees.remote(str(run_dir), token, run_dir.name, not job.no_shared_fs)
+                       for h in actors.handles])
     job.folder.set_workers(workers, launch={**job.folder.meta.launch, "shared_folder": not any(local)})
     threads = _threads(actors.where, workers[0].device.startswith("cuda"))
     specs = [job.spec(d, len(workers), Path(local[k] or run_dir), job.folder.schedule, threads[k])
