@@ -54,7 +54,8 @@ def main() -> None:
         for kind in KINDS:
             walls[kind].append(once(kind, a.workers, a.out, address))
     ray.shutdown()
-    print(f"| launcher ({a.workers} workers) | launch to exit, median of {a.repeats} | runs |\n| --- | --- | --- |")
+    print(f"| launcher ({a.workers} workers) | launch to exit, median of {a.repeats} | runs |")
+    print("| --- | --- | --- |")
     for kind, w in walls.items():
         print(f"| {kind} | {statistics.median(w):.2f} s | {', '.join(f'{x:.2f}' for x in w)} |")
 

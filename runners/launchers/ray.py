@@ -67,7 +67,7 @@ class RayWorker:
             gpu = int(ray.get_gpu_ids()[0])
             meta = replace(meta, name=meta.name.replace("cuda:0", f"cuda:{gpu}", 1), local_rank=gpu)
         return {"meta": meta, "pid": os.getpid(), "ip": ray.util.get_node_ip_address(),
-                "cores": os.cpu_count() or 1}
+                "node": ray.get_runtime_context().get_node_id(), "cores": os.cpu_count() or 1}
 
     def connect(self, host: str, port: int, n_workers: int) -> tuple[int, int]:
         """Join the driver's store; the first clock exchange with it: (offset, round trip) in ns."""
@@ -223,7 +223,7 @@ def prepare(request: Request) -> Job:
             ray.shutdown()
         raise
     job.devices = _devices(job.extra["ray"].where)
-    job.notes.append(f"Ray: {n} actors on {len({w['ip'] for w in job.extra['ray'].where})} node(s) of "
+    job.notes.append(f"Ray: {n} actors on {len({w['node'] for w in job.extra['ray'].where})} node(s) of "
                      + ("the cluster at " + job.extra["ray"].address if joined else "a local cluster"))
     return job
 
@@ -249,14 +249,14 @@ def _start(ray: Any, n: int, cuda: bool, own: bool) -> Actors:
 
 
 def _devices(where: list[dict[str, Any]]) -> list[WorkerMeta]:
-    """Each actor's device, with its node (numbered by first appearance); lanes say the node when the actors
-    are on more than one."""
+    """Each actor's device, with its Ray node (numbered by first appearance); lanes say the node when the
+    actors are on more than one."""
     nodes: dict[str, int] = {}
     for w in where:
-        nodes.setdefault(w["ip"], len(nodes))
+        nodes.setdefault(w["node"], len(nodes))
     out = []
     for w in where:
-        node = nodes[w["ip"]]
+        node = nodes[w["node"]]
         meta: WorkerMeta = w["meta"]
         out.append(replace(meta, node=node, name=f"n{node} {meta.name}" if len(nodes) > 1 else meta.name))
     return out
@@ -266,7 +266,7 @@ def _threads(where: list[dict[str, Any]], cuda: bool) -> list[int | None]:
     """Each CPU actor's share of its node's cores (its node's cores over the actors on it)."""
     if cuda:
         return [None] * len(where)
-    on = {ip: sum(1 for x in where if x["ip"] == ip) for ip in {x["ip"] for x in where}}
+    on = {ip: sum(1 for x in where if x["ip"] == ip) for ip in {x["ip"] for x in where}}  # per host
     return [max(1, w["cores"] // on[w["ip"]]) for w in where]
 
 
@@ -333,8 +333,9 @@ def _get(ray: Any, refs: list[Any]) -> list[Any]:
 def _launch(actors: Actors) -> dict[str, Any]:
     """meta.json's `launch`: the cluster, and each worker's actor process (pid and node IP)."""
     return {"by": "ray", "address": actors.address, "own_cluster": actors.own_cluster,
-            "nodes": len({w["ip"] for w in actors.where}),
-            "actors": [{"worker": k, "pid": w["pid"], "ip": w["ip"]} for k, w in enumerate(actors.where)]}
+            "nodes": len({w["node"] for w in actors.where}),
+            "actors": [{"worker": k, "pid": w["pid"], "ip": w["ip"], "node_id": w["node"]}
+                       for k, w in enumerate(actors.where)]}
 
 
 def _specs(job: Job, actors: Actors, workers: list[WorkerMeta]) -> tuple[list[WorkerSpec], list[bool]]:
