@@ -178,17 +178,22 @@ def _join(ray: Any) -> bool:
     return True
 
 
-def _shape(config: Any, gpus: int, cpus: int) -> tuple[int, bool]:
-    """How many actors, and whether on GPUs, from --gpus / --workers and what the cluster has."""
+def _check(config: Any) -> None:
+    """--gpus and --workers as the Ray launcher takes them (before anything is joined or started)."""
     if config.gpus is not None and config.workers is not None:
         raise BenchError("give --gpus (CUDA devices) or --workers (CPU workers), not both")
     if config.workers is not None and config.workers < 1:
         raise BenchError("--workers must be at least 1")
-    if config.gpus is None and (config.workers is not None or not gpus):
-        return config.workers or cpus, False
     spec = (config.gpus or "all").strip()
     if spec != "all" and not spec.isdigit():
         raise BenchError(f"--backend ray places the actors itself: give --gpus all or a count, not {spec!r}")
+
+
+def _shape(config: Any, gpus: int, cpus: int) -> tuple[int, bool]:
+    """How many actors, and whether on GPUs, from --gpus / --workers and what the cluster has."""
+    if config.gpus is None and (config.workers is not None or not gpus):
+        return config.workers or cpus, False
+    spec = (config.gpus or "all").strip()
     n = gpus if spec == "all" else int(spec)
     if n < 1 or n > gpus:
         raise BenchError(f"--gpus {spec}: the Ray cluster has {gpus} GPUs" if gpus else
@@ -198,14 +203,18 @@ def _shape(config: Any, gpus: int, cpus: int) -> tuple[int, bool]:
 
 def prepare(request: Request) -> Job:
     """Join or start the cluster, start one actor per worker and learn their devices; nothing is written."""
-    ray = _ray()
     config, resumed = resolve_request(request)
     if resumed is None:
         check_out_dir(config.out)
+    _check(config)
+    ray = _ray()
     joined = _join(ray)
     if joined:
-        have = ray.cluster_resources()
-        n, cuda = _shape(config, int(have.get("GPU", 0)), int(have.get("CPU", 0)))
+        have = {k: int(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+        n, cuda = _shape(config, have.get("GPU", 0), have.get("CPU", 0))
+        if n > have.get("CPU", 0):  # each actor takes one CPU (a GPU actor too)
+            raise BenchError(f"{n} workers: the Ray cluster has {have.get('CPU', 0)} CPUs, and each actor "
+                             "takes one")
     else:
         import torch
 
