@@ -27,7 +27,7 @@ import secrets
 import signal
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -126,7 +126,6 @@ class Actors:
     where: list[dict[str, Any]]
     own_cluster: bool  # this process started the local cluster (and stops it)
     address: str
-    refs: dict[int, Any] = field(default_factory=dict)
 
 
 def _ray() -> Any:
