@@ -29,14 +29,15 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("tiny-cache")
 
 
-RAY_CPUS = 8  # the most actors the tests hold at once (the runs test_faults stops, beside a run of 3)
+RAY_CPUS = 12  # the most actors the tests hold at once (the runs test_faults stops, beside a run of 3 and
+# the actors this process keeps idle between its runs: SYNCBENCH_RAY_KEEP_ACTORS)
 
 
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[str]:
     """The session's local CPU-only Ray cluster, started once for the tests of `--backend ray`: this process
-    is its driver (the launcher finds Ray initialised and uses it), and RAY_ADDRESS sends the `bench run`
-    processes the tests start to it."""
+    is its driver (the launcher finds Ray initialised and uses it, and keeps the actors of a run that ended
+    cleanly for the next), and RAY_ADDRESS sends the `bench run` processes the tests start to it."""
     import ray
 
     sigterm = signal.getsignal(signal.SIGTERM)
@@ -45,8 +46,9 @@ def ray_cluster() -> Iterator[str]:
     signal.signal(signal.SIGTERM, sigterm)  # Ray's core worker installs its own
     address = ray.get_runtime_context().gcs_address
     os.environ["RAY_ADDRESS"] = address
+    os.environ["SYNCBENCH_RAY_KEEP_ACTORS"] = "1"
     yield address
-    del os.environ["RAY_ADDRESS"]
+    del os.environ["RAY_ADDRESS"], os.environ["SYNCBENCH_RAY_KEEP_ACTORS"]
     ray.shutdown()
 
 

@@ -154,6 +154,7 @@ def _bench(*args: str, out: Path, own_ray: bool = False) -> subprocess.Popen[byt
     """`bench run ARGS` in a process of its own; with --backend ray it joins the session's Ray cluster
     (RAY_ADDRESS), or with `own_ray` starts a local one of its own."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100"}
+    env.pop("SYNCBENCH_RAY_KEEP_ACTORS", None)  # its one run ends its actors, as every `bench run` does
     if own_ray:
         env.pop("RAY_ADDRESS", None)
     return subprocess.Popen([sys.executable, "-m", "syncbench", "run", *args, "--out", str(out),

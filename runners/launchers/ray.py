@@ -27,7 +27,7 @@ import secrets
 import signal
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,12 @@ START_TIMEOUT_S = float(os.environ.get("SYNCBENCH_RAY_START_TIMEOUT", "120"))  #
 STOP_GRACE_S = 3.0  # a told actor stops at its next action; past this it is killed
 TOKEN = ".syncbench-folder"
 INSTALL = "pip install 'syncbench[ray]'"
+# 1: a process that runs several runs on one cluster it joined (a script, the tests) keeps the actors of a run
+# that ended cleanly for its next run of the same kind (they end with the process), instead of starting new
+# ones: a new actor spends seconds importing torch. Off by default: a `bench run` would hold them while it
+# draws its report.
+KEEP_ACTORS = "SYNCBENCH_RAY_KEEP_ACTORS"
+_kept: dict[tuple[str, bool], list[Any]] = {}  # (cluster, on GPUs) -> this process's idle actors
 
 
 class RayWorker:
@@ -126,6 +132,8 @@ class Actors:
     where: list[dict[str, Any]]
     own_cluster: bool  # this process started the local cluster (and stops it)
     address: str
+    cuda: bool
+    clean: list[int] = field(default_factory=list)  # workers whose run ended normally, unlost
 
 
 def _ray() -> Any:
@@ -237,12 +245,21 @@ def prepare(request: Request) -> Job:
 
 
 def _start(ray: Any, n: int, cuda: bool, own: bool) -> Actors:
-    """`n` actors, each with one GPU or one CPU, started and asked where they are."""
+    """`n` actors, each with one GPU or one CPU (kept ones first: KEEP_ACTORS), started and asked where they
+    are."""
+    address = ray.get_runtime_context().gcs_address
+    kept = _kept.pop((address, cuda), [])
+    _kill(ray, kept[n:])
     remote = ray.remote(RayWorker)
     options = {"num_gpus": 1, "num_cpus": 1} if cuda else {"num_cpus": 1}
-    handles = [remote.options(**options).remote() for _ in range(n)]
+    handles = kept[:n] + [remote.options(**options).remote() for _ in range(n - len(kept[:n]))]
     try:
         where = ray.get([h.where.remote(w, cuda) for w, h in enumerate(handles)], timeout=START_TIMEOUT_S)
+    except ray.exceptions.RayActorError:
+        _kill(ray, handles)
+        if not kept:
+            raise
+        return _start(ray, n, cuda, own)  # a kept actor was gone: new ones all (nothing is kept now)
     except ray.exceptions.GetTimeoutError:
         _kill(ray, handles)
         free = ray.available_resources()
@@ -252,8 +269,7 @@ def _start(ray: Any, n: int, cuda: bool, own: bool) -> Actors:
     except BaseException:
         _kill(ray, handles)
         raise
-    address = ray.get_runtime_context().gcs_address
-    return Actors(handles, where, own, address)
+    return Actors(handles, where, own, address, cuda)
 
 
 def _devices(where: list[dict[str, Any]]) -> list[WorkerMeta]:
@@ -284,10 +300,17 @@ def run(job: Job) -> Path:
     import ray
 
     actors: Actors = job.extra["ray"]
+    ended_well = False
     try:
-        return _run(job, actors)
+        run_dir = _run(job, actors)
+        ended_well = True
+        return run_dir
     finally:
-        _kill(ray, actors.handles)
+        keep = ended_well and not actors.own_cluster and os.environ.get(KEEP_ACTORS) == "1"
+        idle = [h for w, h in enumerate(actors.handles) if keep and w in actors.clean]
+        _kill(ray, [h for h in actors.handles if h not in idle])
+        if idle:
+            _kept[(actors.address, actors.cuda)] = idle
         if actors.own_cluster:
             ray.shutdown()
 
@@ -319,6 +342,7 @@ def _run(job: Job, actors: Actors) -> Path:
             losses, results = _watch(job, actors, specs, shipped, server)
     finally:
         driver_side.close()
+    actors.clean = [w for w in results if w not in {x.worker for x in losses}]
     # 4. meta.json: each worker's clock as fitted over the run (the first measurement where it was lost).
     fitted = [replace(w, clock_offset_ns=r["fit"][0], clock_drift=r["fit"][1], clock_bound_ns=r["fit"][2])
               if (r := results.get(w.worker)) else w for w in workers]
