@@ -1,10 +1,13 @@
-"""Inputs of the edit workload: what to edit with which prompt, read and checked before a run starts.
+"""Inputs of a workload's tasks: what to edit with which prompt, read and checked before a run starts.
 
 Three sources: a folder of images with one prompt (`from_dir`), a JSONL or CSV tasks file (`from_tasks_file`),
-or deterministic generated inputs (`generated`, images drawn by `generated_image` from the task's seed).
-Every problem a user can fix (missing folder, unreadable or non-image file, bad line) is a `BenchError` with
-one line naming the file. `open_image` is what the executor uses at run time: an image that vanished or broke
-since the check raises there, and the runner records that task as failed.
+or deterministic generated inputs (`generated`, images drawn by `generated_image` from the task's seed). A
+tasks file's columns of its own are kept (`TaskInput.extra`) where a workload asks for them (`Columns`), and
+refused by name otherwise.
+Every problem a user can fix (missing folder, unreadable image file, bad line) is a `BenchError` with one
+line naming the file; a folder's files that are not images are skipped and counted (`skipped_text`).
+`open_image` is what the executor uses at run time: an image that vanished or broke since the check raises
+there, and the runner records that task as failed.
 
 This module does not import torch or diffusers (it runs in the CLI before any worker starts).
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,7 @@ class TaskInput:
     height: int | None = None
     cost: float | None = None  # expected cost, for longest-first (default: output pixels × steps)
     sizes: tuple[tuple[int, int], ...] = ()  # with several images: each one's (width, height), as checked
+    extra: dict[str, Any] = field(default_factory=dict)  # its other columns, where the workload keeps them
 
     def image_sizes(self) -> tuple[tuple[int, int], ...]:
         """Every image's (width, height) as read when it was checked (none if not read)."""
@@ -109,20 +113,38 @@ def check_condition(path: str, width: int, height: int, area: int) -> None:
                          f"{MAX_ASPECT}")
 
 
-def from_dir(folder: str | Path, prompt: str) -> tuple[TaskInput, ...]:
-    """Every image in `folder` (sorted by name) with `prompt`. Hidden files are skipped; any other file
-    that is not a readable image is an error, as is an empty or missing folder."""
+def _listing(d: Path) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) of a folder by their suffix, each sorted by name; hidden files left out."""
+    files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith("."))
+    return ([p for p in files if p.suffix.lower() in IMAGE_SUFFIXES],
+            [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES])
+
+
+def skipped_text(folder: str | Path) -> str:
+    """'skipped 1 non-image file: notes.txt' for the files of an input folder `from_dir` leaves out (up to
+    three named), '' where there are none."""
+    others = _listing(Path(folder))[1] if Path(folder).is_dir() else []
+    if not others:
+        return ""
+    more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+    names = ", ".join(p.name for p in others[:3]) + more
+    return f"skipped {len(others)} non-image file{'s' if len(others) > 1 else ''}: {names}"
+
+
+def from_dir(folder: str | Path, prompt: str, require_prompt: bool = True) -> tuple[TaskInput, ...]:
+    """Every image in `folder` (sorted by name) with `prompt`. Hidden files and files that are not images
+    by their suffix are skipped (`skipped_text` says which); an image file that does not decode is an error,
+    as is a folder without images or a missing one (and, with `require_prompt`, an empty prompt)."""
     d = Path(folder)
     if not d.is_dir():
         raise BenchError(f"input folder {d} does not exist or is not a folder")
-    if not prompt or not prompt.strip():
+    if require_prompt and (not prompt or not prompt.strip()):
         raise BenchError("--prompt is required with --input-dir (the edit instruction for every image)")
-    files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith("."))
+    files, _ = _listing(d)
     if not files:
-        raise BenchError(f"input folder {d} has no images")
-    for p in files:
-        if p.suffix.lower() not in IMAGE_SUFFIXES:
-            raise BenchError(f"{p} is not an image (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
+        skipped = skipped_text(d)
+        raise BenchError(f"input folder {d} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                         + (f"; {skipped}" if skipped else ""))
     sizes = [check_image(p) for p in files]
     return tuple(TaskInput(image=str(p.resolve()), prompt=prompt, width=w, height=h)
                  for p, (w, h) in zip(files, sizes, strict=True))
@@ -153,11 +175,23 @@ def check_size(size: int, where: str = "--size") -> None:
         raise BenchError(f"{where}: output size must be a multiple of 16 and at least 16, got {size}")
 
 
-def _row_input(row: dict[str, Any], base: Path, where: str) -> TaskInput:
-    unknown = set(row) - {"image", "prompt", "seed", "size", "steps", "cost"}
-    if unknown:
+KNOWN_COLUMNS = ("image", "prompt", "seed", "size", "steps", "cost")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """What a workload takes from a tasks file beyond the known columns: its other columns (kept in
+    `TaskInput.extra`, else refused by name), and whether a row needs a prompt."""
+
+    extra: bool = False
+    require_prompt: bool = True
+
+
+def _row_input(row: dict[str, Any], base: Path, where: str, columns: Columns) -> TaskInput:
+    unknown = set(row) - set(KNOWN_COLUMNS)
+    if unknown and not columns.extra:
         raise BenchError(f"{where}: unknown column(s) {', '.join(sorted(map(str, unknown)))} "
-                         "(known: image, prompt, seed, size, steps, cost)")
+                         f"(known: {', '.join(KNOWN_COLUMNS)})")
     cost = row.get("cost")
     if cost is not None and not (isinstance(cost, str) and not cost.strip()):
         try:
@@ -169,7 +203,9 @@ def _row_input(row: dict[str, Any], base: Path, where: str) -> TaskInput:
     else:
         cost = None
     prompt = row.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    if prompt is None and not columns.require_prompt:
+        prompt = ""
+    if not isinstance(prompt, str) or (columns.require_prompt and not prompt.strip()):
         raise BenchError(f"{where}: 'prompt' is missing or empty")
     paths, sizes = _row_images(row.get("image"), base, where)
     image = paths[0] if len(paths) == 1 else paths or None
@@ -177,7 +213,8 @@ def _row_input(row: dict[str, Any], base: Path, where: str) -> TaskInput:
     return TaskInput(image=image, prompt=prompt, seed=_opt_int(row.get("seed"), "seed", where),
                      size=_opt_int(row.get("size"), "size", where),
                      steps=_opt_int(row.get("steps"), "steps", where), width=width, height=height, cost=cost,
-                     sizes=sizes if len(sizes) > 1 else ())
+                     sizes=sizes if len(sizes) > 1 else (),
+                     extra={str(k): row[k] for k in row if k in unknown})
 
 
 def _row_images(image: Any, base: Path, where: str) -> tuple[tuple[str, ...], tuple[tuple[int, int], ...]]:
@@ -202,11 +239,11 @@ def _row_images(image: Any, base: Path, where: str) -> tuple[tuple[str, ...], tu
     return tuple(paths), tuple(sizes)
 
 
-def from_tasks_file(path: str | Path) -> tuple[TaskInput, ...]:
+def from_tasks_file(path: str | Path, columns: Columns = Columns()) -> tuple[TaskInput, ...]:
     """Read a JSONL (one object per line) or CSV (header row) file with columns image, prompt and optional
-    seed, size, steps, cost. Relative image paths resolve against the file's folder; an empty image means a
-    generated one; several images (a multi-image edit) are separated by '|' (or a JSON list).
-    Any problem raises BenchError with the file and line number."""
+    seed, size, steps, cost (and, as `columns` allows, columns of its own). Relative image paths resolve
+    against the file's folder; an empty image means a generated one; several images (a multi-image edit) are
+    separated by '|' (or a JSON list). Any problem raises BenchError with the file and line number."""
     f = Path(path)
     if not f.is_file():
         raise BenchError(f"tasks file {f} does not exist")
@@ -218,13 +255,13 @@ def from_tasks_file(path: str | Path) -> tuple[TaskInput, ...]:
     out: list[TaskInput] = []
     if f.suffix.lower() == ".csv":
         reader = csv.DictReader(text.splitlines())
-        if not reader.fieldnames or "prompt" not in reader.fieldnames:
+        if not reader.fieldnames or ("prompt" not in reader.fieldnames and columns.require_prompt):
             raise BenchError(f"{f}:1: CSV header must have columns image, prompt[, seed, size, steps, cost]")
         for row in reader:
             where = f"{f}:{reader.line_num}"
             if None in row:
                 raise BenchError(f"{where}: more values than header columns")
-            out.append(_row_input({k: v for k, v in row.items() if k is not None}, base, where))
+            out.append(_row_input({k: v for k, v in row.items() if k is not None}, base, where, columns))
     else:
         for n, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -236,7 +273,7 @@ def from_tasks_file(path: str | Path) -> tuple[TaskInput, ...]:
                 raise BenchError(f"{where}: not valid JSON ({e.msg})") from None
             if not isinstance(row, dict):
                 raise BenchError(f"{where}: expected a JSON object with image and prompt")
-            out.append(_row_input(row, base, where))
+            out.append(_row_input(row, base, where, columns))
     if not out:
         raise BenchError(f"tasks file {f} has no tasks")
     return tuple(out)

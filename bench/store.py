@@ -2,6 +2,8 @@
 
 Layout of a run folder:
     meta.json            a `RunMeta`: config, argv, versions, workers and hosts, git revision, schema, status
+    inputs.csv           task -> input: each task's input image(s), prompt, seed, size, steps and output file
+                         (runs whose tasks have inputs: the edit workload's)
     spans/w<G>.jsonl     one JSON object per line per span, appended and flushed by worker G as it happens
     spans/*.parquet      spans written all at once, in columns (the simulator's: a million rows)
     samples/w<G>.jsonl   device samples (NVML), if any
@@ -14,6 +16,7 @@ This is the only module that writes run data; charts are saved by `viz.save`.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -78,11 +81,28 @@ def start_run(out: Path, label: str, meta: RunMeta) -> tuple[Path, RunMeta]:
 
 
 def finish_run(run_dir: Path, meta: RunMeta, status: str, error: str | None = None,
-               elapsed_s: float | None = None) -> RunMeta:
-    """Write the run's end into meta.json: status ("complete" or "failed"), error, finish time."""
-    meta = replace(meta, status=status, error=error, finished=_now(), elapsed_s=elapsed_s)
+               elapsed_s: float | None = None, stopped: str | None = None) -> RunMeta:
+    """Write the run's end into meta.json: status (complete, incomplete, failed, interrupted), error, why it
+    stopped early, finish time."""
+    meta = replace(meta, status=status, error=error, stopped=stopped, finished=_now(), elapsed_s=elapsed_s)
     write_meta(run_dir, meta)
     return meta
+
+
+INPUTS = "inputs.csv"
+
+
+def write_input_table(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Write the run's task -> input table (`bench.workload.input_table`'s rows) as inputs.csv, atomically;
+    nothing for no rows."""
+    if not rows:
+        return
+    tmp = run_dir / (INPUTS + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(run_dir / INPUTS)
 
 
 def write_meta(run_dir: Path, meta: RunMeta) -> None:
@@ -112,6 +132,10 @@ def read_meta(run_dir: Path) -> RunMeta:
         raise BenchError(f"{path} is malformed: {' '.join(str(e).split())}") from None
 
 
+# One encoder for every line (json.dumps with separators makes a new one per call: a third of its time).
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 class JsonlWriter:
     """Appends one JSON object per line and flushes it, so a crash loses at most the line in flight."""
 
@@ -119,15 +143,21 @@ class JsonlWriter:
         self._f: IO[str] = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
     def write(self, row: dict[str, Any]) -> None:
-        self._f.write(json.dumps(row, separators=(",", ":")) + "\n")
+        self._f.write(_ENCODE(row) + "\n")
 
-    def write_many(self, rows: list[dict[str, Any]]) -> None:
-        """Several lines in one write (line buffering flushes once, not per line): for batches of samples."""
-        if rows:
-            self._f.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows))
+    def write_many(self, rows: list[dict[str, Any]], encoded: str = "") -> None:
+        """Several lines in one write (line buffering flushes once, not per line): for batches of samples;
+        `encoded`: more lines, already JSON (each ending in a newline), written after them."""
+        if rows or encoded:
+            self._f.write("".join(_ENCODE(r) + "\n" for r in rows) + encoded)
 
     def close(self) -> None:
         self._f.close()
+
+
+def encode(value: Any) -> str:
+    """`value` as the JSON the line writers write."""
+    return _ENCODE(value)
 
 
 @dataclass(frozen=True)
@@ -154,11 +184,19 @@ def _arrow_schema(record: type) -> pa.Schema:
 SPAN_SCHEMA, SAMPLE_SCHEMA = _arrow_schema(Span), _arrow_schema(Sample)
 
 
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A Parquet part as `schema`: a field it predates (e.g. `Span.t0_ns`) added, all nulls."""
+    for f in schema:
+        if f.name not in table.column_names:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)
+
+
 def _read_records(folder: Path, schema: pa.Schema) -> pd.DataFrame:
     """Every record in `folder`: its JSON-lines logs and its Parquet parts, as one DataFrame of `schema`'s
     columns. Arrow's reader parses a log in C++; a log it cannot take (a torn last line of a crashed worker,
     a field of another type) is read line by line instead."""
-    tables = [pq.read_table(f).cast(schema) for f in sorted(folder.glob("*.parquet"))]
+    tables = [_conform(pq.read_table(f), schema) for f in sorted(folder.glob("*.parquet"))]
     slow: list[Path] = []
     for f in sorted(folder.glob("*.jsonl")):
         try:
@@ -201,10 +239,16 @@ def load_run(run_dir: Path | str, counted_only: bool = True) -> RunData:
     spans = _read_records(run_dir / "spans", SPAN_SCHEMA)
     samples = _read_records(run_dir / "samples", SAMPLE_SCHEMA)
     try:
-        for col in ("retry", "attempt"):  # absent from older records: the first try of the first attempt
-            spans[col] = spans[col].fillna(0)
+        # Absent from older or hand-written records (docs/run-folder.md): one repeat, the first try of the
+        # first attempt, ok.
+        for col, value in (("repeat", 0), ("retry", 0), ("attempt", 0), ("status", Status.OK.value)):
+            if spans[col].isna().any():
+                spans[col] = spans[col].fillna(value)
         for col in ("repeat", "worker", "start_ns", "end_ns", "retry", "attempt"):
             spans[col] = spans[col].astype("int64")
+        no_device = spans["device"].isna()
+        if no_device.any():  # a lane label of its own: w<worker>
+            spans.loc[no_device, "device"] = "w" + spans.loc[no_device, "worker"].astype(str)
         for col in ("task", "batch", "step"):
             spans[col] = spans[col].astype("Int64")
         if len(samples):
@@ -219,6 +263,8 @@ def load_run(run_dir: Path | str, counted_only: bool = True) -> RunData:
             raise BenchError(f"{run_dir}: span records are malformed (missing {col} in some spans)")
     spans = spans.sort_values(["mode", "repeat", "worker", "start_ns", "end_ns"], kind="stable")
     spans = spans.reset_index(drop=True)
+    if not meta.n_workers and len(spans):  # workers 0..G-1, as the records number them (docs/run-folder.md)
+        meta = replace(meta, n_workers=int(spans["worker"].max()) + 1)
     if not counted_only:
         return RunData(run_dir, meta, spans, samples)
     counted, superseded = counted_spans(spans, meta)
@@ -313,12 +359,24 @@ def task_outcomes(run_dir: Path) -> Outcomes:
     return Outcomes(len(final), len(bad), str(bad["error"].iloc[0]) if len(bad) else None, lost)
 
 
+def process_start(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (Linux's /proc/PID/stat); None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2:].split()[19])  # field 22, counted after the command name
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def owner_alive(owner: dict[str, Any]) -> bool | None:
-    """Whether the process recorded as a run's owner is alive: True or False on its own host (a syncbench
+    """Whether the process recorded as a run's owner is alive: True or False on its own host (the process
+    with that pid that started when the owner did; for an owner recorded without its start, a syncbench
     process with that pid), None where it cannot be told from here (another host, or no owner recorded)."""
     pid, host = owner.get("pid"), owner.get("host")
     if not isinstance(pid, int) or host != socket.gethostname():
         return None
+    if isinstance(owner.get("started"), int):
+        return process_start(pid) == owner["started"]
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
     except OSError:

@@ -3,7 +3,8 @@
 Both backends run exactly this function, one call per device, with a `StoreSync` over their own store
 (`runners.sync`). Records go to `spans/w<worker>.jsonl`, one flushed line per span, times relative to the mode
 run's t0; spans that happen before t0 is known (load, warm-up, start barrier) are held until it is. A task
-that raises is a record with its error (and is tried again up to `retries` times); a lost peer ends a mode
+that raises is a record with its error (and is tried again up to `retries` times); while a task runs it is
+the current task of `runners.record`, so code inside it can record phases and steps; a lost peer ends a mode
 whose assignment is fixed (`ModeAborted`), a stop ends the worker (`RunStopped`); what was recorded stays.
 """
 
@@ -23,6 +24,7 @@ from bench.modes import Barrier, Claim, Done, Gate, Run, get_mode
 from bench.schema import BARRIER_BATCH, BARRIER_END, BARRIER_GATE, BARRIER_START, Kind, Sample, Span, Status
 from bench.store import JsonlWriter
 from bench.workload import Executor, Task, Workload
+from runners.record import current_task
 from runners.sync import Beacon, ModeAborted, RunStopped, StoreSync, lost_set, mode_key
 
 
@@ -91,12 +93,12 @@ class _Recorder:
 
     def span(self, kind: str, name: str, start: int, end: int, *, task: int | None = None,
              batch: int | None = None, step: int | None = None, error: str | None = None, retry: int = 0,
-             output: str | None = None) -> None:
+             output: str | None = None, t0_ns: int | None = None) -> None:
         s = Span(
             run=self.spec.run_id, mode=self.mode, repeat=self.repeat, worker=self.spec.worker,
             device=self.spec.device_name, kind=kind, name=name, task=task, batch=batch,
             start_ns=start, end_ns=end, status=Status.ERROR if error else Status.OK, error=error,
-            step=step, retry=retry, attempt=self.attempt, output=output,
+            step=step, retry=retry, attempt=self.attempt, output=output, t0_ns=t0_ns,
         )
         if self.t0 is None:
             self.pending.append(s)
@@ -170,7 +172,8 @@ def _run_task(rec: _Recorder, executor: Executor, task: Task, batch: int | None,
     inner = TaskBuffer()
     start = now()
     try:
-        executor.run(task, inner)
+        with current_task(inner, task.id, start):  # what the task's own code records (runners.record)
+            executor.run(task, inner)
         error = None
     except Exception as e:  # a failed task is a record, and the run goes on
         error = error_text(e)
@@ -195,7 +198,8 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
     start = now()
     sync.beacon(Beacon("warmup", key, start))
     try:
-        executor.run(warm, _NullRecorder())
+        with current_task(_NullRecorder(), warm.id, start):
+            executor.run(warm, _NullRecorder())
         error = None
     except Exception as e:
         error = error_text(e)
@@ -208,7 +212,7 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
         enter = now()
         sync.beacon(Beacon("start", key, enter))
         t0, present = sync.start(key)
-        rec.span(Kind.BARRIER, BARRIER_START, enter, now())
+        rec.span(Kind.BARRIER, BARRIER_START, enter, now(), t0_ns=t0)  # t0 itself: the modes on one clock
         rec.set_t0(t0)
         rec.write_samples(sampler)
         # 3. The mode's plan, action by action, on this worker's rank among them.

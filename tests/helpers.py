@@ -249,3 +249,16 @@ class Together:
             return together_started[request.node.name]
 
         return together_started, own_setup
+
+
+def predicted(replay_json: str, tasks: int, gpus: int) -> dict[str, float]:
+    """`bench replay --json`'s predicted makespan per mode (every mode of `--mode all`, checked), for
+    `tasks` tasks on `gpus` GPUs (checked)."""
+    import json
+
+    from bench.modes import parse_modes
+
+    got = json.loads(replay_json)
+    assert (got["job"]["tasks"], got["job"]["gpus"]) == (tasks, gpus), got["job"]
+    assert list(got["modes"]) == parse_modes("all"), list(got["modes"])
+    return {m: float(v["makespan_s"]) for m, v in got["modes"].items()}

@@ -13,12 +13,14 @@ from PIL import Image
 from bench.errors import BenchError
 from bench.inputs import (
     EDIT_PROMPTS,
+    Columns,
     TaskInput,
     from_dir,
     from_tasks_file,
     generated,
     generated_image,
     open_image,
+    skipped_text,
 )
 
 
@@ -36,6 +38,24 @@ def test_from_dir_sorted_and_resolved(tmp_path: Path) -> None:
     assert all(i.prompt == "make it blue" and Path(i.image or "").is_absolute() for i in got)
 
 
+def test_from_dir_skips_what_is_not_an_image_and_says_so(tmp_path: Path) -> None:
+    _png(tmp_path / "b.png")
+    _png(tmp_path / "a.JPG")
+    for name in ("notes.txt", "meta.json", "README", "x.csv"):
+        (tmp_path / name).write_text("not an image")
+    (tmp_path / "sub").mkdir()  # a folder is not a file: neither read nor counted
+    got = from_dir(tmp_path, "p")
+    assert [Path(i.image or "").name for i in got] == ["a.JPG", "b.png"]
+    # 4 skipped, sorted by name (uppercase first): the first three named, then the count of the rest
+    assert skipped_text(tmp_path) == "skipped 4 non-image files: README, meta.json, notes.txt and 1 more"
+    for name in ("README", "meta.json", "x.csv"):
+        (tmp_path / name).unlink()
+    assert skipped_text(tmp_path) == "skipped 1 non-image file: notes.txt"
+    (tmp_path / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # an image by its name stays checked
+    with pytest.raises(BenchError, match=r"c\.png is not a readable image"):
+        from_dir(tmp_path, "p")
+
+
 @pytest.mark.parametrize("case", ["missing", "empty", "corrupt", "non_image", "no_prompt"])
 def test_from_dir_errors(tmp_path: Path, case: str) -> None:
     d = tmp_path / "in"
@@ -45,8 +65,7 @@ def test_from_dir_errors(tmp_path: Path, case: str) -> None:
     if case == "corrupt":
         _png(d / "ok.png")
         (d / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    elif case == "non_image":
-        _png(d / "ok.png")
+    elif case == "non_image":  # no image at all: the refusal names what it skipped
         (d / "notes.txt").write_text("hello")
     elif case == "no_prompt":
         _png(d / "ok.png")
@@ -102,6 +121,31 @@ def test_tasks_file_missing_and_csv_errors(tmp_path: Path) -> None:
     f.write_text("picture,caption\na,b\n")
     with pytest.raises(BenchError, match=r"t\.csv:1:"):
         from_tasks_file(f)
+
+
+def test_a_row_keeps_columns_of_its_own_where_the_workload_asks(tmp_path: Path) -> None:
+    """Other columns kept as `extra` where the workload asks for them (JSON values as they are, CSV cells as
+    strings), with several images as every workload reads them; a missing prompt is "" where not required.
+    By default they are refused by name, as they always were."""
+    a, b = _png(tmp_path / "a.png"), _png(tmp_path / "b.png", (0, 0, 255))
+    open_ = Columns(extra=True, require_prompt=False)
+    jl = tmp_path / "t.jsonl"
+    jl.write_text(json.dumps({"image": ["a.png", "b.png"], "prompt": "p", "style": {"k": 1}}) + "\n"
+                  + json.dumps({"image": "a.png", "tag": 7}) + "\n")
+    two, one = from_tasks_file(jl, open_)
+    assert two.image == (str(a.resolve()), str(b.resolve())) and two.extra == {"style": {"k": 1}}
+    assert one.image == str(a.resolve()) and one.prompt == "" and one.extra == {"tag": 7}
+    csv = tmp_path / "t.csv"
+    csv.write_text("image,prompt,style\na.png|b.png,p,ink\n,q,\n")
+    two, generated_ = from_tasks_file(csv, open_)
+    assert two.image == (str(a.resolve()), str(b.resolve())) and two.extra == {"style": "ink"}
+    assert generated_.image is None and generated_.extra == {"style": ""}
+    with pytest.raises(BenchError, match=r"t\.csv:2: unknown column\(s\) style"):
+        from_tasks_file(csv)
+    (tmp_path / "n.csv").write_text("image,style\na.png,ink\n")
+    assert from_tasks_file(tmp_path / "n.csv", open_)[0].prompt == ""
+    with pytest.raises(BenchError, match=r"n\.csv:1: CSV header must have columns image, prompt"):
+        from_tasks_file(tmp_path / "n.csv", Columns(extra=True))
 
 
 def test_open_image_vanished(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def _differences(configs: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def _connect(info: DistInfo) -> Group:
+def connect(info: DistInfo) -> Group:
     """This round's group, over the store torchrun's agent serves (it outlives a restart, so the round works
     under a key prefix of its own)."""
     import torch.distributed as dist
@@ -87,7 +87,7 @@ def prepare(request: Request) -> Job:
     if request.resume is not None:
         raise BenchError("--resume runs under bench run, not torchrun: a restarted torchrun group resumes "
                          "its folder by itself (--max-restarts, the same --rdzv-id)")
-    group = _connect(info)
+    group = connect(info)
     # 1. This rank's device and workload, checked here; then the same options on every node.
     problem, job = None, None
     try:
@@ -175,7 +175,7 @@ def run(job: Job) -> Path | None:
     sync = StoreSync(group.store, info.rank, info.world, timeline)
     watch_own_hang(sync, job.config.task_timeout, info.rank)
     if rank0:
-        print_progress(group.store, run_dir, schedule, info.world, job.config.images, local_ranks)
+        print_progress(group.store, run_dir, schedule, info.world, len(job.tasks), local_ranks)
     spec = job.spec(device, info.world, where, schedule)
     if rank0 and job.folder is not None:
         with lifecycle.owning(job.folder, interrupted="stopped under torchrun"):

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from bench.errors import BenchError
 from bench.workload import Option, Where, Workload, WorkloadEntry
-from runners.workloads import edit, synthetic
+from runners.workloads import edit, python, synthetic
 
 WORKLOADS: dict[str, WorkloadEntry] = {e.name: e for e in (
     edit.ENTRY,
     synthetic.ENTRY,
+    python.ENTRY,
 )}
 
 
