@@ -5,12 +5,13 @@
 - `RunMeta` (with `WorkerMeta`): what a run folder's meta.json holds.
 
 The t0 contract. Each worker reads its own host's monotonic clock (`time.perf_counter_ns`). The run's
-timeline is worker 0's clock: worker w turns a reading c of its own clock into timeline time c - offset_w,
-where offset_w = `WorkerMeta.clock_offset_ns` (w's clock minus worker 0's; 0 on one host, where every process
-reads the same CLOCK_MONOTONIC). For each (mode, repeat), t0 is the moment, on the timeline, when the last
-worker arrived at the common start barrier (no worker leaves it earlier). Every span and sample is stored
-relative to that t0: timed tasks start at >= 0, load and warm-up spans are negative. So a worker stores a
-reading c as (c - offset_w) - t0, and with all offsets 0 that is c - t0 on every worker.
+timeline is worker 0's clock (under --backend ray the driver's, which runs no worker): worker w turns a
+reading c of its own clock into timeline time c - offset_w, where offset_w = `WorkerMeta.clock_offset_ns`
+(w's clock minus the timeline's; 0 on one host, where every process reads the same CLOCK_MONOTONIC). For
+each (mode, repeat), t0 is the moment, on the timeline, when the last worker arrived at the common start
+barrier (no worker leaves it earlier). Every span and sample is stored relative to that t0: timed tasks start
+at >= 0, load and warm-up spans are negative. So a worker stores a reading c as (c - offset_w) - t0, and with
+all offsets 0 that is c - t0 on every worker.
 
 This module only defines names and converts rows; it does no I/O (see `bench.store`).
 """
@@ -159,7 +160,8 @@ class WorkerMeta:
     local_rank: int = 0
     """Its index on its node (picks the node's GPU)."""
     clock_offset_ns: int = 0
-    """Its clock minus the run timeline's (worker 0's), in ns: 0 on one host (see the t0 contract above)."""
+    """Its clock minus the run timeline's (worker 0's; the driver's under Ray), in ns: 0 on one host (see the
+    t0 contract above)."""
     clock_drift: float = 0.0
     """How fast that offset changes (d offset / dt; 1e-6 = 1 ppm), fitted over the run's clock exchanges."""
     clock_bound_ns: int = 0

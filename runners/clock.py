@@ -46,11 +46,7 @@ def exchange(store: Any, key: str, rank: int, world: int, n: int = EXCHANGES) ->
     by definition). Every rank must call it at the same point: rank 0 serves the others in rank order."""
     if rank == 0:
         for peer in range(1, world):
-            for i in range(n):
-                ask = f"{key}/{peer}/{i}"
-                while not store.check([ask]):
-                    pass
-                store.set(f"{ask}/answer", str(time.perf_counter_ns()))
+            serve(store, key, peer, n)
         return None
     best: Measurement | None = None
     for i in range(n):
@@ -65,6 +61,20 @@ def exchange(store: Any, key: str, rank: int, world: int, n: int = EXCHANGES) ->
         if best is None or m.rtt_ns < best.rtt_ns:
             best = m
     return best
+
+
+def serve(store: Any, key: str, peer: int, n: int = EXCHANGES, timeout_s: float | None = None) -> bool:
+    """Rank 0's side of one peer's measurement under `key`: answer each of its `n` pings as soon as it comes
+    (polling without a pause: the wait is part of the round trip). False if a ping did not come within
+    `timeout_s` (the peer is gone)."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    for i in range(n):
+        ask = f"{key}/{peer}/{i}"
+        while not store.check([ask]):
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+        store.set(f"{ask}/answer", str(time.perf_counter_ns()))
+    return True
 
 
 def fit(measurements: list[Measurement]) -> Timeline:

@@ -4,6 +4,8 @@
   (a round of a restarted job works under a fresh key prefix: `fresh_namespace`);
 - `Hooks`: around each mode run, the clock exchange with rank 0 (`runners.clock`) and, where the ranks share
   no folder, shipping each rank's new records to rank 0, which appends them to the run folder;
+- `Shipper` and `DriverSide`: where rank 0 is a driver that runs no worker (Ray), the driver's side of the
+  clock exchanges and of the records a worker without the shared folder ships;
 - `watch_own_hang`: a hung task ends its own process (where only an engine, not a parent, watches it);
 - `watch_group`: rank 0 reads every rank's beacon from the store every 0.5 s, for the launcher's poll
   (`Job.states`: the live status file, the metrics); `progress_printer`: rank 0's progress line from it.
@@ -13,6 +15,7 @@ It knows nothing of torchrun's environment: a launcher hands it the store, the r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import secrets
@@ -26,8 +29,8 @@ from typing import Any
 from bench.errors import BenchError
 from bench.lifecycle import ModeRun
 from bench.progress import Planned, ProgressFeed, WorkerState, plain_line
-from runners.clock import Measurement, Timeline, exchange, fit
-from runners.sync import Beacon, StoreSync
+from runners.clock import Measurement, Timeline, exchange, fit, serve
+from runners.sync import POLL_MIN_S, Beacon, StoreSync
 
 PROGRESS_EVERY_S = 30.0  # rank 0's progress line
 STATES_EVERY_S = 0.5  # rank 0 reads every rank's beacon this often (live.json is rewritten every second)
@@ -141,16 +144,115 @@ class Hooks:
                             for kind in ("spans", "samples")]:
             key = f"ship/{self.group.n}/{name}"
             if self.group.rank == owner and self.local is not None:
-                path = self.local / name
-                data = path.read_bytes() if path.is_file() else b""
-                new = data[self.shipped.get(name, 0):]
-                new = new[: new.rfind(b"\n") + 1]  # whole lines only
-                self.shipped[name] = self.shipped.get(name, 0) + len(new)
-                self.group.store.set(key, new)
+                self.group.store.set(key, new_lines(self.local / name, self.shipped, name))
             elif self.group.rank == 0:
                 with open(self.run_dir / name, "ab") as f:
                     f.write(self.group.store.get(key))
         self.group.n += 1
+
+
+def new_lines(path: Path, shipped: dict[str, int], name: str) -> bytes:
+    """The whole lines of `path` past `shipped[name]` bytes (then counted as shipped)."""
+    start = shipped.get(name, 0)
+    with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+        f.seek(start)
+        new = f.read()
+        new = new[: new.rfind(b"\n") + 1]  # whole lines only
+        shipped[name] = start + len(new)
+        return new
+    return b""
+
+
+RECORDS = ("spans", "samples")
+SHIP_EVERY_S = 1.0  # a worker without the shared folder ships its new records this often
+
+
+class Shipper:
+    """A worker that does not see the run folder writes its records into a folder of its own; a thread sends
+    the new lines to the driver through the store every SHIP_EVERY_S (`DriverSide` appends them), and
+    `close` sends the rest. A worker that is lost loses what it had not sent."""
+
+    def __init__(self, store: Any, worker: int, local: Path) -> None:
+        self.store, self.worker, self.local = store, worker, local
+        self.shipped: dict[str, int] = {}
+        self.n = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="syncbench-ship", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(SHIP_EVERY_S):
+            self.ship()
+
+    def ship(self) -> None:
+        with self._lock:
+            names = [f"{kind}/w{self.worker}.jsonl" for kind in RECORDS]
+            batch = {name: new_lines(self.local / name, self.shipped, name) for name in names}
+            if any(batch.values()):
+                self.store.set(f"ship/{self.worker}/{self.n}", pickle.dumps(batch))
+                self.n += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.ship()
+
+
+class DriverSide:
+    """Rank 0's part, for a launcher whose rank 0 is its driver and runs no worker (Ray): a thread answers
+    each worker's clock exchanges (`Hooks.measure`, worker w as rank w + 1) as they come, in any order, and
+    appends to the run folder what a `Shipper` sends. A worker that is gone is never waited for."""
+
+    CLOCK_TIMEOUT_S = 2.0  # a worker that stops answering within one exchange is gone
+    POLL_MAX_S = 0.01  # an exchange's first ping waits up to this (its round trip is not the one kept)
+
+    def __init__(self, store: Any, n_workers: int) -> None:
+        self.store, self.G = store, n_workers
+        self.run_dir: Path | None = None  # set once the folder is open: shipped records go there
+        self._clock = dict.fromkeys(range(n_workers), 1)  # each worker's next exchange (Hooks.calls)
+        self._ship = dict.fromkeys(range(n_workers), 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="syncbench-driver-side", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        delay = POLL_MIN_S
+        while not self._stop.is_set():
+            busy = False
+            for w in range(self.G):
+                key = f"clock/{self._clock[w]}"
+                if self.store.check([f"{key}/{w + 1}/0"]):
+                    serve(self.store, key, w + 1, timeout_s=self.CLOCK_TIMEOUT_S)
+                    self._clock[w] += 1
+                    busy = True
+                busy = self._take_shipped(w) or busy
+            delay = POLL_MIN_S if busy else min(delay * 2, self.POLL_MAX_S)
+            time.sleep(0 if busy else delay)
+
+    def _append(self, batch: dict[str, bytes]) -> None:
+        assert self.run_dir is not None
+        for name, data in batch.items():
+            if data:
+                with open(self.run_dir / name, "ab") as f:
+                    f.write(data)
+
+    def close(self) -> None:
+        """Stop, after appending what has been shipped so far."""
+        self._stop.set()
+        self._thread.join()
+        for w in range(self.G):
+            while self._take_shipped(w):
+                pass
+
+    def _take_shipped(self, w: int) -> bool:
+        key = f"ship/{w}/{self._ship[w]}"
+        if self.run_dir is None or not self.store.check([key]):
+            return False
+        self._append(pickle.loads(self.store.get(key)))
+        self.store.delete_key(key)
+        self._ship[w] += 1
+        return True
 
 
 def watch_own_hang(sync: StoreSync, timeout_s: float | None, rank: int) -> None:

@@ -31,7 +31,10 @@ MIN_TASK_TIMEOUT_S = 300.0  # the default timeout is 10 warm-ups, but at least t
 WARMUPS_PER_TIMEOUT = 10
 
 
-def exit_text(code: int | None) -> str:
+def exit_text(code: int | str | None) -> str:
+    """How a worker ended, in words: its exit code, or what its launcher knows instead (a text)."""
+    if isinstance(code, str):
+        return code
     if code is None:
         return "ended"
     if code == DIE_EXIT_CODE:
@@ -98,8 +101,9 @@ class Monitor:
         key = f"beacon/{worker}"
         return Beacon.loads(self.store.get(key)) if self.store.check([key]) else None
 
-    def poll(self, ended: Mapping[int, int | None], asked_to_stop: bool) -> list[Loss]:
-        """`ended`: worker -> its exit code, for workers that are no longer running. Returns new losses."""
+    def poll(self, ended: Mapping[int, int | str | None], asked_to_stop: bool) -> list[Loss]:
+        """`ended`: worker -> its exit code (or, where its launcher has none, how it ended, in words), for
+        workers that are no longer running. Returns new losses."""
         new: list[Loss] = []
         lost = {x.worker for x in self.losses}
         now = time.perf_counter_ns()

@@ -16,7 +16,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 LOST, STOP = "lost", "stop"
@@ -83,8 +83,8 @@ class LocalStore:
 @dataclass(frozen=True)
 class Beacon:
     """What a worker is doing, for the monitor: `state` (load, warmup, start, task, barrier, claim, done) in
-    mode run `key` since `since_ns` (its own clock), the task if any, and the mode run's t0 (its own
-    clock)."""
+    mode run `key` since `since_ns`, the task if any, and the mode run's t0 (both on the run's timeline in
+    the store; the same as the worker's own clock on one host)."""
 
     state: str
     key: str
@@ -128,8 +128,10 @@ class StoreSync:
     # -- what the monitor sees and says
 
     def beacon(self, b: Beacon) -> None:
+        """Say what this worker is doing; the store gets `since_ns` on the run's timeline (the monitor, on
+        another host perhaps, compares it with its own clock), `last` keeps this worker's own reading."""
         self.last = b
-        self.store.set(f"beacon/{self.me}", b.dumps())
+        self.store.set(f"beacon/{self.me}", replace(b, since_ns=self.timeline(b.since_ns)).dumps())
 
     def check(self, key: str, abortable: bool = True) -> None:
         """Raise RunStopped if the run is stopping, or ModeAborted if mode run `key` was ended (and

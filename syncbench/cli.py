@@ -123,7 +123,8 @@ def run(
         "--no-shared-fs",
         help="Under torchrun: the nodes share no filesystem; each writes its records into its own --out "
              "and rank 0 collects them at the end of each mode (detected when rank 0's folder is not "
-             "visible).")] = False,
+             "visible). With --backend ray: each actor writes into a folder on its node and ships its "
+             "records every second (detected likewise).")] = False,
     report: Annotated[bool, typer.Option(help="Write charts and trace when done.")] = True,
     metrics_port: Annotated[int | None, typer.Option(
         help="Serve the run's Prometheus metrics on this port while it runs (0: any free port), from the "

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 # Tables are laid out for 100 columns; a test's output must not depend on the terminal it runs from.
@@ -25,3 +27,34 @@ def tiny_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One SYNCBENCH_CACHE for the session's tests that need the tiny model built, not how it is built: the
     first builds it, the others load it (the tests of building use folders of their own)."""
     return tmp_path_factory.mktemp("tiny-cache")
+
+
+RAY_CPUS = 12  # the most actors the tests hold at once (the runs test_faults stops, beside a run of 3 and
+# the actors this process keeps idle between its runs: SYNCBENCH_RAY_KEEP_ACTORS)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """The session's local CPU-only Ray cluster, started once for the tests of `--backend ray`: this process
+    is its driver (the launcher finds Ray initialised and uses it, and keeps the actors of a run that ended
+    cleanly for the next), and RAY_ADDRESS sends the `bench run` processes the tests start to it."""
+    import ray
+
+    sigterm = signal.getsignal(signal.SIGTERM)
+    ray.init(num_cpus=RAY_CPUS, include_dashboard=False, logging_level="ERROR", log_to_driver=False,
+             object_store_memory=256 * 2**20)
+    signal.signal(signal.SIGTERM, sigterm)  # Ray's core worker installs its own
+    address = ray.get_runtime_context().gcs_address
+    os.environ["RAY_ADDRESS"] = address
+    os.environ["SYNCBENCH_RAY_KEEP_ACTORS"] = "1"
+    yield address
+    del os.environ["RAY_ADDRESS"], os.environ["SYNCBENCH_RAY_KEEP_ACTORS"]
+    ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _ray_when_the_backend_is_ray(request: pytest.FixtureRequest) -> None:
+    """A test parametrised with backend="ray" gets the session's Ray cluster."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("backend") == "ray":
+        request.getfixturevalue("ray_cluster")

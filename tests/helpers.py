@@ -146,6 +146,13 @@ A = [1.0, 2.0, 3.0, 1.0, 2.0]
 DURATIONS = [2.0, 2.4, 1.6, 2.2, 2.0, 1.8, 2.6, 2.0, 1.9, 2.1, 2.3, 1.7, 2.0, 2.2]
 
 
+def launcher_param(request: pytest.FixtureRequest) -> str:
+    """A fixture's launcher parameter; the session's Ray cluster is up when it is ray (tests/conftest.py)."""
+    if request.param == "ray":
+        request.getfixturevalue("ray_cluster")
+    return str(request.param)
+
+
 def run_synthetic(tmp: Path, *, modes: list[str], images: int, workers: int, backend: str,
                   workload: str, repeat: int = 1) -> RunData:
     from runners.run import run_config
@@ -222,11 +229,16 @@ class Together:
                              tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Outcome]]:
             """Every registered setup of this module that the session runs, started now."""
             started: dict[str, Outcome] = {}
-            for item in request.session.items:
+            chosen = [item for item in request.session.items if item.module is request.module
+                      and getattr(item, "originalname", item.name) in setups]
+            params = {item.name: dict(item.callspec.params) if hasattr(item, "callspec") else {}
+                      for item in chosen}
+            if any(p.get("backend") == "ray" for p in params.values()):
+                request.getfixturevalue("ray_cluster")  # the session's Ray cluster, before any setup starts
+            for item in chosen:
                 name = getattr(item, "originalname", item.name)
-                if item.module is request.module and name in setups:
-                    params = dict(item.callspec.params) if hasattr(item, "callspec") else {}
-                    started[item.name] = Outcome(setups[name], tmp_path_factory.mktemp("setup"), params)
+                folder = tmp_path_factory.mktemp("setup")
+                started[item.name] = Outcome(setups[name], folder, params[item.name])
             yield started
             for outcome in started.values():  # none outlives the module, even one whose test failed early
                 outcome._thread.join(300.0)

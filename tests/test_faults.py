@@ -24,7 +24,7 @@ from bench.errors import BenchError
 from bench.store import RunData, load_run, read_meta
 from runners.job import Job, Request
 from runners.launchers import LAUNCHERS
-from runners.run import run_config
+from runners.run import launcher_for, run_config
 from syncbench.cli import app
 from tests.helpers import Outcome, Together
 
@@ -38,6 +38,10 @@ together = Together()
 together_started, own_setup = together.fixtures()
 
 MEAN = 0.05
+LAUNCHED = ["processes", "ray"]  # the launchers whose workers are processes of their own, which they can end
+# How each says that a worker's process ended: Ray tells that the actor died, not how (no exit code).
+DIED = {"processes": "exit code 86", "ray": "its Ray actor died"}
+KILLED = {"processes": "exit code -9 (SIGKILL)", "ray": "its Ray actor died"}
 
 
 def run(tmp: Path, modes: list[str], workload: str, *, images: int = 18, workers: int = 3,
@@ -54,8 +58,10 @@ def run(tmp: Path, modes: list[str], workload: str, *, images: int = 18, workers
 
 
 def resumed(run_dir: Path, keep_partial: bool = False) -> Job:
-    """The job `bench run --resume RUN_DIR` would run (nothing in the folder changed yet)."""
-    return LAUNCHERS["processes"].prepare(Request(None, ["test"], resume=run_dir, keep_partial=keep_partial))
+    """The job `bench run --resume RUN_DIR` would run, on the launcher the folder ran with (nothing in the
+    folder changed yet)."""
+    request = Request(None, ["test"], resume=run_dir, keep_partial=keep_partial)
+    return launcher_for(request).prepare(request)
 
 
 def tasks(run: RunData, mode: str) -> pd.DataFrame:
@@ -74,10 +80,11 @@ def counted_ok_once(run: RunData, mode: str, n: int) -> None:
     assert sorted(ok["task"]) == list(range(n)), (mode, sorted(ok["task"]))
 
 
-def test_a_worker_that_dies_in_dynamic_is_replaced_by_the_survivors(tmp_path: Path) -> None:
-    data, err = run(tmp_path, ["dynamic"], f"synthetic:mean={MEAN},die=4")
+@pytest.mark.parametrize("backend", LAUNCHED)
+def test_a_worker_that_dies_in_dynamic_is_replaced_by_the_survivors(tmp_path: Path, backend: str) -> None:
+    data, err = run(tmp_path, ["dynamic"], f"synthetic:mean={MEAN},die=4", backend=backend)
     (row,) = lost(data).itertuples()
-    assert row.name == "died" and row.task == 4 and "exit code 86" in row.error
+    assert row.name == "died" and row.task == 4 and DIED[backend] in row.error
     assert 0 <= row.end_ns - row.start_ns < 5e9  # noticed within 5 s of the task starting (when it died)
     counted_ok_once(data, "dynamic", 18)  # every task once, task 4 by another worker
     again = tasks(data, "dynamic")[tasks(data, "dynamic")["task"] == 4]
@@ -88,10 +95,12 @@ def test_a_worker_that_dies_in_dynamic_is_replaced_by_the_survivors(tmp_path: Pa
     assert multiprocessing.active_children() == []
 
 
+@pytest.mark.parametrize("backend", LAUNCHED)
 @pytest.mark.parametrize("mode", ["free-run", "batch-sync"])
-def test_a_worker_that_dies_ends_a_fixed_mode_incomplete_within_5_s(tmp_path: Path, mode: str) -> None:
+def test_a_worker_that_dies_ends_a_fixed_mode_incomplete_within_5_s(tmp_path: Path, mode: str,
+                                                                   backend: str) -> None:
     started = time.monotonic()
-    data, err = run(tmp_path, [mode, "dynamic"], f"synthetic:mean={MEAN},die=4")
+    data, err = run(tmp_path, [mode, "dynamic"], f"synthetic:mean={MEAN},die=4", backend=backend)
     assert time.monotonic() - started < 60
     (row,) = lost(data).itertuples()
     assert (row.mode, row.task, row.name) == (mode, 4, "died")
@@ -142,9 +151,10 @@ def test_a_run_that_failed_once_its_folder_was_open_names_it(tmp_path: Path) -> 
                              "again")
 
 
-def test_continue_runs_the_next_modes_on_the_survivors(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", LAUNCHED)
+def test_continue_runs_the_next_modes_on_the_survivors(tmp_path: Path, backend: str) -> None:
     data, err = run(tmp_path, ["free-run", "dynamic"], f"synthetic:mean={MEAN},die=1",
-                    on_worker_loss="continue")
+                    on_worker_loss="continue", backend=backend)
     assert err is None and data.meta.status == "incomplete"  # free-run ended early; dynamic ran in full
     counted_ok_once(data, "dynamic", 18)
     dead = int(lost(data)["worker"].iloc[0])
@@ -152,8 +162,9 @@ def test_continue_runs_the_next_modes_on_the_survivors(tmp_path: Path) -> None:
     assert tasks(data, "dynamic")["worker"].nunique() == 2
 
 
-def test_a_hung_task_is_caught_by_the_task_timeout(tmp_path: Path) -> None:
-    data, err = run(tmp_path, ["dynamic"], f"synthetic:mean={MEAN},hang=2", task_timeout=0.5)
+@pytest.mark.parametrize("backend", LAUNCHED)
+def test_a_hung_task_is_caught_by_the_task_timeout(tmp_path: Path, backend: str) -> None:
+    data, err = run(tmp_path, ["dynamic"], f"synthetic:mean={MEAN},hang=2", task_timeout=0.5, backend=backend)
     (row,) = lost(data).itertuples()
     assert row.name == "hung" and row.task == 2 and "--task-timeout" in row.error
     assert 0.5e9 <= row.end_ns - row.start_ns < 2.5e9  # ended after 0.5 s without progress (+ a poll)
@@ -161,7 +172,7 @@ def test_a_hung_task_is_caught_by_the_task_timeout(tmp_path: Path) -> None:
     assert err is None
 
 
-@pytest.mark.parametrize("backend", ["processes", "threads"])
+@pytest.mark.parametrize("backend", ["processes", "threads", "ray"])
 def test_failing_tasks_with_and_without_retries(tmp_path: Path, backend: str) -> None:
     wl = "synthetic:mean=0.01,fail=0.3"
     plain, _ = run(tmp_path / "a", ["free-run"], wl, images=20, workers=2, backend=backend)
@@ -178,8 +189,13 @@ def test_failing_tasks_with_and_without_retries(tmp_path: Path, backend: str) ->
         assert (g.sort_values("retry")["status"].iloc[:-1] == "error").all()
 
 
-def _bench(*args: str, out: Path) -> subprocess.Popen[bytes]:
+def _bench(*args: str, out: Path, own_ray: bool = False) -> subprocess.Popen[bytes]:
+    """`bench run ARGS` in a process of its own; with --backend ray it joins the session's Ray cluster
+    (RAY_ADDRESS), or with `own_ray` starts a local one of its own."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "100"}
+    env.pop("SYNCBENCH_RAY_KEEP_ACTORS", None)  # its one run ends its actors, as every `bench run` does
+    if own_ray:
+        env.pop("RAY_ADDRESS", None)
     return subprocess.Popen([sys.executable, "-m", "syncbench", "run", *args, "--out", str(out),
                              "--no-report"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -231,8 +247,12 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _workers(pid: int) -> list[int]:
-    """The worker processes of bench run `pid`: the forkserver's children."""
+def _workers(pid: int, run_dir: Path) -> list[int]:
+    """The worker processes of bench run `pid`: the forkserver's children, or its Ray actors' processes (as
+    meta.json records them)."""
+    launch = json.loads((run_dir / "meta.json").read_text()).get("launch", {})
+    if launch.get("by") == "ray":
+        return [a["pid"] for a in launch["actors"]]
     parents = _parents()
     servers = [c for c, par in parents.items() if par == pid
                and b"forkserver" in Path(f"/proc/{c}/cmdline").read_bytes()]
@@ -265,7 +285,8 @@ def _interrupted(tmp_path: Path, backend: str) -> Stopped:
     p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "12", "--mode", "both",
                "--backend", backend, out=tmp_path)
     run_dir = _wait_for_tasks(tmp_path, 6)
-    below, workers = _descendants(p.pid), _workers(p.pid)
+    workers = _workers(p.pid, run_dir)
+    below = _descendants(p.pid) | set(workers)
     os.killpg(p.pid, signal.SIGINT)
     t = time.monotonic()
     p.wait(timeout=30)
@@ -275,7 +296,7 @@ def _interrupted(tmp_path: Path, backend: str) -> Stopped:
 
 
 @together.setup(_interrupted)
-@pytest.mark.parametrize("backend", ["processes", "threads"])
+@pytest.mark.parametrize("backend", ["processes", "threads", "ray"])
 def test_ctrl_c_stops_promptly_then_resume_finishes_every_task_once(own_setup: Outcome, backend: str) -> None:
     got: Stopped = own_setup.result()
     run_dir = got.run_dir
@@ -313,12 +334,13 @@ def test_ctrl_c_stops_promptly_then_resume_finishes_every_task_once(own_setup: O
     assert line.startswith("resumed 1× (") and " after interrupted); superseded (kept, not counted): " in line
 
 
-def _killed(tmp_path: Path) -> Stopped:
+def _killed(tmp_path: Path, backend: str, mode: str = "free-run") -> Stopped:
     """SIGKILL to the second of 2 worker processes, after 4 task records."""
-    p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "20", "--mode", "free-run",
-               out=tmp_path)
+    p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "20", "--mode", mode,
+               "--backend", backend, out=tmp_path)
     run_dir = _wait_for_tasks(tmp_path, 4)
-    below, workers = _descendants(p.pid), _workers(p.pid)
+    workers = _workers(p.pid, run_dir)
+    below = _descendants(p.pid) | set(workers)
     t = time.monotonic()
     if len(workers) == 2:  # else the run goes on to its end, and the test says why
         os.kill(workers[1], signal.SIGKILL)
@@ -327,18 +349,21 @@ def _killed(tmp_path: Path) -> Stopped:
 
 
 @together.setup(_killed)
-def test_sigkill_from_outside_is_a_lost_worker_and_resume_reruns_the_mode(own_setup: Outcome) -> None:
+@pytest.mark.parametrize("backend", LAUNCHED)
+def test_sigkill_from_outside_is_a_lost_worker_and_resume_reruns_the_mode(own_setup: Outcome,
+                                                                         backend: str) -> None:
     got: Stopped = own_setup.result()
     run_dir = got.run_dir
     assert len(got.workers) == 2
     # Ends like --on-worker-loss continue: exit 1, the summary, and the resume command with the real path.
     assert got.returncode == 1 and "leaked" not in got.output, got.output
     assert f"run folder: {run_dir}\n" in got.output and "status incomplete" in got.output
-    assert "free-run INCOMPLETE" in got.output and "died: exit code -9 (SIGKILL)" in got.output
+    said = " ".join(got.output.split())  # the report wraps at 100 columns
+    assert "free-run INCOMPLETE" in said and f"died: {KILLED[backend]}" in said
     warning = next(line for line in got.output.splitlines() if line.startswith("warning:"))
     assert warning.endswith(f"; bench run --resume {run_dir} finishes the run"), warning
     (row,) = lost(load_run(run_dir)).itertuples()
-    assert row.name == "died" and "SIGKILL" in row.error and row.mode == "free-run"
+    assert row.name == "died" and KILLED[backend] in row.error and row.mode == "free-run"
     assert got.left == {}
     r = resumed(run_dir)
     assert [(x.mode, x.attempt) for x in r.planned()] == [("free-run", 1)]
@@ -350,8 +375,28 @@ def test_sigkill_from_outside_is_a_lost_worker_and_resume_reruns_the_mode(own_se
     assert len(lost(after)) == 0 and (after.superseded["kind"] == "lost").sum() == 1
 
 
-def test_resume_with_keep_partial_runs_only_what_has_no_ok_record(tmp_path: Path) -> None:
-    _, err = run(tmp_path, ["free-run"], f"synthetic:mean={MEAN},die=7")
+def _killed_in_dynamic(tmp_path: Path, backend: str) -> Stopped:
+    return _killed(tmp_path, backend, "dynamic")
+
+
+@together.setup(_killed_in_dynamic)
+@pytest.mark.parametrize("backend", LAUNCHED)
+def test_sigkill_from_outside_in_dynamic_leaves_its_task_to_the_survivor(own_setup: Outcome,
+                                                                       backend: str) -> None:
+    got: Stopped = own_setup.result()
+    data = load_run(got.run_dir)
+    assert len(got.workers) == 2 and got.left == {}
+    (row,) = lost(data).itertuples()
+    assert row.name == "died" and KILLED[backend] in row.error and row.mode == "dynamic"
+    assert row.worker == 1 and row.end_ns - row.start_ns < 5e9  # noticed within 5 s
+    counted_ok_once(data, "dynamic", 20)  # every task once: the one in flight by worker 0, tried again
+    assert data.meta.status == "complete" and got.returncode == 1, got.output  # ran to its end, with a loss
+    assert (tasks(data, "dynamic").query("worker == 1")["end_ns"] <= row.end_ns).all()
+
+
+@pytest.mark.parametrize("backend", LAUNCHED)
+def test_resume_with_keep_partial_runs_only_what_has_no_ok_record(tmp_path: Path, backend: str) -> None:
+    _, err = run(tmp_path, ["free-run"], f"synthetic:mean={MEAN},die=7", backend=backend)
     run_dir = next(tmp_path.iterdir())
     first = load_run(run_dir)
     done = set(tasks(first, "free-run").query("status == 'ok'")["task"])
@@ -370,22 +415,27 @@ def test_resume_with_keep_partial_runs_only_what_has_no_ok_record(tmp_path: Path
     assert "free-run" in verdict and "PIECED" in verdict
 
 
-def _terminated(tmp_path: Path) -> Stopped:
-    """SIGTERM to the `bench run` process alone, after 3 task records."""
+def _terminated(tmp_path: Path, backend: str) -> Stopped:
+    """SIGTERM to the `bench run` process alone, after 3 task records (with Ray: on a local cluster of its
+    own, which must end with it)."""
     p = _bench("--workload", "synthetic:mean=0.1", "--workers", "1", "--images", "50", "--mode", "free-run",
-               out=tmp_path)
+               "--backend", backend, out=tmp_path, own_ray=True)
     run_dir = _wait_for_tasks(tmp_path, 3)
+    workers = _workers(p.pid, run_dir)
+    below = _descendants(p.pid) | set(workers)
     p.send_signal(signal.SIGTERM)
     t = time.monotonic()
     out, _ = p.communicate(timeout=30)
-    return Stopped(run_dir, p.returncode, out.decode(), time.monotonic() - t, [], {})
+    return Stopped(run_dir, p.returncode, out.decode(), time.monotonic() - t, workers, _alive(below))
 
 
 @together.setup(_terminated)
-def test_sigterm_is_an_interrupt_and_the_report_reads_a_dead_owner(own_setup: Outcome) -> None:
+@pytest.mark.parametrize("backend", LAUNCHED)
+def test_sigterm_is_an_interrupt_and_the_report_reads_a_dead_owner(own_setup: Outcome, backend: str) -> None:
     got: Stopped = own_setup.result()
     run_dir = got.run_dir
-    assert got.returncode == 143, got.output
+    assert got.returncode == 143 and got.stop_s < 6.0, got.output
+    assert len(got.workers) == 1 and got.left == {}  # no worker (nor, with Ray, its local cluster) left
     assert got.output.splitlines()[-1] == (f"interrupted: {run_dir} is kept, marked interrupted; bench run "
                                            f"--resume {run_dir} finishes it")
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "interrupted"

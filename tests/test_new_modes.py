@@ -1,4 +1,4 @@
-"""contiguous, staleness:K and longest-first, checked from the records of real runs (both backends), in the
+"""contiguous, staleness:K and longest-first, checked from the records of real runs (every launcher), in the
 simulator, and on the tiny edit model: the same work in every mode, and a changed task caught by name."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bench.durations import mix_factors
 from bench.modes import MODES, get_mode
 from bench.simulate import durations_model, simulate
 from bench.store import RunData
-from tests.helpers import run_synthetic, tasks_of
+from tests.helpers import launcher_param, run_synthetic, tasks_of
 
 
 def accelerate_split(T: int, G: int, g: int) -> list[int]:
@@ -34,7 +34,8 @@ def test_contiguous_blocks_are_accelerates_split(T: int, G: int) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("backend", "T", "G"), [("processes", 10, 3), ("threads", 2, 3), ("threads", 9, 4)])
+@pytest.mark.parametrize(("backend", "T", "G"), [("processes", 10, 3), ("threads", 2, 3), ("threads", 9, 4),
+                                                 ("ray", 10, 3)])
 def test_contiguous_records_match_accelerate(tmp_path: Path, backend: str, T: int, G: int) -> None:
     run = run_synthetic(tmp_path, modes=["contiguous"], images=T, workers=G, backend=backend,
                         workload="synthetic:mean=0.002")
@@ -55,12 +56,13 @@ def gate_holds(run: RunData, mode: str, k: int, G: int) -> None:
             assert row["start_ns"] >= end_of[b - 1 - k], (mode, row["task"])
 
 
-@pytest.fixture(scope="module", params=["processes", "threads"])
+@pytest.fixture(scope="module", params=["processes", "threads", "ray"])
 def skewed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> RunData:
     """Workers of very different speeds and jittery tasks: the gates have work to do."""
-    return run_synthetic(tmp_path_factory.mktemp(request.param),
+    backend = launcher_param(request)
+    return run_synthetic(tmp_path_factory.mktemp(backend),
                          modes=["staleness:0", "staleness:1", "staleness:3", "batch-sync"],
-                         images=30, workers=3, backend=request.param,
+                         images=30, workers=3, backend=backend,
                          workload="synthetic:mean=0.01,skew=0.6,jitter=0.4")
 
 
@@ -81,7 +83,7 @@ def test_staleness_0_has_batch_syncs_assignment_and_order(skewed: RunData) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["processes", "threads"])
+@pytest.mark.parametrize("backend", ["processes", "threads", "ray"])
 def test_longest_first_starts_the_long_tasks_first_and_runs_each_once(tmp_path: Path, backend: str) -> None:
     G = 3
     run = run_synthetic(tmp_path, modes=["longest-first"], images=24, workers=G, backend=backend,

@@ -1,4 +1,4 @@
-"""The runner on CPU workers with the synthetic workload, both backends: every mode's invariants."""
+"""The runner on CPU workers with the synthetic workload, every launcher: every mode's invariants."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from bench.analysis import mode_table
 from bench.schema import SCHEMA_VERSION, SPAN_COLUMNS
 from bench.store import RunData, load_run
-from tests.helpers import run_synthetic, tasks_of
+from tests.helpers import launcher_param, run_synthetic, tasks_of
 
 pytestmark = pytest.mark.slow
 
@@ -18,18 +18,20 @@ G, T = 3, 20  # 7 batches, the last one partial (tasks 18, 19)
 STEPS = 4
 
 
-@pytest.fixture(scope="module", params=["processes", "threads"])
+@pytest.fixture(scope="module", params=["processes", "threads", "ray"])
 def flat(request: pytest.FixtureRequest, session_tmp: Path) -> RunData:
     """All three modes, no skew, no jitter: the makespans must agree."""
-    return run_synthetic(session_tmp / request.param, modes=["free-run", "batch-sync", "dynamic"],
-                         images=T, workers=G, backend=request.param,
+    backend = launcher_param(request)
+    return run_synthetic(session_tmp / backend, modes=["free-run", "batch-sync", "dynamic"],
+                         images=T, workers=G, backend=backend,
                          workload=f"synthetic:mean=0.03,steps={STEPS}")
 
 
-@pytest.fixture(scope="module", params=["processes", "threads"])
+@pytest.fixture(scope="module", params=["processes", "threads", "ray"])
 def jittery(request: pytest.FixtureRequest, session_tmp: Path) -> RunData:
-    return run_synthetic(session_tmp / f"j-{request.param}", modes=["free-run", "batch-sync"],
-                         images=30, workers=G, backend=request.param,
+    backend = launcher_param(request)
+    return run_synthetic(session_tmp / f"j-{backend}", modes=["free-run", "batch-sync"],
+                         images=30, workers=G, backend=backend,
                          workload="synthetic:mean=0.03,jitter=0.3")
 
 
@@ -71,13 +73,14 @@ def test_dynamic_runs_each_task_once_and_nobody_idles(flat: RunData) -> None:
         assert (gaps < 20_000_000).all()
 
 
-@pytest.fixture(scope="module", params=["processes", "threads"])
+@pytest.fixture(scope="module", params=["processes", "threads", "ray"])
 def flat_long(request: pytest.FixtureRequest, session_tmp: Path) -> RunData:
     """No skew, no jitter, tasks long enough (0.1 s) that the runner's own latency on a loaded 2-core
     machine (a few ms a barrier at worst) cannot decide a 5 % comparison; 2 workers, so none waits for a core;
     8 tasks, so 4 batches (the runner's latency is per task and per barrier, not per run)."""
-    return run_synthetic(session_tmp / f"long-{request.param}", modes=["free-run", "batch-sync", "dynamic"],
-                         images=8, workers=2, backend=request.param, workload="synthetic:mean=0.1")
+    backend = launcher_param(request)
+    return run_synthetic(session_tmp / f"long-{backend}", modes=["free-run", "batch-sync", "dynamic"],
+                         images=8, workers=2, backend=backend, workload="synthetic:mean=0.1")
 
 
 def test_flat_workload_makespans_agree(flat_long: RunData) -> None:

@@ -4,9 +4,10 @@ one new file and one line here.
 
 - processes (default): one process per device on this host, coordinated through a TCPStore it serves;
 - threads: one process, a thread per device (the origin document's ThreadPoolExecutor), so the GIL shows;
+- ray: one Ray actor per worker, on a running Ray cluster or a local one (the `ray` extra);
 - torchrun: chosen by itself when torchrun started the process; one worker per process, on many hosts.
 
-Importing this package imports no torch.
+Importing this package imports no torch (and no ray).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 from bench.errors import BenchError
 from runners.distinfo import under_torchrun
 from runners.job import Launcher
-from runners.launchers import processes, threads, torchrun
+from runners.launchers import processes, ray, threads, torchrun
 
 LAUNCHERS: dict[str, Launcher] = {x.name: x for x in (
     processes.LAUNCHER,
     threads.LAUNCHER,
+    ray.LAUNCHER,
     torchrun.LAUNCHER,
 )}
 CHOSEN_BY_ENVIRONMENT = {"torchrun": under_torchrun}  # launchers that are not asked for but found
