@@ -239,15 +239,20 @@ def _expected(run: RunData) -> dict[str, Counter[tuple[tuple[str, str], ...]]]:
 
 
 @pytest.mark.slow
-def test_prometheus_holds_exactly_the_records_at_the_end_of_the_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["processes", "ray"])
+def test_prometheus_holds_exactly_the_records_at_the_end_of_the_run(tmp_path: Path, backend: str,
+                                                                    request: pytest.FixtureRequest) -> None:
     if os.environ.get(NO_PROMETHEUS):
         pytest.skip(f"{NO_PROMETHEUS} is set")
+    if backend == "ray":  # the driver serves every actor's metrics
+        request.getfixturevalue("ray_cluster")
     port = free_port()
     prom, web = _start_prometheus(tmp_path, port)
     try:
         # 1. A run with failed tries, retries, barriers and gates, scraped every 0.5 s while it goes.
         q = subprocess.run(
-            [sys.executable, "-m", "syncbench", "run", "--workload", WORKLOAD, "--retries", "1", "--workers",
+            [sys.executable, "-m", "syncbench", "run", "--backend", backend, "--workload", WORKLOAD,
+             "--retries", "1", "--workers",
              "2", "--images", "120", "--mode", "batch-sync,staleness:1,dynamic", "--no-report",
              "--out", str(tmp_path / "runs"), "--metrics-port", str(port), "--metrics-wait", "30"],
             capture_output=True, text=True, timeout=300)

@@ -230,6 +230,8 @@ def prepare(request: Request) -> Job:
     if resumed is not None and n != resumed.n_workers:
         raise BenchError(f"{request.resume} ran on {resumed.n_workers} workers; here it would run on {n}")
     job = make_job(request, config, resumed, "ray", None, cuda, [])
+    if request.metrics is not None:  # the driver serves every actor's metrics (a port in use: one line now)
+        job.serve_metrics(request.metrics)
     if not joined:
         _init(ray, num_cpus=None if cuda else n, include_dashboard=False, object_store_memory=256 * 2**20)
     try:
