@@ -1,7 +1,7 @@
 """The same job through syncbench and through the tools teams use today, in one run of one script: wall time,
 makespan, makespan ÷ lower bound, idle share and time to first task of each, as a ratio to syncbench's best.
 
-    python benchmarks/peers.py [--repeats 3] [--workers 2] [--synthetic-tasks 300] [--tiny-tasks 60]
+    python benchmarks/peers.py [--repeats 3] [--workers 2] [--synthetic-tasks 200] [--tiny-tasks 60]
                                [--workloads tiny,jitter,mix] [--peers ...] [--out DIR] [--json F] [--gantt P]
 
 Needs the `peers` extra (`pip install -e '.[peers]'`: Ray Data; accelerate is a dependency already).
@@ -58,6 +58,7 @@ PEERS: dict[str, tuple[str, str]] = {
     "shell-loop": ("shell loop, static split", "free-run"),
 }
 METRICS = ("wall_s", "first_task_s", "makespan_s", "bound_ratio", "idle")
+PARTS = ("mean_task_s", "idle_start_s", "idle_between_s", "idle_tail_s", "gap_ms")  # where idle time went
 
 
 @dataclass
@@ -77,7 +78,43 @@ class Launch:
     lower_bound_s: float
     bound_ratio: float
     idle: float
+    idle_start_s: float
+    """Worker-seconds idle before each worker's first task (since t0), summed over workers."""
+    idle_between_s: float
+    """Worker-seconds between a task's end and the next one's start on one worker (dispatch, barriers)."""
+    idle_tail_s: float
+    """Worker-seconds from each worker's last task to the makespan (the tail)."""
+    gap_ms: float
+    """The median of those gaps between two tasks: what handing out one task costs."""
+    mean_task_s: float
+    """The mean task's duration (a computing task slows down where other processes take the cores)."""
     load_before: float
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every launch of one invocation shares."""
+
+    root: Path
+    workers: int
+    files: dict[str, tuple[Path, int]]
+    """Per workload: its tasks file and number of tasks."""
+    timeout_s: float
+    retries: int
+    ray_blocks: int | None
+
+
+def idle_parts(spans: Any, makespan_ns: float) -> tuple[float, float, float, float]:
+    """Where the workers' idle time went, from the task spans: before each one's first task, between its
+    tasks, after its last one (worker-seconds each; they add up to idle × workers × makespan); and the median
+    gap between two tasks."""
+    from bench.analysis.select import tasks
+
+    t = tasks(spans).sort_values(["worker", "start_ns"])
+    gaps = (t["start_ns"] - t.groupby("worker")["end_ns"].shift()).dropna()
+    per = t.groupby("worker").agg(first=("start_ns", "min"), last=("end_ns", "max"))
+    return (float(per["first"].sum()) / 1e9, float(gaps.sum()) / 1e9,
+            float((makespan_ns - per["last"]).sum()) / 1e9, float(gaps.median()) / 1e6 if len(gaps) else 0.0)
 
 
 def best_peer(workload: str) -> str:
@@ -95,10 +132,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def command(peer: str, kind: str, tasks: Path, n: int, workers: int, outputs: Path, out: Path) -> list[str]:
+def command(peer: str, kind: str, tasks: Path, n: int, workers: int, outputs: Path, out: Path,
+            ray_blocks: int | None = None) -> list[str]:
     """The command line that launches `peer`, as its users type it."""
     common = ["--kind", kind, "--tasks", str(tasks), "--workers", str(workers), "--outputs", str(outputs),
               "--out", str(out)]
+    if peer == "ray-data" and ray_blocks is not None:
+        common += ["--blocks", str(ray_blocks)]
     script = str(HERE / "peers_run.py")
     if peer.startswith("syncbench-"):
         return [sys.executable, "-m", "syncbench", "run", "--mode", PEERS[peer][1], "--workers", str(workers),
@@ -123,26 +163,26 @@ def env(outputs: Path) -> dict[str, str]:
     return e
 
 
-def launch(workload: str, repeat: int, peer: str, tasks: Path, n: int, workers: int, root: Path,
-           timeout_s: float) -> Launch:
+def launch(setup: Setup, workload: str, repeat: int, peer: str) -> Launch:
     """Run one peer once; measure it from its output lines and its run folder."""
     from bench.analysis import mode_table
     from bench.store import load_run
 
     # 1. Launch it in a folder of its own; the clock starts just before the command does.
-    here = root / workload / f"r{repeat}" / peer
+    here = setup.root / workload / f"r{repeat}" / peer
     outputs, out = here / "outputs", here / "runs"
     out.mkdir(parents=True, exist_ok=True)
-    kind = WORKLOADS[workload]["kind"]
+    kind, (tasks, n) = WORKLOADS[workload]["kind"], setup.files[workload]
+    cmd = command(peer, kind, tasks, n, setup.workers, outputs, out, setup.ray_blocks)
     load = os.getloadavg()[0]
     with open(here / "log.txt", "w") as log:
         t = time.perf_counter_ns()
-        rc = subprocess.run(command(peer, kind, tasks, n, workers, outputs, out), cwd=ROOT, env=env(outputs),
-                            stdout=log, stderr=subprocess.STDOUT, timeout=timeout_s).returncode
+        rc = subprocess.run(cmd, cwd=ROOT, env=env(outputs), stdout=log, stderr=subprocess.STDOUT,
+                            timeout=setup.timeout_s).returncode
     # 2. The shell loop's workers only wrote their output lines: record them now.
     lines = peers_job.read_outputs(outputs) if outputs.is_dir() else []
     if peer == "shell-loop" and lines:
-        peers_run.record_outputs(out, "free-run", lines, workers, peers_run.describe(kind, tasks),
+        peers_run.record_outputs(out, "free-run", lines, setup.workers, peers_run.describe(kind, tasks),
                                  f"peer-shell-loop-{kind}")
     # 3. Wall time and first task from the output lines; the rest from the records.
     dirs = [d for d in out.iterdir() if (d / "meta.json").is_file()]
@@ -151,28 +191,45 @@ def launch(workload: str, repeat: int, peer: str, tasks: Path, n: int, workers: 
                            f"folder(s), {len(lines)} outputs; see {here / 'log.txt'}")
     run = load_run(dirs[0])
     row = mode_table(run.spans, run.meta.n_workers).iloc[0]
+    start, between, tail, gap = idle_parts(run.spans, float(row["makespan_s"]) * 1e9)
     return Launch(workload, repeat, peer, str(dirs[0]), rc, int(row["tasks"]), len(lines),
                   wall_s=(max(o.end_ns for o in lines) - t) / 1e9,
                   first_task_s=(min(o.start_ns for o in lines) - t) / 1e9,
                   makespan_s=float(row["makespan_s"]), lower_bound_s=float(row["lower_bound_s"]),
                   bound_ratio=float(row["makespan_s"] / row["lower_bound_s"]), idle=1.0 - float(row["util"]),
-                  load_before=load)
+                  idle_start_s=start, idle_between_s=between, idle_tail_s=tail, gap_ms=gap,
+                  mean_task_s=float(row["mean_task_s"]), load_before=load)
 
 
-def launch_again(workload: str, repeat: int, peer: str, tasks: Path, n: int, workers: int, root: Path,
-                 timeout_s: float, retries: int) -> Launch:
-    """`launch`, tried again up to `retries` times where it failed (said on stdout; the failed try's folder is
-    kept beside, renamed)."""
-    for attempt in range(retries + 1):
+def launch_again(setup: Setup, workload: str, repeat: int, peer: str) -> Launch:
+    """`launch`, tried again up to `setup.retries` times where it failed (said on stdout; the failed try's
+    folder is kept beside, renamed)."""
+    for attempt in range(setup.retries + 1):
         try:
-            return launch(workload, repeat, peer, tasks, n, workers, root, timeout_s)
+            return launch(setup, workload, repeat, peer)
         except (RuntimeError, subprocess.TimeoutExpired) as e:
-            if attempt == retries:
+            if attempt == setup.retries:
                 raise
-            here = root / workload / f"r{repeat}" / peer
+            here = setup.root / workload / f"r{repeat}" / peer
             here.rename(here.with_name(f"{peer}-failed-{attempt}"))
             print(f"{e}: trying again", flush=True)
     raise AssertionError("unreachable")
+
+
+def run_all(setup: Setup, workloads: list[str], chosen: list[str], repeats: int) -> list[Launch]:
+    """Every workload through every chosen peer, `repeats` times; repeat r starts at peer r."""
+    launches = []
+    for r in range(repeats):
+        for w in workloads:
+            order = peers_for(w, chosen)
+            for peer in order[r % len(order):] + order[:r % len(order)]:
+                x = launch_again(setup, w, r, peer)
+                launches.append(x)
+                print(f"repeat {r} {w:6s} {peer:24s} wall {x.wall_s:6.2f} s  "
+                      f"first task {x.first_task_s:5.2f} s  makespan {x.makespan_s:6.3f} s  "
+                      f"÷ bound {x.bound_ratio:.3f}  idle {x.idle:5.1%}  gap {x.gap_ms:6.2f} ms"
+                      f"  (load {x.load_before:.2f})", flush=True)
+    return launches
 
 
 def summarize(launches: list[Launch]) -> list[dict[str, Any]]:
@@ -186,6 +243,8 @@ def summarize(launches: list[Launch]) -> list[dict[str, Any]]:
             mine = [x for x in launches if x.workload == workload and x.peer == peer]
             row: dict[str, Any] = {"workload": workload, "peer": peer, "mode": PEERS[peer][1],
                                    "repeats": len(mine), "best": best}
+            for m in PARTS:
+                row[m] = statistics.median(getattr(x, m) for x in mine)
             for m in METRICS:
                 row[m] = statistics.median(getattr(x, m) for x in mine)
                 ratios = [getattr(x, m) / getattr(by[(workload, x.repeat, best)], m) for x in mine
@@ -209,6 +268,18 @@ def markdown(rows: list[dict[str, Any]]) -> str:
                      f"{cell(r, 'wall_s', '{:.2f}')} | {cell(r, 'first_task_s', '{:.2f}')} | "
                      f"{cell(r, 'makespan_s', '{:.2f}')} | {cell(r, 'bound_ratio', '{:.3f}')} | "
                      f"{cell(r, 'idle', '{:.1%}')} |")
+    return "\n".join(lines)
+
+
+def markdown_parts(rows: list[dict[str, Any]]) -> str:
+    """The mean task, and where the workers' idle time went (medians, worker-seconds): before the first task,
+    between tasks (the median gap: the cost of handing out one task), after the last one (the tail)."""
+    lines = ["| workload | peer | mean task ms | idle before first task s | between tasks s | median gap ms "
+             "| tail s |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        lines.append(f"| {WORKLOADS[r['workload']]['label']} | {PEERS[r['peer']][0]} | "
+                     f"{r['mean_task_s'] * 1e3:.1f} | {r['idle_start_s']:.3f} | {r['idle_between_s']:.3f} | "
+                     f"{r['gap_ms']:.2f} | {r['idle_tail_s']:.3f} |")
     return "\n".join(lines)
 
 
@@ -252,16 +323,18 @@ def machine() -> dict[str, Any]:
             "accelerate": __import__("accelerate").__version__, "host": socket.gethostname()}
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--synthetic-tasks", type=int, default=300)
+    p.add_argument("--synthetic-tasks", type=int, default=200)
     p.add_argument("--mean", type=float, default=0.05, help="mean sleep of a synthetic task, s")
     p.add_argument("--tiny-tasks", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workloads", default="tiny,jitter,mix")
     p.add_argument("--peers", default=",".join(PEERS))
+    p.add_argument("--ray-blocks", type=int, default=None,
+                   help="Ray Data's blocks (default one per task; 0: Ray Data's own, at most 200)")
     p.add_argument("--out", type=Path, default=None, help="where the runs go (default results/peers-DATE)")
     p.add_argument("--json", type=Path, default=None, help="write every launch and the table here")
     p.add_argument("--gantt", type=Path, default=None,
@@ -269,43 +342,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=600.0, help="seconds one launch may take")
     p.add_argument("--retries", type=int, default=1, help="launch a failed launch again, up to N times")
     a = p.parse_args(argv)
-    workloads, chosen = a.workloads.split(","), a.peers.split(",")
-    bad = [w for w in workloads if w not in WORKLOADS] + [x for x in chosen if x not in PEERS]
+    a.workloads, a.peers = a.workloads.split(","), a.peers.split(",")
+    bad = [w for w in a.workloads if w not in WORKLOADS] + [x for x in a.peers if x not in PEERS]
     if bad or a.repeats < 1 or a.workers < 1:
         p.error(f"unknown workload or peer {bad} (known: {list(WORKLOADS)}, {list(PEERS)}), "
                 "or repeats/workers < 1")
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse(argv)
     root = a.out or ROOT / "results" / time.strftime("peers-%Y%m%d-%H%M%S")
     root.mkdir(parents=True, exist_ok=True)
     # 1. One tasks file per workload: every peer runs it.
     files: dict[str, tuple[Path, int]] = {}
-    for w in workloads:
+    for w in a.workloads:
         spec, n = WORKLOADS[w], a.tiny_tasks if w == "tiny" else a.synthetic_tasks
         files[w] = (root / f"tasks-{w}.jsonl", n)
         peers_job.write_tasks(files[w][0], spec["kind"], n, a.seed, a.mean, spec.get("jitter", 0.0),
                               spec.get("mix", (0.0, 1.0)))
-    # 2. Repeats; in each, every workload through every peer, repeat r starting at peer r.
-    started, launches = time.time(), []
-    for r in range(a.repeats):
-        for w in workloads:
-            order = peers_for(w, chosen)
-            for peer in order[r % len(order):] + order[:r % len(order)]:
-                x = launch_again(w, r, peer, files[w][0], files[w][1], a.workers, root, a.timeout, a.retries)
-                launches.append(x)
-                print(f"repeat {r} {w:6s} {peer:24s} wall {x.wall_s:6.2f} s  "
-                      f"first task {x.first_task_s:5.2f} s  makespan {x.makespan_s:6.3f} s  "
-                      f"÷ bound {x.bound_ratio:.3f}  idle {x.idle:5.1%}"
-                      f"  (load {x.load_before:.2f})", flush=True)
+    # 2. Repeats; in each, every workload through every peer.
+    started = time.time()
+    setup = Setup(root, a.workers, files, a.timeout, a.retries, a.ray_blocks)
+    launches = run_all(setup, a.workloads, a.peers, a.repeats)
     # 3. The table, the raw figures, the Gantt.
     rows = summarize(launches)
-    print(markdown(rows))
+    print(markdown(rows) + "\n\n" + markdown_parts(rows))
     print(f"runs in {root}; {time.time() - started:.0f} s; load average now {os.getloadavg()}")
     if a.json:
         a.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "machine": machine(),
                                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
                                       "elapsed_s": time.time() - started, "load_after": os.getloadavg(),
                                       "launches": [asdict(x) for x in launches], "table": rows}, indent=1))
-    if a.gantt and {"ray-data", "syncbench-dynamic"} <= set(chosen):
-        gantt(launches, "jitter" if "jitter" in workloads else workloads[0], a.gantt)
+    if a.gantt and {"ray-data", "syncbench-dynamic"} <= set(a.peers):
+        gantt(launches, "jitter" if "jitter" in a.workloads else a.workloads[0], a.gantt)
     return 0
 
 

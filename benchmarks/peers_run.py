@@ -8,9 +8,10 @@ today, each written as its users write it and recorded with syncbench's recordin
 
 - `ray`: Ray Data `map_batches` over an actor pool (`concurrency` = workers, `batch_size` 1, one CPU an
   actor), on a local cluster of one CPU more than the actors (ray#44687: the pool's actors would otherwise
-  leave no CPU to the dataset's own tasks). Each actor loads the job in its constructor; the driver records
-  the rows' times afterwards (`rec.add_task`; t0 when the first actor was ready), mode "dynamic" (the pool
-  hands blocks to whichever actor has room).
+  leave no CPU to the dataset's own tasks), one block a task (`--blocks`: else Ray Data's own blocking, at
+  most 200 blocks, which hands out two tasks or more at once past 200 tasks). Each actor loads the job in
+  its constructor; the driver records the rows' times afterwards (`rec.add_task`; t0 when the first actor
+  was ready), mode "dynamic" (the pool hands blocks to whichever actor has room).
 - `threads-free-run`, `threads-batch-sync`: the origin document's `ThreadPoolExecutor` over the devices,
   jobs loaded one after another in the main thread; free-run gives worker g the tasks g, g+G, ... up front;
   batch-sync submits a task per worker and waits for the batch's slowest (`rec.joined`). Recorded in line.
@@ -141,7 +142,8 @@ def ray_peer(a: argparse.Namespace) -> None:
     ray.init(address="local", num_cpus=G + 1, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     n = len(read_tasks(a.tasks))
-    ds = ray.data.from_items([{"task": i} for i in range(n)], override_num_blocks=n).map_batches(
+    blocks = n if a.blocks is None else (a.blocks or None)  # one task a block, so the pool hands out tasks
+    ds = ray.data.from_items([{"task": i} for i in range(n)], override_num_blocks=blocks).map_batches(
         RayJob, fn_constructor_kwargs={"kind": a.kind, "tasks": str(a.tasks), "outputs": str(a.outputs),
                                        "threads": torch_threads(a.kind, G)},
         concurrency=G, batch_size=1, num_cpus=1)
@@ -208,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--outputs", type=Path, required=True, help="the folder of output lines")
     p.add_argument("--out", type=Path, default=Path("results"), help="parent of the run folder")
     p.add_argument("--worker", type=int, default=0, help="shell-worker: which one")
+    p.add_argument("--blocks", type=int, default=None,
+                   help="ray: the dataset's blocks (default one per task; 0: Ray Data's own, at most 200)")
     a = p.parse_args(argv)
     PEERS[a.peer](a)
     return 0

@@ -32,7 +32,8 @@ def test_the_table_is_the_median_over_repeats_of_each_figure_and_of_its_ratio_to
     peers = _script("peers")
 
     def x(repeat: int, peer: str, wall: float, makespan: float) -> object:
-        return peers.Launch("jitter", repeat, peer, "", 0, 4, 4, wall, 1.0, makespan, 1.0, makespan, 0.1, 0.0)
+        return peers.Launch("jitter", repeat, peer, "", 0, 4, 4, wall, 1.0, makespan, 1.0, makespan, 0.1,
+                            0.0, 0.0, 0.0, 0.0, 0.05, 0.0)
 
     launches = [x(0, "syncbench-dynamic", 10.0, 2.0), x(0, "ray-data", 12.0, 3.0),
                 x(1, "ray-data", 30.0, 2.0), x(1, "syncbench-dynamic", 20.0, 4.0),
