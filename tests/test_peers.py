@@ -32,7 +32,7 @@ def test_the_table_is_the_median_over_repeats_of_each_figure_and_of_its_ratio_to
     peers = _script("peers")
 
     def x(repeat: int, peer: str, wall: float, makespan: float) -> object:
-        return peers.Launch("jitter", repeat, peer, "", 0, 4, 4, wall, 1.0, makespan, 1.0, makespan, 0.1,
+        return peers.Launch("jitter", repeat, peer, "", 0, 4, 4, wall, 1.0, 0.5, makespan, 1.0, makespan, 0.1,
                             0.0, 0.0, 0.0, 0.0, 0.05, 0.0)
 
     launches = [x(0, "syncbench-dynamic", 10.0, 2.0), x(0, "ray-data", 12.0, 3.0),
@@ -86,7 +86,7 @@ def test_every_peer_runs_the_tasks_into_a_run_folder_that_report_and_compare_rea
         assert x["bound_ratio"] == pytest.approx(makespan / bound) and x["idle"] == pytest.approx(idle)
         # The output lines (wall, first task) and the records time the same tasks: first start to last end.
         span = (t["end_ns"].max() - t["start_ns"].min()) / 1e9
-        assert x["first_task_s"] > 0, peer
+        assert 0 < x["ready_s"] < x["first_task_s"], peer
         assert x["wall_s"] - x["first_task_s"] == pytest.approx(span, abs=2e-3), peer
     rows = {r["peer"]: r for r in res["table"]}
     best = launches["syncbench-longest-first"]
