@@ -50,6 +50,18 @@ def test_the_table_is_the_median_over_repeats_of_each_figure_and_of_its_ratio_to
         "syncbench-dynamic", "syncbench-dynamic", "syncbench-longest-first"]
 
 
+def test_benchmarks_md_section_13_tables_are_the_committed_launches() -> None:
+    """The published tables are `summarize` of the committed launches, row for row."""
+    peers = _script("peers")
+    res = json.loads((ROOT / "benchmarks" / "measured" / "2026-12-05-peers-cpu.json").read_text())
+    rows = peers.summarize([peers.Launch(**x) for x in res["launches"]])
+    published = (ROOT / "BENCHMARKS.md").read_text()
+    lines = [*peers.markdown(rows).splitlines(), *peers.markdown_parts(rows).splitlines()]
+    assert len(lines) == 2 * (2 + 19)  # two tables: header, rule, a row per (workload, peer)
+    missing = [line for line in lines if line not in published]
+    assert not missing, f"BENCHMARKS.md differs from the committed launches: {missing}"
+
+
 def _by_hand(run_dir: Path) -> tuple[float, float, float]:
     """Makespan, lower bound and idle share from a run folder's task spans: the last end; max(total ÷
     workers, longest); 1 - total ÷ (workers × makespan)."""
