@@ -25,7 +25,9 @@ def mode_schedule(modes: list[str], repeat: int, alternate: bool = True) -> list
 @dataclass(frozen=True)
 class RunConfig:
     modes: list[str]
-    images: int
+    images: int | None = None
+    """The tasks (--images); None: as many as the workload's own inputs (a tasks file's rows, an input
+    folder's images), else 270 (`bench.workload.task_count`; the job settles it before anything runs)."""
     launcher: str = "processes"
     """How the workers are started: a name of `runners.launchers.LAUNCHERS` (the CLI's --backend)."""
     workload: str = "edit"
@@ -47,7 +49,7 @@ class RunConfig:
     """After a lost worker: "stop" after the mode, or "continue" on the survivors."""
 
     def __post_init__(self) -> None:
-        if self.images < 1:
+        if self.images is not None and self.images < 1:
             raise BenchError(f"--images must be at least 1, got {self.images}")
         if self.repeat < 1:
             raise BenchError(f"--repeat must be at least 1, got {self.repeat}")

@@ -4,9 +4,10 @@ Three sources: a folder of images with one prompt (`from_dir`), a JSONL or CSV t
 or deterministic generated inputs (`generated`, images drawn by `generated_image` from the task's seed). A
 tasks file's columns of its own are kept (`TaskInput.extra`) where a workload asks for them (`Columns`), and
 refused by name otherwise.
-Every problem a user can fix (missing folder, unreadable or non-image file, bad line) is a `BenchError` with
-one line naming the file. `open_image` is what the executor uses at run time: an image that vanished or broke
-since the check raises there, and the runner records that task as failed.
+Every problem a user can fix (missing folder, unreadable image file, bad line) is a `BenchError` with one
+line naming the file; a folder's files that are not images are skipped and counted (`skipped_text`).
+`open_image` is what the executor uses at run time: an image that vanished or broke since the check raises
+there, and the runner records that task as failed.
 
 This module does not import torch or diffusers (it runs in the CLI before any worker starts).
 """
@@ -112,21 +113,38 @@ def check_condition(path: str, width: int, height: int, area: int) -> None:
                          f"{MAX_ASPECT}")
 
 
+def _listing(d: Path) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) of a folder by their suffix, each sorted by name; hidden files left out."""
+    files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith("."))
+    return ([p for p in files if p.suffix.lower() in IMAGE_SUFFIXES],
+            [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES])
+
+
+def skipped_text(folder: str | Path) -> str:
+    """'skipped 1 non-image file: notes.txt' for the files of an input folder `from_dir` leaves out (up to
+    three named), '' where there are none."""
+    others = _listing(Path(folder))[1] if Path(folder).is_dir() else []
+    if not others:
+        return ""
+    more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+    names = ", ".join(p.name for p in others[:3]) + more
+    return f"skipped {len(others)} non-image file{'s' if len(others) > 1 else ''}: {names}"
+
+
 def from_dir(folder: str | Path, prompt: str, require_prompt: bool = True) -> tuple[TaskInput, ...]:
-    """Every image in `folder` (sorted by name) with `prompt`. Hidden files are skipped; any other file
-    that is not a readable image is an error, as is an empty or missing folder (and, with `require_prompt`,
-    an empty prompt)."""
+    """Every image in `folder` (sorted by name) with `prompt`. Hidden files and files that are not images
+    by their suffix are skipped (`skipped_text` says which); an image file that does not decode is an error,
+    as is a folder without images or a missing one (and, with `require_prompt`, an empty prompt)."""
     d = Path(folder)
     if not d.is_dir():
         raise BenchError(f"input folder {d} does not exist or is not a folder")
     if require_prompt and (not prompt or not prompt.strip()):
         raise BenchError("--prompt is required with --input-dir (the edit instruction for every image)")
-    files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith("."))
+    files, _ = _listing(d)
     if not files:
-        raise BenchError(f"input folder {d} has no images")
-    for p in files:
-        if p.suffix.lower() not in IMAGE_SUFFIXES:
-            raise BenchError(f"{p} is not an image (expected one of {', '.join(sorted(IMAGE_SUFFIXES))})")
+        skipped = skipped_text(d)
+        raise BenchError(f"input folder {d} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                         + (f"; {skipped}" if skipped else ""))
     sizes = [check_image(p) for p in files]
     return tuple(TaskInput(image=str(p.resolve()), prompt=prompt, width=w, height=h)
                  for p, (w, h) in zip(files, sizes, strict=True))

@@ -24,7 +24,7 @@ from typing import Any
 from bench import __version__
 from bench.config import RunConfig, mode_schedule
 from bench.errors import BenchError, Terminated, error_text
-from bench.schema import RunMeta, WorkerMeta
+from bench.schema import RunMeta, TaskList, WorkerMeta
 from bench.store import (
     finish_run,
     load_run,
@@ -34,8 +34,11 @@ from bench.store import (
     read_meta,
     start_run,
     task_outcomes,
+    write_input_table,
     write_meta,
 )
+
+IMPORTED_NS = time.perf_counter_ns()  # where a process's start cannot be read: about when it began
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,23 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def process_start_ns() -> int:
+    """When this process started, on `time.perf_counter_ns`'s clock: Linux's record of it (/proc/self/stat,
+    in clock ticks since boot, against CLOCK_BOOTTIME: to 10 ms), else when this module was imported."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        age_s = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+        now = time.perf_counter_ns()
+        return min(now, now - round(age_s * 1e9))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return IMPORTED_NS
+
+
+def _clock(meta: RunMeta, **moments: int) -> dict[str, int]:
+    """meta's `clock_ns` with `moments` set (none for a simulation: its spans are on no clock)."""
+    return {} if meta.simulated else {**meta.clock_ns, **moments}
+
+
 # --------------------------------------------------------------------------------------------------
 # Opening
 
@@ -89,23 +109,27 @@ def new_meta(*, modes: list[str], repeat: int, seed: int, n_tasks: int, workers:
              workload: dict[str, Any], launcher: str, argv: list[str], config: RunConfig | None = None,
              seeds: list[int] | None = None, notes: list[str] | None = None,
              launch: dict[str, Any] | None = None, torch_threads: int | None = None,
-             simulated: bool = False) -> RunMeta:
+             simulated: bool = False, task_list: TaskList | None = None) -> RunMeta:
     """The RunMeta of a new run, as it starts (the one place a RunMeta is built)."""
     seeds = seeds or []
     return RunMeta(
         run_id="", status="running", modes=list(modes), n_workers=len(workers), n_tasks=n_tasks,
         workers=workers, workload=workload, backend=launcher, repeat=repeat,
         schedule=mode_schedule(modes, repeat, alternate=not simulated), seed=seed,
-        seeds=seeds[:5] + (["..."] if len(seeds) > 5 else []), simulated=simulated, argv=argv,
+        seeds=seeds[:5] + (["..."] if len(seeds) > 5 else []), task_list=task_list or TaskList(),
+        simulated=simulated, argv=argv,
         config=config.to_dict() if config is not None else {}, host=socket.gethostname(),
         cpu_count=os.cpu_count(), torch_threads_per_worker=torch_threads, versions=versions(),
         git=git_revision(), notes=notes or [], owner=owner(), launch=launch or {"by": "bench"},
     )
 
 
-def open_new(out: Path, label: str, meta: RunMeta) -> RunFolder:
-    """A new run folder under `out` (never an existing one), its meta.json written as running."""
+def open_new(out: Path, label: str, meta: RunMeta, inputs: list[dict[str, Any]] | None = None) -> RunFolder:
+    """A new run folder under `out` (never an existing one), its meta.json written as running, and its
+    task -> input table where given (`bench.workload.input_table`)."""
+    meta = replace(meta, clock_ns=_clock(meta, process=process_start_ns(), opened=time.perf_counter_ns()))
     run_dir, meta = start_run(out, label, meta)
+    write_input_table(run_dir, inputs or [])
     return RunFolder(run_dir, meta, [ModeRun(r, m) for r, m in meta.schedule], time.monotonic())
 
 
@@ -148,9 +172,10 @@ def reopen(run_dir: Path, meta: RunMeta, schedule: list[ModeRun], argv: list[str
     pieced = list(meta.pieced) + [(x.repeat, x.mode) for x in schedule
                                   if x.tasks is not None and (x.repeat, x.mode) not in meta.pieced]
     entry = {"started": now_iso(), "argv": argv, "ran": [[x.repeat, x.mode, x.attempt] for x in schedule],
-             **record}
-    meta = replace(meta, status="running", error=None, finished=None, owner=owner(), pieced=pieced,
-                   resumes=[*meta.resumes, entry], config=config.to_dict())
+             "after": {"status": meta.status, "why": meta.stopped or meta.error}, **record}
+    clock = {"process": process_start_ns(), "opened": time.perf_counter_ns()}  # this command's own
+    meta = replace(meta, status="running", error=None, stopped=None, finished=None, owner=owner(),
+                   pieced=pieced, resumes=[*meta.resumes, entry], config=config.to_dict(), clock_ns=clock)
     write_meta(run_dir, meta)
     return RunFolder(run_dir, meta, schedule, time.monotonic())
 
@@ -174,27 +199,32 @@ def find_restarted(out: Path, rdzv_id: str) -> Path | None:
 
 
 def outcome(run_dir: Path, meta: RunMeta, losses: list[Loss], policy: str) -> tuple[str, str | None]:
-    """(status, error) of a run whose workers all ended: from its records and the workers it lost."""
+    """(status, why) of a run whose workers all ended, from its records and the workers it lost: complete;
+    failed (why: the error); or incomplete, where why says what stopped it before the end of its schedule
+    (a lost worker under --on-worker-loss stop, and the mode runs that did not run), else None."""
     o = task_outcomes(run_dir)
     if o.tasks and o.failed == o.tasks:
         return "failed", f"every task failed ({o.tasks} of {o.tasks}); the first: {o.first_error}"
     status = mode_runs(load_run(run_dir, counted_only=False).spans, meta)
     if all(st is not None and st.complete for st in (status.get(k) for k in meta.schedule)):
         return "complete", None  # a loss the modes rode out (a requeue) is in the records: the report says so
-    if losses and policy == "stop":
-        x = losses[0]
-        during = f" during task {x.task}" if x.task is not None else ""
-        where = f" of {x.mode} r{x.repeat}" if x.mode is not None else ""
-        more = f" (and {len(losses) - 1} more)" if len(losses) > 1 else ""
-        return "failed", (f"worker {x.worker} {x.cause} ({x.detail}){during}{where}{more}; the run stopped "
-                          "(--on-worker-loss stop): bench run --resume finishes it")
-    return "incomplete", None
+    skipped = [f"{m} r{r}" for r, m in meta.schedule if (r, m) not in status]
+    if not (losses and policy == "stop" and skipped):
+        return "incomplete", None
+    x = losses[0]
+    during = f" during task {x.task}" if x.task is not None else ""
+    where = f" of {x.mode} r{x.repeat}" if x.mode is not None else ""
+    more = f" (and {len(losses) - 1} more)" if len(losses) > 1 else ""
+    return "incomplete", (f"worker {x.worker} {x.cause} ({x.detail}){during}{where}{more}, and the run "
+                          f"stopped there (--on-worker-loss stop): {', '.join(skipped)} did not run")
 
 
-def close(folder: RunFolder, status: str, error: str | None = None) -> RunMeta:
-    """Write the run's one outcome into meta.json (its status, error, end time and elapsed wall time)."""
+def close(folder: RunFolder, status: str, error: str | None = None, stopped: str | None = None) -> RunMeta:
+    """Write the run's one outcome into meta.json (its status, error or why it stopped early, end time and
+    elapsed wall time)."""
+    folder.meta = replace(folder.meta, clock_ns=_clock(folder.meta, closed=time.perf_counter_ns()))
     folder.meta = finish_run(folder.run_dir, folder.meta, status, error,
-                             elapsed_s=time.monotonic() - folder.started)
+                             elapsed_s=time.monotonic() - folder.started, stopped=stopped)
     return folder.meta
 
 

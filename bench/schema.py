@@ -93,6 +93,10 @@ class Span:
     output: str | None = None
     """For an ok task: a short hash of what it produced (the edited image's pixels; for the synthetic workload
     its parameters), so runs and modes can show they did the same work."""
+    t0_ns: int | None = None
+    """For a start barrier: its mode run's t0 itself, on the run's timeline (worker 0's
+    `time.perf_counter_ns`, not relative to anything), so that the mode runs and the command's own moments
+    (`RunMeta.clock_ns`) lie on one clock; None on every other span."""
 
     def to_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: that deep-copies every field, and this runs between two timed tasks.
@@ -163,6 +167,32 @@ class WorkerMeta:
 
 
 @dataclass(frozen=True)
+class TaskList:
+    """What a run's tasks really were, from the task list itself (a workload's defaults can differ: a tasks
+    file's rows carry their own sizes and steps), and where their count came from."""
+
+    inputs: int | None = None
+    """How many inputs the workload brought itself (a tasks file's rows, an input folder's images); None for
+    generated inputs and the synthetic workload. Without --images they are the tasks one to one; with it,
+    the first n_tasks of them, or all of them cycled to n_tasks."""
+    source: str = ""
+    """Those inputs in words: "rows of tasks.csv", "images in photos"."""
+    sizes: tuple[int, int] | None = None
+    """The smallest and largest output side of the tasks, px (None: the tasks have no size)."""
+    steps: tuple[int, int] | None = None
+    """The fewest and most denoising steps of the tasks (None: the tasks have no steps)."""
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TaskList:
+        return cls(inputs=d.get("inputs"), source=str(d.get("source") or ""), sizes=_pair(d.get("sizes")),
+                   steps=_pair(d.get("steps")))
+
+
+def _pair(v: Any) -> tuple[int, int] | None:
+    return (int(v[0]), int(v[1])) if v else None
+
+
+@dataclass(frozen=True)
 class RunMeta:
     """meta.json: what was run, on what, and how it ended. Written at the start (status "running") and at
     the end of a run, by `bench.store.start_run` and `finish_run` only."""
@@ -170,9 +200,10 @@ class RunMeta:
     run_id: str
     """The run folder's name."""
     status: str
-    """running; then complete (every mode ran every task), incomplete (it ran to the end, but a worker was
-    lost and a mode ended early), failed (with `error`: the run could not go on) or interrupted (Ctrl-C,
-    SIGTERM). Any but complete can be finished with `bench run --resume`."""
+    """running; then complete (every mode ran every task), incomplete (a worker was lost and a mode ended
+    early; under --on-worker-loss stop the mode runs after it did not run either: `stopped` says why),
+    failed (with `error`: the run could not go on) or interrupted (Ctrl-C, SIGTERM). Any but complete can be
+    finished with `bench run --resume`."""
     modes: list[str]
     """The modes, in run order."""
     n_workers: int
@@ -193,6 +224,8 @@ class RunMeta:
     """Seed of task 0 (task i gets seed + i)."""
     seeds: list[Any] = field(default_factory=list)
     """The first task seeds, for the record."""
+    task_list: TaskList = field(default_factory=TaskList)
+    """What the tasks really were: their sizes and steps, and the inputs their count came from."""
     simulated: bool = False
     """True for `bench simulate` runs: durations were drawn, not measured."""
     started: str | None = None
@@ -203,6 +236,9 @@ class RunMeta:
     """Wall time of the whole run, seconds."""
     error: str | None = None
     """Why the run failed, one line."""
+    stopped: str | None = None
+    """Why an incomplete run stopped before the end of its schedule, one line: the lost worker (under
+    --on-worker-loss stop) and the mode runs that did not run (--resume runs them)."""
     argv: list[str] = field(default_factory=list)
     """The command line."""
     config: dict[str, Any] = field(default_factory=dict)
@@ -222,7 +258,8 @@ class RunMeta:
     owner: dict[str, Any] = field(default_factory=dict)
     """The process writing this folder now: host and pid (a report can tell a running run from a dead one)."""
     resumes: list[dict[str, Any]] = field(default_factory=list)
-    """Each `bench run --resume` of this folder: when, its argv, and the (repeat, mode, attempt) it ran."""
+    """Each `bench run --resume` of this folder: when, its argv, the (repeat, mode, attempt) it ran, and what
+    it took over ("after": the status it found and why the run had stopped or failed)."""
     pieced: list[tuple[int, str]] = field(default_factory=list)
     """(repeat, mode) whose timeline --keep-partial pieced together from several attempts."""
     launch: dict[str, Any] = field(default_factory=dict)
@@ -232,6 +269,12 @@ class RunMeta:
     """Every clock exchange with worker 0: worker, when (which mode run, start or end), offset, round trip,
     and cost_ns: the wall time that worker spent in the exchange (its ping-pongs and the wait for its
     turn)."""
+    clock_ns: dict[str, int] = field(default_factory=dict)
+    """The command's own moments on the run's timeline clock (`time.perf_counter_ns` of the process that owns
+    the folder, which is worker 0's clock: rank 0 under torchrun, and on one host every process's), in ns:
+    "process" (that process started), "opened" (it opened this folder), "closed" (it closed it). With the
+    start barriers' `Span.t0_ns` they account for the wall clock before and after the records' spans. A
+    --resume overwrites them with its own. Empty in older folders and in simulations."""
     schema_version: int = SCHEMA_VERSION
     """The version of this schema the folder was written with."""
 
@@ -249,6 +292,7 @@ class RunMeta:
         kw["workers"] = [_worker(w) for w in d.get("workers") or []]
         kw["schedule"] = [(int(r), str(m)) for r, m in d.get("schedule") or []]
         kw["pieced"] = [(int(r), str(m)) for r, m in d.get("pieced") or []]
+        kw["task_list"] = TaskList.from_dict(d.get("task_list") or {})
         kw.setdefault("run_id", "")
         kw.setdefault("status", "unknown")
         kw.setdefault("modes", [])

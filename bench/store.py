@@ -2,6 +2,8 @@
 
 Layout of a run folder:
     meta.json            a `RunMeta`: config, argv, versions, workers and hosts, git revision, schema, status
+    inputs.csv           task -> input: each task's input image(s), prompt, seed, size, steps and output file
+                         (runs whose tasks have inputs: the edit workload's)
     spans/w<G>.jsonl     one JSON object per line per span, appended and flushed by worker G as it happens
     spans/*.parquet      spans written all at once, in columns (the simulator's: a million rows)
     samples/w<G>.jsonl   device samples (NVML), if any
@@ -14,6 +16,7 @@ This is the only module that writes run data; charts are saved by `viz.save`.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -78,11 +81,28 @@ def start_run(out: Path, label: str, meta: RunMeta) -> tuple[Path, RunMeta]:
 
 
 def finish_run(run_dir: Path, meta: RunMeta, status: str, error: str | None = None,
-               elapsed_s: float | None = None) -> RunMeta:
-    """Write the run's end into meta.json: status ("complete" or "failed"), error, finish time."""
-    meta = replace(meta, status=status, error=error, finished=_now(), elapsed_s=elapsed_s)
+               elapsed_s: float | None = None, stopped: str | None = None) -> RunMeta:
+    """Write the run's end into meta.json: status (complete, incomplete, failed, interrupted), error, why it
+    stopped early, finish time."""
+    meta = replace(meta, status=status, error=error, stopped=stopped, finished=_now(), elapsed_s=elapsed_s)
     write_meta(run_dir, meta)
     return meta
+
+
+INPUTS = "inputs.csv"
+
+
+def write_input_table(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Write the run's task -> input table (`bench.workload.input_table`'s rows) as inputs.csv, atomically;
+    nothing for no rows."""
+    if not rows:
+        return
+    tmp = run_dir / (INPUTS + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(run_dir / INPUTS)
 
 
 def write_meta(run_dir: Path, meta: RunMeta) -> None:
@@ -164,11 +184,19 @@ def _arrow_schema(record: type) -> pa.Schema:
 SPAN_SCHEMA, SAMPLE_SCHEMA = _arrow_schema(Span), _arrow_schema(Sample)
 
 
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A Parquet part as `schema`: a field it predates (e.g. `Span.t0_ns`) added, all nulls."""
+    for f in schema:
+        if f.name not in table.column_names:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+    return table.select(schema.names).cast(schema)
+
+
 def _read_records(folder: Path, schema: pa.Schema) -> pd.DataFrame:
     """Every record in `folder`: its JSON-lines logs and its Parquet parts, as one DataFrame of `schema`'s
     columns. Arrow's reader parses a log in C++; a log it cannot take (a torn last line of a crashed worker,
     a field of another type) is read line by line instead."""
-    tables = [pq.read_table(f).cast(schema) for f in sorted(folder.glob("*.parquet"))]
+    tables = [_conform(pq.read_table(f), schema) for f in sorted(folder.glob("*.parquet"))]
     slow: list[Path] = []
     for f in sorted(folder.glob("*.jsonl")):
         try:

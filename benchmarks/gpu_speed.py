@@ -33,9 +33,11 @@ from typing import Any
 CARD_BF16_FLOPS = 790e12  # the H200's dense bf16 matrix rate as measured on these machines (KINDS.md)
 # name: (compile, attention from --attention, fp8 choice). fp8 cannot be undone on a loaded pipeline, so
 # configurations run in the order given, each one's phases before the next, and fp8 ones come last.
+# fp8 layers can be added but not taken back: recommended -> all runs in one call, mlp -> recommended cannot.
 CONFIGS = {"eager": (False, False, "none"), "attention": (False, True, "none"),
            "compile": (True, False, "none"), "fp8": (False, False, "mlp"), "all": (True, True, "mlp"),
-           "compile_fp8": (True, False, "mlp"), "compile_fp8all": (True, False, "all")}
+           "compile_fp8": (True, False, "mlp"), "compile_fp8all": (True, False, "all"),
+           "fp8rec": (False, False, "recommended"), "compile_fp8rec": (True, False, "recommended")}
 
 
 class _Collect:

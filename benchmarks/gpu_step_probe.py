@@ -14,7 +14,8 @@ warm-up) for each variant in `--variants`, and checks its noise prediction again
 - autotune: compile with inductor's max-autotune GEMM search (no CUDA graphs);
 - rope: compile + the rotary embedding in real float32 arithmetic (inductor fuses it; complex ops it cannot);
 - emul: compile with inductor's `emulate_precision_casts` (rounds to bf16 where eager does);
-- fp8mlp: fp8 for the MLPs' linear layers only.
+- fp8mlp: fp8 for the MLPs' linear layers only;
+- fp8rec: fp8 for every block linear but img_mlp.net.2 (`--fp8 recommended`).
 Names join with "+" (e.g. `rope+emul+fp8mlp`); `--fp32-ref` also runs eager's arithmetic in float32.
 
 `--profile` adds one torch.profiler step of `compile` with kernel time by category and the GPU's idle time.
@@ -206,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
 
                 ic.emulate_precision_casts = True
             if "fp8mlp" in parts:
-                undo.append(_fp8(torch, tr, mlp_only=True))
+                undo.append(_fp8(torch, tr, "mlp"))
+            if "fp8rec" in parts:
+                undo.append(_fp8(torch, tr, "recommended"))
             if "cfgbatch" in parts:
                 state["batch"], state["bkw"] = True, batched()
             if "fp8" in parts:
@@ -360,15 +363,15 @@ class _FusedProcessor:
         return img, txt
 
 
-def _fp8(torch: Any, tr: Any, mlp_only: bool = False) -> Any:
-    """The layers `--fp8 mlp` (or `all`) covers, as `runners.pipelines.fp8.Fp8Linear`, undoably (the product's
+def _fp8(torch: Any, tr: Any, which: str = "all") -> Any:
+    """The layers `--fp8 which` covers, as `runners.pipelines.fp8.Fp8Linear`, undoably (the product's
     `quantize` frees the bf16 weights). The 2026-12-02 numbers were taken with an inline copy of the same
     arithmetic (per-channel weight scales, per-row input scales, `torch._scaled_mm`, bias added after)."""
     from runners.pipelines import fp8
 
     saved = []
     for block in tr.transformer_blocks:
-        for parent, key in fp8.targets(block, "mlp" if mlp_only else "all"):
+        for parent, key in fp8.targets(block, which):
             child = fp8.get_layer(parent, key)
             saved.append((parent, key, child))
             fp8.set_layer(parent, key, fp8.Fp8Linear(child))

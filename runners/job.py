@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import lifecycle
+from bench.analysis.words import count_text
 from bench.config import RunConfig
 from bench.errors import BenchError
 from bench.lifecycle import Loss, ModeRun, RunFolder
 from bench.modes import modes_label
 from bench.schema import RunMeta, WorkerMeta
 from bench.store import check_out_dir
-from bench.workload import Task, Where, Workload
+from bench.workload import DEFAULT_TASKS, Task, Where, Workload, input_table, task_count, task_list
 from runners.monitor import Poll
 from runners.worker import WorkerSpec
 from runners.workloads import get_workload, make_workload
@@ -32,6 +33,10 @@ RunPoll = Callable[[Path, dict[int, tuple[str, str]]], None]
 
 
 def _no_poll(run_dir: Path, states: dict[int, tuple[str, str]]) -> None:
+    pass
+
+
+def _no_hook(folder: RunFolder) -> None:
     pass
 
 
@@ -64,6 +69,8 @@ class Job:
     """--resume: the folder, its meta.json and what is left to run in it."""
     no_shared_fs: bool = False
     poll: RunPoll = _no_poll
+    on_open: Callable[[RunFolder], None] = _no_hook
+    """Called once the run folder exists (new or resumed), before any worker starts: the CLI names it."""
     folder: RunFolder | None = None
     """The run folder, once this process has opened it (the process that owns it)."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -71,6 +78,7 @@ class Job:
 
     @cached_property
     def tasks(self) -> list[Task]:
+        assert self.config.images is not None, "make_job settles the task count"
         return self.workload.tasks(self.config.images, self.config.seed)
 
     def planned(self) -> list[ModeRun]:
@@ -87,23 +95,29 @@ class Job:
         if self.resume is not None:
             run_dir, meta, schedule = self.resume
             self.folder = lifecycle.reopen(run_dir, meta, schedule, self.argv, c)
-            return self.folder
-        found = lifecycle.find_restarted(c.out, restart) if restart else None
-        if found is not None:
+        elif (found := lifecycle.find_restarted(c.out, restart) if restart else None) is not None:
             meta = lifecycle.check_resumable(found)
             schedule = lifecycle.plan_rest(found, meta, c.schedule())
             self.folder = lifecycle.reopen(found, meta, schedule, self.argv, c, torchrun_restart=True)
-            return self.folder
-        cpu = not workers[0].device.startswith("cuda")
-        label = (c.label or f"{modes_label(c.modes)}-{self.launcher}-{c.workload.split(':')[0]}-"
-                            f"{len(workers)}x{workers[0].device.split(':')[0]}")
-        meta = lifecycle.new_meta(
-            modes=c.modes, repeat=c.repeat, seed=c.seed, n_tasks=len(self.tasks), workers=workers,
-            workload=self.workload.describe(), launcher=self.launcher, argv=self.argv, config=c,
-            seeds=[t.seed for t in self.tasks], notes=self.notes, launch=launch,
-            torch_threads=_threads(len(workers)) if cpu else None)
-        self.folder = lifecycle.open_new(c.out, label, meta)
+        else:
+            cpu = not workers[0].device.startswith("cuda")
+            label = (c.label or f"{modes_label(c.modes)}-{self.launcher}-{c.workload.split(':')[0]}-"
+                                f"{len(workers)}x{workers[0].device.split(':')[0]}")
+            meta = lifecycle.new_meta(
+                modes=c.modes, repeat=c.repeat, seed=c.seed, n_tasks=len(self.tasks), workers=workers,
+                workload=self.workload.describe(), launcher=self.launcher, argv=self.argv, config=c,
+                seeds=[t.seed for t in self.tasks], notes=self.notes, launch=launch,
+                torch_threads=_threads(len(workers)) if cpu else None,
+                task_list=task_list(self.workload, self.tasks))
+            self.folder = lifecycle.open_new(c.out, label, meta, self._input_table())
+        self.on_open(self.folder)
         return self.folder
+
+    def _input_table(self) -> list[dict[str, Any]]:
+        """The run's task -> input table (`bench.workload.input_table`), with each task's output file where
+        the workload saves one (asked of it as it will be once its folder exists: `with_run_dir`)."""
+        saves = bool(self.workload.with_run_dir(self.config.out).describe().get("save_dir"))
+        return input_table(self.tasks, saves)
 
     def spec(self, device: WorkerMeta, n_workers: int, run_dir: Path, schedule: list[ModeRun],
              torch_threads: int | None = None) -> WorkerSpec:
@@ -131,13 +145,15 @@ class Job:
             self.poll(self.folder.run_dir, states)
 
     def close(self, losses: list[Loss]) -> Path:
-        """Close the folder with the outcome its records and `losses` give; BenchError if the run failed."""
+        """Close the folder with the outcome its records and `losses` give; BenchError if the run failed (an
+        incomplete run, one stopped after a lost worker included, is an outcome: its report says why)."""
         assert self.folder is not None
-        status, error = lifecycle.outcome(self.folder.run_dir, self.folder.meta, losses,
-                                          self.config.on_worker_loss)
-        lifecycle.close(self.folder, status, error)
+        status, why = lifecycle.outcome(self.folder.run_dir, self.folder.meta, losses,
+                                        self.config.on_worker_loss)
         if status == "failed":
-            raise BenchError(error or "the run failed")
+            lifecycle.close(self.folder, status, error=why)
+            raise BenchError(why or "the run failed")
+        lifecycle.close(self.folder, status, stopped=why)
         return self.folder.run_dir
 
 
@@ -162,9 +178,15 @@ def make_job(request: Request, config: RunConfig, resumed: RunMeta | None, launc
     """A job from a request and its configuration (`resolve_request`): the workload made and checked for
     devices of this kind; for --resume, what is left to run in the folder."""
     workload, more = make_workload(config.workload, config.options,
-                                   Where(cuda=cuda, images=config.images, launcher=launcher))
+                                   Where(cuda=cuda, images=config.images or DEFAULT_TASKS, launcher=launcher))
     entry, _ = get_workload(config.workload)  # every option of the workload in the config, for --resume
-    config = replace(config, options={o.name: config.options.get(o.name, o.default) for o in entry.options})
+    # The task count settled once: --images, else the workload's own inputs, else 270; and said where
+    # --images runs fewer or more tasks than the inputs.
+    n = task_count(workload, config.images)
+    if request.resume is None and (said := count_text(task_list(workload, []), n)):
+        more = [*more, f"--images {n} runs {said}"]
+    config = replace(config, images=n,
+                     options={o.name: config.options.get(o.name, o.default) for o in entry.options})
     job = Job(config, workload, request.argv, notes + more, launcher, devices,
               no_shared_fs=request.no_shared_fs)
     if request.resume is not None and resumed is not None:

@@ -259,7 +259,7 @@ class Recording:
         head = lane.prefix + ',"kind":'
         mid = f',"task":{int(task)},"batch":{"null" if batch is None else int(batch)},"start_ns":'
         tail = ',"status":"ok","error":null,"step":'
-        end = f',"retry":{retry},"attempt":0,"output":null}}\n'
+        end = f',"retry":{retry},"attempt":0,"output":null,"t0_ns":null}}\n'
         out = [f'{head}"phase","name":{_json_str(n)}{mid}{tl(s) - t0},"end_ns":{tl(e) - t0}{tail}null{end}'
                for n, s, e in buf.phases]
         out += [f'{head}"step","name":"step"{mid}{tl(s) - t0},"end_ns":{tl(e) - t0}{tail}{int(k)}{end}'

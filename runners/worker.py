@@ -93,12 +93,12 @@ class _Recorder:
 
     def span(self, kind: str, name: str, start: int, end: int, *, task: int | None = None,
              batch: int | None = None, step: int | None = None, error: str | None = None, retry: int = 0,
-             output: str | None = None) -> None:
+             output: str | None = None, t0_ns: int | None = None) -> None:
         s = Span(
             run=self.spec.run_id, mode=self.mode, repeat=self.repeat, worker=self.spec.worker,
             device=self.spec.device_name, kind=kind, name=name, task=task, batch=batch,
             start_ns=start, end_ns=end, status=Status.ERROR if error else Status.OK, error=error,
-            step=step, retry=retry, attempt=self.attempt, output=output,
+            step=step, retry=retry, attempt=self.attempt, output=output, t0_ns=t0_ns,
         )
         if self.t0 is None:
             self.pending.append(s)
@@ -212,7 +212,7 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
         enter = now()
         sync.beacon(Beacon("start", key, enter))
         t0, present = sync.start(key)
-        rec.span(Kind.BARRIER, BARRIER_START, enter, now())
+        rec.span(Kind.BARRIER, BARRIER_START, enter, now(), t0_ns=t0)  # t0 itself: the modes on one clock
         rec.set_t0(t0)
         rec.write_samples(sampler)
         # 3. The mode's plan, action by action, on this worker's rank among them.

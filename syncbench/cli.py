@@ -35,6 +35,7 @@ from syncbench.options import with_workload_options, workload_option_names
 if TYPE_CHECKING:
     import pandas as pd
 
+    from bench.lifecycle import RunFolder
     from bench.whatif import Answer, Fit
 
 app = typer.Typer(
@@ -89,7 +90,9 @@ WORK_OPTIONS = ("mode", "images", "gpus", "workers", "backend", "workload", *wor
 def run(
     ctx: typer.Context,
     mode: Annotated[str, typer.Option(help=MODE_HELP)] = "both",
-    images: Annotated[int, typer.Option(help="Number of tasks (edits); inputs are cycled.")] = 270,
+    images: Annotated[int | None, typer.Option(
+        help="Number of tasks (edits). Default: one per row of --tasks or image of --input-dir, else 270. "
+             "Fewer than the inputs runs the first N; more cycles them.")] = None,
     gpus: Annotated[str | None, typer.Option(
         help="CUDA devices: all | N (the first N) | 0,2,5. Default: all.")] = None,
     workers: Annotated[int | None, typer.Option(help="CPU workers (no CUDA). Default: one per core.")] = None,
@@ -128,8 +131,9 @@ def run(
     Under torchrun (`torchrun --nnodes N --nproc-per-node G ... -m syncbench run ...`, the same options on
     every node) each process is one worker; rank 0 writes the run folder and prints the report.
 
-    Exit codes: 0 every task succeeded; 1 the run ran to its end with faults (failed tasks, lost workers,
-    modes left incomplete: all recorded); 2 bad input, or the run failed (its folder is kept, marked failed);
+    Exit codes: 0 every task succeeded; 1 the run ran with faults (failed tasks, lost workers, modes left
+    incomplete or not run after a loss: all recorded, --resume finishes it); 2 bad input, or the run failed
+    (its folder is kept, marked failed);
     130 Ctrl-C, 143 SIGTERM (the folder is kept, marked interrupted: --resume finishes it).
     """
     from runners.run import launcher_for
@@ -143,21 +147,27 @@ def run(
     except BenchError as e:
         _fail(e)
     for note in job.notes:
-        err.print(f"[yellow]note:[/] {note}", highlight=False)
-    # 2. The run, with its progress on stderr where this process sees every worker.
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    # 2. The run, with its progress on stderr where this process sees every worker; its folder named as
+    # soon as it exists.
     progress: Any = contextlib.nullcontext()
     if launcher.shows_progress and job.devices is not None:
         job.poll, progress = progress_view(err, job)
+    job.on_open = _name_folder
     started = time.monotonic()
     try:
         with progress:
             run_dir = launcher.run(job)
     except BenchError as e:
-        _fail(e)
+        folder = job.folder  # a run that failed once its folder was open: say where it is
+        _fail(BenchError(f"{e}; {folder.run_dir} is kept, marked failed: bench run --resume {folder.run_dir} "
+                         "runs it again") if folder is not None and folder.meta.status == "failed" else e)
     except (KeyboardInterrupt, Terminated) as e:
         if launcher.shows_progress:
-            err.print("[bold red]interrupted[/]: the run folder is kept, marked interrupted; "
-                      "bench run --resume FOLDER finishes it", highlight=False)
+            where = job.folder.run_dir if job.folder is not None else None
+            err.print("[bold red]interrupted[/]: " + escape(
+                f"{where} is kept, marked interrupted; bench run --resume {where} finishes it" if where
+                else "before the run folder was made; nothing was written"), highlight=False, soft_wrap=True)
         raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
     if run_dir is None:  # a torchrun rank other than 0: rank 0 reports
         return
@@ -165,6 +175,13 @@ def run(
     err.print(f"finished in {time.monotonic() - started:.1f} s → {run_dir}", highlight=False)
     _report(run_dir, charts=report, summary_only=True)
     _exit_for_faults(run_dir)
+
+
+def _name_folder(folder: RunFolder) -> None:
+    """The run folder, on stderr, as soon as it exists (before any worker starts)."""
+    runs = ", ".join(f"{x.mode} r{x.repeat}" + (" again" if x.attempt else "") for x in folder.schedule)
+    more = f" (resumed: runs {runs})" if folder.meta.resumes else ""
+    err.print(f"run folder: {folder.run_dir}{more}", highlight=False, soft_wrap=True)
 
 
 def _request(ctx: typer.Context, given: dict[str, Any], options: dict[str, Any]) -> Request:
@@ -195,13 +212,15 @@ def _exit_for_faults(run_dir: Path) -> None:
     from bench.store import read_meta, task_outcomes
 
     o = task_outcomes(run_dir)
-    status = read_meta(run_dir).status
+    meta = read_meta(run_dir)
+    status = meta.status
     if o.failed:
         err.print(f"[bold red]warning:[/] {o.failed} of {o.tasks} tasks failed; the first: {o.first_error}",
                   highlight=False)
     if status == "incomplete":
-        err.print("[bold red]warning:[/] a worker was lost and a mode ended early (marked incomplete in the "
-                  f"report); bench run --resume {run_dir} runs it again", highlight=False)
+        why = meta.stopped or "a worker was lost and a mode ended early (marked incomplete in the report)"
+        err.print(f"[bold red]warning:[/] {escape(why)}; bench run --resume {escape(str(run_dir))} finishes "
+                  "the run", highlight=False, soft_wrap=True)
     elif o.lost:
         err.print(f"[bold red]warning:[/] {o.lost} worker(s) lost; every mode still ran every task (see the "
                   "report)", highlight=False)
@@ -285,15 +304,15 @@ def _report(run_dir: Path, charts: bool, summary_only: bool = False, as_json: bo
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (holds meta.json).")],
     charts: Annotated[bool, typer.Option(
-        help="Also write gantt/utilization/overhead PNGs and trace.json.")] = True,
+        help="Also write gantt/utilization/overhead PNGs, trace.json and report.html.")] = True,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the numbers as one JSON document instead.")] = False,
     out_dir: Annotated[Path | None, typer.Option(
         "--out", help="Write the charts and trace here instead of into "
                       "the run folder (e.g. for a read-only one).")] = None,
 ) -> None:
-    """Terminal report of a run, then gantt.png, utilization.png, overhead.png and trace.json (into the run
-    folder, or --out)."""
+    """Terminal report of a run, then gantt.png, utilization.png, overhead.png, trace.json and report.html
+    (into the run folder, or --out)."""
     _report(run_dir, charts=charts and not as_json, as_json=as_json, charts_to=out_dir)
 
 
@@ -301,17 +320,29 @@ def report(
 def compare(
     run_a: Annotated[Path, typer.Argument(help="First run folder.")],
     run_b: Annotated[Path, typer.Argument(help="Second run folder.")],
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the numbers as one JSON document instead.")] = False,
 ) -> None:
-    """The same numbers side by side for two runs (e.g. processes against threads)."""
+    """The same numbers side by side for two runs (e.g. processes against threads). First, what each run
+    traded for speed (lossless, lossless within rounding, lossy) and, where both ran the same tasks, how B's
+    outputs compare with A's: identical, else PSNR and SSIM of its saved images (`--save-images` in both
+    runs) per task, median and worst. Runs of other inputs, prompts or seeds get one line instead."""
+    from bench.analysis.export import compare_json
+    from bench.analysis.quality import compare_outputs
     from bench.analysis.report import build_report
     from bench.store import load_run
     from viz.terminal import render_compare
 
     try:
         a, b = load_run(run_a), load_run(run_b)
+        quality = compare_outputs(a, b)
     except BenchError as e:
         _fail(e)
-    out.print(render_compare(build_report(a), build_report(b)))
+    ra, rb = build_report(a), build_report(b)
+    if as_json:
+        out.print_json(json.dumps(compare_json(ra, rb, quality)))
+        return
+    out.print(render_compare(ra, rb, quality))
 
 
 @app.command()

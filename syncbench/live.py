@@ -35,7 +35,7 @@ def cold_build(job: Any) -> bool:
 def progress_view(err: Console, job: Any) -> tuple[Any, Any]:
     """The poll callback and the context to run it in: rich bars on a terminal, a plain line every
     PLAIN_EVERY_S seconds elsewhere."""
-    G, images = len(job.devices), job.config.images
+    G, images = len(job.devices), len(job.tasks)
     plan = [Planned(x.repeat, x.mode, len(x.tasks) if x.tasks is not None else images, x.attempt)
             for x in job.planned()]
     feed = ProgressFeed(G, plan, cold_build=cold_build(job))
@@ -57,7 +57,7 @@ def _plain(err: Console, feed: ProgressFeed, n_runs: int) -> Any:
 
 
 def _bars(err: Console, feed: ProgressFeed, plan: list[Planned], job: Any) -> tuple[Any, Any]:
-    G, images, n_runs = len(job.devices), job.config.images, len(plan)
+    G, images, n_runs = len(job.devices), len(job.tasks), len(plan)
 
     def total(mode: str | None, worker: int) -> int:
         """A worker's progress total: its own tasks where the mode fixes them up front, else every task."""

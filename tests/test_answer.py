@@ -204,7 +204,7 @@ def test_replay_out_writes_a_run_folder_the_report_reads(tmp_path: Path) -> None
     assert data.meta.status == "complete" and data.meta.simulated and data.meta.n_tasks == 40
     assert [w.node for w in data.meta.workers] == [0, 0, 1, 1]
     assert data.meta.repeat == 3  # the first 3 of the 5 resampled runs
-    charts = {"gantt.png", "overhead.png", "utilization.png", "trace.json"}
+    charts = {"gantt.png", "overhead.png", "utilization.png", "trace.json", "report.html"}
     assert charts <= {p.name for p in folder.iterdir()}
     report = CliRunner().invoke(app, ["report", str(folder), "--no-charts"])
     assert report.exit_code == 0 and re.search(r"finished first", report.output)

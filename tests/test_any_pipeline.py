@@ -262,7 +262,8 @@ def test_plus_with_two_images_per_task_from_a_tasks_file(cache: Path, tmp_path: 
     out = s[(s["kind"] == "task") & (s["mode"] == "dynamic")].set_index("task")["output"]
     assert out[0] != out[1] and out[0] != out[2]  # task 2 is row 1 again, with seed 2: another image
     saved = sorted(p.name for p in (run.path / "images").iterdir())
-    assert saved == ["task-00000.png", "task-00001.png", "task-00002.png"]
+    # Named after the task and its first input image; task 2 is row 0 again (2 rows cycled to 3 tasks).
+    assert saved == ["task-00000-a.png", "task-00001-b.png", "task-00002-a.png"]
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from bench.config import RunConfig
 from bench.errors import BenchError
-from bench.store import RunData, load_run
+from bench.store import RunData, load_run, read_meta
 from runners.job import Job, Request
 from runners.launchers import LAUNCHERS
 from runners.run import run_config
@@ -98,9 +98,48 @@ def test_a_worker_that_dies_ends_a_fixed_mode_incomplete_within_5_s(tmp_path: Pa
     m = data.spans[data.spans["mode"] == mode]
     assert m["end_ns"].max() - row.end_ns < 5e9  # every survivor stopped within 5 s of the loss
     assert tasks(data, mode)["task"].nunique() < 18  # ended early: incomplete
-    assert err is not None and "worker" in str(err) and "--resume" in str(err)
-    assert data.meta.status == "failed" and "dynamic" not in set(data.spans["mode"])  # stop: no next mode
+    # The default --on-worker-loss stop: no next mode, and the run is an outcome (incomplete, with why it
+    # stopped), not a failure of the run itself.
+    assert err is None and data.meta.status == "incomplete" and "dynamic" not in set(data.spans["mode"])
+    detail = row.error.removeprefix("died: ")  # "exit code 86: the synthetic workload's die=I"
+    assert data.meta.stopped == (f"worker {row.worker} died ({detail}) during task 4 of {mode} r0, and the "
+                                 "run stopped there (--on-worker-loss stop): dynamic r0 did not run")
     assert multiprocessing.active_children() == []
+
+
+def test_a_run_stopped_by_a_lost_worker_ends_with_an_answer_and_resume_finishes_it(tmp_path: Path) -> None:
+    # The default --on-worker-loss stop ends like continue does: exit 1, the summary on stdout naming why it
+    # stopped, the charts, and the resume command with the folder's path.
+    q = _bench_here("run", "--workload", f"synthetic:mean={MEAN},die=4", "--mode", "free-run,dynamic",
+                    "--workers", "3", "--images", "18", "--out", str(tmp_path))
+    (run_dir,) = tmp_path.iterdir()
+    assert q.exit_code == 1, (q.stdout, q.stderr, q.exception)
+    stopped = read_meta(run_dir).stopped
+    assert stopped is not None and stopped.endswith("(--on-worker-loss stop): dynamic r0 did not run")
+    out = " ".join(q.stdout.split())  # the report wraps at 100 columns
+    assert "status incomplete" in out and f"stopped early: {stopped}" in out
+    charts = {"gantt.png", "utilization.png", "overhead.png", "trace.json"}
+    assert {p.name for p in run_dir.iterdir()} >= charts
+    assert q.stderr.splitlines()[-1] == f"warning: {stopped}; bench run --resume {run_dir} finishes the run"
+    r = _bench_here("run", "--resume", str(run_dir), "--no-report")
+    assert r.exit_code == 0
+    assert f"run folder: {run_dir} (resumed: runs free-run r0 again, dynamic r0)" in r.stderr
+    after = load_run(run_dir)
+    assert after.meta.status == "complete" and after.meta.stopped is None
+    assert after.meta.resumes[0]["after"] == {"status": "incomplete", "why": stopped}
+
+
+def test_a_run_that_failed_once_its_folder_was_open_names_it(tmp_path: Path) -> None:
+    # fail=0.99: the draws (from the seed, the task and the try) fail all three tasks; the same every time.
+    q = _bench_here("run", "--workload", "synthetic:mean=0.01,fail=0.99", "--mode", "free-run",
+                    "--workers", "1", "--images", "3", "--out", str(tmp_path), "--no-report")
+    (run_dir,) = tmp_path.iterdir()
+    assert q.exit_code == 2 and read_meta(run_dir).status == "failed"
+    lines = q.stderr.strip().splitlines()
+    assert lines[0] == f"run folder: {run_dir}" and len(lines) == 2, q.stderr
+    assert lines[1].startswith("error: every task failed (3 of 3); the first: ")
+    assert lines[1].endswith(f"; {run_dir} is kept, marked failed: bench run --resume {run_dir} runs it "
+                             "again")
 
 
 def test_continue_runs_the_next_modes_on_the_survivors(tmp_path: Path) -> None:
@@ -243,6 +282,9 @@ def test_ctrl_c_stops_promptly_then_resume_finishes_every_task_once(own_setup: O
     assert backend == "threads" or len(got.workers) == 2
     assert got.stop_s < 6.0 and got.returncode == 130, got.output
     assert "leaked" not in got.output  # no semaphores left for Python to warn about
+    assert f"run folder: {run_dir}\n" in got.output  # named when it started, and again when stopped
+    assert (f"interrupted: {run_dir} is kept, marked interrupted; bench run --resume {run_dir} finishes it"
+            in got.output), got.output
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "interrupted" and "Ctrl-C" in meta["error"]
     assert got.left == {}  # no worker, forkserver or tracker left behind
@@ -258,6 +300,17 @@ def test_ctrl_c_stops_promptly_then_resume_finishes_every_task_once(own_setup: O
     everything = load_run(run_dir, counted_only=False).spans
     assert len(everything) >= n_before + len(after.spans) - n_before  # nothing was deleted
     assert after.superseded is not None and len(after.superseded) > 0  # the interrupted attempt, kept aside
+    # The report says it was resumed, when, after what, and which mode runs' attempts it superseded.
+    doc = json.loads(_bench_here("report", str(run_dir), "--json").stdout)
+    (entry,) = doc["resumed"]["resumes"]
+    assert doc["resumed"]["count"] == 1 and entry["after"] == "interrupted" and "Ctrl-C" in entry["why"]
+    assert entry["started"] == after.meta.resumes[0]["started"]
+    old = {(x["mode"], x["repeat"]): x["attempts"] for x in doc["resumed"]["superseded"]}
+    assert old == {k: [0] for k in {(m, int(r)) for m, r in zip(after.superseded["mode"],
+                                                                 after.superseded["repeat"], strict=True)}}
+    assert "free-run" in {m for m, _ in old}  # the first mode ran when Ctrl-C came
+    line = doc["history"][0]
+    assert line.startswith("resumed 1× (") and " after interrupted); superseded (kept, not counted): " in line
 
 
 def _killed(tmp_path: Path) -> Stopped:
@@ -278,7 +331,12 @@ def test_sigkill_from_outside_is_a_lost_worker_and_resume_reruns_the_mode(own_se
     got: Stopped = own_setup.result()
     run_dir = got.run_dir
     assert len(got.workers) == 2
-    assert got.returncode == 2 and "leaked" not in got.output, got.output
+    # Ends like --on-worker-loss continue: exit 1, the summary, and the resume command with the real path.
+    assert got.returncode == 1 and "leaked" not in got.output, got.output
+    assert f"run folder: {run_dir}\n" in got.output and "status incomplete" in got.output
+    assert "free-run INCOMPLETE" in got.output and "died: exit code -9 (SIGKILL)" in got.output
+    warning = next(line for line in got.output.splitlines() if line.startswith("warning:"))
+    assert warning.endswith(f"; bench run --resume {run_dir} finishes the run"), warning
     (row,) = lost(load_run(run_dir)).itertuples()
     assert row.name == "died" and "SIGKILL" in row.error and row.mode == "free-run"
     assert got.left == {}
@@ -297,7 +355,7 @@ def test_resume_with_keep_partial_runs_only_what_has_no_ok_record(tmp_path: Path
     run_dir = next(tmp_path.iterdir())
     first = load_run(run_dir)
     done = set(tasks(first, "free-run").query("status == 'ok'")["task"])
-    assert err is not None and 0 < len(done) < 18
+    assert err is None and first.meta.status == "incomplete" and 0 < len(done) < 18
     r = resumed(run_dir, keep_partial=True)
     (mr,) = r.planned()
     assert sorted(r.workload.tasks(18, 0)[i].id for i in mr.tasks or ()) == sorted(set(range(18)) - done)
@@ -328,6 +386,8 @@ def test_sigterm_is_an_interrupt_and_the_report_reads_a_dead_owner(own_setup: Ou
     got: Stopped = own_setup.result()
     run_dir = got.run_dir
     assert got.returncode == 143, got.output
+    assert got.output.splitlines()[-1] == (f"interrupted: {run_dir} is kept, marked interrupted; bench run "
+                                           f"--resume {run_dir} finishes it")
     assert json.loads((run_dir / "meta.json").read_text())["status"] == "interrupted"
     # A folder left "running" by a process that is gone is reported as interrupted, not running.
     meta = json.loads((run_dir / "meta.json").read_text())

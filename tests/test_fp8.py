@@ -77,6 +77,33 @@ def test_quantize_replaces_the_layers_named_and_nothing_else(tiny_pipe: Any) -> 
 
 
 @pytest.mark.slow
+def test_the_recommended_set_leaves_img_mlp_net_2_in_the_models_precision(tiny_pipe: Any) -> None:
+    tr = tiny_pipe.transformer
+    dtype = tr.dtype  # float32 for random:tiny (bf16 on the real model)
+    # Through the executor, as `bench run --fp8 recommended` applies it.
+    EditExecutor(EditWorkload(model=edit.TINY, fp8="recommended"), tiny_pipe, "cpu")
+    assert fp8.quantized(tr) == "recommended"
+    every = {"img_mlp.net.0.proj", "img_mlp.net.2", "txt_mlp.net.0.proj", "txt_mlp.net.2", "attn.to_q",
+             "attn.to_k", "attn.to_v", "attn.add_q_proj", "attn.add_k_proj", "attn.add_v_proj",
+             "attn.to_add_out", "attn.to_out.0"}
+    for block in tr.transformer_blocks:
+        out = block.img_mlp.net[2]
+        assert type(out) is torch.nn.Linear and out.weight.dtype == dtype  # not Fp8Linear
+        assert fp8.fp8_layers(block) == every - {"img_mlp.net.2"}  # the other 11 block linears
+        assert block.img_mlp.net[0].proj.weight_fp8.dtype == torch.float8_e4m3fn
+        assert type(block.img_mod[1]) is torch.nn.Linear  # modulation: one row per call, kept
+    # Layers can be added (recommended -> all), never taken back (all -> recommended, mlp -> recommended).
+    EditExecutor(EditWorkload(model=edit.TINY, fp8="all"), tiny_pipe, "cpu")
+    assert fp8.quantized(tr) == "all" and isinstance(tr.transformer_blocks[0].img_mlp.net[2], fp8.Fp8Linear)
+    with pytest.raises(BenchError, match=r"already fp8 \(all\); load it again for --fp8 recommended"):
+        EditExecutor(EditWorkload(model=edit.TINY, fp8="recommended"), tiny_pipe, "cpu")
+    other = _tiny()
+    speed.apply(other, speed.SpeedOptions(fp8="mlp"), "cpu", (4, 4, 8))
+    with pytest.raises(BenchError, match=r"already fp8 \(mlp\); load it again for --fp8 recommended"):
+        speed.apply(other, speed.SpeedOptions(fp8="recommended"), "cpu", (4, 4, 8))
+
+
+@pytest.mark.slow
 def test_an_fp8_edit_runs_and_predicts_the_noise_near_eager(tiny_pipe: Any) -> None:
     tr = tiny_pipe.transformer
     wl = EditWorkload(model=edit.TINY)
@@ -113,7 +140,7 @@ def test_an_fp8_edit_runs_and_predicts_the_noise_near_eager(tiny_pipe: Any) -> N
 
 
 def test_the_option_is_checked_and_recorded() -> None:
-    with pytest.raises(BenchError, match=r"--fp8 must be one of none, mlp, all, got 'e5m2'"):
+    with pytest.raises(BenchError, match=r"--fp8 must be one of none, recommended, mlp, all, got 'e5m2'"):
         EditWorkload(model=edit.TINY, fp8="e5m2")
     with pytest.raises(BenchError, match=r"--fp8 mlp needs a GPU of compute capability 8.9 or newer "
                                          r"\(this one is 8.0\)"):

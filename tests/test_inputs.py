@@ -20,6 +20,7 @@ from bench.inputs import (
     generated,
     generated_image,
     open_image,
+    skipped_text,
 )
 
 
@@ -37,6 +38,24 @@ def test_from_dir_sorted_and_resolved(tmp_path: Path) -> None:
     assert all(i.prompt == "make it blue" and Path(i.image or "").is_absolute() for i in got)
 
 
+def test_from_dir_skips_what_is_not_an_image_and_says_so(tmp_path: Path) -> None:
+    _png(tmp_path / "b.png")
+    _png(tmp_path / "a.JPG")
+    for name in ("notes.txt", "meta.json", "README", "x.csv"):
+        (tmp_path / name).write_text("not an image")
+    (tmp_path / "sub").mkdir()  # a folder is not a file: neither read nor counted
+    got = from_dir(tmp_path, "p")
+    assert [Path(i.image or "").name for i in got] == ["a.JPG", "b.png"]
+    # 4 skipped, sorted by name (uppercase first): the first three named, then the count of the rest
+    assert skipped_text(tmp_path) == "skipped 4 non-image files: README, meta.json, notes.txt and 1 more"
+    for name in ("README", "meta.json", "x.csv"):
+        (tmp_path / name).unlink()
+    assert skipped_text(tmp_path) == "skipped 1 non-image file: notes.txt"
+    (tmp_path / "c.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # an image by its name stays checked
+    with pytest.raises(BenchError, match=r"c\.png is not a readable image"):
+        from_dir(tmp_path, "p")
+
+
 @pytest.mark.parametrize("case", ["missing", "empty", "corrupt", "non_image", "no_prompt"])
 def test_from_dir_errors(tmp_path: Path, case: str) -> None:
     d = tmp_path / "in"
@@ -46,8 +65,7 @@ def test_from_dir_errors(tmp_path: Path, case: str) -> None:
     if case == "corrupt":
         _png(d / "ok.png")
         (d / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
-    elif case == "non_image":
-        _png(d / "ok.png")
+    elif case == "non_image":  # no image at all: the refusal names what it skipped
         (d / "notes.txt").write_text("hello")
     elif case == "no_prompt":
         _png(d / "ok.png")

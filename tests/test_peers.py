@@ -108,5 +108,5 @@ def test_every_peer_runs_the_tasks_into_a_run_folder_that_report_and_compare_rea
     sb, ray = launches["syncbench-dynamic"]["run_dir"], launches["ray-data"]["run_dir"]
     r = runner.invoke(app, ["compare", sb, ray])
     assert r.exit_code == 0 and "NOT COMPARABLE" not in r.stdout
-    assert "run B produced the same output as A for each of the 6 tasks" in r.stdout
+    assert "outputs of B against A: identical for each of the 6 tasks" in r.stdout
     assert (tmp_path / "gantt.png").stat().st_size > 10_000  # Ray Data beside syncbench dynamic

@@ -194,5 +194,6 @@ def test_write_report_lines(tmp_path: Path, big: RunData) -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     wrote = [i for i, line in enumerate(lines) if line.startswith("wrote ")]
-    assert len(wrote) == 4 and wrote[0] > 10  # the text report first, then a line per file
-    assert lines[wrote[-1]].endswith("trace.json")  # 20k x 3 modes + barriers: under the cap
+    assert len(wrote) == 5 and wrote[0] > 10  # the text report first, then a line per file
+    assert lines[wrote[-2]].endswith("trace.json")  # 20k x 3 modes + barriers: under the cap
+    assert lines[wrote[-1]].endswith("report.html")

@@ -54,9 +54,17 @@ def test_processes_threads_and_metadata(report_a: RunReport) -> None:
     json.dumps(trace, allow_nan=False)
     meta = [e for e in trace["traceEvents"] if e["ph"] == "M"]
     names = {e["pid"]: e["args"]["name"] for e in meta if e["name"] == "process_name"}
-    assert names == {1: "free-run (repeat 0)", 2: "batch-sync (repeat 0)", 3: "dynamic (repeat 0)"}
+    assert [n.split(" · ")[0] for n in names.values()] == [
+        "free-run (repeat 0)", "batch-sync (repeat 0)", "dynamic (repeat 0)"]
+    # Where free-run's time went: load, warm-up and start barrier 1 s each before t0, the makespan 6 s, the
+    # end barrier 1 ms after it. Timed: w0 busy 6 s, w1 3 s of 6 (idle 3 s); of the busy 4.5 s per worker
+    # 20 % encode, 70 % denoise, 10 % decode: 0.9, 3.15, 0.45 of 6 s.
+    assert names[1] == ("free-run (repeat 0) · wall 9.00 s: 3.00 s before t0, timed 6.00 s (encode 15.0 %, "
+                        "denoise 52.5 %, decode 7.5 %, idle 25.0 %), 1.0 ms after")
     threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in meta if e["name"] == "thread_name"}
-    assert threads[(2, 1)] == "cuda:1 (worker 1)" and len(threads) == 6
+    # batch-sync's w1: tasks 1 (2 s) and 3 (1 s), waits 3-5 s at the second barrier, idle 5-7 s.
+    assert threads[(2, 1)] == ("cuda:1 (worker 1) · encode 8.6 %, denoise 30.0 %, decode 4.3 %, waiting "
+                               "28.6 %, idle 28.6 %") and len(threads) == 6
     assert {e["name"] for e in meta} == {"process_name", "process_sort_index", "thread_name",
                                          "thread_sort_index"}
 
@@ -139,7 +147,7 @@ def test_repeats_get_their_own_process_in_run_order() -> None:
     order = [(0, "free-run"), (0, "dynamic"), (1, "free-run"), (1, "dynamic")]
     run = replace(run, meta=replace(run.meta, schedule=order))
     trace = chrome_trace(build_report(run))
-    names = [e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "process_name"]
+    names = [e["args"]["name"].split(" · ")[0] for e in trace["traceEvents"] if e["name"] == "process_name"]
     assert names == ["free-run (repeat 0)", "dynamic (repeat 0)", "free-run (repeat 1)", "dynamic (repeat 1)"]
     assert_nested(trace)
 
@@ -155,7 +163,14 @@ def test_real_run_traces_nest_and_reports_write(tmp_path: Path) -> None:
                         backend="threads", workload="synthetic:mean=0.01,jitter=0.3")
     report = build_report(run)
     trace = chrome_trace(report)
-    assert len(x_events(trace)) == len(run.spans)
+    spans = [e for e in x_events(trace) if e["cat"] != "clock"]
+    assert len(spans) == len(run.spans)
+    # No span records the command's start-up or the folder's close: the run's clock does, a slice each per
+    # worker (start-up and the workers starting in the first mode run, the close in the last).
+    clock = [(e["pid"], e["tid"], e["name"]) for e in x_events(trace) if e["cat"] == "clock"]
+    assert sorted(clock) == sorted([(1, w, n) for w in (0, 1) for n in ("start-up (Python, imports, checks)",
+                                                                        "workers starting")]
+                                   + [(3, w, "closing (workers ending, the folder closed)") for w in (0, 1)])
     assert_nested(trace)
     paths = list(write_report(report))
     assert all(p.parent == run.path and p.stat().st_size > 0 for p in paths)

@@ -40,6 +40,11 @@ def by_gid(ax: Axes, gid: str) -> list:
     return [a for a in ax.get_children() if a.get_gid() == gid]
 
 
+def panels(fig: Figure) -> list[Axes]:
+    """A Gantt figure's panels, a mode each (not the share strips beside them)."""
+    return [a for a in fig.axes if a.get_gid() != "shares"]
+
+
 def one(ax: Axes, gid: str):
     found = by_gid(ax, gid)
     assert len(found) == 1, (gid, found)
@@ -62,7 +67,7 @@ def gantt_a(report_a: RunReport) -> Figure:
 
 
 def test_gantt_panels_lanes_and_title(gantt_a: Figure) -> None:
-    axes = gantt_a.axes
+    axes = panels(gantt_a)
     assert len(axes) == 3  # one panel per mode, run order
     for ax in axes:
         assert [t.get_text() for t in ax.get_yticklabels()] == ["cuda:0", "cuda:1"]
@@ -70,7 +75,8 @@ def test_gantt_panels_lanes_and_title(gantt_a: Figure) -> None:
     assert titles[0].startswith("free-run: 6.00 s, +1.00 s (+20.0 %) vs fastest")
     assert titles[1].startswith("batch-sync: 7.00 s, +2.00 s (+40.0 %) vs fastest")
     assert titles[2].startswith("dynamic: 5.00 s, finished first")
-    assert "waited at 2 sync points: 3.00 s in all (21.4 % of GPU time)" in titles[1]  # 3 / (2 x 7)
+    # 3 s over 2 GPUs; 3 / (2 x 7)
+    assert "waited at 2 sync points: 3.00 s in all (1.50 s per GPU, 21.4 % of GPU time)" in titles[1]
     sup = gantt_a.get_suptitle()
     assert sup.startswith(
         "dynamic finished first (5.00 s); free-run +1.00 s (+20.0 %), batch-sync +2.00 s (+40.0 %)")
@@ -80,7 +86,7 @@ def test_gantt_panels_lanes_and_title(gantt_a: Figure) -> None:
 
 
 def test_gantt_lines_and_finish_labels(gantt_a: Figure) -> None:
-    fr, bs, dyn = gantt_a.axes
+    fr, bs, dyn = panels(gantt_a)
     for ax, makespan in ((fr, 6.0), (bs, 7.0), (dyn, 5.0)):
         assert one(ax, "makespan").get_xdata()[0] == pytest.approx(makespan)
         assert one(ax, "lower-bound").get_xdata()[0] == pytest.approx(4.5)
@@ -102,7 +108,7 @@ def test_gantt_lines_and_finish_labels(gantt_a: Figure) -> None:
 
 
 def test_gantt_bars_phases_barriers_failures(gantt_a: Figure) -> None:
-    fr, bs, _ = gantt_a.axes
+    fr, bs, _ = panels(gantt_a)
     tasks = one(fr, "tasks")
     assert isinstance(tasks, PolyCollection) and len(tasks.get_paths()) == 5
     for phase in ("encode", "denoise", "decode", "save"):
@@ -130,7 +136,7 @@ def test_gantt_aggregated_draws_an_image_and_no_phases(report_a: RunReport) -> N
 def test_gantt_repeat_choice_is_in_the_title() -> None:
     run = make_run(A, 2, modes=["free-run"], repeats=3, repeat_scale=[2.0, 1.0, 1.5])
     fig = gantt_figure(build_report(run))
-    (ax,) = fig.axes
+    (ax,) = panels(fig)
     assert "repeat 2, median of 3" in ax.get_title(loc="left")
     assert one(ax, "makespan").get_xdata()[0] == pytest.approx(9.0)
     assert "median-makespan repeat" in fig.get_suptitle()
@@ -167,6 +173,7 @@ def big_run(n_tasks: int = 100_000, n_workers: int = 64) -> RunData:
         "start_ns": (f["s"] * 1e9).astype("int64"), "end_ns": (f["e"] * 1e9).astype("int64"),
         "status": np.where(f["task"].fillna(-1).to_numpy() % 997 == 5, "error", "ok"), "error": None,
         "step": pd.array([pd.NA] * len(f), dtype="Int64"), "retry": 0, "attempt": 0, "output": None,
+        "t0_ns": None,
     })[list(SPAN_COLUMNS)]
     meta = RunMeta(run_id="big", status="complete", modes=["free-run", "batch-sync", "dynamic"],
                    n_workers=n_workers, n_tasks=n_tasks, workers=[], workload={})
@@ -182,11 +189,11 @@ def test_gantt_100k_tasks_64_workers_draws_fast() -> None:
     fig.savefig(io.BytesIO(), format="png", dpi=120)
     elapsed = time.perf_counter() - started
     assert elapsed < 20.0, f"{elapsed:.1f} s"
-    for ax in fig.axes:
+    for ax in panels(fig):
         assert len(ax.get_yticks()) == 16  # 64 lanes, every 4th labelled
         assert any(isinstance(a, AxesImage) for a in ax.get_children())  # aggregated
         assert len(by_gid(ax, "finish-slowest")) == 1 and not by_gid(ax, "finish")
-    assert "1562 sync points (too many to draw)" in fig.axes[1].get_title(loc="left")
+    assert "1562 sync points (too many to draw)" in panels(fig)[1].get_title(loc="left")
 
 
 def test_utilization_strips(report_a: RunReport) -> None:
@@ -250,13 +257,13 @@ def test_overhead_barrier_waits_and_drift(report_a: RunReport) -> None:
     for p in bars:
         totals[p.get_x()] = totals.get(p.get_x(), 0.0) + p.get_height()
     assert sorted(totals.values()) == pytest.approx([1.0, 2.0])
-    assert "3.00 s in all over 2 sync points" in ax1.get_title(loc="left")
+    assert "3.00 s in all (1.50 s per worker) over 2 sync points" in ax1.get_title(loc="left")
     plot_drift(ax2, report_a, "free-run")
     lc = one(ax2, "drift")
     assert len(lc.get_segments()) == 2
     # w1 half a task behind the mean before its 1st completion; w0 0.75 s late for its 3rd (see
     # test_analysis).
-    assert ax2.get_title(loc="left") == ("free-run: at worst 0.50 tasks behind the mean (cuda:1)\n"
+    assert ax2.get_title(loc="left") == ("free-run\nat worst 0.50 tasks behind the mean (cuda:1)\n"
                                          "at worst 0.750 s late")
     full = overhead_figure(report_a)
     assert full.get_suptitle() == verdict({"free-run": 6.0, "batch-sync": 7.0, "dynamic": 5.0}, repeats=1)
@@ -284,14 +291,16 @@ def test_overhead_without_batch_sync_says_so() -> None:
     assert any("no batch barriers" in t for t in texts)
 
 
-def test_write_report_writes_the_four_files(tmp_path: Path, run_a: RunData) -> None:
+def test_write_report_writes_the_five_files(tmp_path: Path, run_a: RunData) -> None:
     from viz.save import write_report
 
     run = RunData(tmp_path, run_a.meta, run_a.spans, run_a.samples)
     paths = list(write_report(build_report(run)))
-    assert [p.name for p in paths] == ["gantt.png", "utilization.png", "overhead.png", "trace.json"]
+    assert [p.name for p in paths] == ["gantt.png", "utilization.png", "overhead.png", "trace.json",
+                                       "report.html"]
     for p in paths[:3]:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths[4].read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert sorted(q.name for q in tmp_path.iterdir()) == sorted(p.name for p in paths)  # no temp files left
 
 
@@ -345,7 +354,7 @@ def test_short_waits_get_a_tick_above_their_lane() -> None:
     run = make_run([1.0] * 400, 4, modes=["free-run", "batch-sync"], speed=[1.0, 1.02, 1.0, 1.0],
                    phases=False)
     fig = gantt_figure(build_report(run))
-    fr, bs = fig.axes[:2]
+    fr, bs = panels(fig)[:2]
     ticks = one(bs, "barrier-ticks")
     assert len(ticks.get_paths()) == 3 * 99  # the three faster workers wait 20 ms at each of 99 sync points
     heights = {round(float(np.ptp(p.vertices[:, 1])), 6) for p in ticks.get_paths()}
@@ -364,16 +373,31 @@ def test_makespan_gap_is_annotated(report_a: RunReport) -> None:
     gaps = by_gid(ax, "gap")
     ends = sorted((g.xy[1], g.xyann[1]) for g in gaps)
     assert [x for pair in ends for x in pair] == pytest.approx([6.0, 5.0, 7.0, 5.0])
-    labels = sorted(t.get_text() for t in by_gid(ax, "gap-label"))
-    assert labels == ["+1.00 s\n(+20.0 %)\nvs fastest", "+2.00 s\n(+40.0 %)\nvs fastest"]
+    # Each gap is written under its mode's name, never inside a bar (where it was clipped).
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "free-run\n+1.00 s (+20.0 %)\nvs fastest\nlower bound 4.50 s",
+        "batch-sync\n+2.00 s (+40.0 %)\nvs fastest\nlower bound 4.50 s",
+        "dynamic\nfinished first\nlower bound 4.50 s"]
+    # Above each pair of bars the measured value, and the prediction above it: stacked, never side by side.
+    values = {t.get_text(): t for t in by_gid(ax, "value")}
+    assert list(values) == ["6.00 s", "7.00 s", "5.00 s\n(first)"]
+    preds = by_gid(ax, "origin-value")
+    assert [t.get_text() for t in preds] == ["origin 6.00 s", "origin 7.00 s"]
+    for pred, value in zip(preds, list(values.values())[:2], strict=True):
+        assert pred.xy == value.xy and pred.xyann[1] > value.xyann[1]
 
 
-def test_ties_are_all_marked_slowest_or_none() -> None:
+def test_a_tie_for_last_is_tied_last_never_two_slowest() -> None:
+    # Tasks 1, 1, 0.5 s on 3 workers: workers 0 and 1 both finish at 1 s, worker 2 at 0.5 s.
     fig = gantt_figure(build_report(make_run([1.0, 1.0, 0.5], 3, modes=["free-run"])))
-    (ax,) = fig.axes
-    assert sorted(t.get_position()[1] for t in by_gid(ax, "finish-slowest")) == [0, 1]
+    (ax,) = panels(fig)
+    marked = by_gid(ax, "finish-slowest")
+    assert sorted(t.get_position()[1] for t in marked) == [0, 1]
+    assert [t.get_text() for t in marked] == ["1.00 s ◀ tied last"] * 2
     fig = gantt_figure(build_report(make_run([1.0, 1.0], 2, modes=["free-run"])))
-    assert not by_gid(fig.axes[0], "finish-slowest") and len(by_gid(fig.axes[0], "finish")) == 2
+    assert not by_gid(panels(fig)[0], "finish-slowest") and len(by_gid(panels(fig)[0], "finish")) == 2
+    fig = gantt_figure(build_report(make_run([1.0, 2.0, 0.5], 3, modes=["free-run"])))
+    assert [t.get_text() for t in by_gid(panels(fig)[0], "finish-slowest")] == ["2.00 s ◀ slowest"]
 
 
 def test_cpu_runs_say_worker_not_gpu(run_a: RunData, gantt_a: Figure) -> None:
@@ -381,7 +405,7 @@ def test_cpu_runs_say_worker_not_gpu(run_a: RunData, gantt_a: Figure) -> None:
     report = build_report(run)
     g = gantt_figure(report)
     assert "one lane per worker" in g.get_suptitle() and "GPU" not in g.get_suptitle()
-    assert "of worker time" in g.axes[1].get_title(loc="left")
+    assert "of worker time" in panels(g)[1].get_title(loc="left")
     u = utilization_figure(report)
     assert "each strip is one worker" in u.get_suptitle()
     assert u.axes[0].get_title(loc="left").startswith(
@@ -403,7 +427,7 @@ def test_every_chart_title_carries_the_same_verdict_with_the_noise_warning() -> 
     assert gantt.get_suptitle().splitlines()[0] == line
     assert utilization_figure(report).get_suptitle().splitlines()[0] == line
     assert " ".join(overhead_figure(report).get_suptitle().split()) == line  # wrapped to fit, same words
-    assert "within the noise of one run" in gantt.axes[0].get_title(loc="left")
+    assert "within the noise of one run" in panels(gantt)[0].get_title(loc="left")
 
 
 def test_verdict_with_repeats_uses_the_ranges() -> None:
@@ -419,6 +443,27 @@ def test_verdict_with_repeats_uses_the_ranges() -> None:
     run = make_run(A, 2, modes=["free-run", "dynamic"], repeats=3, repeat_scale=[1.0, 1.3, 0.9])
     assert run_verdict(run.spans, run.meta) == (  # medians 6 and 5; ranges 5.4-7.8 and 4.5-6.5
         "dynamic finished first (5.00 s); free-run +1.00 s (+20.0 %, ranges over 3 repeats overlap)")
+
+
+def test_a_caveat_several_gaps_share_is_said_once() -> None:
+    # Six modes, one run each: dynamic first at 40 s; contiguous +2 % and longest-first +0 % are within the
+    # noise (under 3 %); free-run +10 % and staleness:1 +5 % took 8 % and 4 % longer on their own tasks
+    # (at least half their gap); batch-sync +20 % with the same task time is the schedule's.
+    ms = {"free-run": 44.0, "batch-sync": 48.0, "dynamic": 40.0, "contiguous": 40.8, "longest-first": 40.0,
+          "staleness:1": 42.0}
+    work = {"free-run": 108.0, "batch-sync": 100.0, "dynamic": 100.0, "contiguous": 100.0,
+            "longest-first": 100.0, "staleness:1": 104.0}
+    line = verdict(ms, repeats=1, work=work)
+    assert line == (
+        "dynamic finished first (40.0 s); batch-sync +8.00 s (+20.0 %); their tasks alone took longer (host "
+        "drift, or contention the mode causes if it holds over --repeat 3): free-run +4.00 s (+10.0 %, tasks "
+        "+8.0 %), staleness:1 +2.00 s (+5.0 %, tasks +4.0 %); within the noise of a single run (use --repeat "
+        "3): contiguous +0.800 s (+2.0 %), longest-first tied")
+    assert line.count("--repeat 3") == 2  # each caveat once
+    # A caveat only one gap has stays in its parentheses, in full.
+    assert verdict({"a": 10.0, "b": 10.2, "c": 12.0}, repeats=1) == (
+        "a finished first (10.0 s); b +0.200 s (+2.0 %, within the noise of a single run: use --repeat 3), "
+        "c +2.00 s (+20.0 %)")
 
 
 def test_single_run_gap_made_of_slower_tasks_is_flagged() -> None:
@@ -439,3 +484,38 @@ def test_a_tie_is_relative_in_short_runs() -> None:
 
     assert slowest_workers({0: 0.0120, 1: 0.0115, 2: 0.010}) == {0}  # 0.5 ms apart in a 12 ms run: no tie
     assert slowest_workers({0: 100.0, 1: 99.9995, 2: 90.0}) == {0, 1}  # 0.5 ms in 100 s: a tie
+
+
+def _overlaps(boxes: list) -> list[tuple[int, int]]:
+    n = len(boxes)
+    return [(i, j) for i in range(n) for j in range(i + 1, n) if boxes[i].overlaps(boxes[j])]
+
+
+def _title_text(ax: Axes):
+    from matplotlib.text import Text
+
+    title = ax.get_title(loc="left")
+    return next(c for c in ax.get_children() if isinstance(c, Text) and c.get_text() == title)
+
+
+def test_overhead_with_six_modes_keeps_every_label_apart() -> None:
+    """Six modes: the makespans get the full width, the drift panels three a row; no two drift titles, tick
+    labels or value labels run into each other, and none leaves the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    modes = ["free-run", "batch-sync", "dynamic", "contiguous", "longest-first", "staleness:1"]
+    run = make_run([7.7, 7.6, 8.1, 7.9, 7.5, 8.0, 7.8, 7.7] * 2, 2, modes=modes)
+    fig = overhead_figure(build_report(run))
+    FigureCanvasAgg(fig).draw()
+    r = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    ax_mk = next(a for a in fig.axes if a.get_title(loc="left").startswith("Makespan"))
+    drift = [a for a in fig.axes if a.get_title(loc="left").split("\n")[0] in modes]
+    assert len(drift) == 6 and len({round(a.get_position().y0, 3) for a in drift}) == 2  # two rows of three
+    titles = [_title_text(a).get_window_extent(r) for a in drift]
+    ticks = [t.get_window_extent(r) for t in ax_mk.get_xticklabels()]
+    values = [t.get_window_extent(r) for t in ax_mk.texts if t.get_gid() in ("value", "origin-value")]
+    for boxes in (titles, ticks, values):
+        assert boxes and not _overlaps(boxes)
+    page = fig.bbox
+    for b in titles + ticks + values:
+        assert page.x0 <= b.x0 and b.x1 <= page.x1 and page.y0 <= b.y0 and b.y1 <= page.y1

@@ -3,13 +3,24 @@ descriptions. Seconds and percentages are `bench.analysis.words`' (the report's 
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from bench.analysis.verdict import device_kinds
+from bench.analysis.words import range_text
 from bench.schema import RunMeta
+
+NBSP = "\u00a0"
+
+
+def fill(text: str, width: int) -> str:
+    """`text` wrapped at `width` columns, never between a number and its unit ('+0.412 s', '+24.8 %')."""
+    kept = re.sub(r"(\d) (s|ms|min|h|%|×)(?=[\s,;)]|$)", rf"\1{NBSP}\2", text)
+    return textwrap.fill(kept, width).replace(NBSP, " ")
 
 
 def band_label(labels: Mapping[int, str], members: list[int]) -> str:
@@ -35,7 +46,8 @@ def device_noun(spans: pd.DataFrame, meta: RunMeta | None = None) -> str:
 
 def describe_workload(meta: RunMeta) -> str:
     """One short phrase for the workload, the fields that matter first: 'edit (random:full, 512² px,
-    4 steps, true CFG 4.0)', 'synthetic (mean 0.02 s, skew 0.1, jitter 0.2)', 'simulated (mean 2 s, …)'."""
+    4 steps, true CFG 4.0)' (the sizes and steps its tasks used: '128–256² px, 4–8 steps' where they
+    vary), 'synthetic (mean 0.02 s, skew 0.1, jitter 0.2)', 'simulated (mean 2 s, …)'."""
     w: dict[str, Any] = meta.workload
     if not w:
         return "?"
@@ -51,12 +63,16 @@ def describe_workload(meta: RunMeta) -> str:
         pipeline = str(w.get("pipeline", "")).removeprefix("diffusers ")
         if pipeline and not str(w["model"]).startswith(("random:", "auto")):  # a folder or hub id: its class
             parts[-1] = f"{pipeline} {w['model']}"
-    if w.get("height") and w.get("width"):
+    # The sizes and steps the tasks really used (a tasks file's rows carry their own), else the workload's.
+    tl = meta.task_list
+    if tl.sizes:
+        parts.append(range_text(tl.sizes, "px"))
+    elif w.get("height") and w.get("width"):
         parts.append(f"{w['width']}×{w['height']} px")
     elif w.get("size"):
         parts.append(f"{w['size']}² px")
-    if w.get("steps"):
-        parts.append(f"{w['steps']} steps")
+    if tl.steps or w.get("steps"):
+        parts.append(range_text(tl.steps or (int(w["steps"]), int(w["steps"])), "steps"))
     cfg = w.get("true_cfg_scale")
     if isinstance(cfg, int | float):
         parts.append(f"true CFG {cfg}" if cfg > 1 else "no CFG")

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from bench.analysis.account import TIMED, ModeRunTime
 from bench.analysis.faults import Faults
 from bench.analysis.lanes import GANTT, Lanes, lane_shares, plan_lanes
 from bench.analysis.report import RunReport
@@ -35,9 +36,9 @@ from bench.analysis.select import (
 )
 from bench.analysis.timeline import merge_intervals, sync_points
 from bench.analysis.verdict import Verdict, slowest_workers
-from bench.analysis.words import fmt_pct, fmt_s, verdict_line
+from bench.analysis.words import PART_WORDS, fmt_long, fmt_pct, fmt_s, verdict_line
 from bench.schema import BARRIER_BATCH, PHASES, Kind, Status
-from viz.fmt import band_label, device_noun
+from viz.fmt import band_label, device_noun, fill
 from viz.lanes import lane_figure
 from viz.style import (
     BARRIER_COLOR,
@@ -50,7 +51,7 @@ from viz.style import (
     TASK_COLOR,
     title_size,
 )
-from viz.words import caveat_short, gap_text
+from viz.words import caveat_short, gap_text, slowest_word
 
 NS = 1e9
 BAR_H = 0.8
@@ -66,6 +67,9 @@ BARRIER_MARK_COLOR = "#555555"  # ticks above a lane marking waits too short to 
 BAR_H_TICKS = 0.6  # lane height in detail when wait ticks need the room above each lane
 TICK_FILL = 0.85  # share of the gap above a lane that a tick for the panel's longest wait would fill
 RIGHT_MARGIN = 0.16  # share of the time axis kept free right of the makespan for finish labels
+SIDE = 0.11  # the share strip's width beside each panel, as a share of the panel's
+IDLE_COLOR = "#e4e4e4"
+SHARE_COLORS = {**PHASE_COLORS, "task_other": TASK_COLOR, "waiting": BARRIER_COLOR, "idle": IDLE_COLOR}
 
 
 def min_mark(t_max: float) -> float:
@@ -357,7 +361,7 @@ def _finish_marks(p: _Panel) -> None:
         is_slow = bool(slow_here)
         if not is_slow and p.n > MAX_FINISH_LABELS:
             continue
-        label = f"{fmt_s(float(f))} ◀ slowest" if is_slow else fmt_s(float(f))
+        label = f"{fmt_s(float(f))} {slowest_word(len(slowest))}" if is_slow else fmt_s(float(f))
         if is_slow and lanes.aggregated:  # which worker of the band
             label += (f" ({', '.join(p.labels.get(w, f'w{w}') for w in slow_here[:2])}"
                       f"{'…' if len(slow_here) > 2 else ''})")
@@ -415,6 +419,60 @@ def _lane_axis(p: _Panel, nodes: Mapping[int, int], strip: float) -> None:
     ax.set_axisbelow(True)
 
 
+def _lane_shares(p: _Panel, run: ModeRunTime) -> np.ndarray:
+    """Per lane (a row; a band: its workers' mean) each part of `TIMED` as its share of the timed part."""
+    out = np.zeros((p.n, len(TIMED)))
+    for i in range(p.lanes.n):
+        splits = [run.workers[int(w)] for w in p.lanes.members(i) if int(w) in run.workers]
+        if splits:
+            out[i] = np.mean([[s.timed_shares()[x] for x in TIMED] for s in splits], axis=0)
+    return out
+
+
+def _share_strip(ax: Axes, p: _Panel, run: ModeRunTime | None) -> None:
+    """Right of a panel, on its lanes: each lane's timed part as one bar stacked by phase, waiting and idle
+    (0-100 %), the panel's mean above the lanes; its title says the mode run's wall clock before t0 and
+    after the makespan. Bars carry gids "share:<part>" (the mean's "share-mean:<part>")."""
+    ax.set_gid("shares")
+    if run is None or not run.workers:
+        ax.set_axis_off()
+        return
+    shares = _lane_shares(p, run)
+    mean = np.array([run.split.timed_shares()[x] for x in TIMED])
+    top, bottom = ax.get_ylim()[1], -0.5  # the strip above the lanes, where the panel writes its bounds
+    y, left = np.arange(p.n, dtype=float), np.zeros(p.n)
+    mean_left = 0.0
+    for j, part in enumerate(TIMED):
+        if shares[:, j].any():
+            ax.barh(y, shares[:, j] * 100, left=left, height=p.h, color=SHARE_COLORS[part], linewidth=0,
+                    gid=f"share:{part}")
+            left += shares[:, j] * 100
+        if mean[j] > 0:
+            ax.barh((top + bottom) / 2, mean[j] * 100, left=mean_left, height=(bottom - top) * 0.55,
+                    color=SHARE_COLORS[part], linewidth=0, gid=f"share-mean:{part}")
+            mean_left += mean[j] * 100
+    ax.text(101, (top + bottom) / 2, "mean", va="center", ha="left", fontsize=7, clip_on=False)
+    ax.set_xlim(0, 100)
+    ax.set_xticks([0, 50, 100], ["0", "50", "100 %"], fontsize=7)
+    ax.tick_params(axis="y", length=0)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    s = run.split
+    ax.set_title(f"wall {fmt_s(s.wall_s)}: before t0\n{fmt_s(s.before_s)}, after {fmt_s(s.after_s)};\n"
+                 f"timed part {fmt_s(s.timed_s)}:", loc="left", fontsize=8)
+
+
+SAME_COLOR = {"waiting": "waiting at barrier", "other in task": "task (busy)"}  # a strip part the panels name
+
+
+def share_handles(runs: list[ModeRunTime | None], shown: set[str]) -> list[Artist]:
+    """Legend entries for the share strips' parts that the panels' legend (`shown` labels) lacks."""
+    used = [PART_WORDS[x] for x in TIMED if any(r is not None and r.split.seconds[x] > 0 for r in runs)]
+    colors = {PART_WORDS[x]: SHARE_COLORS[x] for x in TIMED}
+    return [Patch(facecolor=colors[w], label=w) for w in used
+            if w not in shown and SAME_COLOR.get(w) not in shown]
+
+
 def legend_handles(spans: pd.DataFrame, detail: bool = True) -> list[Artist]:
     """Proxy artists explaining the Gantt's colours and lines (only what these spans can show)."""
     handles: list[Artist] = []
@@ -456,15 +514,19 @@ def gantt_figure(report: RunReport, repeat: int | None = None, *, detail: bool |
     """
     # 1. A panel per mode on one time axis.
     spans = report.run.spans
-    lf = lane_figure(report, repeat, lane_h=0.32, base_h=0.9, min_h=1.5, extra_h=1.6, limit=GANTT)
+    lf = lane_figure(report, repeat, lane_h=0.32, base_h=0.9, min_h=1.5, extra_h=1.6, limit=GANTT, side=SIDE)
     n_rep = report.makespans.groupby("mode")["repeat"].nunique().to_dict()
     noun = device_noun(spans, report.run.meta)
     # 2. Each mode's lanes, titled with its rank, its waits and what went wrong.
-    panels = []
-    for ax, mode in zip(lf.axes, lf.modes, strict=True):
+    panels, runs = [], []
+    for ax, side, mode in zip(lf.axes, lf.side, lf.modes, strict=True):
         p = _draw_panel(ax, report, mode, lf.reps.get(mode, 0), lf.t_max, detail)
         ax.set_title(_panel_title(report, p, noun, n_rep.get(mode, 1)), loc="left", fontsize=10,
                      fontweight="bold" if mode == report.verdict.first else "normal")
+        # Beside it, where its time went: the share of each phase, waiting and idle per lane.
+        timed = report.time.mode(mode)
+        runs.append(next((x for x in timed.runs if x.repeat == p.repeat), None) if timed else None)
+        _share_strip(side, p, runs[-1])
         panels.append(p)
     lf.axes[-1].set_xlabel("seconds since the start barrier (t0)")
     # 3. Above, the verdict and what a lane is; below, the legend of what these panels drew.
@@ -477,10 +539,11 @@ def gantt_figure(report: RunReport, repeat: int | None = None, *, detail: bool |
                f"Gantt: one lane per {per_lane} {noun}s (consecutive; their mean shares)")
               + f", {shown_note}; grey = waiting at a barrier"
               + ("" if any_detail else " (each lane stacks its busy and waiting share per pixel)"))
-    title = (f"{textwrap.fill(verdict_line(report.verdict), 150)}\n"
+    title = (f"{fill(verdict_line(report.verdict), 150)}\n"
              + (second if per_lane == 1 else textwrap.fill(second, 150)))  # a small run's: one line
     lf.fig.suptitle(title, fontsize=title_size(title, lf.fig.get_figwidth(), 12))
     handles = legend_handles(spans, any_detail)
+    handles += share_handles(runs, {str(h.get_label()) for h in handles})
     if any(_has_gid(ax, "barrier-ticks") for ax in lf.axes):
         handles.insert(-3, Patch(facecolor=BARRIER_MARK_COLOR, label="short wait (tick, height ∝ length)"))
     lf.fig.legend(handles=handles, loc="outside lower center", ncol=len(handles) if len(handles) <= 9 else
@@ -521,6 +584,8 @@ def _rank_note(verdict: Verdict, mode: str) -> str:
     if mode in verdict.gaps:
         gap = verdict.gaps[mode]
         note = caveat_short(gap)
+        if gap.seconds == 0:
+            return f", tied with {verdict.first}" + (f", {note}" if note else "")
         return f", {gap_text(gap)} vs fastest" + (f", {note}" if note else "")
     return ""
 
@@ -532,12 +597,14 @@ def _wait_notes(p: _Panel, makespan: float, noun: str) -> list[str]:
     if not len(wb):
         return []
     wait = float((wb["end_ns"] - wb["start_ns"]).sum() / NS)
-    share = wait / (makespan * len(p.sel["worker"].unique())) if makespan > 0 else float("nan")
+    share = wait / (makespan * p.sel["worker"].nunique()) if makespan > 0 else float("nan")
     n_sync = int(wb.loc[wb["name"] == BARRIER_BATCH, "batch"].nunique())
     lines = "" if n_sync <= MAX_SYNC_LINES else " (too many to draw)"
     where = (f"{n_sync} sync points{lines}" if n_sync else
              f"gates before {int(wb['batch'].nunique())} batches")
-    notes = [f"waited at {where}: {fmt_s(wait)} in all ({fmt_pct(share)} of {noun} time)"]
+    n = len(p.sel["worker"].unique())
+    notes = [f"waited at {where}: {fmt_long(wait)} in all ({fmt_s(wait / n)} per {noun}, {fmt_pct(share)} of "
+             f"{noun} time)"]
     each = ((wb["end_ns"] - wb["start_ns"]) / NS).to_numpy()
     if p.detail and short_waits(each, p.t_max).any():
         notes.append(f"waits under {fmt_s(min_mark(p.t_max))} are too short to see at this scale: a "

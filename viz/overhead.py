@@ -5,7 +5,6 @@ worker (`plot_drift`). Builds matplotlib objects only; `viz.save` writes the fil
 
 from __future__ import annotations
 
-import textwrap
 from typing import Any
 
 import numpy as np
@@ -19,13 +18,30 @@ from bench.analysis.lanes import STACKED, plan_lanes
 from bench.analysis.metrics import ORIGIN_COLUMNS
 from bench.analysis.report import RunReport
 from bench.analysis.select import one_run
-from bench.analysis.words import fmt_pct, fmt_s, verdict_line
-from viz.fmt import band_label
+from bench.analysis.verdict import Verdict
+from bench.analysis.words import fmt_long, fmt_s, verdict_line
+from viz.fmt import band_label, fill
 from viz.style import LOWER_BOUND_COLOR, mode_color, title_size, worker_colors
-from viz.words import caveat_stacked
+from viz.words import caveat_short, gap_text
 
 MAX_DRIFT_LINES = 16  # above this many workers, drift is drawn as a min-max band plus the worst worker
 MAX_BAR_BATCHES = 150  # above this, barrier waits are drawn as a stacked area instead of bars
+
+
+def _tick(mode: str, lower: float, verdict: Verdict) -> str:
+    """A mode's tick label: its name, its rank or gap to the fastest (with the gap's caveat in a few
+    words), its lower bound."""
+    gap = verdict.gaps.get(mode)
+    if mode == verdict.first:
+        rank = "\nfinished first"
+    elif gap is not None and gap.seconds == 0:
+        rank = f"\ntied with {verdict.first}"
+    elif gap is not None and gap.seconds > 0:
+        note = caveat_short(gap)
+        rank = f"\n{gap_text(gap)}\nvs fastest" + (f"\n({note})" if note else "")
+    else:
+        rank = ""
+    return f"{mode}{rank}\nlower bound {fmt_s(lower)}"
 
 
 def plot_makespans(ax: Axes, report: RunReport) -> Axes:
@@ -33,10 +49,11 @@ def plot_makespans(ax: Axes, report: RunReport) -> Axes:
     (dashed).
 
     The bars start at 0 (honest lengths); so that a few per cent still show at a glance, a dotted line marks
-    the fastest measured makespan and every slower bar carries a bracket from that line to its top with the
-    gap written in it, with its caveat from the report's verdict. Artists carry gids "measured", "origin",
-    "lower-bound", "fastest-level", "gap", "gap-label"; each bar is labelled with its value. Incomplete modes
-    are labelled so."""
+    the fastest measured makespan and every slower bar carries a bracket from that line to its top; the gap
+    and its caveat (the report's verdict) are written under the mode's name. Above each pair of bars, the
+    measured value and, above it in grey, the prediction: stacked, so that they never run into each other.
+    Artists carry gids "measured", "origin", "lower-bound", "fastest-level", "gap", "value", "origin-value".
+    Incomplete modes are labelled so."""
     summary, verdict = report.summary, report.verdict
     incomplete = verdict.incomplete
     x = np.arange(len(summary))
@@ -44,7 +61,6 @@ def plot_makespans(ax: Axes, report: RunReport) -> Axes:
     best_mode = verdict.best
     best = verdict.makespan_s[best_mode] if best_mode else float("nan")
     rows = summary.to_dict("records")
-    white = {"facecolor": "white", "edgecolor": "none", "pad": 0.5}
     for i, row in enumerate(rows):
         mode = str(row["mode"])
         mk = float(row["makespan_s"])
@@ -52,13 +68,29 @@ def plot_makespans(ax: Axes, report: RunReport) -> Axes:
         # An incomplete mode's bar is short because it stopped early: drawn washed out, never like a winner.
         look: dict[str, Any] = ({"facecolor": "#eeeeee", "edgecolor": mode_color(mode), "hatch": "xx"}
                                 if mode in incomplete else {"color": mode_color(mode)})
-        bar = ax.bar(x[i] - w / 2, mk, w, yerr=err if row["repeats"] > 1 else None, capsize=3, gid="measured",
-                     **look)
+        ax.bar(x[i] - w / 2, mk, w, yerr=err if row["repeats"] > 1 else None, capsize=3, gid="measured",
+               **look)
         first = "\n(first)" if mode == verdict.first else ""
         if mode in incomplete:
             first = f"\nINCOMPLETE\n({incomplete[mode]})"
-        ax.bar_label(bar, [f"{fmt_s(mk)}{first}"], fontsize=8, padding=2,
-                     fontweight="bold" if first else "normal")
+        top = max(float(row["makespan_max_s"]), mk)
+        pred = row["origin_prediction_s"]
+        if pred == pred:  # not NaN: the origin document gave this mode a formula
+            ax.bar(x[i] + w / 2, pred, w, facecolor="white", edgecolor=mode_color(mode), hatch="///",
+                   gid="origin")
+            top = max(top, float(pred))
+        else:
+            ax.text(x[i] + w / 2, float(row["lower_bound_s"]) * 0.5, "no\norigin\nprediction", ha="center",
+                    va="center", fontsize=7, color="#777777")
+        value = ax.annotate(f"{fmt_s(mk)}{first}", (x[i], top), xytext=(0, 3), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=8, fontweight="bold" if first else "normal")
+        value.set_gid("value")
+        if pred == pred:
+            lines = 1 + first.count("\n")
+            ref = ax.annotate(f"origin {fmt_s(pred)}", (x[i], top), xytext=(0, 4 + 10 * lines),
+                              textcoords="offset points", ha="center", va="bottom", fontsize=8,
+                              color="#555555")
+            ref.set_gid("origin-value")
         gap_rec = verdict.gaps.get(mode)
         if gap_rec is not None and gap_rec.seconds > 0 and best > 0:
             xb = x[i] - w + 0.04
@@ -66,29 +98,15 @@ def plot_makespans(ax: Axes, report: RunReport) -> Axes:
                               arrowprops={"arrowstyle": "|-|, widthA=0.25, widthB=0.25", "color": "#111111",
                                           "linewidth": 1.3, "shrinkA": 0, "shrinkB": 0})
             gap.set_gid("gap")
-            label = (f"{fmt_s(gap_rec.seconds, signed=True)}\n({fmt_pct(gap_rec.fraction, signed=True)})"
-                     "\nvs fastest" + caveat_stacked(gap_rec))
-            t = ax.text(x[i] - w / 2, best * 0.97, label, ha="center", va="top", fontsize=8,
-                        fontweight="bold", color="white", zorder=5)
-            t.set_gid("gap-label")
-        pred = row["origin_prediction_s"]
-        if pred == pred:  # not NaN: the origin document gave this mode a formula
-            pb = ax.bar(x[i] + w / 2, pred, w, facecolor="white", edgecolor=mode_color(mode), hatch="///",
-                        gid="origin")
-            for t in ax.bar_label(pb, [fmt_s(pred)], fontsize=8, padding=2, color="#555555", zorder=6):
-                t.set_bbox(white)
-        else:
-            ax.text(x[i] + w / 2, float(row["lower_bound_s"]) * 0.5, "no\norigin\nprediction", ha="center",
-                    va="center", fontsize=7, color="#777777")
         lb = float(row["lower_bound_s"])
         ax.hlines(lb, x[i] - w, x[i] + w, colors=LOWER_BOUND_COLOR, linestyles="--", linewidth=1.4,
                   gid="lower-bound")
     if verdict.first is not None and best > 0:
         ax.axhline(best, color="#111111", linestyle=":", linewidth=0.9, zorder=0.5, gid="fastest-level")
-    ax.set_xticks(x, [f"{m}\nlower bound\n{fmt_s(float(lb))}"
+    ax.set_xticks(x, [_tick(str(m), float(lb), verdict)
                       for m, lb in zip(summary["mode"], summary["lower_bound_s"], strict=True)], fontsize=9)
     top = float(summary[["makespan_max_s", *ORIGIN_COLUMNS]].max().max()) if len(summary) else 1.0
-    ax.set_ylim(0, top * 1.15)
+    ax.set_ylim(0, top * 1.3)  # room above the tallest pair for its two or three lines of values
     ax.set_ylabel("seconds")
     # Whose task durations the hatched predictions use (metrics.mode_table's origin_basis column).
     bases = set(summary["origin_basis"].dropna()) if "origin_basis" in summary else {"free-run"}
@@ -136,14 +154,16 @@ def plot_barrier_waits(ax: Axes, report: RunReport) -> Axes:
         ax.stackplot(batches, table.to_numpy().T, colors=colors,
                      labels=[names.get(w, f"w{w}") for w in workers])
     total = float(table.to_numpy().sum())
+    n_workers = len(report.mode(bs).workers) if bs in {m.mode for m in report.modes} else len(workers)
     ax.set_ylim(0, float(table.to_numpy().sum(axis=1).max()) * 1.25 or 1.0)
     mode, rep = waits["mode"].iloc[0], int(waits["repeat"].iloc[0])
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("batch (sync point after it)")
     ax.set_ylabel("seconds waiting (sum over workers)")
     by = f"by band of {lanes.per_lane} workers" if lanes.aggregated else "by worker"
-    ax.set_title(f"{mode} barrier wait per batch, stacked {by}: {fmt_s(total)} in all "
-                 f"over {len(batches)} sync points (repeat {rep})", loc="left", fontsize=10)
+    ax.set_title(f"{mode} barrier wait per batch, stacked {by}: {fmt_long(total)} in all "
+                 f"({fmt_s(total / max(n_workers, 1))} per worker) over {len(batches)} sync points "
+                 f"(repeat {rep})", loc="left", fontsize=10)
     if len(workers) <= 16:  # workers or bands
         ax.legend(fontsize=7, ncol=min(len(workers), 8), loc="upper left", frameon=False)
     for side in ("top", "right"):
@@ -197,32 +217,47 @@ def plot_drift(ax: Axes, report: RunReport, mode: str) -> Axes:
     if n == 1:
         ax.set_title(f"{mode}: one worker, nothing to drift from", loc="left", fontsize=10)
     else:
-        ax.set_title(f"{mode}: at worst {behind:.{1 if behind >= 1 else 2}f} tasks behind the mean "
+        ax.set_title(f"{mode}\nat worst {behind:.{1 if behind >= 1 else 2}f} tasks behind the mean "
                      f"({names.get(who, f'w{who}')})\nat worst {fmt_s(behind_s)} late", loc="left",
-                     fontsize=10)
+                     fontsize=9)
     ax.set_xlabel("seconds since t0")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return ax
 
 
+DRIFT_COLUMNS = 3  # drift panels per row: more modes take more rows
+
+
 def overhead_figure(report: RunReport) -> Figure:
-    """Top: makespans vs prediction and bound, batch-sync's barrier wait per batch. Bottom: drift per mode."""
+    """Makespans vs prediction and bound, and batch-sync's barrier wait per batch: side by side for up to
+    three modes, else one above the other at the full width. Below: drift per mode, up to three a row."""
     spans, modes, labels = report.run.spans, report.mode_order, report.labels
-    fig = Figure(figsize=(14.0, 8.5), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1.15, 1.0])  # type: ignore[misc]
-    ax_mk, ax_bw = top.subplots(1, 2, width_ratios=[1.2, 1.8])
+    wide = len(modes) > DRIFT_COLUMNS
+    rows = max(-(-len(modes) // DRIFT_COLUMNS), 1)
+    drift_h = 3.95 + 2.9 * (rows - 1)
+    top_h = 8.5 if wide else 4.55
+    fig = Figure(figsize=(14.0, top_h + drift_h), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[top_h, drift_h])  # type: ignore[misc]
+    if wide:
+        ax_mk, ax_bw = top.subplots(2, 1, height_ratios=[1.15, 1.0])
+    else:
+        ax_mk, ax_bw = top.subplots(1, 2, width_ratios=[1.2, 1.8])
     plot_makespans(ax_mk, report)
     plot_barrier_waits(ax_bw, report)
-    drift_axes = bottom.subplots(1, max(len(modes), 1), sharey=True, squeeze=False)[0]
+    cols = min(max(len(modes), 1), DRIFT_COLUMNS)
+    drift_axes = bottom.subplots(rows, cols, sharey=True, squeeze=False).ravel()
     for ax, mode in zip(drift_axes, modes, strict=False):
         plot_drift(ax, report, mode)
+    for ax in drift_axes[len(modes):]:
+        ax.set_axis_off()
     drawn = [a for a in drift_axes if a.has_data()]
     lo = min((a.dataLim.y0 for a in drawn), default=-1)
     hi = max((a.dataLim.y1 for a in drawn), default=1)
     pad = 0.1 * max(hi - lo, 0.5)
     drift_axes[0].set_ylim(lo - pad, hi + pad)  # shared: one scale for all modes
-    drift_axes[0].set_ylabel("tasks behind the mean (−)")
+    for ax in drift_axes[::cols]:
+        ax.set_ylabel("tasks behind the mean (−)")
     workers = sorted(int(w) for w in spans["worker"].unique())
     if 0 < len(workers) <= MAX_DRIFT_LINES:
         handles = [Line2D([], [], color=c, label=labels.get(w, f"w{w}"))
@@ -232,6 +267,6 @@ def overhead_figure(report: RunReport) -> Figure:
                     "workers, just before each of its completions\n(− behind; a steady drift is a sloped "
                     "line; in dynamic mode a slower worker simply takes fewer tasks; 'late' = the same drift "
                     "in seconds)", fontsize=10)
-    title = textwrap.fill(verdict_line(report.verdict), 130)
+    title = fill(verdict_line(report.verdict), 130)
     fig.suptitle(title, fontsize=title_size(title, fig.get_figwidth(), 13, "bold"), fontweight="bold")
     return fig

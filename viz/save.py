@@ -1,6 +1,6 @@
 """Write a report's views into a folder: `VIEWS` names each file and the pure function that makes it from a
-`RunReport` (gantt.png, utilization.png, overhead.png, trace.json); a Figure is written as a PNG, a dict as
-JSON, a str as text.
+`RunReport` (gantt.png, utilization.png, overhead.png, trace.json, report.html); a Figure is written as a PNG,
+a dict as JSON, a str as text.
 
 The only module of `viz` that writes files. Figures are rendered with matplotlib's Agg canvas (no display,
 no pyplot state, never shown); each file is written to a temporary name and renamed, so a reader never sees
@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from bench.analysis.report import RunReport
 from viz.gantt import gantt_figure
+from viz.html import html_report
 from viz.overhead import overhead_figure
 from viz.trace import chrome_trace
 from viz.utilization import utilization_figure
@@ -33,6 +34,7 @@ VIEWS: dict[str, View] = {
     "utilization.png": utilization_figure,
     "overhead.png": overhead_figure,
     "trace.json": chrome_trace,
+    "report.html": html_report,
 }
 
 

@@ -22,20 +22,34 @@ from rich.text import Text
 from bench.analysis.export import report_json
 from bench.analysis.faults import runs_agreement
 from bench.analysis.lanes import TERMINAL, lane_shares, plan_lanes
+from bench.analysis.quality import Quality
 from bench.analysis.report import RunReport, n_workers
 from bench.analysis.select import failed_tasks, is_task, one_run, tasks, waits
 from bench.analysis.verdict import comparability
-from bench.analysis.words import agreement_text, fmt_pct, fmt_s
+from bench.analysis.words import (
+    agreement_text,
+    fmt_long,
+    fmt_pct,
+    fmt_s,
+    history_lines,
+    quality_text,
+    task_quality_text,
+    trade_difference_text,
+    trade_text,
+)
 from bench.schema import Kind, RunMeta
+from bench.workload import Fidelity, Trade
+from viz.account import summary_line, time_table
 from viz.fmt import band_label, describe_devices, describe_workload
-from viz.words import difference_text, faults_text
+from viz.words import difference_text, faults_text, slowest_word
 
 NS = 1e9
 BUSY, BUSY_WAIT, WAIT, FAIL, IDLE, AFTER, LOST = "█", "▓", "░", "x", "·", " ", "✕"
 SOME_WAIT = 0.2  # a mostly busy cell with at least this share of barrier wait is drawn BUSY_WAIT
-SLOWEST = "◀ slowest"
 # The summary lists every worker's finish up to this many workers, else first/median/last.
 MAX_FINISH_LISTED = 8
+# `bench compare` lists B's output against A's for this many tasks (the worst first); --json has every one.
+MAX_QUALITY_LISTED = 10
 
 
 def _header(report: RunReport) -> Text:
@@ -48,12 +62,22 @@ def _header(report: RunReport) -> Text:
     took = f" · compile {fmt_s(float((compiled['end_ns'] - compiled['start_ns']).max()) / NS)} at load" \
         if len(compiled) else ""
     text.append(f"workload {describe_workload(m)} · {_launched(m)}{took}\n")
+    text.append_text(_trade_line(report.trade))
     text.append(f"{describe_devices(m) if m.workers else f'{G} workers'} · {m.n_tasks or '?'} tasks · "
                 f"{m.repeat} repeat{'s' if m.repeat != 1 else ''} · status ")
     text.append(m.status, style="bold" if m.status == "complete" else "bold red")
     if m.status != "complete":
         text.append(f"\n⚠ WARNING: this run is {m.status}, not complete: "
                     "the numbers below cover only the tasks it recorded.", style="bold red")
+    return text.append_text(_history(report))
+
+
+def _history(report: RunReport) -> Text:
+    """The header's lines of how the run came to be: its tasks against its inputs, an early stop, its
+    resumes and what they superseded (`history_lines`, as --json says them)."""
+    text = Text()
+    for line in history_lines(report.run.meta, report.history):
+        text.append("\n" + line, style="bold red" if line.startswith("stopped") else "")
     return text
 
 
@@ -63,6 +87,14 @@ def _launched(m: RunMeta) -> str:
         return f"backend {m.backend}"
     under = f" under {m.launch['under']}" if m.launch.get("under") else ""
     return f"recorded from a script ({Path(str(m.launch.get('script', '?'))).name}){under}"
+
+
+def _trade_line(trade: Trade | None, prefix: str = "trade: ") -> Text:
+    """'trade: lossless (bit-identical kernels)' and a newline, red where lossy; empty where none recorded."""
+    line = trade_text(trade)
+    if trade is None or not line:
+        return Text()
+    return Text(f"{prefix}{line}\n", style="bold red" if trade.fidelity == Fidelity.LOSSY else "")
 
 
 def _ticks(t_max: float, cells: int) -> list[float]:
@@ -140,7 +172,7 @@ def _gantt(report: RunReport, mode: str, rep: int, width: int, t_max: float, lab
             right += f" waited {fmt_s(float(shares.waited_s[i]) / len(members)):>7}"
         line.append(right)
         if slowest & set(members):
-            line.append(f" {SLOWEST}", style="bold red")
+            line.append(f" {slowest_word(len(slowest))}", style="bold red")
         lines.append(line)
     ticks = _ticks(t_max, cells)
     ruler = [" "] * (cells + 1)
@@ -180,9 +212,34 @@ def _comparison_table(data: dict[str, Any]) -> Table:
             name, vs, style = m["mode"] + " ⚠", "partial", "red"
         gpu_cell = (fmt_pct(m["gpu_util"]),) if gpu else ()
         table.add_row(name, total, vs, fmt_s(m["origin_prediction_s"]), fmt_s(m["lower_bound_s"]),
-                      str(m["sync_points"]), fmt_s(m["barrier_wait_s"]), fmt_pct(m["util"]), *gpu_cell,
+                      str(m["sync_points"]), fmt_long(m["barrier_wait_s"]), fmt_pct(m["util"]), *gpu_cell,
                       fmt_s(m["finish_spread_s"]), style=style)
     return table
+
+
+def _compare_outputs(a: RunReport, b: RunReport, quality: Quality | None) -> Text:
+    """What each run traded, a warning where they traded differently, and B's outputs against A's: the
+    summary, then per task (all of them up to MAX_QUALITY_LISTED, else the worst)."""
+    warn = trade_difference_text(a.trade, b.trade)
+    if warn or a.trade is None or b.trade is None:
+        text = _trade_line(a.trade, "A traded: ") + _trade_line(b.trade, "B traded: ")
+    else:
+        text = _trade_line(a.trade, "both traded: ")
+    if warn:
+        text.append(f"⚠ {warn}\n", style="bold red")
+    line = quality_text(quality) if quality else ""
+    if not line or quality is None:
+        return text
+    text.append(line + "\n", style="bold red" if quality.refused else "")
+    rows = quality.tasks if quality.identical < len(quality.tasks) else []
+    if len(rows) > MAX_QUALITY_LISTED:
+        rows = sorted((t for t in rows if not t.identical),
+                      key=lambda t: (t.psnr_db is not None, t.psnr_db or 0.0))[:MAX_QUALITY_LISTED]
+        text.append(f"  the {len(rows)} worst of {len(quality.tasks)} tasks (--json has every one):\n",
+                    style="dim")
+    for t in rows:
+        text.append(f"  task {t.task}: {task_quality_text(t)}\n")
+    return text
 
 
 def _footer(data: dict[str, Any]) -> Text:
@@ -237,6 +294,8 @@ def _report(r: RunReport, width: int) -> Group:
         parts.append(Text("no task records in this run", style="bold red"))
         return Group(*parts)
     data = report_json(r)
+    parts.append(Text(""))
+    parts.append(time_table(r))
     t_max = max(m["shown_makespan_s"] or 0.0 for m in data["modes"])
     labels = r.labels
     banded = plan_lanes(r.run.spans["worker"].unique(), TERMINAL)
@@ -244,7 +303,8 @@ def _report(r: RunReport, width: int) -> Group:
              if banded.aggregated else list(labels.values()))
     label_w = min(max(len(v) for v in names), 14)
     has_wait = any(m["barrier_wait_s"] for m in data["modes"])
-    right_w = 9 + (15 if has_wait else 0) + len(SLOWEST) + 1
+    tied = max((sum(w["slowest"] for w in m["workers"]) for m in data["modes"]), default=0)
+    right_w = 9 + (15 if has_wait else 0) + len(slowest_word(tied)) + 1
     for m in data["modes"]:
         mode, rep = m["mode"], m["shown_repeat"]
         head = Text()
@@ -268,7 +328,8 @@ def _report(r: RunReport, width: int) -> Group:
             last = max(h.finish_s or 0.0 for h in hosts)
             parts.append(Text("hosts: " + " · ".join(
                 f"n{h.node} {h.host} ({h.workers}): finish {fmt_s(h.finish_s)}, util. {fmt_pct(h.util)}, "
-                f"waited {fmt_s(h.barrier_s)}" + (" ◀ last" if h.finish_s == last else "") for h in hosts)))
+                f"waited {fmt_long(h.barrier_s)}" + (" ◀ last" if h.finish_s == last else "")
+                for h in hosts)))
     some = f"{BUSY_WAIT} busy, ≥ {SOME_WAIT * 100:.0f} % waiting  " if has_wait else ""
     lost = f"{LOST} worker lost  " if any(x.faults.lost for x in r.modes) else ""
     parts.append(Text(f"{BUSY} busy  {some}{WAIT} waiting at a barrier  {FAIL} failed  {lost}{IDLE} idle  "
@@ -298,7 +359,7 @@ def _summary(r: RunReport, width: int) -> Group:
         t.append(f"{m['mode']:<{max(11, max(len(x['mode']) for x in data['modes']))}}",
                  style="bold" if m["mode"] == data["first"] else "")
         t.append(f" {fmt_s(m['makespan_s']):>8}  lower bound {fmt_s(m['lower_bound_s'])}  "
-                 f"barrier wait {fmt_s(m['barrier_wait_s'])}  util. {fmt_pct(m['util'])}"
+                 f"barrier wait {fmt_long(m['barrier_wait_s'])}  util. {fmt_pct(m['util'])}"
                  + (f"  GPU active {fmt_pct(m['gpu_util'])}" if m["gpu_util"] is not None else ""))
         if m["failed"]:
             t.append(f"  {m['failed']} failed", style="bold red")
@@ -309,8 +370,9 @@ def _summary(r: RunReport, width: int) -> Group:
             t.append(_finish_range(m["workers"]))
         else:  # finish times, wrapped by hand so that no entry is split across lines
             line_len = width
+            mark = slowest_word(sum(w["slowest"] for w in m["workers"]))
             for w in m["workers"]:
-                item = f"{w['device']} {fmt_s(w['finish_s'])}" + (f" {SLOWEST}" if w["slowest"] else "")
+                item = f"{w['device']} {fmt_s(w['finish_s'])}" + (f" {mark}" if w["slowest"] else "")
                 if line_len + 3 + len(item) > width:
                     t.append("\n  finish: " if line_len == width else "\n          ")
                     line_len = 10
@@ -326,6 +388,9 @@ def _summary(r: RunReport, width: int) -> Group:
               and m["mode"] not in data["incomplete"]]
     if ratios:
         parts.append(Text("ratios: " + " · ".join(ratios)))
+    went = summary_line(r)
+    if went.plain:
+        parts.append(went)
     return Group(*parts)
 
 
@@ -340,13 +405,16 @@ def _finish_range(workers: list[dict[str, Any]]) -> Text:
     slow = [w["device"] for w in done if w["slowest"]]
     t.append(f"first {first['device']} {fmt_s(first['finish_s'])} · median {fmt_s(median)} · last ")
     t.append(f"{', '.join(slow[:3]) + ('…' if len(slow) > 3 else '') if slow else last['device']} "
-             f"{fmt_s(last['finish_s'])}" + (f" {SLOWEST}" if slow else ""), style="bold red" if slow else "")
+             f"{fmt_s(last['finish_s'])}" + (f" {slowest_word(len(slow))}" if slow else ""),
+             style="bold red" if slow else "")
     return t
 
 
-def render_compare(a: RunReport, b: RunReport) -> RenderableType:
+def render_compare(a: RunReport, b: RunReport, quality: Quality | None = None) -> RenderableType:
     """The comparison numbers of two runs side by side, per mode, with the ratio B/A; one warning line first
-    when the runs did not measure the same work (see `comparability`)."""
+    when the runs did not measure the same work (see `comparability`); before any timing, what each run
+    traded for speed (a warning where they traded differently) and, given `quality`
+    (`analysis.quality.compare_outputs`), how B's outputs compare with A's."""
     da, db = report_json(a), report_json(b)
     head = Text()
     differ = [difference_text(d) for d in comparability(a.run.meta, b.run.meta)]
@@ -358,9 +426,10 @@ def render_compare(a: RunReport, b: RunReport) -> RenderableType:
         head.append(f"{tag}: {d['run_id']} · {m.backend} · {describe_devices(m)} · "
                     f"{m.n_tasks or '?'} tasks · status {m.status}\n",
                     style="" if d["complete"] else "bold red")
+    head.append_text(_compare_outputs(a, b, quality))
     head.append(f"A: {da['verdict']}\nB: {db['verdict']}")
     same = agreement_text(runs_agreement(a.run.spans, b.run.spans), "run B")
-    if same:
+    if same and not (quality and (quality.tasks or quality.refused)):  # else the quality lines say it
         head.append("\n" + same.replace("run B produced the same output",
                                         "run B produced the same output as A"),
                     style="" if "DIFFER" not in same else "bold red")
@@ -373,7 +442,8 @@ def render_compare(a: RunReport, b: RunReport) -> RenderableType:
     metrics = (("total time", "makespan_s", fmt_s), ("vs free-run", "vs_free_run", lambda x: f"{x:.2f}×"),
                ("mean task", "mean_task_s", fmt_s), ("task CV", "task_cv", fmt_pct),
                ("origin predicted", "origin_prediction_s", fmt_s), ("lower bound", "lower_bound_s", fmt_s),
-               ("sync points", "sync_points", lambda x: f"{x:d}"), ("barrier wait", "barrier_wait_s", fmt_s),
+               ("sync points", "sync_points", lambda x: f"{x:d}"),
+               ("barrier wait", "barrier_wait_s", fmt_long),
                ("utilisation", "util", fmt_pct),
                *((("GPU active (NVML)", "gpu_util", fmt_pct),) if da["has_gpu_util"] or db["has_gpu_util"]
                  else ()),

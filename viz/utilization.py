@@ -20,7 +20,7 @@ from bench.analysis.lanes import UTILIZATION, lane_shares, plan_lanes
 from bench.analysis.report import RunReport
 from bench.analysis.select import is_wait, one_run, tasks, waits
 from bench.analysis.words import fmt_pct, verdict_line
-from viz.fmt import band_label, device_noun
+from viz.fmt import band_label, device_noun, fill
 from viz.lanes import lane_figure
 from viz.style import BARRIER_COLOR, FAIL_COLOR, TASK_COLOR, title_size
 
@@ -192,7 +192,7 @@ def utilization_figure(report: RunReport, repeat: int | None = None) -> Figure:
 
     ends = ("at its end: its share of the makespan in tasks, and in red its GPU's NVML activity"
             if have_nvml else "the number at its end is its utilisation over the makespan")
-    title = (f"{textwrap.fill(verdict_line(report.verdict), 150)}\n"
+    title = (f"{fill(verdict_line(report.verdict), 150)}\n"
              + wrap(f"Utilisation over time: each strip is {strip} from 0 to 100 % busy; {ends}"))
     lf.fig.suptitle(title, fontsize=title_size(title, lf.fig.get_figwidth(), 12))
     handles = legend_handles(have_bar, have_nvml)

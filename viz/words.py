@@ -21,15 +21,10 @@ def caveat_short(gap: Gap) -> str:
     return "ranges overlap" if gap.caveat == Caveat.RANGES_OVERLAP else ""
 
 
-def caveat_stacked(gap: Gap) -> str:
-    """The caveat stacked into a narrow bar ('' for none), starting on a new line."""
-    if gap.caveat == Caveat.TASKS_SLOWER:
-        return f"\n(its tasks\n{fmt_pct(gap.tasks_slower, signed=True)}\nslower)"
-    if gap.caveat == Caveat.NOISE:
-        return "\n(within\nnoise)"
-    if gap.caveat == Caveat.DEGRADED:
-        return "\n(DEGRADED:\nworker\nlost)"
-    return "\n(ranges\noverlap)" if gap.caveat == Caveat.RANGES_OVERLAP else ""
+def slowest_word(tied: int) -> str:
+    """How a lane that finished last is marked: '◀ slowest', or '◀ tied last' when `tied` workers (more
+    than one) finished last together (none of them is the slowest)."""
+    return "◀ slowest" if tied <= 1 else "◀ tied last"
 
 
 def gap_text(gap: Gap) -> str:

@@ -102,7 +102,8 @@ class Agreement:
         return self.compared > 0 and not self.differing
 
 
-def _outputs(spans: pd.DataFrame) -> pd.DataFrame:
+def task_outputs(spans: pd.DataFrame) -> pd.DataFrame:
+    """The final tries that succeeded and recorded an output (its fingerprint in `output`)."""
     if "output" in spans and not spans["output"].notna().any():  # no outputs recorded (simulated runs)
         return spans.iloc[:0]
     fin = final_tries(spans)
@@ -113,7 +114,7 @@ def _outputs(spans: pd.DataFrame) -> pd.DataFrame:
 
 def output_agreement(spans: pd.DataFrame) -> Agreement:
     """Across the modes (every repeat) of one run: the tasks whose outputs are not all the same."""
-    out = _outputs(spans)
+    out = task_outputs(spans)
     sides = [str(m) for m in dict.fromkeys(out["mode"])]
     differing: dict[int, dict[str, str]] = {}
     compared = 0
@@ -128,7 +129,7 @@ def output_agreement(spans: pd.DataFrame) -> Agreement:
 
 def runs_agreement(a: pd.DataFrame, b: pd.DataFrame) -> Agreement:
     """Between two runs: for each task id, whether every output of run A equals every output of run B."""
-    oa, ob = _outputs(a), _outputs(b)
+    oa, ob = task_outputs(a), task_outputs(b)
     da = oa.groupby("task")["output"].agg(set)
     db = ob.groupby("task")["output"].agg(set)
     common = sorted(set(da.index) & set(db.index))

@@ -3,18 +3,21 @@
 `build_report(run)` returns a `RunReport`: per mode its figures over repeats and, for the repeat shown (the
 median one), per worker; the verdict; the sync overhead against the origin document's claim; and what the
 charts and the trace draw (makespans, progress drift, barrier waits, GPU activity, faults, lane labels,
-nodes, the trace's cap). Every view reads it; none ranks modes, picks a repeat or labels a lane again.
+nodes, the trace's cap; where the whole wall clock went). Every view reads it; none ranks modes, picks a
+repeat or labels a lane again.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from bench.analysis.account import TimeAccount, account
 from bench.analysis.faults import Agreement, Faults, mode_faults, output_agreement
+from bench.analysis.history import History, run_history
 from bench.analysis.lanes import lane_labels
 from bench.analysis.metrics import ORIGIN_COLUMNS, gpu_activity, summarize, worker_table
 from bench.analysis.select import one_run
@@ -26,9 +29,11 @@ from bench.analysis.timeline import (
     representative_repeats,
 )
 from bench.analysis.tracecap import TraceCap, trace_cap
+from bench.analysis.trade import run_trade
 from bench.analysis.verdict import Verdict, run_verdict, slowest_workers
 from bench.modes import BASELINE
 from bench.store import RunData
+from bench.workload import Trade
 
 
 def num(x: Any) -> float | None:
@@ -159,6 +164,14 @@ class RunReport:
     """`timeline.barrier_waits`: one row per wait at a barrier (the wait-per-batch chart draws it)."""
     trace_cap: TraceCap
     """Which spans the Perfetto trace shows one by one (`tracecap.trace_cap`, at its default cap)."""
+    time: TimeAccount
+    """`account.account`: where the wall clock went, per mode (each repeat) and worker, before t0, in the
+    timed part (by phase, waiting, idle) and after it, adding up to the wall clock."""
+    trade: Trade | None = None
+    """What the run traded for speed (`trade.run_trade`): lossless, within rounding or lossy, with the
+    measured error; None for a simulated run or a workload that records none."""
+    history: History = field(default_factory=History)
+    """`history.run_history`: why the run stopped early, its resumes and the attempts they superseded."""
 
     @property
     def first(self) -> str | None:
@@ -259,11 +272,15 @@ def build_report(run: RunData) -> RunReport:
                                faults.get((mode, rep), Faults()), nodes))
     # 3. The decisions: who finished first, and what the barriers cost against the origin's claim.
     overhead, origin_overhead, origin_basis = sync_overhead(out)
+    # 4. Where the wall clock went, from the command's start to its end, per mode run and worker.
+    time = account(spans, run.meta, {(str(m), int(r)): float(v) for m, r, v in
+                                     zip(ms["mode"], ms["repeat"], ms["makespan_s"], strict=True)}, modes)
     return RunReport(
         run=run, verdict=run_verdict(spans, run.meta, modes, ms=ms, faults=faults), modes=out,
         sync_overhead_s=overhead, origin_sync_overhead_s=origin_overhead, origin_basis=origin_basis,
         has_gpu_util=any(m.gpu_util is not None for m in out), outputs=output_agreement(spans),
         summary=summary, progress=progress, mode_order=modes, labels=lane_labels(spans, run.meta),
         nodes=nodes, shown=shown, makespans=ms, faults=faults, activity=activity, drift=drift,
-        barrier_waits=barrier_waits(spans), trace_cap=trace_cap(spans),
+        barrier_waits=barrier_waits(spans), trace_cap=trace_cap(spans), time=time, trade=run_trade(run.meta),
+        history=run_history(run),
     )

@@ -215,6 +215,11 @@ def device_kinds(meta: RunMeta) -> dict[str, int]:
     return counts
 
 
+def _span(pair: tuple[int, int]) -> str:
+    """'256' for one value, '128–256' for a range."""
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}–{pair[1]}"
+
+
 def comparability(a: RunMeta, b: RunMeta) -> list[Difference]:
     """What makes two runs measure different work: workload kind and shape (model, size, steps, CFG; mean,
     skew, jitter for synthetic ones), the number of tasks or workers, the device models. The backend and the
@@ -226,6 +231,11 @@ def comparability(a: RunMeta, b: RunMeta) -> list[Difference]:
     else:
         out += [Difference(label, wa.get(k, "—"), wb.get(k, "—")) for k, label in WORKLOAD_KEYS
                 if wa.get(k) != wb.get(k)]
+        # The sizes and steps the tasks really used, where both runs recorded them (a tasks file's own rows).
+        ta, tb, said = a.task_list, b.task_list, {d.what for d in out}
+        pairs = (("size", ta.sizes, tb.sizes), ("steps", ta.steps, tb.steps))
+        out += [Difference(f"task {what}", _span(x), _span(y)) for what, x, y in pairs
+                if x and y and x != y and what not in said]
     if a.n_tasks != b.n_tasks:
         out.append(Difference("tasks", a.n_tasks, b.n_tasks))
     if a.n_workers != b.n_workers:

@@ -175,7 +175,7 @@ def run(job: Job) -> Path | None:
     sync = StoreSync(group.store, info.rank, info.world, timeline)
     watch_own_hang(sync, job.config.task_timeout, info.rank)
     if rank0:
-        print_progress(group.store, run_dir, schedule, info.world, job.config.images, local_ranks)
+        print_progress(group.store, run_dir, schedule, info.world, len(job.tasks), local_ranks)
     spec = job.spec(device, info.world, where, schedule)
     if rank0 and job.folder is not None:
         with lifecycle.owning(job.folder, interrupted="stopped under torchrun"):

@@ -1,15 +1,19 @@
 """fp8 matrix products for the transformer's big linear layers: the one speed option that is lossy by design.
 
-`quantize(transformer, which)` replaces, in every block, the `nn.Linear` layers that `which` names ("mlp": the
-image and text MLPs, two thirds of a block's matrix FLOPs; "all": those and the attention projections) with
-`Fp8Linear`: the weight is quantised once to float8 e4m3 with one scale per output channel, each input row is
-quantised on the fly with its own scale, and `torch._scaled_mm` multiplies with float32 accumulation and
-writes the layer's dtype. The modulation layers (one row each) and everything outside the blocks keep their
-precision. The bf16 weights it replaces are freed, so it cannot be undone on a loaded pipeline (load again).
+`quantize(transformer, which)` replaces, in every block, the `nn.Linear` layers of the set `which` names
+(`LAYER_SETS`, by their paths inside a block) with `Fp8Linear`: the weight is quantised once to float8 e4m3
+with one scale per output channel, each input row is quantised on the fly with its own scale, and
+`torch._scaled_mm` multiplies with float32 accumulation and writes the layer's dtype. The sets:
+"recommended" is every block linear that multiplies tokens except `img_mlp.net.2`, the image-stream MLP's
+output projection, which the teams shipping this model found the most sensitive (SGLang keeps it in bf16 after
+an image-quality ablation, sgl-project/sglang PR #23155; vLLM-Omni skips `img_mlp` for Qwen-Image fp8); "mlp"
+is the image and text MLPs (`img_mlp.net.2` included), "all" those and the attention projections. The
+modulation layers (one row per call) and everything outside the blocks keep their precision. The weights it
+replaces are freed, so it cannot be undone on a loaded pipeline (load again).
 
-Its error against eager is measured, not bounded: BENCHMARKS.md §2 on random:full, `tests/test_fp8.py` on
-random:tiny. On real weights with outlier channels the error can be larger than on random ones; rowwise scales
-are what keeps an outlier token from costing the others their precision.
+Its error against eager is measured, not bounded: BENCHMARKS.md §2 on random:full, `tests/test_fp8.py` and
+`benchmarks/fp8_quality_cpu.py` on random:tiny. On real weights with outlier channels the error can be larger
+than on random ones; rowwise scales are what keeps an outlier token from costing the others their precision.
 """
 
 from __future__ import annotations
@@ -48,15 +52,25 @@ class Fp8Linear(torch.nn.Module):
         return y.reshape(*x.shape[:-1], self.out_features)
 
 
+MLP_LAYERS = ("img_mlp.net.0.proj", "img_mlp.net.2", "txt_mlp.net.0.proj", "txt_mlp.net.2")
+ATTENTION_LAYERS = ("attn.to_q", "attn.to_k", "attn.to_v", "attn.add_q_proj", "attn.add_k_proj",
+                    "attn.add_v_proj", "attn.to_add_out", "attn.to_out.0")
+KEPT_BY_THE_FIELD = "img_mlp.net.2"  # the image-stream MLP's output projection
+# `--fp8` choice -> the linear layers of one QwenImageTransformerBlock it runs in fp8 (paths inside the block;
+# diffusers' FeedForward is net = [GELU(proj), Dropout, Linear]).
+LAYER_SETS: dict[str, tuple[str, ...]] = {
+    "recommended": tuple(x for x in MLP_LAYERS + ATTENTION_LAYERS if x != KEPT_BY_THE_FIELD),
+    "mlp": MLP_LAYERS,
+    "all": MLP_LAYERS + ATTENTION_LAYERS,
+}
+
+
 def targets(block: Any, which: str) -> list[tuple[Any, str]]:
     """(parent module, attribute) of each linear layer `which` covers in one QwenImageTransformerBlock."""
     out: list[tuple[Any, str]] = []
-    for mlp in (block.img_mlp, block.txt_mlp):  # diffusers' FeedForward: net = [GELU(proj), Dropout, Linear]
-        out += [(mlp.net[0], "proj"), (mlp.net, "2")]
-    if which == "all":
-        out += [(block.attn, n) for n in ("to_q", "to_k", "to_v", "add_q_proj", "add_k_proj", "add_v_proj",
-                                          "to_add_out")]
-        out.append((block.attn.to_out, "0"))
+    for path in LAYER_SETS[which]:
+        parent, _, name = path.rpartition(".")
+        out.append((block.get_submodule(parent), name))
     return out
 
 
@@ -74,7 +88,7 @@ def set_layer(parent: Any, name: str, layer: Any) -> None:
 
 def quantize(transformer: Any, which: str) -> int:
     """Replace the layers `which` names in every block by Fp8Linear; returns how many were replaced."""
-    if which not in ("mlp", "all"):
+    if which not in LAYER_SETS:
         raise ValueError(f"fp8: nothing to quantize for {which!r}")
     n = 0
     for block in transformer.transformer_blocks:
@@ -90,9 +104,15 @@ def quantize(transformer: Any, which: str) -> int:
     return n
 
 
+def fp8_layers(block: Any) -> set[str]:
+    """The paths, inside `block`, of its layers that run in fp8."""
+    return {name for name, m in block.named_modules() if isinstance(m, Fp8Linear)}
+
+
 def quantized(transformer: Any) -> str:
-    """Which of speed.FP8_CHOICES the transformer's blocks currently run ("none" if no layer is fp8)."""
-    block = transformer.transformer_blocks[0]
-    if isinstance(block.attn.to_q, Fp8Linear):
-        return "all"
-    return "mlp" if isinstance(block.img_mlp.net[2], Fp8Linear) else "none"
+    """Which of `LAYER_SETS` the transformer's first block runs in fp8: "none" if no layer is, "custom" if the
+    fp8 layers are no set of `LAYER_SETS`."""
+    layers = fp8_layers(transformer.transformer_blocks[0])
+    if not layers:
+        return "none"
+    return next((k for k, v in LAYER_SETS.items() if set(v) == layers), "custom")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bench.errors import BenchError
+from bench.workload import Measured, Trade, speed_trade
 
 # diffusers' names (`transformer.set_attention_backend`), restricted to the PyTorch-native ones: the others
 # need packages (flash-attn, sageattention, xformers) or a Hub download that no lent machine has.
@@ -31,11 +32,15 @@ ATTENTION_BACKENDS: dict[str, str] = {
     "_native_efficient": "torch SDPA, memory-efficient attention only (CUDA)",
     "_native_math": "torch SDPA, the math reference only",
 }
-# `--fp8`: which of the blocks' linear layers run their matrix products in fp8 (`fp8.quantize`).
+# `--fp8`: which of the blocks' linear layers run their matrix products in fp8 (`fp8.LAYER_SETS`).
+# "recommended" is the set the teams shipping this model validated on image quality (SGLang PR #23155).
 FP8_CHOICES: dict[str, str] = {
     "none": "no fp8",
-    "mlp": "fp8 e4m3 for the blocks' MLP linear layers (rowwise scales)",
-    "all": "fp8 e4m3 for the blocks' MLP and attention linear layers (rowwise scales)",
+    "recommended": "fp8 e4m3 for every block linear but img_mlp.net.2, the image MLP's output projection, "
+                   "which stays in the model's dtype, as SGLang ships it (rowwise scales)",
+    "mlp": "fp8 e4m3 for the blocks' MLP linear layers, img_mlp.net.2 included (rowwise scales)",
+    "all": "fp8 e4m3 for the blocks' MLP and attention linear layers, img_mlp.net.2 included (rowwise "
+           "scales)",
 }
 _NEEDS_CUDA = {"_native_cudnn", "_native_efficient"}
 _NEEDS_HALF_ON_CUDA = {"_native_cudnn", "_native_flash"}
@@ -55,6 +60,49 @@ _RECOMPILE_LIMIT = 64
 # ‖a − b‖ / ‖b‖: float32 (random:tiny on CPU) and bf16 (the real model and random:full on GPU, 60 blocks of
 # bf16 rounding; a single bf16 matrix product lands between 1e-3 and 1e-2).
 OUTPUT_TOLERANCE: dict[str, float] = {"float32": 1e-5, "bfloat16": 2e-2}
+
+# The errors measured for each option (`trade` records those of a run's options in its meta.json), the most
+# telling first. Noise prediction: one transformer call on a fixed captured input, option against eager,
+# ‖a − b‖ / ‖b‖. Images: the option's saved images against the same run without it (`bench compare`), median
+# over the tasks. Random weights do not predict image quality on real ones.
+_NOISE = "noise prediction vs eager (‖a−b‖/‖b‖)"
+_PSNR = "image PSNR vs --fp8 none (median of 8 tasks, dB)"
+_SSIM = "image SSIM vs --fp8 none (median of 8 tasks)"
+_H200 = "random:full bf16, 1 × H200"
+_TINY = "random:tiny float32 (1 block), CPU"
+_S2 = "BENCHMARKS.md §2, 2026-12-02"
+_S2_CPU = "BENCHMARKS.md §2, 2026-12-05, benchmarks/fp8_quality.py"
+
+
+def _fp8_tiny(choice: str, noise: float, psnr: float, ssim: float) -> tuple[Measured, ...]:
+    flag = f"--fp8 {choice}"
+    return (Measured(flag, _NOISE, noise, _TINY, _S2_CPU), Measured(flag, _PSNR, psnr, _TINY, _S2_CPU),
+            Measured(flag, _SSIM, ssim, _TINY, _S2_CPU))
+
+
+MEASURED: dict[str, tuple[Measured, ...]] = {
+    "--compile": (Measured("--compile", _NOISE, 5.97e-3, f"{_H200}, 1024²", _S2),
+                  Measured("--compile", _NOISE, 6.76e-3, f"{_H200}, 512²", _S2)),
+    "--attention _native_cudnn": (Measured("--attention _native_cudnn", _NOISE, 0.0, f"{_H200}, 512²",
+                                           "BENCHMARKS.md §2, 2026-12-01"),),
+    "--attention _native_math": (Measured("--attention _native_math", _NOISE, 6.8e-3, f"{_H200}, 512²",
+                                          _S2),),
+    # recommended: not yet measured on a GPU (BENCHMARKS.md §2 lists what is owed).
+    "--fp8 recommended": _fp8_tiny("recommended", 4.17e-3, 60.1, 0.9996),
+    "--fp8 mlp": (Measured("--fp8 mlp", _NOISE, 1.56e-2, f"{_H200}, 1024²", _S2),
+                  Measured("--fp8 mlp", _NOISE, 1.74e-2, f"{_H200}, 512²", _S2),
+                  *_fp8_tiny("mlp", 3.99e-3, 60.3, 0.9997)),
+    "--fp8 all": (Measured("--fp8 all", _NOISE, 1.90e-2, f"{_H200}, 1024², with --compile", _S2),
+                  Measured("--fp8 all", _NOISE, 2.26e-2, f"{_H200}, 512², with --compile", _S2),
+                  *_fp8_tiny("all", 4.71e-3, 58.8, 0.9995)),
+}
+
+
+def trade(opts: SpeedOptions) -> Trade:
+    """What `opts` trade (`bench.workload.speed_trade`) with the errors measured for each option."""
+    t = speed_trade(opts.compile, opts.attention, opts.fp8)
+    return replace(t, measured=tuple(m for flag in t.by for m in MEASURED.get(flag, ())))
+
 
 # the threads backend loads one pipeline per thread; torch.compile is not thread-safe
 _LOCK = threading.Lock()
@@ -104,7 +152,8 @@ def apply(pipe: Any, opts: SpeedOptions, device: str, warm_shape: tuple[int, int
         if before.fp8 != opts.fp8:
             from runners.pipelines import fp8
 
-            if before.fp8 != "none" and not (before.fp8, opts.fp8) == ("mlp", "all"):
+            grows = set(fp8.LAYER_SETS.get(before.fp8, ())) <= set(fp8.LAYER_SETS.get(opts.fp8, ()))
+            if before.fp8 != "none" and not grows:  # fp8 layers can be added, never taken back
                 raise BenchError(f"this pipeline's layers are already fp8 ({before.fp8}); load it again for "
                                  f"--fp8 {opts.fp8}")
             fp8.quantize(tr, opts.fp8)  # before a compile, which then traces the new layers

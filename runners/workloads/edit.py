@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bench.analysis.words import range_text
 from bench.errors import BenchError
 from bench.inputs import (
     TaskInput,
@@ -29,8 +30,9 @@ from bench.inputs import (
     generated_image,
     image_paths,
     open_image,
+    skipped_text,
 )
-from bench.workload import Option, Task, TaskRecorder, Where, WorkloadEntry, fingerprint
+from bench.workload import Option, Task, TaskRecorder, Where, WorkloadEntry, fingerprint, output_name
 from runners.pipelines import speed
 from runners.pipelines.adapters import ADAPTERS, Adapter, Inputs, get_adapter
 from runners.pipelines.models import (
@@ -65,7 +67,7 @@ class EditWorkload:
     size: int | None = None
     true_cfg_scale: float | None = None
     negative_prompt: str | None = None
-    save_dir: str | None = None  # edited images are written here as task-00012.png
+    save_dir: str | None = None  # edited images are written here as task-00012-<input stem>.png
     save_images: bool = False  # with no save_dir yet: `with_run_dir` points save_dir at <run>/images
     trace_steps: bool = True  # False: no per-step CUDA events / step records / NVTX (tracing overhead)
     condition_side: int | None = None  # condition image ~side² pixels; None = the model's default
@@ -76,11 +78,14 @@ class EditWorkload:
     """diffusers' attention backend for the transformer (`speed.ATTENTION_BACKENDS`); "default" leaves it to
     diffusers and PyTorch."""
     fp8: str = "none"
-    """Which of the blocks' linear layers multiply in fp8 (`speed.FP8_CHOICES`: none, mlp, all); lossy."""
+    """Which of the blocks' linear layers multiply in fp8 (`speed.FP8_CHOICES`: none, recommended, mlp, all);
+    lossy."""
     pipeline: str = ""
     """The diffusers pipeline class (an `ADAPTERS` key); "" = the one the model names."""
     pipeline_args: tuple[tuple[str, Any], ...] = ()
     """More keyword arguments of every call (`--pipeline-arg`, typed by `call_args.parse`)."""
+    inputs_from: str = ""
+    """Where `inputs` came from, in words ("rows of t300.csv", "images in photos"); "" = generated."""
     kind: str = field(default="edit", init=False)
 
     def __post_init__(self) -> None:
@@ -98,8 +103,17 @@ class EditWorkload:
         _check_speed(adapter, self.model, self.compile, self.attention, self.fp8)
 
     @property
+    def own_inputs(self) -> tuple[int, str] | None:
+        """The inputs a tasks file or an input folder gave, which set the task count without --images."""
+        return (len(self.inputs), self.inputs_from) if self.inputs_from else None
+
+    @property
     def adapter(self) -> Adapter:
         return ADAPTERS[self.pipeline]
+
+    @property
+    def speed_options(self) -> speed.SpeedOptions:
+        return speed.SpeedOptions(compile=self.compile, attention=self.attention, fp8=self.fp8)
 
     @property
     def defaults(self) -> ModelDefaults:
@@ -125,6 +139,7 @@ class EditWorkload:
             "transformer_passes_per_step": 2 if cfg > 1 else 1,
             "condition_image": self.adapter.condition_image(self._cond_side()),
             "n_inputs": len(self.inputs),
+            "inputs_from": self.inputs_from or "generated",
             "generated_inputs": sum(i.image is None for i in self.inputs),
             "images_per_task": list(self.adapter.images),  # the fewest and most the class takes
             "generated_images_per_task": self.adapter.generated_images,
@@ -137,6 +152,7 @@ class EditWorkload:
             "compile": self.compile,
             "attention": self.attention,
             "fp8": self.fp8,
+            "trade": speed.trade(self.speed_options).to_dict(),
             "timing": "phases encode (call start -> first transformer forward), denoise (-> last step end), "
                       "decode (-> image on host), save (-> PIL conversion [+ PNG]); CUDA events per step "
                       "resolved after each task, no per-step synchronize",
@@ -171,10 +187,13 @@ class EditWorkload:
 
             dev += full.DEVIATIONS
         d, a, (cfg, negative) = self.defaults, self.adapter, self.cfg
-        if (self.steps or d.steps) != a.steps:
-            dev.append(f"{self.steps or d.steps} denoising steps (pipeline default {a.steps})")
-        if (self.size or d.size) != a.size:
-            dev.append(f"output {self.size or d.size}² px (default {a.size}²)")
+        # What the inputs' own rows ask for, else the workload's: a tasks file's rows carry their own.
+        steps = sorted({i.steps or self.steps or d.steps for i in self.inputs})
+        sizes = sorted({i.size or self.size or d.size for i in self.inputs})
+        if steps != [a.steps]:
+            dev.append(f"{range_text((steps[0], steps[-1]), 'denoising steps')} (pipeline default {a.steps})")
+        if sizes != [a.size]:
+            dev.append(f"output {range_text((sizes[0], sizes[-1]), 'px')} (default {a.size}²)")
         if self.model not in TINY_BUILDS and self._cond_side():
             own = str(a.condition_image(None)).removesuffix(" (pipeline default)")
             dev.append(f"condition image shrunk from {own} to ~{self.condition_side}² px")
@@ -266,7 +285,9 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
     resolved, note = resolve_model(model, cuda)
     if note:
         notes.append(note)
-    inputs = _read_inputs(input_dir, prompt, tasks_file)
+    inputs, inputs_from = _read_inputs(input_dir, prompt, tasks_file)
+    if input_dir is not None and (skipped := skipped_text(input_dir)):
+        notes.append(f"--input-dir {input_dir}: {skipped}")
     if resolved not in TINY_BUILDS and resolved != FULL:
         check_model_name(resolved)
     if resolved == FULL and not cuda:
@@ -290,7 +311,7 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
         model=resolved, inputs=inputs, steps=steps, size=size, true_cfg_scale=true_cfg_scale,
         negative_prompt=negative_prompt, save_dir=str(save_dir) if save_dir is not None else None,
         save_images=save_images, trace_steps=trace_steps, compile=compile, attention=attention, fp8=fp8,
-        pipeline=pipeline, pipeline_args=args,
+        pipeline=pipeline, pipeline_args=args, inputs_from=inputs_from,
     )
     return wl, notes
 
@@ -308,18 +329,19 @@ def _steps_with(args: dict[str, Any], steps: int | None, inputs: tuple[TaskInput
 
 
 def _read_inputs(input_dir: str | Path | None, prompt: str | None,
-                 tasks_file: str | Path | None) -> tuple[TaskInput, ...]:
+                 tasks_file: str | Path | None) -> tuple[tuple[TaskInput, ...], str]:
+    """(the inputs, where they came from in words: "rows of t.csv", "images in photos"; "" = generated)."""
     if input_dir is not None and tasks_file is not None:
         raise BenchError("give --input-dir or --tasks, not both")
     if input_dir is not None:
-        return from_dir(input_dir, prompt or "")
+        return from_dir(input_dir, prompt or ""), f"images in {input_dir}"
     if tasks_file is not None:
         if prompt is not None:
             raise BenchError("--prompt applies to --input-dir; a tasks file carries its own prompts")
-        return from_tasks_file(tasks_file)
+        return from_tasks_file(tasks_file), f"rows of {tasks_file}"
     if prompt is not None:
         raise BenchError("--prompt needs --input-dir (without inputs, generated images and prompts are used)")
-    return generated()
+    return generated(), ""
 
 
 def _check_inputs(adapter: Adapter, inputs: tuple[TaskInput, ...], from_dir: bool,
@@ -374,7 +396,7 @@ class EditExecutor:
         if self.adapter.speed:
             self.compile_s = speed.apply(
                 pipe,
-                speed.SpeedOptions(compile=workload.compile, attention=workload.attention, fp8=workload.fp8),
+                workload.speed_options,
                 device,
                 speed.warm_shape(workload.size or workload.defaults.size, self.cond_side))
         self.timer = PipelineTimer(pipe, device, workload.trace_steps)
@@ -402,7 +424,7 @@ class EditExecutor:
             with quiet_numpy():
                 pil = self.pipe.image_processor.numpy_to_pil(out.images)[0]
             if self.wl.save_dir and not task.warmup:  # a warm-up's image is not the task's edit
-                pil.save(Path(self.wl.save_dir) / f"task-{task.id:05d}.png")
+                pil.save(Path(self.wl.save_dir) / output_name(task))
             rec.output(fingerprint(pil.tobytes()))
             # Free this edit's buffers inside the task's last phase: freeing them is the task's work too
             # (on CPU it took up to ~4 ms after the phases, which then no longer added up to the task).
@@ -459,7 +481,9 @@ ENTRY = WorkloadEntry(
         Option("attention", str, "default", "diffusers' attention backend: default | native | "
                "_native_cudnn | _native_flash | _native_efficient | _native_math."),
         Option("fp8", str, "none", "fp8 matrix products (lossy; needs sm_89+ on CUDA) for the transformer "
-               "blocks' linear layers: none | mlp | all."),
+               "blocks' linear layers: none | recommended (every block linear but img_mlp.net.2, the set "
+               "validated on image quality elsewhere: the one to use) | mlp (the MLPs, img_mlp.net.2 "
+               "included) | all (MLPs and attention projections, img_mlp.net.2 included)."),
         Option("pipeline_arg", list[str], None, "KEY=VALUE: one more argument of every pipeline call, typed "
                "by the pipeline's signature (e.g. guidance_scale=2.5); repeatable."),
     ),

@@ -28,7 +28,15 @@ from types import ModuleType
 from typing import Any
 
 from bench.errors import BenchError, error_text
-from bench.inputs import Columns, TaskInput, from_dir, from_tasks_file, generated, image_paths
+from bench.inputs import (
+    Columns,
+    TaskInput,
+    from_dir,
+    from_tasks_file,
+    generated,
+    image_paths,
+    skipped_text,
+)
 from bench.workload import Option, Task, TaskRecorder, Where, WorkloadEntry, fingerprint
 
 _IMPORT_LOCK = threading.Lock()  # the threads launcher loads every worker's file at once
@@ -66,7 +74,14 @@ class PythonWorkload:
     inputs: tuple[TaskInput, ...] = field(default_factory=generated)
     steps: int | None = None
     size: int | None = None
+    inputs_from: str = ""
+    """Where `inputs` came from, in words ("rows of t300.csv", "images in photos"); "" = generated."""
     kind: str = field(default="python", init=False)
+
+    @property
+    def own_inputs(self) -> tuple[int, str] | None:
+        """The inputs a tasks file or an input folder gave, which set the task count without --images."""
+        return (len(self.inputs), self.inputs_from) if self.inputs_from else None
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -221,14 +236,19 @@ def make(params: str, options: dict[str, Any], where: Where) -> tuple[PythonWork
         raise BenchError("give --input-dir or --tasks, not both")
     if options["prompt"] is not None and options["input_dir"] is None:
         raise BenchError("--prompt applies to --input-dir; a tasks file carries its own prompts")
+    notes = []
     if options["input_dir"] is not None:
         inputs = from_dir(options["input_dir"], options["prompt"] or "", require_prompt=False)
+        source = f"images in {options['input_dir']}"
+        if skipped := skipped_text(options["input_dir"]):
+            notes.append(f"--input-dir {options['input_dir']}: {skipped}")
     elif options["tasks"] is not None:
         inputs = from_tasks_file(options["tasks"], Columns(extra=True, require_prompt=False))
+        source = f"rows of {options['tasks']}"
     else:
-        inputs = generated()
-    wl = PythonWorkload(target, factory, is_file, root, inputs, options["steps"], options["size"])
-    return wl, []
+        inputs, source = generated(), ""
+    wl = PythonWorkload(target, factory, is_file, root, inputs, options["steps"], options["size"], source)
+    return wl, notes
 
 
 ENTRY = WorkloadEntry(
