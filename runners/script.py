@@ -5,11 +5,13 @@ user's own loop, without changing how it runs.
 naming, default "script") and returns a `Recording`; under torchrun every rank calls it and joins rank 0's
 folder (the ranks must share a filesystem; they meet through the store torchrun's agent serves, which also
 measures each rank's clock against rank 0's). The script then marks each task (`task`, a context manager, on
-any thread: phases and steps inside it go through `runners.record`), barriers (`barrier` around a wait,
-`joined` after a join of every worker) and ends with `close` (or a `with` block, or the end of the process).
+any thread: phases and steps inside it go through `runners.record`; or `add_task` for a task another process
+of this host ran and timed), barriers (`barrier` around a wait, `joined` after a join of every worker) and
+ends with `close` (or a `with` block, or the end of the process).
 
 The t0 contract of a recorded run: t0 is the moment the recording opened (under torchrun, the moment the last
-rank joined it: the join is its start barrier). Open it where the timed part of the script begins.
+rank joined it: the join is its start barrier), or the moment `record(t0_ns=...)` names. Open it where the
+timed part of the script begins.
 
 Records are the same `Span` lines as a worker's, flushed as they happen into `spans/w<worker>.jsonl` (a
 task's phases and steps with the task, when it ends), so a crash loses at most the task in flight; meta.json
@@ -26,6 +28,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -96,6 +99,24 @@ class Recording:
         """`with rec.barrier(batch=b): wait()` records the block as worker `worker`'s wait at a barrier
         ("batch": batch-sync's sync point, counted as barrier wait; `batch` its index)."""
         return _BarrierBlock(self, self._worker(worker), name, batch)
+
+    def add_task(self, task: int, *, worker: int, start_ns: int, end_ns: int, batch: int | None = None,
+                 error: str | None = None, output: str | None = None,
+                 phases: Iterable[tuple[str, int, int]] = (),
+                 steps: Iterable[tuple[int, int, int]] = ()) -> None:
+        """Record task `task` that ran on worker `worker` from `start_ns` to `end_ns`, timed where it ran:
+        `time.perf_counter_ns()` readings of any process of this host (one clock for all of them), e.g. an
+        actor of a Ray Data pool or a process of a shell loop that reports its tasks' times. `error`: why it
+        failed (a failed task); `output`: a fingerprint of what it made; `phases` (name, start, end) and
+        `steps` (index, start, end): inside it, on the same clock. Not under torchrun, where each rank
+        records its own tasks with `task`."""
+        if self.info is not None:
+            raise BenchError("add_task records another process's task on this host's clock; under torchrun "
+                             "each rank records its own tasks (rec.task)")
+        buffer = TaskBuffer()
+        buffer.phases = [(str(n), int(s), int(e)) for n, s, e in phases]
+        buffer.steps = [(int(k), int(s), int(e)) for k, s, e in steps]
+        self._task(worker, task, batch, int(start_ns), int(end_ns), error, output, buffer)
 
     def joined(self, batch: int | None = None) -> None:
         """Every worker of this process has just been joined (e.g. a ThreadPoolExecutor's results collected
@@ -245,6 +266,19 @@ class Recording:
                 for k, s, e in buf.steps]
         return "".join(out)
 
+    def _task(self, worker: int, task: int, batch: int | None, start: int, end: int, error: str | None,
+              output: str | None, buffer: TaskBuffer | None) -> None:
+        """Write task `task`'s span (a try more where it was recorded before), then its phases and steps."""
+        with self._lock:
+            retry = self._tries.get(task, 0)
+            self._tries[task] = retry + 1
+        row = self._span(worker, Kind.TASK, "task", start, end, task=task, batch=batch, retry=retry,
+                         error=error)
+        if output is not None and error is None:
+            row["output"] = output
+        inner = self._inner(self._lane(worker), task, batch, retry, buffer) if buffer is not None else ""
+        self._write(worker, [row], end, inner)
+
     def _write(self, worker: int, rows: list[dict[str, Any]], end: int, encoded: str = "") -> None:
         lane = self._lane(worker)
         with lane.lock:
@@ -275,15 +309,8 @@ class _TaskBlock:
                  tb: TracebackType | None) -> None:
         end = now()
         leave_task(self.token)
-        rec, w, i, b = self.rec, self.worker, self.task, self.batch
-        with rec._lock:
-            retry = rec._tries.get(i, 0)
-            rec._tries[i] = retry + 1
-        row = rec._span(w, Kind.TASK, "task", self.start, end, task=i, batch=b, retry=retry,
-                        error=error_text(error) if error is not None else None)
-        if self.buffer.fingerprint is not None and error is None:
-            row["output"] = self.buffer.fingerprint
-        rec._write(w, [row], end, rec._inner(rec._lane(w), i, b, retry, self.buffer))
+        self.rec._task(self.worker, self.task, self.batch, self.start, end,
+                       error_text(error) if error is not None else None, self.buffer.fingerprint, self.buffer)
 
 
 class _BarrierBlock:
@@ -308,27 +335,34 @@ class _BarrierBlock:
 
 def record(out: str | Path = "results", *, mode: str = "script", label: str | None = None,
            devices: list[str] | None = None, n_tasks: int | None = None,
-           workload: dict[str, Any] | None = None) -> Recording:
+           workload: dict[str, Any] | None = None, t0_ns: int | None = None) -> Recording:
     """Open a recording: a new run folder under `out` (under torchrun: every rank calls this and joins rank
     0's; they share a filesystem). `mode` names what the script does (e.g. "batch-sync" for the origin
     document's loop: the report then treats it as that mode); `devices` labels the workers of this process
     in order (default w0, w1, ... as they appear; under torchrun each rank's own device); `n_tasks` is how
     many tasks the run should have (fewer recorded: incomplete; default: what is recorded); `workload` what
-    the script runs, for meta.json. t0 is now (under torchrun: when the last rank joined)."""
+    the script runs, for meta.json. t0 is now (under torchrun: when the last rank joined), or `t0_ns`, a
+    `time.perf_counter_ns()` reading of this host no later than now (e.g. when the first worker of a pool
+    was ready, for tasks recorded afterwards with `add_task`)."""
     if not mode or not mode.strip() or any(c in mode for c in "/\\\n"):
         raise BenchError(f"a recording's mode must be a plain name, got {mode!r}")
     if n_tasks is not None and n_tasks < 1:
         raise BenchError(f"n_tasks must be at least 1, got {n_tasks}")
+    if t0_ns is not None and t0_ns > now():
+        raise BenchError(f"t0_ns must be a time.perf_counter_ns() reading no later than now: it is "
+                         f"{(t0_ns - now()) / 1e9:.3f} s in the future")
     script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else "(interactive)"
     described = {"kind": "script", "script": script, **(workload or {})}
     info = dist_info()
     if info is not None:
+        if t0_ns is not None:
+            raise BenchError("under torchrun t0 is when the last rank joined: t0_ns cannot be given")
         return _join(info, Path(out), mode, label, n_tasks, described)
     host = socket.gethostname()
     workers = [WorkerMeta(i, d, d, host=host) for i, d in enumerate(devices or [])]
     folder = lifecycle.open_new(Path(out), label or f"{mode}-script-{Path(script).stem}", _meta(
         mode, n_tasks, workers, described, {"by": LAUNCHER, "script": script}))
-    return Recording(folder.run_dir, mode, now(), Timeline(), workers, folder)
+    return Recording(folder.run_dir, mode, now() if t0_ns is None else t0_ns, Timeline(), workers, folder)
 
 
 def _meta(mode: str, n_tasks: int | None, workers: list[WorkerMeta], described: dict[str, Any],

@@ -140,6 +140,49 @@ def test_bad_arguments_are_refused_before_any_folder(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_tasks_timed_elsewhere_land_on_the_run_timeline_from_the_given_t0(tmp_path: Path) -> None:
+    """add_task with perf_counter_ns readings and t0_ns: each span is its reading minus t0, on the worker
+    named, with its output, phases and steps; a task added twice is a retry; the outcome counts them."""
+    t0 = time.perf_counter_ns() - 5_000_000  # 5 ms ago
+    ms = 1_000_000
+    with syncbench.record(tmp_path, mode="dynamic", devices=["cpu:0", "cpu:1"], n_tasks=2, t0_ns=t0) as rec:
+        rec.add_task(0, worker=1, start_ns=t0 + 1 * ms, end_ns=t0 + 3 * ms, output="abc",
+                     phases=[("encode", t0 + 1 * ms, t0 + 2 * ms)], steps=[(0, t0 + 2 * ms, t0 + 3 * ms)])
+        rec.add_task(1, worker=0, start_ns=t0 + 2 * ms, end_ns=t0 + 4 * ms, error="RuntimeError: oom")
+        rec.add_task(1, worker=0, start_ns=t0 + 4 * ms, end_ns=t0 + 6 * ms)
+    run = load_run(rec.run_dir)
+    s = run.spans.sort_values(["start_ns", "kind"])
+    assert list(zip(s["kind"], s["task"], s["worker"], s["start_ns"], s["end_ns"], s["retry"], s["status"],
+                    strict=True)) == [
+        ("phase", 0, 1, 1 * ms, 2 * ms, 0, "ok"), ("task", 0, 1, 1 * ms, 3 * ms, 0, "ok"),
+        ("step", 0, 1, 2 * ms, 3 * ms, 0, "ok"), ("task", 1, 0, 2 * ms, 4 * ms, 0, "error"),
+        ("task", 1, 0, 4 * ms, 6 * ms, 1, "ok")]
+    assert s.loc[s["kind"] == "task", "output"].tolist()[0] == "abc"
+    assert run.meta.status == "complete" and run.meta.modes == ["dynamic"]
+
+
+def test_a_t0_in_the_future_is_refused_before_any_folder(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="no later than now"):
+        syncbench.record(tmp_path, t0_ns=time.perf_counter_ns() + 10**9)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_another_process_times_its_task_on_this_processes_clock(tmp_path: Path) -> None:
+    """A task timed by another process (perf_counter_ns there) and recorded here lies between this process's
+    readings before it started and after it ended: one clock for every process of the host."""
+    before = time.perf_counter_ns()
+    p = subprocess.run([sys.executable, "-c", "import time; s = time.perf_counter_ns(); time.sleep(0.05); "
+                        "print(s, time.perf_counter_ns())"], capture_output=True, text=True, check=True)
+    after = time.perf_counter_ns()
+    start, end = map(int, p.stdout.split())
+    assert before < start < end < after and end - start >= 50_000_000
+    with syncbench.record(tmp_path, t0_ns=before) as rec:
+        rec.add_task(0, worker=0, start_ns=start, end_ns=end)
+    t = load_run(rec.run_dir).spans
+    assert t["start_ns"].tolist() == [start - before] and t["end_ns"].tolist() == [end - before]
+
+
 # A script of a user's: two threads record tasks of 20 ms from a shared counter; once task 6 is recorded, it
 # is killed (CRASH=kill), or its threads stop and it raises (CRASH=raise).
 CRASHING = '''
