@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -76,7 +76,7 @@ def _app(version: Annotated[bool, typer.Option(
     """The options of `bench` itself, before a command."""
 
 
-def _fail(e: BenchError) -> None:
+def _fail(e: BenchError) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
@@ -84,6 +84,39 @@ def _fail(e: BenchError) -> None:
 # Options that define the work: --resume takes them from the run folder and refuses new values.
 WORK_OPTIONS = ("mode", "images", "gpus", "workers", "backend", "workload", *workload_option_names(),
                 "out_dir", "seed", "repeat")
+
+
+# The run command's longer options, one alias each (their help is most of their length).
+TaskTimeoutOpt = Annotated[float | None, typer.Option(
+        help="Seconds a worker may spend in one task before it counts as hung: it is ended and treated as "
+             "lost. Default: 10 × that worker's first warm-up edit, at least 300 s; 0 turns the watch "
+             "off.")]
+OnWorkerLossOpt = Annotated[str, typer.Option(
+        help="When a worker dies or hangs: dynamic carries on with the survivors (the lost task goes back to "
+             "the queue) and free-run/batch-sync end, marked incomplete; then stop (the run ends after that "
+             "mode; --resume finishes it) | continue (the next modes run on the survivors).")]
+ResumeOpt = Annotated[Path | None, typer.Option(
+        help="Finish an interrupted or failed run in its folder, with the options its meta.json recorded: "
+             "complete mode runs are kept, the others run again from their start as a new attempt.")]
+KeepPartialOpt = Annotated[bool, typer.Option(
+        help="With --resume: run only the tasks with no ok record (for the edits, not the timing: the mode's "
+             "timeline is then pieced together and marked so).")]
+NoSharedFsOpt = Annotated[bool, typer.Option(
+        "--no-shared-fs",
+        help="Under torchrun: the nodes share no filesystem; each writes its records into its own --out "
+             "and rank 0 collects them at the end of each mode (detected when rank 0's folder is not "
+             "visible). With --backend ray: each actor writes into a folder on its node and ships its "
+             "records every second (detected likewise).")]
+MetricsPortOpt = Annotated[int | None, typer.Option(
+        help="Serve the run's Prometheus metrics on this port while it runs (0: any free port), from the "
+             "process that owns the run folder (rank 0 under torchrun): tasks, task and phase times, barrier "
+             "wait, worker states, NVML readings (docs/metrics.md). Needs prometheus_client: pip install "
+             "'syncbench[metrics]'.")]
+MetricsAddrOpt = Annotated[str, typer.Option(
+        help="With --metrics-port: the address to listen on (0.0.0.0: every interface).")]
+MetricsWaitOpt = Annotated[float, typer.Option(
+        help="With --metrics-port: after the run, wait up to this many seconds for a last scrape, so that "
+             "the scraper holds the final counts (only where something has scraped the run).")]
 
 
 @app.command()
@@ -105,37 +138,15 @@ def run(
     repeat: Annotated[int, typer.Option(help="Repeats; modes alternate within each repeat.")] = 1,
     retries: Annotated[int, typer.Option(help="Run a task that raised again on the same worker up to N times "
                                               "(every try is recorded).")] = 0,
-    task_timeout: Annotated[float | None, typer.Option(
-        help="Seconds a worker may spend in one task before it counts as hung: it is ended and treated as "
-             "lost. Default: 10 × that worker's first warm-up edit, at least 300 s; 0 turns the watch "
-             "off.")] = None,
-    on_worker_loss: Annotated[str, typer.Option(
-        help="When a worker dies or hangs: dynamic carries on with the survivors (the lost task goes back to "
-             "the queue) and free-run/batch-sync end, marked incomplete; then stop (the run ends after that "
-             "mode; --resume finishes it) | continue (the next modes run on the survivors).")] = "stop",
-    resume: Annotated[Path | None, typer.Option(
-        help="Finish an interrupted or failed run in its folder, with the options its meta.json recorded: "
-             "complete mode runs are kept, the others run again from their start as a new attempt.")] = None,
-    keep_partial: Annotated[bool, typer.Option(
-        help="With --resume: run only the tasks with no ok record (for the edits, not the timing: the mode's "
-             "timeline is then pieced together and marked so).")] = False,
-    no_shared_fs: Annotated[bool, typer.Option(
-        "--no-shared-fs",
-        help="Under torchrun: the nodes share no filesystem; each writes its records into its own --out "
-             "and rank 0 collects them at the end of each mode (detected when rank 0's folder is not "
-             "visible). With --backend ray: each actor writes into a folder on its node and ships its "
-             "records every second (detected likewise).")] = False,
+    task_timeout: TaskTimeoutOpt = None,
+    on_worker_loss: OnWorkerLossOpt = "stop",
+    resume: ResumeOpt = None,
+    keep_partial: KeepPartialOpt = False,
+    no_shared_fs: NoSharedFsOpt = False,
     report: Annotated[bool, typer.Option(help="Write charts and trace when done.")] = True,
-    metrics_port: Annotated[int | None, typer.Option(
-        help="Serve the run's Prometheus metrics on this port while it runs (0: any free port), from the "
-             "process that owns the run folder (rank 0 under torchrun): tasks, task and phase times, barrier "
-             "wait, worker states, NVML readings (docs/metrics.md). Needs prometheus_client: pip install "
-             "'syncbench[metrics]'.")] = None,
-    metrics_addr: Annotated[str, typer.Option(
-        help="With --metrics-port: the address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
-    metrics_wait: Annotated[float, typer.Option(
-        help="With --metrics-port: after the run, wait up to this many seconds for a last scrape, so that "
-             "the scraper holds the final counts (only where something has scraped the run).")] = 30.0,
+    metrics_port: MetricsPortOpt = None,
+    metrics_addr: MetricsAddrOpt = "127.0.0.1",
+    metrics_wait: MetricsWaitOpt = 30.0,
     **options: Any,
 ) -> None:
     """Run the workload on every device under each mode; write a run folder and report it.
@@ -169,9 +180,24 @@ def run(
         job.poll, progress = progress_view(err, job)
     job.on_open = _name_folder
     started = time.monotonic()
+    with progress:
+        run_dir = _launch(launcher, job, metrics_wait)
+    if run_dir is None:  # a torchrun rank other than 0: rank 0 reports
+        return
+    # 3. The summary and the charts; exit 1 where the run had faults.
+    err.print(f"finished in {time.monotonic() - started:.1f} s → {run_dir}", highlight=False)
+    if job.metrics is not None:
+        job.metrics.finish()  # every record is on disk: a scrape during the report reads them all
+    _report(run_dir, charts=report, summary_only=True)
+    _end_metrics(job, metrics_wait)
+    _exit_for_faults(run_dir)
+
+
+def _launch(launcher: Any, job: Any, metrics_wait: float) -> Path | None:
+    """Run the job; a failure after its folder opened names the folder, Ctrl-C or SIGTERM says what was kept
+    (and exits 130 or 143)."""
     try:
-        with progress:
-            run_dir = launcher.run(job)
+        return launcher.run(job)
     except BenchError as e:
         _end_metrics(job, metrics_wait)  # a failed run's records are final too
         folder = job.folder  # a run that failed once its folder was open: say where it is
@@ -184,15 +210,6 @@ def run(
                 f"{where} is kept, marked interrupted; bench run --resume {where} finishes it" if where
                 else "before the run folder was made; nothing was written"), highlight=False, soft_wrap=True)
         raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
-    if run_dir is None:  # a torchrun rank other than 0: rank 0 reports
-        return
-    # 3. The summary and the charts; exit 1 where the run had faults.
-    err.print(f"finished in {time.monotonic() - started:.1f} s → {run_dir}", highlight=False)
-    if job.metrics is not None:
-        job.metrics.finish()  # every record is on disk: a scrape during the report reads them all
-    _report(run_dir, charts=report, summary_only=True)
-    _end_metrics(job, metrics_wait)
-    _exit_for_faults(run_dir)
 
 
 def _end_metrics(job: Any, wait_s: float) -> None:
