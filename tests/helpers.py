@@ -218,7 +218,9 @@ class Together:
     def setup(self, fn: Callable[..., Any]) -> Callable[[Callable[..., None]], Callable[..., None]]:
         def register(test: Callable[..., None]) -> Callable[..., None]:
             self.setups[test.__name__] = fn
-            return test
+            # Under pytest-xdist (--dist loadgroup) a module's tests with setups all go to one test process:
+            # the one that starts them all, whose tests wait for them.
+            return pytest.mark.xdist_group(f"together:{test.__module__}")(test)
         return register
 
     def fixtures(self) -> tuple[Any, Any]:

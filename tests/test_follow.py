@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from bench.store import read_meta, write_meta
+from bench.store import process_start, read_meta, write_meta
 from syncbench.follow import STALE_S, Follower, frames
 from tests.helpers import A, make_run
 from tests.test_metrics import write_folder
@@ -47,7 +47,10 @@ def test_frames_read_and_never_write_while_the_run_owns_the_folder(tmp_path: Pat
     # between frames, then closes the run; the follower must leave the folder exactly as the owner left it.
     data = make_run(A, 2, modes=["free-run", "dynamic"])
     write_folder(data, tmp_path)
-    meta = replace(read_meta(tmp_path), owner={"host": os.uname().nodename, "pid": os.getpid()})
+    # Recorded as `bench run` records its owner (with the process's start): this process under pytest-xdist
+    # too, whose command line names neither bench nor pytest.
+    meta = replace(read_meta(tmp_path), owner={"host": os.uname().nodename, "pid": os.getpid(),
+                                               "started": process_start(os.getpid())})
     write_meta(tmp_path, meta)
     _live(tmp_path, "2026-01-01T00:00:00+00:00", 7)
     owner_wrote: list[dict[str, tuple[int, int]]] = [_state(tmp_path)]
