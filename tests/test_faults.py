@@ -281,8 +281,10 @@ class Stopped:
 
 
 def _interrupted(tmp_path: Path, backend: str) -> Stopped:
-    """Ctrl-C, as the terminal sends it (to every process of the group), after 6 task records."""
-    p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "12", "--mode", "both",
+    """Ctrl-C, as the terminal sends it (to every process of the group), after 6 task records: 0.45 s into
+    a run of 3.6 s of tasks (24 of 0.15 s on 2 workers, two modes), so that the signal lands while it runs
+    even when the other setups, starting at the same time, slow this one's poll."""
+    p = _bench("--workload", "synthetic:mean=0.15", "--workers", "2", "--images", "24", "--mode", "both",
                "--backend", backend, out=tmp_path)
     run_dir = _wait_for_tasks(tmp_path, 6)
     workers = _workers(p.pid, run_dir)
@@ -317,7 +319,7 @@ def test_ctrl_c_stops_promptly_then_resume_finishes_every_task_once(own_setup: O
     after = load_run(run_dir)
     assert after.meta.status == "complete" and len(after.meta.resumes) == 1
     for mode in ("free-run", "batch-sync"):
-        counted_ok_once(after, mode, 12)
+        counted_ok_once(after, mode, 24)
     everything = load_run(run_dir, counted_only=False).spans
     assert len(everything) >= n_before + len(after.spans) - n_before  # nothing was deleted
     assert after.superseded is not None and len(after.superseded) > 0  # the interrupted attempt, kept aside
