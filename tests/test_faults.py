@@ -212,15 +212,22 @@ def _bench_here(*args: str) -> Result:
         signal.signal(signal.SIGTERM, sigterm)  # `bench run` installs its own handler
 
 
-def _wait_for_tasks(out: Path, n: int, timeout: float = 60.0) -> Path:
+# Up to 9 `bench run` processes of this module start at once (Together), Ray's actors among them: on 2 cores
+# and a fresh checkout the first records of a run took over 60 s in CI. If none come, the run's own output
+# says why.
+def _wait_for_tasks(out: Path, n: int, p: subprocess.Popen[bytes], timeout: float = 180.0) -> Path:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and p.poll() is None:
         for d in out.glob("*/spans"):
             lines = sum(f.read_text().count('"kind":"task"') for f in d.glob("w*.jsonl"))
             if lines >= n:
                 return d.parent
         time.sleep(0.05)
-    raise AssertionError(f"no {n} task records under {out} in {timeout} s")
+    if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+    said = p.communicate(timeout=30)[0].decode(errors="replace")
+    raise AssertionError(f"no {n} task records under {out} in {timeout} s (exit {p.returncode}): "
+                         f"{said[-3000:]}")
 
 
 def _parents() -> dict[int, int]:
@@ -286,7 +293,7 @@ def _interrupted(tmp_path: Path, backend: str) -> Stopped:
     even when the other setups, starting at the same time, slow this one's poll."""
     p = _bench("--workload", "synthetic:mean=0.15", "--workers", "2", "--images", "24", "--mode", "both",
                "--backend", backend, out=tmp_path)
-    run_dir = _wait_for_tasks(tmp_path, 6)
+    run_dir = _wait_for_tasks(tmp_path, 6, p)
     workers = _workers(p.pid, run_dir)
     below = _descendants(p.pid) | set(workers)
     os.killpg(p.pid, signal.SIGINT)
@@ -340,7 +347,7 @@ def _killed(tmp_path: Path, backend: str, mode: str = "free-run") -> Stopped:
     """SIGKILL to the second of 2 worker processes, after 4 task records."""
     p = _bench("--workload", "synthetic:mean=0.1", "--workers", "2", "--images", "20", "--mode", mode,
                "--backend", backend, out=tmp_path)
-    run_dir = _wait_for_tasks(tmp_path, 4)
+    run_dir = _wait_for_tasks(tmp_path, 4, p)
     workers = _workers(p.pid, run_dir)
     below = _descendants(p.pid) | set(workers)
     t = time.monotonic()
@@ -422,7 +429,7 @@ def _terminated(tmp_path: Path, backend: str) -> Stopped:
     own, which must end with it)."""
     p = _bench("--workload", "synthetic:mean=0.1", "--workers", "1", "--images", "50", "--mode", "free-run",
                "--backend", backend, out=tmp_path, own_ray=True)
-    run_dir = _wait_for_tasks(tmp_path, 3)
+    run_dir = _wait_for_tasks(tmp_path, 3, p)
     workers = _workers(p.pid, run_dir)
     below = _descendants(p.pid) | set(workers)
     p.send_signal(signal.SIGTERM)
