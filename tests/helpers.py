@@ -186,9 +186,14 @@ class Outcome:
                                         name=f"setup-{path.name}")
         self._thread.start()
 
+    # At most 3 setups run at once: 9 at once (test_faults) on 2 cores starved the test process's own polls,
+    # and signals meant for a run's middle landed after its end (CI, a fresh clone).
+    _slots = threading.Semaphore(3)
+
     def _run(self, setup: Callable[..., Any], path: Path, params: dict[str, Any]) -> None:
         try:
-            self._value = setup(path, **params)
+            with self._slots:
+                self._value = setup(path, **params)
         except BaseException as e:  # handed to the test that waits for it
             self._error = e
 
@@ -208,8 +213,8 @@ class Together:
     first of these tests runs, the setups of every one of them that the session runs start at once, each in a
     thread and a folder of its own, and each test then waits for its own (fixture `own_setup`, an `Outcome`).
     For setups that spend their seconds starting Python and torch, one process after the other, with a core
-    idle: on 2 cores they overlap. Selected alone, a test runs its setup alone. A module gets the fixtures
-    with `together_started, own_setup = together.fixtures()`.
+    idle: on 2 cores they overlap, at most 3 at a time (Outcome). Selected alone, a test runs its setup
+    alone. A module gets the fixtures with `together_started, own_setup = together.fixtures()`.
     """
 
     def __init__(self) -> None:
