@@ -13,6 +13,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # Two test processes on two cores: one compute thread each (and each process they start), or their OpenMP
     # threads spin against each other, which made a tiny edit 60x slower here.
     os.environ["OMP_NUM_THREADS"] = "1"
+# A shell starts a background command (`nohup ... &` in a script) with Ctrl-C ignored, and every process
+# inherits that: the `bench run`s the fault tests interrupt would then never see their SIGINT. Give this
+# process, and so them, the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest
 
