@@ -112,7 +112,9 @@ def test_records_are_complete(flat: RunData) -> None:
     ph = m[(m["kind"] == "phase") & (m["task"] == 4)]
     assert (ph["start_ns"] >= task["start_ns"]).all() and (ph["end_ns"] <= task["end_ns"]).all()
     total = (ph["end_ns"] - ph["start_ns"]).sum()
-    assert abs(total - (task["end_ns"] - task["start_ns"])) <= 0.02 * (task["end_ns"] - task["start_ns"])
+    # Within 2 %, or 2 ms: the marks between phases of a ~30 ms task took 0.66-0.84 ms on a loaded 2-core VM.
+    took = task["end_ns"] - task["start_ns"]
+    assert abs(total - took) <= max(0.02 * took, 2_000_000)
 
 
 def test_store_round_trip(flat: RunData) -> None:
