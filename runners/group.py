@@ -279,15 +279,28 @@ def read_beacons(store: Any, world: int) -> dict[int, Beacon]:
     return {w: Beacon.loads(store.get(k)) for w, k in enumerate(keys) if store.check([k])}
 
 
-def watch_group(store: Any, world: int, on_beacons: Callable[[dict[int, Beacon]], None]) -> None:
+def watch_group(store: Any, world: int,
+                on_beacons: Callable[[dict[int, Beacon]], None]) -> Callable[[bool], None]:
     """Rank 0: every rank's beacon, every STATES_EVERY_S on a daemon thread, to `on_beacons` (the launcher's
-    poll: the live status file, the metrics, the progress line)."""
+    poll: the live status file, the metrics, the progress line). Returns the call that stops the thread and,
+    with True, reads the beacons a last time (the run's end): a thread still in a store call when the
+    interpreter exits aborts the process ("terminate called without an active exception", seen in CI)."""
+    stop = threading.Event()
+
     def loop() -> None:
-        while True:
-            time.sleep(STATES_EVERY_S)
+        while not stop.wait(STATES_EVERY_S):
             on_beacons(read_beacons(store, world))
 
-    threading.Thread(target=loop, name="syncbench-states", daemon=True).start()
+    thread = threading.Thread(target=loop, name="syncbench-states", daemon=True)
+    thread.start()
+
+    def end(last: bool) -> None:
+        stop.set()
+        thread.join()
+        if last:
+            on_beacons(read_beacons(store, world))
+
+    return end
 
 
 def progress_printer(run_dir: Path, schedule: list[ModeRun], world: int, images: int,

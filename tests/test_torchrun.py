@@ -228,3 +228,28 @@ def test_a_rendezvous_nobody_answers_is_one_line_and_exit_2(own_setup: Outcome) 
     assert lines[0].startswith(f"error: the rendezvous at 127.0.0.2:{port} failed")
     assert "join_timeout=1 s" in lines[0]
     assert list(tmp_path.iterdir()) == []  # no worker started, no run folder
+
+
+def test_rank_0s_beacon_watch_stops_before_the_process_ends() -> None:
+    """The thread that reads every rank's beacon is stopped (not left in a store call at the interpreter's
+    exit, which aborted rank 0 in CI) and, at the run's end, reads them once more: the last poll sees both
+    ranks done, though they ended between two polls."""
+    import torch.distributed as dist
+
+    from runners.group import STATES_EVERY_S, watch_group
+    from runners.sync import Beacon
+
+    store, seen = dist.HashStore(), []
+    for w in (0, 1):
+        store.set(f"beacon/{w}", Beacon("task", "0/0/free-run", 0, task=w).dumps())
+    end = watch_group(store, 2, lambda b: seen.append({w: x.state for w, x in b.items()}))
+    time.sleep(STATES_EVERY_S * 2.5)  # 2 polls
+    assert seen and seen[-1] == {0: "task", 1: "task"}
+    for w in (0, 1):
+        store.set(f"beacon/{w}", Beacon("done", "0/0/free-run", 1).dumps())
+    end(True)
+    assert seen[-1] == {0: "done", 1: "done"}
+    assert not [t for t in threading.enumerate() if t.name == "syncbench-states"]
+    n = len(seen)
+    time.sleep(STATES_EVERY_S * 2)
+    assert len(seen) == n  # no poll after the end

@@ -315,6 +315,28 @@ def run(job: Job) -> Path:
             _kept[(actors.address, actors.cuda)] = idle
         if actors.own_cluster:
             ray.shutdown()
+            _reap([w["pid"] for w in actors.where])
+
+
+def _reap(pids: list[int]) -> None:
+    """Wait for the local cluster's actor processes to end, SIGKILLing any still there after STOP_GRACE_S:
+    `ray.kill` and `ray.shutdown` return before they have (a CI run found one 3 s after `bench run` ended)."""
+    deadline = time.monotonic() + STOP_GRACE_S
+    while (left := [p for p in pids if _is_actor(p)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):  # it ended just now
+            os.kill(pid, signal.SIGKILL)
+
+
+def _is_actor(pid: int) -> bool:
+    """Whether `pid` is still one of Ray's actor processes (not gone, nor a zombie, nor a reused pid)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z" and Path(f"/proc/{pid}/cmdline").read_bytes(
+        ).startswith(b"ray::")
+    except (OSError, IndexError):
+        return False
 
 
 def _run(job: Job, actors: Actors) -> Path:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import timedelta
 from pathlib import Path
@@ -151,7 +152,7 @@ def _where(job: Job, group: Group, run_dir: Path, token: str) -> tuple[Path | No
     return local, [r for r, is_local in enumerate(group.gather(local is not None)) if is_local]
 
 
-def _watch(job: Job, group: Group, schedule: list[ModeRun], local_ranks: list[int]) -> None:
+def _watch(job: Job, group: Group, schedule: list[ModeRun], local_ranks: list[int]) -> Callable[[bool], None]:
     """Rank 0: every rank's state every 0.5 s, to the job's poll (live status file, metrics) and the progress
     line; each rank's beacon times put on rank 0's clock through its measured offset."""
     assert job.folder is not None
@@ -163,7 +164,7 @@ def _watch(job: Job, group: Group, schedule: list[ModeRun], local_ranks: list[in
         job.states(states)
         printer(states)
 
-    watch_group(group.store, group.world, on_beacons)
+    return watch_group(group.store, group.world, on_beacons)
 
 
 def run(job: Job) -> Path | None:
@@ -192,16 +193,22 @@ def run(job: Job) -> Path | None:
     where = local or run_dir
     sync = StoreSync(group.store, info.rank, info.world, timeline)
     watch_own_hang(sync, job.config.task_timeout, info.rank)
-    if rank0:
-        _watch(job, group, schedule, local_ranks)
+    stop_watch = _watch(job, group, schedule, local_ranks) if rank0 else None
     spec = job.spec(device, info.world, where, schedule)
-    if rank0 and job.folder is not None:
-        with lifecycle.owning(job.folder, interrupted="stopped under torchrun"):
+    try:
+        if rank0 and job.folder is not None:
+            with lifecycle.owning(job.folder, interrupted="stopped under torchrun"):
+                worker_main(spec, sync, open_sampler, hooks)
+        else:
             worker_main(spec, sync, open_sampler, hooks)
-    else:
-        worker_main(spec, sync, open_sampler, hooks)
-    # 4. The end: every worker done; rank 0 records the clocks and the outcome.
-    sync.barrier("run", "end", abortable=False)
+        # 4. The end: every worker done; rank 0 records the clocks and the outcome.
+        sync.barrier("run", "end", abortable=False)
+    except BaseException:
+        if stop_watch is not None:
+            stop_watch(False)
+        raise
+    if stop_watch is not None:
+        stop_watch(True)  # the last poll: every worker done, every record counted
     clocks = group.gather([{"worker": info.rank, "at": label, "offset_ns": m.offset_ns, "rtt_ns": m.rtt_ns,
                             "t_ns": m.at_ns, "cost_ns": cost} for label, m, cost in hooks.measured])
     fits = group.gather((timeline.offset_ns, timeline.drift,
