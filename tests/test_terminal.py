@@ -211,3 +211,28 @@ def test_fewer_tasks_than_workers_renders_an_empty_lane() -> None:
 
     texts = [t.get_text() for ax in overhead_figure(report).axes for t in ax.texts]
     assert any("batch-sync ran a single batch" in t for t in texts)  # it ran, it just had no barrier
+
+
+def test_six_modes_with_every_part_of_a_task_fit_100_columns_uncut() -> None:
+    """Six modes (the longest name, longest-first, is 13 characters) on 2 workers, with every timed part a
+    column (4 phases, the rest of a task, waiting, idle): no table cell is cut with "…" at 100 columns (a
+    newcomer's real run of `--mode all` was, at 104 columns)."""
+    names = ["free-run", "batch-sync", "dynamic", "contiguous", "longest-first", "staleness:1"]
+    run = make_run(DURATIONS, 2, modes=names, steps=4, run_id="six-modes")  # the last four as dynamic
+    s = run.spans
+    # Decode ends 5 % of its task early; save takes 3 % of the task from there, 2 % is in no phase.
+    task = s[s["kind"] == "task"].set_index(["mode", "repeat", "worker", "task"])
+    d = (task["end_ns"] - task["start_ns"]).rename("d")
+    key = ["mode", "repeat", "worker", "task"]
+    dur = s[key].merge(d.reset_index(), on=key, how="left")["d"].to_numpy()
+    dec = (s["kind"] == "phase") & (s["name"] == "decode")
+    save = (s["kind"] == "phase") & (s["name"] == "save")
+    s.loc[dec, "end_ns"] = (s.loc[dec, "end_ns"] - 0.05 * dur[dec.to_numpy()]).astype("int64")
+    s.loc[save, "start_ns"] = s.loc[dec, "end_ns"].to_numpy()
+    s.loc[save, "end_ns"] = (s.loc[save, "start_ns"] + 0.03 * dur[save.to_numpy()]).astype("int64")
+    text = render(render_report(build_report(run)))
+    assert_fits(text, 100)
+    assert "…" not in text, [x for x in text.splitlines() if "…" in x]
+    head = next(x for x in text.splitlines() if x.startswith("mode ") and "encode" in x)
+    assert head.split()[-7:] == ["encode", "denoise", "decode", "save", "other", "wait", "idle"]
+    assert "longest-first" in text

@@ -17,7 +17,7 @@ from bench.analysis.words import PART_WORDS, fmt_pct, fmt_s
 from bench.schema import PHASES
 
 MAX_WORKER_ROWS = 8  # above this many workers, the per-worker table gives min, median and max per column
-HEADS = {"task_other": "other\nin task", "waiting": "\nwait"}  # column heads the table words shorter
+HEADS = {"task_other": "task\nother", "waiting": "\nwait"}  # column heads the table words shorter
 SHOWN = 0.0005  # a timed part under this share of every mode's timed part gets no column
 
 
@@ -46,10 +46,16 @@ def _table(first: str, columns: list[str], phased: bool) -> Table:
     return table
 
 
+def _pct(x: float) -> str:
+    """A share in the tables: no space before the % (with it, six modes' table is 104 columns wide, and cut
+    with "…" at 100)."""
+    return fmt_pct(x).replace(" %", "%")
+
+
 def _row(name: str, s: TimeSplit, columns: list[str], style: str = "") -> tuple[list[str], str]:
     shares = s.timed_shares()
     return ([name, fmt_s(s.wall_s), fmt_s(s.before_s), fmt_s(s.timed_s), fmt_s(s.after_s),
-             *(fmt_pct(shares[p]) for p in columns)], style)
+             *(_pct(shares[p]) for p in columns)], style)
 
 
 def _said(s: TimeSplit, parts: tuple[str, ...], notes: dict[str, str]) -> str:
@@ -104,7 +110,7 @@ def worker_table(t: TimeAccount, labels: dict[int, str], columns: list[str], pha
     """Per worker over every mode run (min, median and max per column above MAX_WORKER_ROWS workers)."""
     if len(t.workers) < 2:
         return Text("")
-    table = _table("worker (all modes)", columns, phased)
+    table = _table("all modes:\nworker", columns, phased)
     if len(t.workers) <= MAX_WORKER_ROWS:
         for w, s in t.workers.items():
             table.add_row(*_row(labels.get(w, f"w{w}"), s, columns)[0])
@@ -117,7 +123,7 @@ def worker_table(t: TimeAccount, labels: dict[int, str], columns: list[str], pha
             vals = sorted(_value(s, key) for s in splits)
             cells.append(fmt_s(vals[pick]))
         for p in columns:
-            cells.append(fmt_pct(sorted(s.timed_shares()[p] for s in splits)[pick]))
+            cells.append(_pct(sorted(s.timed_shares()[p] for s in splits)[pick]))
         table.add_row(*cells)
     table.add_row(*_row("mean", _mean(splits), columns)[0], style="dim")
     return table
