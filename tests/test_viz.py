@@ -243,7 +243,7 @@ def test_makespans_of_a_single_mode_name_their_basis_and_rank_nothing() -> None:
     run = make_run(A, 2, modes=["batch-sync"])
     ax = plot_makespans(Figure().subplots(), build_report(run))
     # No free-run in the run: the origin's prediction comes from batch-sync's own task durations.
-    assert "on each mode's own" in ax.get_title(loc="left")
+    assert "on each mode's own" in " ".join(ax.get_title(loc="left").split())  # wrapped to the panel
     assert [t.get_text() for t in ax.texts if "first" in t.get_text()] == []
 
 
@@ -519,3 +519,22 @@ def test_overhead_with_six_modes_keeps_every_label_apart() -> None:
     page = fig.bbox
     for b in titles + ticks + values:
         assert page.x0 <= b.x0 and b.x1 <= page.x1 and page.y0 <= b.y0 and b.y1 <= page.y1
+
+
+def test_overhead_titles_stay_inside_the_figure() -> None:
+    """270 tasks on 2 workers in two modes (a newcomer's headline run: 134 sync points): every panel's title
+    ends inside the figure (the barrier-wait title in one line ran past its right edge, cut mid-word), and
+    the makespan panel names the black bracket it draws."""
+    durations = [0.04 + 0.01 * (i % 3) for i in range(270)]
+    fig = overhead_figure(build_report(make_run(durations, 2, modes=["free-run", "batch-sync"],
+                                                speed=[1.0, 1.1])))
+    fig.canvas.draw()
+    right = fig.bbox.x1
+    titles = [t for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title) if t.get_text()]
+    assert len(titles) >= 3
+    for t in titles:
+        assert t.get_window_extent().x1 <= right, t.get_text()
+    waits = next(t.get_text() for t in titles if "barrier wait per batch" in t.get_text())
+    assert "over 134 sync points" in " ".join(waits.split())  # ceil(270 / 2) = 135 batches, 134 barriers
+    assert by_gid(fig.axes[0], "gap") and "black bracket = the gap to the fastest" in " ".join(
+        fig.axes[0].get_title(loc="left").split())

@@ -18,9 +18,10 @@ NBSP = "\u00a0"
 
 
 def fill(text: str, width: int) -> str:
-    """`text` wrapped at `width` columns, never between a number and its unit ('+0.412 s', '+24.8 %')."""
+    """`text` wrapped at `width` columns, never between a number and its unit ('+0.412 s', '+24.8 %') nor
+    inside a mode's name ('free-run', 'batch-sync')."""
     kept = re.sub(r"(\d) (s|ms|min|h|%|×)(?=[\s,;)]|$)", rf"\1{NBSP}\2", text)
-    return textwrap.fill(kept, width).replace(NBSP, " ")
+    return textwrap.fill(kept, width, break_on_hyphens=False).replace(NBSP, " ")
 
 
 def band_label(labels: Mapping[int, str], members: list[int]) -> str:

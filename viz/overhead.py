@@ -112,9 +112,11 @@ def plot_makespans(ax: Axes, report: RunReport) -> Axes:
     bases = set(summary["origin_basis"].dropna()) if "origin_basis" in summary else {"free-run"}
     basis = ("free-run's" if bases <= {"free-run"} else "each mode's own" if "free-run" not in bases
              else "free-run's (else the mode's own)")
-    ax.set_title(f"Makespan: measured (solid) vs the origin's formulas on {basis}\ntask durations (hatched); "
-                 "dashed green = lower bound" + ("; dotted = fastest" if verdict.first else ""), loc="left",
-                 fontsize=10)
+    keys = (f"Makespan: measured (solid) vs the origin's formulas on {basis} task durations (hatched); "
+            "dashed green = lower bound" + ("; dotted = fastest" if verdict.first else "")
+            + ("; black bracket = the gap to the fastest" if any(g.seconds > 0 for g in verdict.gaps.values())
+               else ""))
+    ax.set_title(fill(keys, 64), loc="left", fontsize=10)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     return ax
@@ -161,9 +163,9 @@ def plot_barrier_waits(ax: Axes, report: RunReport) -> Axes:
     ax.set_xlabel("batch (sync point after it)")
     ax.set_ylabel("seconds waiting (sum over workers)")
     by = f"by band of {lanes.per_lane} workers" if lanes.aggregated else "by worker"
-    ax.set_title(f"{mode} barrier wait per batch, stacked {by}: {fmt_long(total)} in all "
-                 f"({fmt_s(total / max(n_workers, 1))} per worker) over {len(batches)} sync points "
-                 f"(repeat {rep})", loc="left", fontsize=10)
+    ax.set_title(f"{mode} barrier wait per batch, stacked {by} (repeat {rep}):\n{fmt_long(total)} in all "
+                 f"({fmt_s(total / max(n_workers, 1))} per worker) over {len(batches)} sync points",
+                 loc="left", fontsize=10)  # two lines: in one, 134 sync points ran past the figure's edge
     if len(workers) <= 16:  # workers or bands
         ax.legend(fontsize=7, ncol=min(len(workers), 8), loc="upper left", frameon=False)
     for side in ("top", "right"):
