@@ -70,10 +70,12 @@ def chromium(width: int = 1400, height: int = 900) -> Iterator[Any]:
             ctx.close()
 
 
-def load(ctx: Any, path: Path, timeout_s: float = 120.0) -> Load:
-    """Open `path` (file://) in a new page of `ctx`; wait until it has drawn; record console errors and
-    every request that would leave the page."""
+def load(ctx: Any, path: Path, timeout_s: float = 120.0, init: str = "") -> Load:
+    """Open `path` (file://) in a new page of `ctx`, after script `init` if any; wait until it has drawn;
+    record console errors and every request that would leave the page."""
     page = ctx.new_page()
+    if init:
+        page.add_init_script(init)
     url = path.resolve().as_uri()
     out = Load(page, url)
     page.on("console", lambda m: out.console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning")

@@ -232,3 +232,43 @@ def test_a_100k_task_page_stays_under_25_mb(tmp_path: Path) -> None:
     _, model, cols = parts(page)
     assert sum(len(cols[f"t{m['key']}.w"]) for m in model["modes"]) == 600_000  # every task, none dropped
     assert len(page.encode()) <= 25_000_000
+
+
+# Every makespan label and the lower-bound label drawn after it on the same canvas, with their boxes (the
+# canvas's own measureText, in its own coordinates: both are drawn under one transform).
+LABELS = """
+window.__labels = [];
+const fill = CanvasRenderingContext2D.prototype.fillText;
+CanvasRenderingContext2D.prototype.fillText = function (text, x, y, ...rest) {
+  const w = this.measureText(text).width, a = this.textAlign;
+  const x0 = a === "right" || a === "end" ? x - w : a === "center" ? x - w / 2 : x;
+  if (/^makespan /.test(text)) this.canvas.__mk = {text, x0, x1: x0 + w, y};
+  else if (/lower bound /.test(text) && this.canvas.__mk) {
+    const m = this.canvas.__mk;
+    window.__labels.push({mk: m.text, lb: text, sameRow: m.y === y,
+                          overlap: m.y === y && x0 < m.x1 && m.x0 < x0 + w});
+  }
+  return fill.call(this, text, x, y, ...rest);
+};
+"""
+
+
+@pytest.mark.slow  # a browser
+def test_makespan_and_lower_bound_labels_never_overlap(tmp_path: Path, browser: Any) -> None:
+    """batch-sync's lower bound at 77.5 %, 80 % and 82.5 % of its makespan: labels 150-230 px apart on a
+    1400 px page, where one row of both labels overlapped ("lower bound 20.5 smspan" in a newcomer's page).
+    Tasks in pairs of 1 s and r s on 2 workers: each batch takes 1 s, so the makespan is the 10 batches'
+    10 s and the lower bound the mean worker's 10 × (1 + r) / 2 s."""
+    from viz.save import save_artefact
+
+    seen = []
+    for r in (0.55, 0.6, 0.65):
+        run = make_run([1.0, r] * 10, 2, modes=["batch-sync"], phases=False, run_id=f"labels-{r}")
+        report = build_report(run)
+        assert report.mode("batch-sync").lower_bound_s == pytest.approx(10 * (1 + r) / 2)
+        page = load(browser, save_artefact(html_report(report), tmp_path / f"{r}.html"), init=LABELS)
+        assert_clean(page)
+        labels = page.page.evaluate("window.__labels")
+        assert labels and not [x for x in labels if x["overlap"]], labels
+        seen += labels
+    assert {x["sameRow"] for x in seen} == {True, False}  # one row where both fit, two rows where not

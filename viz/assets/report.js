@@ -450,10 +450,12 @@ class Gantt {
       ctx.moveTo(X(x), top - 4); ctx.lineTo(X(x), bottom); ctx.stroke(); ctx.setLineDash([]);
     }
     ctx.font = "11px system-ui, sans-serif"; ctx.textAlign = "right"; ctx.fillStyle = c.makespan;
-    ctx.fillText(`makespan ${fmtS(p.m.makespan_s)} `, X(p.m.makespan_s), 12);
-    const far = X(p.m.makespan_s) - X(p.m.lower_bound_s) > 150;
+    const mkText = `makespan ${fmtS(p.m.makespan_s)} `, lbText = ` lower bound ${fmtS(p.m.lower_bound_s)}`;
+    ctx.fillText(mkText, X(p.m.makespan_s), 12);
+    // One row only where both labels fit between the lines (at 150 px they overlapped: "lower bound20.5smspan").
+    const far = X(p.m.makespan_s) - X(p.m.lower_bound_s) > ctx.measureText(mkText).width + ctx.measureText(lbText).width + 6;
     ctx.fillStyle = c.lower; ctx.textAlign = far ? "left" : "right";
-    ctx.fillText(far ? ` lower bound ${fmtS(p.m.lower_bound_s)}` : `lower bound ${fmtS(p.m.lower_bound_s)} `, X(p.m.lower_bound_s), far ? 12 : 24);
+    ctx.fillText(far ? lbText : `${lbText.trim()} `, X(p.m.lower_bound_s), far ? 12 : 24);
     ctx.textAlign = "left";
   }
   laneFinish(p, L, l) {  // a lane's finish (from the JSON's workers) and whether it holds a slowest worker
