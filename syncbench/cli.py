@@ -589,7 +589,24 @@ def replay(
 
 
 def main() -> None:
-    app()
+    """`bench`: a bad option or value is one red line and exit 2, as every other error (in typer's own
+    handling, click's usage errors came in a box of six lines)."""
+    # typer (0.29) carries its own click and exports none of its errors: its module is where they are named
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as e:  # `bench` alone: its help, and 2 as click gives
+        e.show()
+        sys.exit(2)
+    except ClickException as e:
+        ctx = e.ctx if isinstance(e, UsageError) else None
+        hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+        err.print(f"[bold red]error:[/] {escape(e.format_message())}{hint}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:  # end of input at a prompt
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

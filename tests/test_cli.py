@@ -125,3 +125,25 @@ def test_replay_rejects_zero_gpus(tmp_path: Path) -> None:
     for bad in (["--gpus", "0"], ["--images", "0"]):
         code, stderr = invoke("replay", run, *bad)
         assert code == 2 and "must be at least 1" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--images", "abc"], "error: Invalid value for '--images': Input should be a valid integer"),
+        (["run", "--nope"], "error: No such option: --nope"),
+        (["frob"], "error: No such command 'frob'."),
+    ],
+)
+def test_a_value_typer_refuses_is_one_line_too(tmp_path: Path, args: list[str], message: str) -> None:
+    """What typer refuses before any command runs (not a number, no such option or command) is one red line
+    naming the help to read, and exit 2, as the command's own errors (it came in a box of six lines)."""
+    p = subprocess.run([sys.executable, "-m", "syncbench", *args, *(["--out", str(tmp_path)] if "run" in args
+                        else [])], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message), p.stderr
+    # The command as it was started: here `python -m syncbench`.
+    assert lines[0].endswith("(see python -m syncbench run --help)" if args[0] == "run"
+                             else "(see python -m syncbench --help)")
+    assert list(tmp_path.iterdir()) == []
