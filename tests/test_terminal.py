@@ -236,3 +236,22 @@ def test_six_modes_with_every_part_of_a_task_fit_100_columns_uncut() -> None:
     head = next(x for x in text.splitlines() if x.startswith("mode ") and "encode" in x)
     assert head.split()[-7:] == ["encode", "denoise", "decode", "save", "other", "wait", "idle"]
     assert "longest-first" in text
+
+
+def test_a_mode_that_holds_the_runs_load_is_marked() -> None:
+    """Workers that load once, in the first mode run: free-run's wall holds the 1 s load (load spans at -3 to
+    -2 s on every worker), the other modes' do not; its row is marked and the note says what and how much.
+    Where every mode loads (the hand-made run as it is), no row is marked."""
+    run = make_run(DURATIONS, 3, steps=4, run_id="load-once")
+    text = render(render_report(build_report(run)))
+    assert " *" not in text.split("where the time went")[1].split("free-run · makespan")[0]
+    s = run.spans
+    once = replace(run, spans=s[(s["kind"] != "load") | (s["mode"] == "free-run")])
+    text = render(render_report(build_report(once)))
+    table = text.split("where the time went")[1].split("all modes")[0]
+    rows = {x.split()[0]: x for x in table.splitlines() if x.split()[:1] in (["free-run"], ["batch-sync"],
+                                                                             ["dynamic"])}
+    assert rows["free-run"].startswith("free-run *") and " *" not in rows["batch-sync"] + rows["dynamic"]
+    note = " ".join(text.split())
+    assert ("* wall and before t0 include the run's start-up, workers starting and load (1.00 s), which the "
+            "other modes did not pay again") in note

@@ -87,8 +87,13 @@ def time_table(report: RunReport) -> RenderableType:
         return Text("")
     columns, phased = _columns(t), _phased(t)
     table = _table("mode", columns, phased)
+    # A mode that holds the run's start (start-up, load) that the others did not pay again is marked: its wall
+    # is not the mode's alone (a newcomer read free-run's 6.87 s against the others' 0.6 s as the mode's).
+    once = [m for m in t.modes if m.split.once_s > 0]
+    once = once if len(once) < len(t.modes) else []
     for m in t.modes:
-        cells, style = _row(m.mode, m.split, columns, "bold" if m.mode == report.first else "")
+        cells, style = _row(m.mode + (" *" if m in once else ""), m.split, columns,
+                            "bold" if m.mode == report.first else "")
         table.add_row(*cells, style=style)
     whole = t.split()
     if len(t.modes) > 1:
@@ -98,7 +103,11 @@ def time_table(report: RunReport) -> RenderableType:
     if sum(len(m.runs) for m in t.modes) > 1:
         notes["warmup"] = "one per mode run"
     after = {"other_after": "the workers ending, the folder closed"} if t.whole else {}
+    marked = (f"* wall and before t0 include the run's start-up, workers starting and load "
+              f"({fmt_s(sum(m.split.once_s for m in once))}), which the other modes did not pay again; "
+              if once else "")
     lines = Text.assemble(
+        (marked, "dim"),
         ("the shares are of the timed part (t0 to the makespan); ", "dim"),
         (f"before t0: {_said(whole, BEFORE, notes)}; ", "dim"),
         (f"after the last task: {_said(whole, AFTER, after)}", "dim"))

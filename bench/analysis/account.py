@@ -32,6 +32,9 @@ records written, clocks exchanged)."""
 TIMED: tuple[str, ...] = (*PHASES, "task_other", "waiting", "idle")
 """From t0 to the makespan: each phase; task time outside a recorded phase; waiting at barriers and gates;
 idle (no task, no wait: between tasks, after the worker's last)."""
+ONCE: tuple[str, ...] = ("startup", "workers_start", "load", "compile")
+"""The parts of before t0 that a run spends once (in its first mode run, or the first after a resume), not
+per mode."""
 AFTER: tuple[str, ...] = ("end_barrier", "other_after")
 """After the makespan: the end barrier; the rest (after the command's last mode run: the workers ending, the
 outcome written)."""
@@ -49,6 +52,11 @@ class TimeSplit:
     @property
     def before_s(self) -> float:
         return sum(self.seconds[p] for p in BEFORE)
+
+    @property
+    def once_s(self) -> float:
+        """What of before t0 the run spends once (`ONCE`): start-up, workers starting, load, compile."""
+        return sum(self.seconds[p] for p in ONCE)
 
     @property
     def timed_s(self) -> float:
