@@ -255,8 +255,8 @@ def _footer(data: dict[str, Any]) -> Text:
         text.append(f"\nsync overhead (batch-sync − free-run): {fmt_s(data['sync_overhead_s'], signed=True)} "
                     "measured; the origin document claimed none")
         if data["origin_sync_overhead_s"] is not None:
-            text.append(f" (its formulas on {data['origin_basis']}'s task durations: "
-                        f"{fmt_s(data['origin_sync_overhead_s'], signed=True)})")
+            text.append(f", though its own formulas on {data['origin_basis']}'s task durations give "
+                        f"{fmt_s(data['origin_sync_overhead_s'], signed=True)}")
     if data["incomplete"]:
         text.append("\n⚠ = incomplete: the run stopped before this mode ran every task; its time is not "
                     "comparable", style="bold red")

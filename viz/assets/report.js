@@ -167,7 +167,7 @@ function summary(R, P) {
   for (const m of P.modes) if (m.faults) p(`${m.mode} (repeat ${m.repeat}): ${m.faults}`, "bad");
   if (R.sync_overhead_s !== null) {
     let s = `sync overhead (batch-sync − free-run): ${fmtS(R.sync_overhead_s, true)} measured; the origin document claimed none`;
-    if (R.origin_sync_overhead_s !== null) s += ` (its formulas on ${R.origin_basis}'s task durations: ${fmtS(R.origin_sync_overhead_s, true)})`;
+    if (R.origin_sync_overhead_s !== null) s += `, though its own formulas on ${R.origin_basis}'s task durations give ${fmtS(R.origin_sync_overhead_s, true)}`;
     p(s);
   }
   if (Object.keys(R.incomplete).length) p("⚠ = incomplete: the run stopped before this mode ran every task; its time is not comparable", "bad");
