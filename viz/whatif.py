@@ -109,7 +109,9 @@ def sim_table(rows: pd.DataFrame, title: str, note: str = "") -> Group:
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
     t.add_column("mode", no_wrap=True)
     t.add_column("median\ns", justify="right", no_wrap=True)
-    t.add_column("5–95 %\ns", justify="right", no_wrap=True)
+    ranged = bool(((rows["p95_s"] - rows["p5_s"]).abs() > 0).any())  # one repeat: no range to show
+    if ranged:
+        t.add_column("5–95 %\ns", justify="right", no_wrap=True)
     if "measured_s" in rows:
         t.add_column("meas.\ns", justify="right", no_wrap=True)
         t.add_column("err.", justify="right", no_wrap=True)
@@ -120,9 +122,9 @@ def sim_table(rows: pd.DataFrame, title: str, note: str = "") -> Group:
         t.add_column("fitted on\ntasks of", no_wrap=True)
     base = rows.set_index("mode")["median_s"].get("free-run")
     if base:
-        t.add_column("÷ free-\nrun", justify="right", no_wrap=True)
+        t.add_column("÷\nfree-run", justify="right", no_wrap=True)
     for r in rows.itertuples():
-        cells = [str(r.mode), _s(r.median_s), f"{_s(r.p5_s)}–{_s(r.p95_s)}"]
+        cells = [str(r.mode), _s(r.median_s), *([f"{_s(r.p5_s)}–{_s(r.p95_s)}"] if ranged else [])]
         if "measured_s" in rows:
             meas = r.measured_s
             ok = meas == meas  # not NaN
