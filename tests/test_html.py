@@ -139,6 +139,13 @@ def test_small_run_in_chromium(tmp_path: Path, browser: Any) -> None:
     assert_clean(page)
     assert_numbers(page, doc)
     assert "tasks one by one in 2 of 2 panels" in page.page.locator("#gantt-view").inner_text()
+    # Where the time went, as the terminal's table: each mode's wall clock and its split, from --json's time.
+    rows = [r.split("\t") for r in page.page.locator("#time-table tr").all_inner_texts()]
+    assert rows[0][:5] == ["mode", "wall", "before t0", "timed part", "after"]
+    want = [(m["mode"], m["time"]) for m in doc["modes"]] + [("all modes", doc["time"]["total"])]
+    assert [r[0].rstrip(" *") for r in rows[1:]] == [w[0] for w in want]
+    for r, (_, t) in zip(rows[1:], want, strict=True):
+        assert r[1:5] == [fmt_s(t[k]) for k in ("wall_s", "before_t0_s", "timed_s", "after_s")]
     # 3. Hovering free-run's second task on worker 0 shows its id, worker, times and duration.
     from bench.store import load_run
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from bench.analysis.account import AFTER, BEFORE, TIMED, TimeAccount, TimeSplit
+from bench.analysis.account import AFTER, BEFORE, ONCE, TIMED, TimeAccount, TimeSplit
 from bench.analysis.faults import runs_agreement
 from bench.analysis.quality import Quality
 from bench.analysis.report import RunReport, n_workers
 from bench.analysis.trade import trades_differ
 from bench.analysis.verdict import comparability
 from bench.analysis.words import (
+    PART_WORDS,
     agreement_text,
     count_text,
     history_lines,
@@ -131,6 +132,7 @@ def mode_time_json(t: TimeAccount, mode: str) -> dict[str, Any] | None:
 def time_json(t: TimeAccount) -> dict[str, Any]:
     """Where the run's wall clock went: in all, and per worker over every mode run."""
     return {"wall_s": t.wall_s, "command_s": t.command_s, "whole": t.whole,
-            "parts": {"before_t0": list(BEFORE), "timed": list(TIMED), "after": list(AFTER)},
-            "total": split_json(t.split()),
+            "parts": {"before_t0": list(BEFORE), "timed": list(TIMED), "after": list(AFTER),
+                      "once": list(ONCE)},
+            "words": PART_WORDS, "total": split_json(t.split()),
             "workers": {str(w): split_json(s, shares=False) for w, s in t.workers.items()}}

@@ -647,7 +647,29 @@ class Utilisation {
   }
 }
 
-// ---- where the time went: makespans, barrier wait per batch, drift ---------------------------------------
+// ---- where the time went: the wall clock per mode, makespans, barrier wait per batch, drift ------------------
+function timeTable(R, root) {  // the terminal's "where the time went" table, from --json's time
+  const T = R.time, rows = R.modes.filter((m) => m.time).map((m) => [m.mode, m.time]);
+  if (!T || !rows.length) return;
+  // A mode whose wall holds the run's start-up and load that the others did not pay again is marked (*).
+  const held = rows.filter(([, s]) => T.parts.once.some((k) => s.seconds[k] > 0));
+  const marked = held.length < rows.length ? held.map(([m]) => m) : [];
+  const once = held.reduce((a, [, s]) => a + T.parts.once.reduce((b, k) => b + s.seconds[k], 0), 0);
+  if (rows.length > 1) rows.push(["all modes", T.total]);
+  const shown = T.parts.timed.filter((k) => rows.some(([, s]) => s.timed_shares[k] >= 0.0005));
+  const table = el("table", { cls: "cmp", id: "time-table" });
+  table.append(el("tr", {}, ...["mode", "wall", "before t0", "timed part", "after", ...shown.map((k) => T.words[k])]
+    .map((h) => el("th", { text: h }))));
+  for (const [mode, s] of rows) {
+    table.append(el("tr", { "data-mode": mode }, el("td", { text: mode + (marked.includes(mode) ? " *" : "") }),
+      ...[s.wall_s, s.before_t0_s, s.timed_s, s.after_s].map((v) => el("td", { text: fmtS(v) })),
+      ...shown.map((k) => el("td", { "data-key": k, text: fmtPct(s.timed_shares[k]) }))));
+  }
+  const said = (keys) => keys.filter((k) => T.total.seconds[k] > 0).map((k) => `${T.words[k]} ${fmtS(T.total.seconds[k])}`).join(" · ") || "none";
+  const what = T.whole && T.command_s !== null ? `${fmtS(T.command_s)} from the command's start to the run folder's close` : `${fmtS(T.wall_s)} that the mode runs' records cover`;
+  root.append(el("div", { cls: "panel-title", text: `The wall clock: ${what} (mean per worker)` }), table,
+    el("p", { cls: "dim", text: `The shares are of the timed part (t0 to the makespan). Before t0: ${said(T.parts.before_t0)}; after the last task: ${said(T.parts.after)}. ` + (marked.length ? ` * wall and before t0 include the run's start-up, workers starting and load (${fmtS(once)}), which the other modes did not pay again.` : "") }));
+}
 function chartFrame(canvas, cssW, cssH, pad) {
   const { ctx } = canvas2d(canvas, cssW, cssH);
   ctx.font = "11px system-ui, sans-serif";
@@ -787,6 +809,7 @@ async function main() {
   $("util-hint").textContent = `Each strip: the share of each bin in tasks (and waiting), from 0 to 100 %; the figure right of it is its utilisation over the makespan (--json's, mean over a band). It follows the timeline's time view.`;
   $("drift-hint").textContent = "How many tasks each worker had completed against the mean of all workers, just before each of its completions (− behind). Above " + P.limits.drift_lines + " workers: the range over workers and the worker that falls furthest behind.";
   g.mount($("gantt")); u.mount($("util"));
+  timeTable(R, $("overhead"));
   const over = el("div", { cls: "grid2" }); $("overhead").append(over);
   const draws = [makespanChart(R, P, over), barrierChart(R, P, C, over), driftCharts(P, C, $("drift"))];
   g.onView = () => u.draw();
