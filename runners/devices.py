@@ -19,7 +19,7 @@ def parse_gpus(spec: str, available: int) -> list[int]:
     elif spec.isdigit():
         n = int(spec)
         if n < 1:
-            raise BenchError("--gpus must be at least 1")
+            raise BenchError(f"--gpus must be at least 1, got {n}")
         if n > available:
             raise BenchError(f"--gpus {n} asks for more GPUs than this machine has ({available})")
         ids = list(range(n))
@@ -75,7 +75,7 @@ def resolve(gpus: str | None, workers: int | None) -> tuple[list[WorkerMeta], st
 
     n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if workers is not None and workers < 1:
-        raise BenchError("--workers must be at least 1")
+        raise BenchError(f"--workers must be at least 1, got {workers}")
     if gpus is not None and workers is not None:
         raise BenchError("give --gpus (CUDA devices) or --workers (CPU workers), not both")
     if gpus is not None or (n_cuda and workers is None):

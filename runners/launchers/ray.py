@@ -190,7 +190,7 @@ def _check(config: Any) -> None:
     if config.gpus is not None and config.workers is not None:
         raise BenchError("give --gpus (CUDA devices) or --workers (CPU workers), not both")
     if config.workers is not None and config.workers < 1:
-        raise BenchError("--workers must be at least 1")
+        raise BenchError(f"--workers must be at least 1, got {config.workers}")
     spec = (config.gpus or "all").strip()
     if spec != "all" and not spec.isdigit():
         raise BenchError(f"--backend ray places the actors itself: give --gpus all or a count, not {spec!r}")
