@@ -204,6 +204,7 @@ STAGES = {
     "task": "running",
     "claim": "running",
     "barrier": "at a barrier",
+    "end": "through this mode, waiting for the others",  # the end barrier (free-run has no other)
     "done": "done",
     "lost": "lost",
 }

@@ -36,7 +36,7 @@ BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0,
 _BUCKETS_NS = [round(b * 1e9) for b in BUCKETS_S]
 WAITS = (BARRIER_BATCH, BARRIER_GATE)  # what counts as barrier wait (as `bench.analysis.select.is_wait`)
 # Every state a worker can be in, so that a state nobody is in reads 0 rather than vanishing.
-STATES = ("starting", "load", "warmup", "start", "task", "claim", "barrier", "done", "lost")
+STATES = ("starting", "load", "warmup", "start", "task", "claim", "barrier", "end", "done", "lost")
 INSTALL = "pip install 'syncbench[metrics]' (or: pip install prometheus-client)"
 
 

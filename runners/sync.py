@@ -82,9 +82,9 @@ class LocalStore:
 
 @dataclass(frozen=True)
 class Beacon:
-    """What a worker is doing, for the monitor: `state` (load, warmup, start, task, barrier, claim, done) in
-    mode run `key` since `since_ns`, the task if any, and the mode run's t0 (both on the run's timeline in
-    the store; the same as the worker's own clock on one host)."""
+    """What a worker is doing, for the monitor: `state` (load, warmup, start, task, barrier, claim, end (the
+    mode run's end barrier), done) in mode run `key` since `since_ns`, the task if any, and the mode run's t0
+    (both on the run's timeline in the store; the same as the worker's own clock on one host)."""
 
     state: str
     key: str

@@ -222,9 +222,10 @@ def _mode_run(spec: WorkerSpec, sync: StoreSync, rec: _Recorder, executor: Execu
         # the spans so far are placed before the moment it ended).
         if t0 is None:
             rec.set_t0(sync.timeline(now()))
-    # 4. End barrier: the next mode starts with every device idle.
+    # 4. End barrier: the next mode starts with every device idle ("end": not one of the mode's barriers,
+    # which free-run, say, has none of).
     enter = now()
-    sync.beacon(Beacon("barrier", key, enter, t0_ns=t0))
+    sync.beacon(Beacon("end", key, enter, t0_ns=t0))
     sync.barrier(key, "end", abortable=False)
     rec.span(Kind.BARRIER, BARRIER_END, enter, now())
     rec.write_samples(sampler)
