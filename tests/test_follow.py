@@ -125,8 +125,10 @@ def test_without_live_json_the_view_says_so(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_following_a_run_from_its_middle_ends_on_bench_reports_table(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
+    # 150 tasks of 20 ms on 2 workers, two modes: about 3 s of tasks, of which the view (started in this
+    # process at the first task record) showed 6-7 frames at --every 0.3 on a 2-core VM; it needs one.
     run = subprocess.Popen([sys.executable, "-m", "syncbench", "run", "--workload", "synthetic:mean=0.02",
-                            "--workers", "2", "--images", "300", "--mode", "free-run,dynamic", "--no-report",
+                            "--workers", "2", "--images", "150", "--mode", "free-run,dynamic", "--no-report",
                             "--out", str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # 1. Mid-run: once the folder holds task records and the owner's live.json.
     deadline, folder = time.monotonic() + 120, None
