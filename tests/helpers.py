@@ -4,6 +4,7 @@ slow independent setups started together (`Together`)."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from click.testing import Result
 from rich.console import Console, RenderableType
 
 from bench.config import RunConfig
@@ -161,6 +163,21 @@ def run_synthetic(tmp: Path, *, modes: list[str], images: int, workers: int, bac
                        out=tmp, repeat=repeat)
     run_dir = run_config(config, argv=["test"])
     return load_run(run_dir)
+
+
+def bench_here(*args: str) -> Result:
+    """`bench ARGS` in this process, as tests/test_cli.py runs the CLI: the same command code, exit code and
+    output, without the seconds a fresh interpreter spends importing torch (for what needs no process of its
+    own: a report, a replay, a resume, a refusal, a run whose test stops nothing from outside)."""
+    from typer.testing import CliRunner
+
+    from syncbench.cli import app
+
+    sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        return CliRunner().invoke(app, list(args))
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)  # `bench run` installs its own handler
 
 
 def tasks_of(spans: pd.DataFrame, mode: str, repeat: int = 0) -> pd.DataFrame:

@@ -169,8 +169,11 @@ def test_a_tasks_file_run_is_what_it_asked_for(tmp_path: Path, tiny_cache: Path,
     (tmp_path / "t3.csv").write_text("image,prompt,size,steps\n"
                                      + "".join(f"{n}.png,make it {n},{s},{k}\n" for n, s, k in rows))
     out = tmp_path / "runs"
+    # --backend threads: the worker in this process, which has imported diffusers already (a worker process
+    # imports it again, seconds of CPU); the tasks, inputs, images and table are the same code either way.
     q = CliRunner().invoke(app, ["run", "--tasks", str(tmp_path / "t3.csv"), "--mode", "dynamic",
-                                   "--workers", "1", "--save-images", "--out", str(out), "--no-report"])
+                                   "--workers", "1", "--backend", "threads", "--save-images", "--out",
+                                   str(out), "--no-report"])
     assert q.exit_code == 0, (q.stdout, q.stderr)
     (run_dir,) = out.iterdir()
     assert f"run folder: {run_dir}" in q.stderr  # named as soon as it exists
@@ -187,8 +190,8 @@ def test_a_tasks_file_run_is_what_it_asked_for(tmp_path: Path, tiny_cache: Path,
     # The same folder as --input-dir: notes.txt and the tasks file are skipped and counted (the runs folder is
     # not a file), the two images are the two tasks.
     q = CliRunner().invoke(app, ["run", "--input-dir", str(tmp_path), "--prompt", "snow", "--size", "32",
-                                   "--steps", "1", "--mode", "dynamic", "--workers", "1", "--out", str(out),
-                                   "--no-report"])
+                                   "--steps", "1", "--mode", "dynamic", "--workers", "1", "--backend",
+                                   "threads", "--out", str(out), "--no-report"])
     assert q.exit_code == 0, (q.stdout, q.stderr)
     assert f"note: --input-dir {tmp_path}: skipped 2 non-image files: notes.txt, t3.csv" in q.stderr
     assert "· 2 tasks ·" in q.stdout

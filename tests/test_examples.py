@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.store import load_run
-from tests.helpers import predicted
+from tests.helpers import bench_here, predicted
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -30,11 +30,6 @@ def code_lines(path: Path) -> list[str]:
     text = path.read_text()
     body = text[text.index('"""', 3) + 3:]
     return [line.strip() for line in body.splitlines() if line.strip()]
-
-
-def bench(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "syncbench", *args], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def the_run(out: Path) -> Path:
@@ -53,7 +48,8 @@ def test_recording_the_origin_loop_adds_six_lines_and_changes_none() -> None:
 
 
 @pytest.mark.slow
-def test_the_origin_loop_recorded_then_reported_and_replayed_at_16_gpus(tmp_path: Path) -> None:
+def test_the_origin_loop_recorded_then_reported_and_replayed_at_16_gpus(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """60 edits on 6 threads in batches of 6: the report reads 60 tasks of batch-sync on cuda:0..5 with a
     join after each of the 10 batches, and says where the run came from; replay predicts every mode for 16
     GPUs, dynamic ahead of batch-sync (batch-sync pays each batch's slowest edit: with ±20 % per edit, four
@@ -70,15 +66,16 @@ def test_the_origin_loop_recorded_then_reported_and_replayed_at_16_gpus(tmp_path
     assert {int(r.task): int(r.worker) for r in t.itertuples()} == {i: i % 6 for i in range(60)}
     joins = run.spans[(run.spans["kind"] == "barrier") & (run.spans["name"] == "batch")]
     assert sorted(joins.groupby("batch").size().items()) == [(b, 6) for b in range(10)]
-    report = bench("report", str(run_dir), cwd=tmp_path)
-    assert report.returncode == 0, report.stderr
+    monkeypatch.chdir(tmp_path)  # bench report and replay in this process (the script needed its own)
+    report = bench_here("report", str(run_dir))
+    assert report.exit_code == 0, report.stderr
     assert "recorded from a script (origin_batch_sync_recorded.py)" in report.stdout
     assert "6 × cuda · 60 tasks" in report.stdout and "status complete" in report.stdout
     assert {"gantt.png", "trace.json"} <= {f.name for f in run_dir.iterdir()}
-    replay = bench("replay", str(run_dir), "--gpus", "16", cwd=tmp_path)
-    assert replay.returncode == 0, replay.stderr
+    replay = bench_here("replay", str(run_dir), "--gpus", "16")
+    assert replay.exit_code == 0, replay.stderr
     assert replay.stdout.startswith("use ") and "60 tasks on 16 GPUs" in replay.stdout  # the answer first
-    replay = bench("replay", str(run_dir), "--gpus", "16", "--json", cwd=tmp_path)
+    replay = bench_here("replay", str(run_dir), "--gpus", "16", "--json")
     makespans = predicted(replay.stdout, tasks=60, gpus=16)
     assert makespans["dynamic"] < makespans["batch-sync"]
 
@@ -90,7 +87,8 @@ def free_port() -> int:
 
 
 @pytest.mark.slow
-def test_the_accelerate_script_recorded_on_two_torchrun_nodes(tmp_path: Path) -> None:
+def test_the_accelerate_script_recorded_on_two_torchrun_nodes(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """Two torchrun nodes on this machine (one process each, one working directory: a shared filesystem):
     one run folder, rank 0's; accelerate's split gives node 0 tasks 0-11 and node 1 tasks 12-23, each with
     its three phases; every clock offset within its measured bound; report and replay read it."""
@@ -125,15 +123,17 @@ def test_the_accelerate_script_recorded_on_two_torchrun_nodes(tmp_path: Path) ->
     assert len(phases) == 24 and all(p == ["preprocess", "edit", "save"] for p in phases)
     starts = run.spans[(run.spans["kind"] == "barrier") & (run.spans["name"] == "start")]
     assert len(starts) == 2 and (starts["end_ns"] >= 0).all()  # t0: the last rank's arrival
-    report = bench("report", str(run_dir), "--no-charts", cwd=tmp_path)
-    assert report.returncode == 0 and "under torchrun" in report.stdout, report.stderr
-    replay = bench("replay", str(run_dir), "--gpus", "16", "--json", cwd=tmp_path)
-    assert replay.returncode == 0, replay.stderr
+    monkeypatch.chdir(tmp_path)  # bench report and replay in this process
+    report = bench_here("report", str(run_dir), "--no-charts")
+    assert report.exit_code == 0 and "under torchrun" in report.stdout, report.stderr
+    replay = bench_here("replay", str(run_dir), "--gpus", "16", "--json")
+    assert replay.exit_code == 0, replay.stderr
     predicted(replay.stdout, tasks=24, gpus=16)
 
 
 @pytest.mark.slow
-def test_the_python_workload_example_around_the_tiny_pipeline(tmp_path: Path, tiny_cache: Path) -> None:
+def test_the_python_workload_example_around_the_tiny_pipeline(tmp_path: Path, tiny_cache: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """`bench run --workload python:examples/edit_function.py:make` on a tasks file with two images in a row
     and a column of its own: every task has the user's preprocess and postprocess around the pipeline's
     encode, denoise and decode, two steps each, and both modes made the same image of each task."""
@@ -144,13 +144,13 @@ def test_the_python_workload_example_around_the_tiny_pipeline(tmp_path: Path, ti
     rows = [{"image": ["a.png", "b.png"], "prompt": "make it blue", "border": 3},
             {"image": "b.png", "prompt": "make it red"}, {"prompt": "make it snow"}]
     (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    env = {**ENV, "SYNCBENCH_CACHE": str(tiny_cache)}
-    p = subprocess.run([sys.executable, "-m", "syncbench", "run", "--workload",
-                        f"python:{EXAMPLES / 'edit_function.py'}:make", "--tasks", "tasks.jsonl", "--workers",
-                        "2", "--images", "4", "--mode", "free-run,dynamic", "--steps", "2", "--size", "32",
-                        "--out", "out", "--no-report"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=300)
-    assert p.returncode == 0, p.stderr
+    # In this process (its worker processes are the launcher's own): the relative paths from tmp_path.
+    monkeypatch.setenv("SYNCBENCH_CACHE", str(tiny_cache))
+    monkeypatch.chdir(tmp_path)
+    p = bench_here("run", "--workload", f"python:{EXAMPLES / 'edit_function.py'}:make", "--tasks",
+                   "tasks.jsonl", "--workers", "2", "--images", "4", "--mode", "free-run,dynamic", "--steps",
+                   "2", "--size", "32", "--out", "out", "--no-report")
+    assert p.exit_code == 0, (p.stderr, p.exception)
     run = load_run(the_run(tmp_path / "out"))
     s = run.spans
     phases = s[s["kind"] == "phase"].groupby(["mode", "task"])["name"].apply(list)
@@ -159,6 +159,6 @@ def test_the_python_workload_example_around_the_tiny_pipeline(tmp_path: Path, ti
     assert (s[s["kind"] == "step"].groupby(["mode", "task"]).size() == 2).all()
     out = s[s["kind"] == "task"].pivot(index="task", columns="mode", values="output")
     assert out.notna().all().all() and (out["free-run"] == out["dynamic"]).all() and out.index.size == 4
-    report = bench("report", str(run.path), "--json", cwd=tmp_path)
+    report = bench_here("report", str(run.path), "--json")
     got = json.loads(report.stdout)
     assert got["outputs"]["same"] and [m["tasks"] for m in got["modes"]] == [4, 4]

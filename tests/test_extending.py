@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -88,15 +89,21 @@ def bench(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_the_toy_mode_workload_launcher_and_view_run(extended: Path, tmp_path: Path) -> None:
-    # The copy is what runs, not the installed project.
-    where = bench(extended, "--help")
+    # The copy is what runs, not the installed project: five commands in processes of their own, three at a
+    # time (independent: the two refused ones write nothing, into a folder of their own).
+    refused = tmp_path / "refused"
+    commands = [("--help",), ("run", "--help"),
+                ("run", "--mode", "shortest-first,dynamic", "--workload", "matmul", "--matrix", "32",
+                 "--backend", "inline", "--workers", "1", "--images", "5", "--out", str(tmp_path / "runs")),
+                ("run", "--workload", "synthetic", "--matrix", "8", "--out", str(refused)),
+                ("run", "--backend", "inline", "--workers", "2", "--workload", "matmul", "--out",
+                 str(refused))]
+    with ThreadPoolExecutor(3) as pool:
+        where, helped, got, wrong, two = pool.map(lambda args: bench(extended, *args), commands)
     assert where.returncode == 0
-    helped = bench(extended, "run", "--help")
     assert "--matrix" in helped.stdout and "inline" in helped.stdout and "shortest-first" in helped.stdout
-    got = bench(extended, "run", "--mode", "shortest-first,dynamic", "--workload", "matmul", "--matrix", "32",
-                "--backend", "inline", "--workers", "1", "--images", "5", "--out", str(tmp_path))
     assert got.returncode == 0, got.stderr
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = (tmp_path / "runs").iterdir()
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "complete" and meta["backend"] == "inline"
     assert meta["workload"] == {"kind": "matmul", "matrix": 32,
@@ -109,11 +116,9 @@ def test_the_toy_mode_workload_launcher_and_view_run(extended: Path, tmp_path: P
     assert {r["name"] for r in rows if r["kind"] == "phase"} == {"encode", "denoise"}
     assert (run_dir / "makespans.csv").read_text().splitlines()[0] == "mode,makespan_s,lower_bound_s"
     # The workload's own option with another workload, and the launcher with two workers: one line each.
-    wrong = bench(extended, "run", "--workload", "synthetic", "--matrix", "8", "--out", str(tmp_path))
     assert wrong.returncode == 2 and "--matrix applies to --workload matmul only" in wrong.stderr
-    two = bench(extended, "run", "--backend", "inline", "--workers", "2", "--workload", "matmul",
-                "--out", str(tmp_path))
     assert two.returncode == 2 and "runs one worker" in two.stderr
+    assert not refused.exists() or not any(refused.iterdir())  # no run folder
 
 
 def test_the_doc_names_every_file_its_blocks_write() -> None:

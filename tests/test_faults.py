@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
 
 from bench.config import RunConfig
 from bench.errors import BenchError
@@ -25,8 +23,7 @@ from bench.store import RunData, load_run, read_meta
 from runners.job import Job, Request
 from runners.launchers import LAUNCHERS
 from runners.run import launcher_for, run_config
-from syncbench.cli import app
-from tests.helpers import Outcome, Together
+from tests.helpers import Outcome, Together, bench_here
 
 pytestmark = pytest.mark.slow
 
@@ -119,7 +116,7 @@ def test_a_worker_that_dies_ends_a_fixed_mode_incomplete_within_5_s(tmp_path: Pa
 def test_a_run_stopped_by_a_lost_worker_ends_with_an_answer_and_resume_finishes_it(tmp_path: Path) -> None:
     # The default --on-worker-loss stop ends like continue does: exit 1, the summary on stdout naming why it
     # stopped, the charts, and the resume command with the folder's path.
-    q = _bench_here("run", "--workload", f"synthetic:mean={MEAN},die=4", "--mode", "free-run,dynamic",
+    q = bench_here("run", "--workload", f"synthetic:mean={MEAN},die=4", "--mode", "free-run,dynamic",
                     "--workers", "3", "--images", "18", "--out", str(tmp_path))
     (run_dir,) = tmp_path.iterdir()
     assert q.exit_code == 1, (q.stdout, q.stderr, q.exception)
@@ -130,7 +127,7 @@ def test_a_run_stopped_by_a_lost_worker_ends_with_an_answer_and_resume_finishes_
     charts = {"gantt.png", "utilization.png", "overhead.png", "trace.json"}
     assert {p.name for p in run_dir.iterdir()} >= charts
     assert q.stderr.splitlines()[-1] == f"warning: {stopped}; bench run --resume {run_dir} finishes the run"
-    r = _bench_here("run", "--resume", str(run_dir), "--no-report")
+    r = bench_here("run", "--resume", str(run_dir), "--no-report")
     assert r.exit_code == 0
     assert f"run folder: {run_dir} (resumed: runs free-run r0 again, dynamic r0)" in r.stderr
     after = load_run(run_dir)
@@ -140,7 +137,7 @@ def test_a_run_stopped_by_a_lost_worker_ends_with_an_answer_and_resume_finishes_
 
 def test_a_run_that_failed_once_its_folder_was_open_names_it(tmp_path: Path) -> None:
     # fail=0.99: the draws (from the seed, the task and the try) fail all three tasks; the same every time.
-    q = _bench_here("run", "--workload", "synthetic:mean=0.01,fail=0.99", "--mode", "free-run",
+    q = bench_here("run", "--workload", "synthetic:mean=0.01,fail=0.99", "--mode", "free-run",
                     "--workers", "1", "--images", "3", "--out", str(tmp_path), "--no-report")
     (run_dir,) = tmp_path.iterdir()
     assert q.exit_code == 2 and read_meta(run_dir).status == "failed"
@@ -199,17 +196,6 @@ def _bench(*args: str, out: Path, own_ray: bool = False) -> subprocess.Popen[byt
     return subprocess.Popen([sys.executable, "-m", "syncbench", "run", *args, "--out", str(out),
                              "--no-report"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-
-def _bench_here(*args: str) -> Result:
-    """`bench ARGS` in this process, as tests/test_cli.py runs the CLI: the same command code, exit code and
-    output, without the seconds a fresh interpreter spends importing torch (for what needs no process of its
-    own: a resume, a report, a refusal)."""
-    sigterm = signal.getsignal(signal.SIGTERM)
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        signal.signal(signal.SIGTERM, sigterm)  # `bench run` installs its own handler
 
 
 # Up to 9 `bench run` processes of this module start at once (Together), Ray's actors among them: on 2 cores
@@ -321,7 +307,7 @@ def test_ctrl_c_stops_promptly_then_resume_finishes_every_task_once(own_setup: O
     before = load_run(run_dir)
     n_before = len(before.spans)
     assert n_before and "free-run" in set(before.spans["mode"])
-    q = _bench_here("run", "--resume", str(run_dir), "--no-report")
+    q = bench_here("run", "--resume", str(run_dir), "--no-report")
     assert q.exit_code == 0, (q.stdout + q.stderr, q.exception)
     after = load_run(run_dir)
     assert after.meta.status == "complete" and len(after.meta.resumes) == 1
@@ -331,7 +317,7 @@ def test_ctrl_c_stops_promptly_then_resume_finishes_every_task_once(own_setup: O
     assert len(everything) >= n_before + len(after.spans) - n_before  # nothing was deleted
     assert after.superseded is not None and len(after.superseded) > 0  # the interrupted attempt, kept aside
     # The report says it was resumed, when, after what, and which mode runs' attempts it superseded.
-    doc = json.loads(_bench_here("report", str(run_dir), "--json").stdout)
+    doc = json.loads(bench_here("report", str(run_dir), "--json").stdout)
     (entry,) = doc["resumed"]["resumes"]
     assert doc["resumed"]["count"] == 1 and entry["after"] == "interrupted" and "Ctrl-C" in entry["why"]
     assert entry["started"] == after.meta.resumes[0]["started"]
@@ -452,7 +438,7 @@ def test_sigterm_is_an_interrupt_and_the_report_reads_a_dead_owner(own_setup: Ou
     meta = json.loads((run_dir / "meta.json").read_text())
     meta.update(status="running", owner={"host": os.uname().nodename, "pid": 2**22 + 7})
     (run_dir / "meta.json").write_text(json.dumps(meta))
-    q = _bench_here("report", str(run_dir), "--no-charts")  # COLUMNS=100: tests/conftest.py
+    q = bench_here("report", str(run_dir), "--no-charts")  # COLUMNS=100: tests/conftest.py
     assert q.exit_code == 0 and "is gone" in q.stdout and "status running" not in q.stdout
 
 
@@ -479,7 +465,7 @@ def test_resume_refuses_in_one_line_and_changes_nothing(tmp_path: Path, case: st
             (target / "meta.json").write_text(json.dumps(meta))
         args = ["--resume", str(target)] + (["--images", "9"] if case == "changed images" else [])
     before = {f: f.read_bytes() for f in target.rglob("*") if f.is_file()}
-    q = _bench_here("run", *args)
+    q = bench_here("run", *args)
     assert q.exit_code == 2 and len(q.stderr.strip().splitlines()) == 1 and "Traceback" not in q.stderr
     assert {"not a run": "not a run folder", "complete": "is complete",
             "changed images": "cannot take --images"}[case] in q.stderr

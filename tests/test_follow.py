@@ -17,7 +17,7 @@ from rich.console import Console
 
 from bench.store import process_start, read_meta, write_meta
 from syncbench.follow import STALE_S, Follower, frames
-from tests.helpers import A, make_run
+from tests.helpers import A, bench_here, make_run
 from tests.test_metrics import write_folder
 
 
@@ -125,29 +125,31 @@ def test_without_live_json_the_view_says_so(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_following_a_run_from_its_middle_ends_on_bench_reports_table(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
+    # 150 tasks of 20 ms on 2 workers, two modes: about 3 s of tasks, of which the view (started in this
+    # process at the first task record) showed 6-7 frames at --every 0.3 on a 2-core VM; it needs one.
     run = subprocess.Popen([sys.executable, "-m", "syncbench", "run", "--workload", "synthetic:mean=0.02",
-                            "--workers", "2", "--images", "300", "--mode", "free-run,dynamic", "--no-report",
+                            "--workers", "2", "--images", "150", "--mode", "free-run,dynamic", "--no-report",
                             "--out", str(runs)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # 1. Mid-run: once the folder holds task records.
+    # 1. Mid-run: once the folder holds task records and the owner's live.json.
     deadline, folder = time.monotonic() + 120, None
     while time.monotonic() < deadline and run.poll() is None:
         folder = next(runs.iterdir(), None) if runs.is_dir() else None
         log = folder / "spans" / "w0.jsonl" if folder else None
-        if log is not None and log.is_file() and b'"kind":"task"' in log.read_bytes():
+        if (log is not None and log.is_file() and b'"kind":"task"' in log.read_bytes()
+                and (log.parent.parent / "live.json").is_file()):
             break
         time.sleep(0.05)
     assert folder is not None and run.poll() is None, "the run ended before the view could start"
-    follow = subprocess.run([sys.executable, "-m", "syncbench", "report", str(folder), "--follow", "--every",
-                             "0.3"], capture_output=True, text=True, timeout=180)
+    # The view in this process (the run is the process of its own: the view tells an owner alive from gone).
+    follow = bench_here("report", str(folder), "--follow", "--every", "0.3")
     assert run.wait(timeout=120) == 0, run.stderr.read() if run.stderr else ""
-    assert follow.returncode == 0, follow.stderr
+    assert follow.exit_code == 0, (follow.stderr, follow.exception)
     # 2. It showed the run while it went, then ended on the report `bench report` prints of the same run.
     live = follow.stdout.split("── live · ")[1:]
     assert live and "status running" in live[0], follow.stdout
     assert "now: as the run's owner saw it" in live[0], live[0]
     _, last = follow.stdout.rsplit("── the run ended (complete): its report · ", 1)
-    report = subprocess.run([sys.executable, "-m", "syncbench", "report", str(folder), "--no-charts"],
-                            capture_output=True, text=True, timeout=120)
+    report = bench_here("report", str(folder), "--no-charts")
     assert last.split("\n", 1)[1] == report.stdout
     # 3. The follower wrote nothing: the folder holds what the run writes (with --no-report) and no more.
     assert set(_state(folder)) == {"meta.json", "live.json", "spans/w0.jsonl", "spans/w1.jsonl",

@@ -8,8 +8,6 @@ import base64
 import gzip
 import json
 import re
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +21,7 @@ from bench.analysis.export import report_json
 from bench.analysis.report import build_report
 from bench.analysis.words import fmt_pct, fmt_s
 from tests.browser import browser_or_skip, chromium, load
-from tests.helpers import make_run
+from tests.helpers import bench_here, make_run
 from viz.html import Clock, html_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,10 +96,9 @@ def browser() -> Any:
         yield ctx
 
 
-def bench(*args: str, cwd: Path = ROOT) -> str:
-    r = subprocess.run([sys.executable, "-m", "syncbench", *args], cwd=cwd, capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0, r.stdout + r.stderr
+def bench(*args: str) -> str:
+    r = bench_here(*args)  # in this process: the command's own code, output and exit code
+    assert r.exit_code == 0, (r.stdout + r.stderr, r.exception)
     return r.stdout
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,7 @@ from bench.analysis.words import quality_text
 from bench.config import RunConfig
 from bench.store import RunData, load_run
 from bench.workload import fingerprint
-from tests.helpers import make_run, render
+from tests.helpers import bench_here, make_run, render
 from viz.terminal import render_compare
 
 SIDE = 16
@@ -180,10 +178,10 @@ def test_real_runs_identical_closer_with_more_steps_and_refused_for_other_seeds(
 
 @pytest.mark.slow
 def test_compare_command_prints_quality_and_json(tiny_runs: dict[str, Path]) -> None:
-    def compare(*extra: str) -> str:
-        return subprocess.run([sys.executable, "-m", "syncbench", "compare", str(tiny_runs["s4"]),
-                               str(tiny_runs["s3"]), *extra], capture_output=True, text=True,
-                              check=True).stdout
+    def compare(*extra: str) -> str:  # in this process: the command's code, output and exit code
+        q = bench_here("compare", str(tiny_runs["s4"]), str(tiny_runs["s3"]), *extra)
+        assert q.exit_code == 0, (q.stderr, q.exception)
+        return q.stdout
 
     text = compare()
     lines = text.splitlines()
