@@ -190,7 +190,7 @@ def test_a_tasks_file_run_is_what_it_asked_for(tmp_path: Path, tiny_cache: Path,
     # The same folder as --input-dir: notes.txt and the tasks file are skipped and counted (the runs folder is
     # not a file), the two images are the two tasks.
     q = CliRunner().invoke(app, ["run", "--input-dir", str(tmp_path), "--prompt", "snow", "--size", "32",
-                                   "--steps", "1", "--mode", "dynamic", "--workers", "1", "--backend",
+                                   "--steps", "2", "--mode", "dynamic", "--workers", "1", "--backend",
                                    "threads", "--out", str(out), "--no-report"])
     assert q.exit_code == 0, (q.stdout, q.stderr)
     assert f"note: --input-dir {tmp_path}: skipped 2 non-image files: notes.txt, t3.csv" in q.stderr

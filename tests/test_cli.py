@@ -98,6 +98,8 @@ def test_analysis_and_viz_never_import_torch() -> None:
         (["--size", "7"], "output size must be a multiple of 16"),
         (["--size", "100"], "output size must be a multiple of 16"),
         (["--steps", "0"], "--steps must be at least 1"),
+        # Qwen-Image's scheduler divides by 1 - the last sigma (0 at one step): the outputs were all NaN.
+        (["--steps", "1"], "--steps 1: the scheduler of random:tiny (shift_terminal 0.02) divides by zero"),
     ],
 )
 def test_bad_edit_options_are_rejected_before_the_run(tmp_path: Path, args: list[str], message: str) -> None:

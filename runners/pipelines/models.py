@@ -159,6 +159,27 @@ def pipeline_class(model: str) -> str:
     return read_class(index, model)
 
 
+def scheduler_config(model: str) -> dict[str, Any] | None:
+    """The scheduler config of a concrete model where it can be read without loading the model: the
+    Qwen-Image builds' (the shipped configs), a folder's or a cached hub snapshot's; else None."""
+    if model in TINY_BUILDS or model in (FULL, "auto"):
+        if not pipeline_class(model).startswith("QwenImage"):
+            return None
+        from runners.pipelines.qwen import config_dir
+
+        path = config_dir() / "scheduler" / "scheduler_config.json"
+    else:
+        folder = Path(model).expanduser()
+        snap = folder if folder.is_dir() else cached_snapshot(model)
+        if snap is None:
+            return None
+        path = snap / "scheduler" / "scheduler_config.json"
+    if not path.is_file():
+        return None
+    config: dict[str, Any] = json.loads(path.read_text())
+    return config
+
+
 def _download_index(repo_id: str) -> Path:
     from huggingface_hub import hf_hub_download
 

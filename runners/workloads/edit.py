@@ -47,6 +47,7 @@ from runners.pipelines.models import (
     defaults_for,
     pipeline_class,
     resolve_model,
+    scheduler_config,
     tiny_build,
 )
 
@@ -295,6 +296,13 @@ def make_edit_workload(cuda: bool, model: str = "auto", input_dir: str | Path | 
                          "on CPU")
     pipeline = pipeline_class(resolved)
     adapter = get_adapter(pipeline, resolved)
+    terminal = (scheduler_config(resolved) or {}).get("shift_terminal") if steps == 1 else None
+    if terminal:
+        # diffusers' FlowMatchEulerDiscreteScheduler stretches the schedule to shift_terminal by dividing by
+        # 1 - the last sigma, which is 0 at one step: every output was NaN (a black image).
+        raise BenchError(f"--steps 1: the scheduler of {resolved} (shift_terminal {terminal}) divides by "
+                         "zero at one step, and every output would be NaN (a black image); use --steps 2 or "
+                         "more")
     # 3. The inputs, the speed options and the pipeline arguments against that class.
     _check_inputs(adapter, inputs, input_dir is not None,
                   TINY_DEFAULTS.condition_side if resolved in TINY_BUILDS else None)
