@@ -42,6 +42,7 @@ class Task:
     cost: float = 1.0
     factor: float = 1.0  # synthetic workload only: the duration multiplier it will really take (jitter × mix)
     warmup: bool = False  # the warm-up run of this task (outside the timed window: no faults, no output)
+    retry: int = 0  # which try of the task this is in its mode run (0: the first; set by the worker)
 
 
 class TaskRecorder(Protocol):

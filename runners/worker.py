@@ -173,7 +173,7 @@ def _run_task(rec: _Recorder, executor: Executor, task: Task, batch: int | None,
     start = now()
     try:
         with current_task(inner, task.id, start):  # what the task's own code records (runners.record)
-            executor.run(task, inner)
+            executor.run(replace(task, retry=retry), inner)
         error = None
     except Exception as e:  # a failed task is a record, and the run goes on
         error = error_text(e)

@@ -186,6 +186,19 @@ def test_failing_tasks_with_and_without_retries(tmp_path: Path, backend: str) ->
         assert (g.sort_values("retry")["status"].iloc[:-1] == "error").all()
 
 
+def test_every_mode_draws_the_same_failures(tmp_path: Path) -> None:
+    """fail=P draws from the seed, the task and its try in the mode run: free-run and dynamic see the same
+    failed tries, though their tasks land on other workers (a count per worker, kept across modes, gave the
+    second mode other draws: 'try 4' of a task with --retries 1)."""
+    wl = "synthetic:mean=0.005,fail=0.3"
+    data, _ = run(tmp_path, ["free-run", "dynamic"], wl, images=40, workers=2, backend="threads", retries=5)
+    tries = {m: {(int(r.task), int(r.retry)): r.status for r in tasks(data, m).itertuples()}
+             for m in ("free-run", "dynamic")}
+    assert tries["free-run"] == tries["dynamic"]
+    assert "error" in tries["free-run"].values() and max(r for _, r in tries["free-run"]) <= 5
+    counted_ok_once(data, "dynamic", 40)
+
+
 def _bench(*args: str, out: Path, own_ray: bool = False) -> subprocess.Popen[bytes]:
     """`bench run ARGS` in a process of its own; with --backend ray it joins the session's Ray cluster
     (RAY_ADDRESS), or with `own_ray` starts a local one of its own."""

@@ -106,12 +106,13 @@ class _SyntheticExecutor:
     workload: SyntheticWorkload
     worker: int
     n_workers: int
-    tries: dict[int, int] = field(default_factory=dict)
 
     def run(self, task: Task, rec: TaskRecorder) -> None:
         wl = self.workload
         if not task.warmup:
-            try_ = self.tries[task.id] = self.tries.get(task.id, -1) + 1
+            # The try of the task in its mode run, from the worker (a count kept here ran on across modes and
+            # workers: a mode after the first drew other failures).
+            try_ = task.retry
             if wl.fires("die", task):
                 os._exit(DIE_EXIT_CODE)
             if wl.fires("hang", task):
