@@ -170,10 +170,11 @@ class _NullRecorder:
 def _run_task(rec: _Recorder, executor: Executor, task: Task, batch: int | None, retry: int) -> bool:
     """One try of `task`, recorded; whether it succeeded."""
     inner = TaskBuffer()
+    this_try = replace(task, retry=retry) if retry else task  # made before the clock starts
     start = now()
     try:
         with current_task(inner, task.id, start):  # what the task's own code records (runners.record)
-            executor.run(replace(task, retry=retry), inner)
+            executor.run(this_try, inner)
         error = None
     except Exception as e:  # a failed task is a record, and the run goes on
         error = error_text(e)
