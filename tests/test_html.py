@@ -141,6 +141,7 @@ def test_small_run_in_chromium(tmp_path: Path, browser: Any) -> None:
     assert rows[0][:5] == ["mode", "wall", "before t0", "timed part", "after"]
     want = [(m["mode"], m["time"]) for m in doc["modes"]] + [("all modes", doc["time"]["total"])]
     assert [r[0].rstrip(" *") for r in rows[1:]] == [w[0] for w in want]
+    assert [r[0][:-2] for r in rows[1:] if r[0].endswith(" *")] == doc["time"]["start_held"]["modes"]
     for r, (_, t) in zip(rows[1:], want, strict=True):
         assert r[1:5] == [fmt_s(t[k]) for k in ("wall_s", "before_t0_s", "timed_s", "after_s")]
     # 3. Hovering free-run's second task on worker 0 shows its id, worker, times and duration.

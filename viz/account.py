@@ -87,12 +87,9 @@ def time_table(report: RunReport) -> RenderableType:
         return Text("")
     columns, phased = _columns(t), _phased(t)
     table = _table("mode", columns, phased)
-    # A mode that holds the run's start (start-up, load) that the others did not pay again is marked: its wall
-    # is not the mode's alone (a newcomer read free-run's 6.87 s against the others' 0.6 s as the mode's).
-    once = [m for m in t.modes if m.split.once_s > 0]
-    once = once if len(once) < len(t.modes) else []
+    held, held_s = t.start_held()  # marked: their wall holds the run's start
     for m in t.modes:
-        cells, style = _row(m.mode + (" *" if m in once else ""), m.split, columns,
+        cells, style = _row(m.mode + (" *" if m.mode in held else ""), m.split, columns,
                             "bold" if m.mode == report.first else "")
         table.add_row(*cells, style=style)
     whole = t.split()
@@ -104,8 +101,7 @@ def time_table(report: RunReport) -> RenderableType:
         notes["warmup"] = "one per mode run"
     after = {"other_after": "the workers ending, the folder closed"} if t.whole else {}
     marked = (f"* wall and before t0 include the run's start-up, workers starting and load "
-              f"({fmt_s(sum(m.split.once_s for m in once))}), which the other modes did not pay again; "
-              if once else "")
+              f"({fmt_s(held_s)}), which the other modes did not pay again; " if held else "")
     lines = Text.assemble(
         (marked, "dim"),
         ("the shares are of the timed part (t0 to the makespan); ", "dim"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from bench.analysis.account import AFTER, BEFORE, ONCE, TIMED, TimeAccount, TimeSplit
+from bench.analysis.account import AFTER, BEFORE, TIMED, TimeAccount, TimeSplit
 from bench.analysis.faults import runs_agreement
 from bench.analysis.quality import Quality
 from bench.analysis.report import RunReport, n_workers
@@ -131,8 +131,9 @@ def mode_time_json(t: TimeAccount, mode: str) -> dict[str, Any] | None:
 
 def time_json(t: TimeAccount) -> dict[str, Any]:
     """Where the run's wall clock went: in all, and per worker over every mode run."""
+    held, held_s = t.start_held()
     return {"wall_s": t.wall_s, "command_s": t.command_s, "whole": t.whole,
-            "parts": {"before_t0": list(BEFORE), "timed": list(TIMED), "after": list(AFTER),
-                      "once": list(ONCE)},
+            "start_held": {"modes": held, "seconds": held_s},
+            "parts": {"before_t0": list(BEFORE), "timed": list(TIMED), "after": list(AFTER)},
             "words": PART_WORDS, "total": split_json(t.split()),
             "workers": {str(w): split_json(s, shares=False) for w, s in t.workers.items()}}

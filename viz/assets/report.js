@@ -651,10 +651,7 @@ class Utilisation {
 function timeTable(R, root) {  // the terminal's "where the time went" table, from --json's time
   const T = R.time, rows = R.modes.filter((m) => m.time).map((m) => [m.mode, m.time]);
   if (!T || !rows.length) return;
-  // A mode whose wall holds the run's start-up and load that the others did not pay again is marked (*).
-  const held = rows.filter(([, s]) => T.parts.once.some((k) => s.seconds[k] > 0));
-  const marked = held.length < rows.length ? held.map(([m]) => m) : [];
-  const once = held.reduce((a, [, s]) => a + T.parts.once.reduce((b, k) => b + s.seconds[k], 0), 0);
+  const marked = T.start_held.modes, once = T.start_held.seconds;  // their wall holds the run's start (*)
   if (rows.length > 1) rows.push(["all modes", T.total]);
   const shown = T.parts.timed.filter((k) => rows.some(([, s]) => s.timed_shares[k] >= 0.0005));
   const table = el("table", { cls: "cmp", id: "time-table" });
