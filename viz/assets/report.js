@@ -665,7 +665,7 @@ function timeTable(R, root) {  // the terminal's "where the time went" table, fr
   const said = (keys) => keys.filter((k) => T.total.seconds[k] > 0).map((k) => `${T.words[k]} ${fmtS(T.total.seconds[k])}`).join(" · ") || "none";
   const what = T.whole && T.command_s !== null ? `${fmtS(T.command_s)} from the command's start to the run folder's close` : `${fmtS(T.wall_s)} that the mode runs' records cover`;
   root.append(el("div", { cls: "panel-title", text: `The wall clock: ${what} (mean per worker)` }), table,
-    el("p", { cls: "dim", text: `The shares are of the timed part (t0 to the makespan). Before t0: ${said(T.parts.before_t0)}; after the last task: ${said(T.parts.after)}. ` + (marked.length ? ` * wall and before t0 include the run's start-up, workers starting and load (${fmtS(once)}), which the other modes did not pay again.` : "") }));
+    el("p", { cls: "dim", text: `The shares are of the timed part (t0 to the makespan). Before t0: ${said(T.parts.before_t0)}; after the last task: ${said(T.parts.after)}. ` + (marked.length ? `* wall and before t0 include the run's start-up, workers starting and load (${fmtS(once)}), which the other modes did not pay again.` : "") }));
 }
 function chartFrame(canvas, cssW, cssH, pad) {
   const { ctx } = canvas2d(canvas, cssW, cssH);
